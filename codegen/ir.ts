@@ -1,0 +1,217 @@
+// The IR every ccekit kernel is made of. The DSL builds it, the verifier checks it, the passes and the one
+// lowering (lower.ts) rewrite it, and the target emitters print the lowered form.
+//
+// Execution model ("row-tiled kernels"): a kernel runs as a grid of programs; each program owns
+// `schedule.rows` consecutive rows of the row dimension. Every value has a *scope*:
+//   uniform — the same for the whole program (parameters, loop counters, constants);
+//   row     — one value per row slot of the program (a row index, a target id, a logit);
+//   vec     — one value per row slot and per element d of the vector dimension (an embedding row).
+// Control flow is uniform (loop bounds are uniform); per-row and per-element decisions are masks and
+// selects, so the same program maps to SIMT targets (CUDA, WGSL: lanes of a row slot share the vector)
+// and to tile targets (Triton: a row is a [BLOCK_R] tensor, a vec a [BLOCK_R, BLOCK_D] tensor).
+
+export type StorageDType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32';
+export type ValueType = 'f32' | 'i32' | 'u32' | 'bool';
+export type Scope = 'uniform' | 'row' | 'vec';
+
+export const SCOPE_RANK: Record<Scope, number> = { uniform: 0, row: 1, vec: 2 };
+export function widerScope(a: Scope, b: Scope): Scope {
+  return SCOPE_RANK[a] >= SCOPE_RANK[b] ? a : b;
+}
+
+/** Register type a storage dtype loads into: half and bfloat widen to f32 (accumulate in fp32). */
+export function valueTypeOf(d: StorageDType): Exclude<ValueType, 'bool'> {
+  return d === 'f16' || d === 'bf16' || d === 'f32' ? 'f32' : d;
+}
+export function bytesOf(d: StorageDType): number {
+  return d === 'f16' || d === 'bf16' ? 2 : 4;
+}
+
+export type BinFn =
+  | 'add' | 'sub' | 'mul' | 'div' | 'min' | 'max' | 'pow'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
+  | 'and' | 'or' | 'bitand' | 'bitor' | 'bitxor' | 'shl' | 'shr' | 'mod';
+export type UnFn = 'neg' | 'exp' | 'log' | 'tanh' | 'sqrt' | 'abs' | 'not' | 'log1p' | 'sigmoid';
+
+export const COMPARE_FNS: ReadonlySet<BinFn> = new Set(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+export const LOGIC_FNS: ReadonlySet<BinFn> = new Set(['and', 'or']);
+export const INT_FNS: ReadonlySet<BinFn> = new Set(['bitand', 'bitor', 'bitxor', 'shl', 'shr', 'mod']);
+export const FLOAT_UN: ReadonlySet<UnFn> = new Set(['exp', 'log', 'tanh', 'sqrt', 'log1p', 'sigmoid']);
+
+interface Typed {
+  t: ValueType;
+  s: Scope;
+}
+export type Expr = Typed &
+  (
+    | { op: 'const'; v: number }
+    | { op: 'param'; name: string }
+    | { op: 'ref'; name: string }
+    | { op: 'row' } // global row index of this row slot (i32)
+    | { op: 'rowValid' } // row < rows dimension (bool)
+    | { op: 'd' } // element index along the vector dimension (i32, vec scope)
+    | { op: 'bin'; fn: BinFn; a: Expr; b: Expr }
+    | { op: 'un'; fn: UnFn; a: Expr }
+    | { op: 'select'; c: Expr; a: Expr; b: Expr }
+    | { op: 'cast'; a: Expr }
+    | { op: 'load'; tensor: string; index: Expr; mask?: Expr }
+    | { op: 'reduce'; fn: 'sum' | 'max'; a: Expr } // vec -> row, over d < vector length
+  );
+
+export type Stmt =
+  | { k: 'let'; name: string; value: Expr }
+  | { k: 'var'; name: string; t: ValueType; s: Scope; init: Expr }
+  | { k: 'assign'; name: string; value: Expr }
+  | { k: 'store'; tensor: string; index: Expr; value: Expr; mask?: Expr }
+  | { k: 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr }
+  | { k: 'for'; v: string; start: Expr; end: Expr; step: number; unroll: boolean; body: Stmt[] }
+  | { k: 'comment'; text: string };
+
+export type Access = 'read' | 'write' | 'atomic';
+export interface TensorParam {
+  kind: 'tensor';
+  name: string;
+  dtype: StorageDType;
+  shape: readonly string[];
+  access: Access;
+  doc?: string;
+}
+export interface ScalarParam {
+  kind: 'scalar';
+  name: string;
+  type: 'f32' | 'i32' | 'u32';
+  doc?: string;
+}
+export type Param = TensorParam | ScalarParam;
+
+export interface Kernel {
+  name: string;
+  doc: string;
+  /** Symbolic sizes; each is an i32 uniform parameter at run time (shapes never enter the pipeline key). */
+  dims: readonly string[];
+  /** The dimension whose entries are distributed over programs (rows). */
+  rowDim: string;
+  /** The dimension vec-scope values run along. */
+  vecDim: string;
+  params: readonly Param[];
+  body: Stmt[];
+}
+
+export function tensorParam(k: Kernel, name: string): TensorParam | undefined {
+  const p = k.params.find((q) => q.name === name);
+  return p && p.kind === 'tensor' ? p : undefined;
+}
+
+/** Visit every expression (pre-order) in a statement list. */
+export function forEachExpr(body: readonly Stmt[], fn: (e: Expr, s: Stmt) => void): void {
+  const visit = (e: Expr, s: Stmt): void => {
+    fn(e, s);
+    for (const c of children(e)) visit(c, s);
+  };
+  for (const s of body) {
+    for (const e of stmtExprs(s)) visit(e, s);
+    if (s.k === 'for') forEachExpr(s.body, fn);
+  }
+}
+
+export function children(e: Expr): Expr[] {
+  switch (e.op) {
+    case 'bin':
+      return [e.a, e.b];
+    case 'un':
+    case 'cast':
+    case 'reduce':
+      return [e.a];
+    case 'select':
+      return [e.c, e.a, e.b];
+    case 'load':
+      return e.mask ? [e.index, e.mask] : [e.index];
+    default:
+      return [];
+  }
+}
+
+export function stmtExprs(s: Stmt): Expr[] {
+  switch (s.k) {
+    case 'let':
+    case 'assign':
+      return [s.value];
+    case 'var':
+      return [s.init];
+    case 'store':
+    case 'atomicAdd':
+      return s.mask ? [s.index, s.value, s.mask] : [s.index, s.value];
+    case 'for':
+      return [s.start, s.end];
+    case 'comment':
+      return [];
+  }
+}
+
+/** Rebuild an expression bottom-up. */
+export function mapExpr(e: Expr, fn: (e: Expr) => Expr): Expr {
+  let out: Expr;
+  switch (e.op) {
+    case 'bin':
+      out = { ...e, a: mapExpr(e.a, fn), b: mapExpr(e.b, fn) };
+      break;
+    case 'un':
+    case 'cast':
+    case 'reduce':
+      out = { ...e, a: mapExpr(e.a, fn) };
+      break;
+    case 'select':
+      out = { ...e, c: mapExpr(e.c, fn), a: mapExpr(e.a, fn), b: mapExpr(e.b, fn) };
+      break;
+    case 'load':
+      out = { ...e, index: mapExpr(e.index, fn), mask: e.mask && mapExpr(e.mask, fn) };
+      break;
+    default:
+      out = e;
+  }
+  return fn(out);
+}
+
+export function mapStmtExprs(s: Stmt, fn: (e: Expr) => Expr): Stmt {
+  const m = (e: Expr) => mapExpr(e, fn);
+  switch (s.k) {
+    case 'let':
+    case 'assign':
+      return { ...s, value: m(s.value) };
+    case 'var':
+      return { ...s, init: m(s.init) };
+    case 'store':
+    case 'atomicAdd':
+      return { ...s, index: m(s.index), value: m(s.value), mask: s.mask && m(s.mask) };
+    case 'for':
+      return { ...s, start: m(s.start), end: m(s.end), body: s.body.map((b) => mapStmtExprs(b, fn)) };
+    case 'comment':
+      return s;
+  }
+}
+
+export function exprToString(e: Expr): string {
+  switch (e.op) {
+    case 'const':
+      return String(e.v);
+    case 'param':
+    case 'ref':
+      return e.name;
+    case 'row':
+    case 'rowValid':
+    case 'd':
+      return e.op;
+    case 'bin':
+      return `${e.fn}(${exprToString(e.a)}, ${exprToString(e.b)})`;
+    case 'un':
+      return `${e.fn}(${exprToString(e.a)})`;
+    case 'select':
+      return `select(${exprToString(e.c)}, ${exprToString(e.a)}, ${exprToString(e.b)})`;
+    case 'cast':
+      return `${e.t}(${exprToString(e.a)})`;
+    case 'load':
+      return `${e.tensor}[${exprToString(e.index)}${e.mask ? ' if ' + exprToString(e.mask) : ''}]`;
+    case 'reduce':
+      return `reduce_${e.fn}(${exprToString(e.a)})`;
+  }
+}

@@ -1,0 +1,307 @@
+// The one lowering shared by every target: IR (after passes) + schedule → lowered program.
+//
+// What it makes explicit:
+//  - vec regions: runs of per-element statements. SIMT targets print a loop over the elements a lane owns
+//    (d = ((chunk·lanes + lane)·vec + v)); the tile target prints them as [BLOCK_R, BLOCK_D] tensor ops.
+//  - reductions: each `reduce` becomes a row partial, an `accum` inside a vec region and a `laneReduce`
+//    (shuffles / workgroup memory / nothing on tile targets). Consecutive independent reductions share one
+//    region and one laneReduce, so their loads are in flight together.
+//  - masked loads: their own statements (WGSL must branch around an out-of-range read).
+//  - storage of vec values: a vec name used outside its region is a per-lane array (SIMT) / tile.
+import { type Expr, type Kernel, type Scope, type Stmt, type ValueType, mapExpr, children } from './ir.js';
+import { runPasses } from './passes.js';
+import { verifyKernel, VerifyError } from './verify.js';
+import { type DeviceCaps, type Schedule, blockD, checkScheduleShape, invocations, perLane } from '../dsl/schedule.js';
+
+export type LStmt =
+  | { k: 'decl'; name: string; t: ValueType; s: Scope; init?: Expr; mut: boolean }
+  | { k: 'assign'; name: string; value: Expr }
+  | { k: 'load'; name: string; t: ValueType; s: Scope; tensor: string; index: Expr; mask: Expr }
+  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr }
+  | { k: 'for'; v: string; start: Expr; end: Expr; step: number; body: LStmt[] }
+  | { k: 'vec'; body: LStmt[] }
+  | { k: 'accum'; fn: 'sum' | 'max'; target: string; value: Expr }
+  | { k: 'laneReduce'; fn: 'sum' | 'max'; targets: string[] }
+  | { k: 'comment'; text: string };
+
+export interface SymbolInfo {
+  t: ValueType;
+  s: Scope;
+  /** vec names: true when stored per lane (array / tile) across statements, false for region temporaries. */
+  array: boolean;
+}
+
+export interface LoweredKernel {
+  kernel: Kernel;
+  schedule: Schedule;
+  body: LStmt[];
+  symbols: Map<string, SymbolInfo>;
+  /** The most values one laneReduce combines (sizes SIMT scratch memory). */
+  maxReduceBatch: number;
+  blockD: number;
+  perLane: number;
+  invocations: number;
+}
+
+export const NEG_BIG = -3.0e38;
+
+let counter = 0;
+const refOf = (name: string, t: ValueType, s: Scope): Expr => ({ op: 'ref', name, t, s });
+
+function refs(e: Expr, out: Set<string>): Set<string> {
+  if (e.op === 'ref') out.add(e.name);
+  for (const c of children(e)) refs(c, out);
+  return out;
+}
+const hasReduce = (e: Expr): boolean => e.op === 'reduce' || children(e).some(hasReduce);
+
+export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): LoweredKernel {
+  checkScheduleShape(schedule);
+  verifyKernel(k0);
+  const k = runPasses(k0);
+  verifyKernel(k);
+  counter = 0;
+  const symbols = new Map<string, SymbolInfo>();
+  let maxReduceBatch = 1;
+  const declare = (name: string, t: ValueType, s: Scope) => symbols.set(name, { t, s, array: s === 'vec' });
+
+  // Masked loads → load statements (named); returns the expression with them replaced by refs.
+  const hoistLoads = (e: Expr, pre: LStmt[]): Expr =>
+    mapExpr(e, (x) => {
+      if (x.op !== 'load' || !x.mask) return x;
+      const name = `${x.tensor.toLowerCase()}_ld${counter++}`;
+      declare(name, x.t, x.s);
+      pre.push({ k: 'load', name, t: x.t, s: x.s, tensor: x.tensor, index: x.index, mask: x.mask });
+      return refOf(name, x.t, x.s);
+    });
+
+  // A statement list where every vec-scope statement is wrapped in its own region (merged later).
+  const wrap = (s: LStmt, scope: Scope): LStmt[] => (scope === 'vec' ? [{ k: 'vec', body: [s] }] : [s]);
+
+  const lowerBlock = (body: readonly Stmt[]): LStmt[] => {
+    const out: LStmt[] = [];
+    // Pending reduction batch: partial declarations, accumulations, and the statements that consume them.
+    let batch: { decls: LStmt[]; accums: LStmt[]; targets: Map<'sum' | 'max', string[]>; after: LStmt[]; defined: Set<string> } | null = null;
+    const flush = () => {
+      if (!batch) return;
+      out.push(...batch.decls, { k: 'vec', body: batch.accums });
+      for (const [fn, targets] of batch.targets) {
+        out.push({ k: 'laneReduce', fn, targets });
+        maxReduceBatch = Math.max(maxReduceBatch, targets.length);
+      }
+      out.push(...batch.after);
+      batch = null;
+    };
+
+    const simple = (s: Stmt, sink: LStmt[]) => {
+      switch (s.k) {
+        case 'comment':
+          sink.push(s);
+          return;
+        case 'let': {
+          const pre: LStmt[] = [];
+          const v = hoistLoads(s.value, pre);
+          declare(s.name, v.t, v.s);
+          for (const p of pre) sink.push(...wrap(p, (p as { s: Scope }).s));
+          sink.push(...wrap({ k: 'decl', name: s.name, t: v.t, s: v.s, init: v, mut: false }, v.s));
+          return;
+        }
+        case 'var': {
+          const pre: LStmt[] = [];
+          const v = hoistLoads(s.init, pre);
+          declare(s.name, s.t, s.s);
+          for (const p of pre) sink.push(...wrap(p, (p as { s: Scope }).s));
+          if (s.s === 'vec') {
+            sink.push({ k: 'decl', name: s.name, t: s.t, s: s.s, mut: true });
+            sink.push({ k: 'vec', body: [{ k: 'assign', name: s.name, value: v }] });
+          } else sink.push({ k: 'decl', name: s.name, t: s.t, s: s.s, init: v, mut: true });
+          return;
+        }
+        case 'assign': {
+          const pre: LStmt[] = [];
+          const v = hoistLoads(s.value, pre);
+          const scope = symbols.get(s.name)!.s;
+          for (const p of pre) sink.push(...wrap(p, (p as { s: Scope }).s));
+          sink.push(...wrap({ k: 'assign', name: s.name, value: v }, scope === 'vec' ? 'vec' : v.s));
+          return;
+        }
+        case 'store':
+        case 'atomicAdd': {
+          const pre: LStmt[] = [];
+          const index = hoistLoads(s.index, pre);
+          const value = hoistLoads(s.value, pre);
+          const mask = s.mask && hoistLoads(s.mask, pre);
+          for (const p of pre) sink.push(...wrap(p, (p as { s: Scope }).s));
+          const scope = [index, value, mask].reduce<Scope>((a, e) => (e && e.s === 'vec' ? 'vec' : e && e.s === 'row' && a === 'uniform' ? 'row' : a), 'uniform');
+          sink.push(...wrap({ k: s.k, tensor: s.tensor, index, value, mask }, scope));
+          return;
+        }
+        case 'for':
+          sink.push({ k: 'for', v: s.v, start: s.start, end: s.end, step: s.step, body: lowerBlock(s.body) });
+          return;
+      }
+    };
+
+    for (const s of body) {
+      const exprs = s.k === 'let' || s.k === 'assign' ? [s.value] : s.k === 'var' ? [s.init] : [];
+      if (!exprs.some(hasReduce)) {
+        flush();
+        simple(s, out);
+        continue;
+      }
+      // Replace each reduce by a partial; its vec operand goes into the batch's accumulation region.
+      const deps = new Set<string>();
+      const accums: LStmt[] = [];
+      const decls: LStmt[] = [];
+      const tgts: [('sum' | 'max'), string][] = [];
+      const rewrite = (e: Expr): Expr =>
+        mapExpr(e, (x) => {
+          if (x.op !== 'reduce') return x;
+          const name = `red${counter++}`;
+          declare(name, 'f32', 'row');
+          const pre: LStmt[] = [];
+          const operand = hoistLoads(x.a, pre);
+          refs(operand, deps);
+          const ident = x.fn === 'sum' ? 0 : NEG_BIG;
+          decls.push({ k: 'decl', name, t: 'f32', s: 'row', init: { op: 'const', t: 'f32', s: 'uniform', v: ident }, mut: true });
+          const dValid: Expr = { op: 'bin', fn: 'lt', t: 'bool', s: 'vec', a: { op: 'd', t: 'i32', s: 'vec' }, b: { op: 'param', name: k.vecDim, t: 'i32', s: 'uniform' } };
+          const masked: Expr = { op: 'select', t: 'f32', s: 'vec', c: dValid, a: operand, b: { op: 'const', t: 'f32', s: 'uniform', v: ident } };
+          accums.push(...pre, { k: 'accum', fn: x.fn, target: name, value: masked });
+          tgts.push([x.fn, name]);
+          return refOf(name, 'f32', 'row');
+        });
+      const rewritten: Stmt = s.k === 'var' ? { ...s, init: rewrite(s.init) } : s.k === 'let' || s.k === 'assign' ? { ...s, value: rewrite(s.value) } : s;
+      const b = batch as typeof batch;
+      if (b && [...deps].some((d) => b.defined.has(d))) flush();
+      if (!batch) batch = { decls: [], accums: [], targets: new Map(), after: [], defined: new Set() };
+      const cur = batch as NonNullable<typeof batch>;
+      cur.decls.push(...decls);
+      cur.accums.push(...accums);
+      for (const [fn, n] of tgts) cur.targets.set(fn, [...(cur.targets.get(fn) ?? []), n]);
+      simple(rewritten, cur.after);
+      if (s.k === 'let' || s.k === 'var' || s.k === 'assign') cur.defined.add(s.name);
+    }
+    flush();
+    return mergeRegions(out);
+  };
+
+  const body = lowerBlock(k.body);
+  markTemporaries(body, symbols);
+  const lk: LoweredKernel = {
+    kernel: k,
+    schedule,
+    body,
+    symbols,
+    maxReduceBatch,
+    blockD: blockD(schedule),
+    perLane: perLane(schedule),
+    invocations: invocations(schedule),
+  };
+  if (caps) checkAgainstCaps(lk, caps);
+  return lk;
+}
+
+/** Merge adjacent vec regions; constant-initialised row declarations between two regions move above them. */
+function mergeRegions(body: LStmt[]): LStmt[] {
+  const out: LStmt[] = [];
+  for (const s of body) {
+    if (s.k !== 'vec') {
+      out.push(s);
+      continue;
+    }
+    // Find the last region, skipping over movable declarations.
+    let i = out.length - 1;
+    while (i >= 0 && out[i].k === 'decl' && (out[i] as { init?: Expr }).init?.op === 'const' && (out[i] as { s: Scope }).s !== 'vec') i--;
+    if (i >= 0 && out[i].k === 'vec') {
+      const moved = out.splice(i + 1);
+      const region = out.pop() as LStmt & { k: 'vec' };
+      out.push(...moved, { k: 'vec', body: [...region.body, ...s.body] });
+    } else out.push(s);
+  }
+  return out;
+}
+
+/** A vec name defined and used inside one region only is a temporary (a scalar per element on SIMT). */
+function markTemporaries(body: LStmt[], symbols: Map<string, SymbolInfo>): void {
+  const seen = new Map<string, Set<number>>();
+  let regions = 0;
+  const walk = (b: LStmt[], region: number) => {
+    for (const s of b) {
+      if (s.k === 'vec') walk(s.body, ++regions);
+      else if (s.k === 'for') walk(s.body, region);
+      else
+        for (const name of stmtNames(s)) {
+          if (symbols.get(name)?.s !== 'vec') continue;
+          if (!seen.has(name)) seen.set(name, new Set());
+          seen.get(name)!.add(region);
+        }
+    }
+  };
+  walk(body, -1);
+  for (const [name, where] of seen) symbols.get(name)!.array = where.size > 1;
+}
+
+/** Names a (non-compound) lowered statement defines or reads. */
+export function stmtNames(s: LStmt): Set<string> {
+  const out = new Set<string>();
+  const add = (e: Expr | undefined) => e && refs(e, out);
+  switch (s.k) {
+    case 'decl':
+      out.add(s.name);
+      add(s.init);
+      break;
+    case 'assign':
+      out.add(s.name);
+      add(s.value);
+      break;
+    case 'load':
+      out.add(s.name);
+      add(s.index);
+      add(s.mask);
+      break;
+    case 'store':
+    case 'atomicAdd':
+      add(s.index);
+      add(s.value);
+      add(s.mask);
+      break;
+    case 'accum':
+      out.add(s.target);
+      add(s.value);
+      break;
+    case 'laneReduce':
+      s.targets.forEach((t) => out.add(t));
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+/** Resource checks of a lowered kernel against a device; errors name the kernel and the resource. */
+export function checkAgainstCaps(lk: LoweredKernel, caps: DeviceCaps): void {
+  const name = lk.kernel.name;
+  const s = lk.schedule;
+  const fail = (op: string, reason: string): never => {
+    throw new VerifyError(name, op, `${reason} (target ${caps.target}, ${caps.name})`);
+  };
+  if (lk.invocations > caps.maxInvocations) fail('schedule', `rows·lanes = ${lk.invocations} invocations exceed the device limit ${caps.maxInvocations}`);
+  if (caps.warpSize && lk.invocations % caps.warpSize !== 0)
+    fail('schedule', `rows·lanes = ${lk.invocations} is not a multiple of the warp size ${caps.warpSize}`);
+  const shared = sharedBytes(lk, caps);
+  if (shared > caps.maxSharedBytes) fail('laneReduce', `needs ${shared} bytes of workgroup memory, the device offers ${caps.maxSharedBytes}`);
+  if (caps.maxRegisters) {
+    const arrays = [...lk.symbols.values()].filter((v) => v.s === 'vec' && v.array).length;
+    const regs = arrays * lk.perLane + 24;
+    if (regs > caps.maxRegisters) fail('schedule', `about ${regs} registers per thread (${arrays} vectors × ${lk.perLane} elements) exceed ${caps.maxRegisters}`);
+  }
+  if (s.lanes > 1 && caps.target === 'cuda' && s.lanes > 32 && s.lanes % 32 !== 0) fail('schedule', 'lanes above 32 must be a multiple of 32');
+}
+
+/** Workgroup / shared memory the SIMT reductions need. */
+export function sharedBytes(lk: LoweredKernel, caps: DeviceCaps): number {
+  const s = lk.schedule;
+  if (s.lanes === 1 || caps.target === 'triton' || caps.target === 'cpu') return 0;
+  if (caps.target === 'cuda') return s.lanes > 32 ? lk.maxReduceBatch * lk.invocations / 32 * 4 : 0;
+  return lk.maxReduceBatch * lk.invocations * 4;
+}

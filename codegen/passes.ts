@@ -1,0 +1,108 @@
+// IR → IR passes that every target gets: unrolling of constant loops and constant folding.
+import { type Expr, type Kernel, type Stmt, mapExpr, mapStmtExprs } from './ir.js';
+
+/** Expand `unroll` loops: the loop variable becomes a constant; names declared inside get a _j suffix. */
+export function unrollLoops(body: readonly Stmt[]): Stmt[] {
+  const out: Stmt[] = [];
+  for (const s of body) {
+    if (s.k !== 'for') {
+      out.push(s);
+      continue;
+    }
+    const inner = unrollLoops(s.body);
+    if (!s.unroll) {
+      out.push({ ...s, body: inner });
+      continue;
+    }
+    if (s.start.op !== 'const' || s.end.op !== 'const') throw new Error(`unroll of ${s.v}: bounds are not constant`);
+    for (let j = s.start.v; j < s.end.v; j += s.step) {
+      const renames = new Map<string, string>();
+      const declared = (st: Stmt) => {
+        if (st.k === 'let' || st.k === 'var') renames.set(st.name, `${st.name}_${j}`);
+        if (st.k === 'for') st.body.forEach(declared);
+      };
+      inner.forEach(declared);
+      const sub = (e: Expr): Expr => {
+        if (e.op !== 'ref') return e;
+        if (e.name === s.v) return { op: 'const', t: 'i32', s: 'uniform', v: j };
+        const r = renames.get(e.name);
+        return r ? { ...e, name: r } : e;
+      };
+      const rename = (st: Stmt): Stmt => {
+        const m = mapStmtExprs(st, sub);
+        if ((m.k === 'let' || m.k === 'var' || m.k === 'assign') && renames.has(m.name)) return { ...m, name: renames.get(m.name)! } as Stmt;
+        if (m.k === 'for') return { ...m, body: m.body.map(rename) };
+        return m;
+      };
+      out.push(...inner.map(rename));
+    }
+  }
+  return out;
+}
+
+const isConst = (e: Expr): e is Expr & { op: 'const' } => e.op === 'const';
+
+function foldBin(fn: string, a: number, b: number, t: string): number | undefined {
+  const i = (x: number) => (t === 'u32' ? x >>> 0 : x | 0);
+  const f = (x: number) => (t === 'f32' ? Math.fround(x) : t === 'bool' ? x : i(x));
+  switch (fn) {
+    case 'add': return f(a + b);
+    case 'sub': return f(a - b);
+    case 'mul': return t === 'f32' ? Math.fround(a * b) : i(Math.imul(a, b));
+    case 'div': return t === 'f32' ? Math.fround(a / b) : b === 0 ? undefined : i(Math.trunc(a / b));
+    case 'min': return Math.min(a, b);
+    case 'max': return Math.max(a, b);
+    case 'eq': return +(a === b);
+    case 'ne': return +(a !== b);
+    case 'lt': return +(a < b);
+    case 'le': return +(a <= b);
+    case 'gt': return +(a > b);
+    case 'ge': return +(a >= b);
+    case 'and': return +(!!a && !!b);
+    case 'or': return +(!!a || !!b);
+    default: return undefined;
+  }
+}
+
+/** Fold constant sub-expressions and simplify boolean identities (mask && true → mask). */
+export function foldExpr(e: Expr): Expr {
+  return mapExpr(e, (x) => {
+    if (x.op === 'bin') {
+      if (isConst(x.a) && isConst(x.b)) {
+        const v = foldBin(x.fn, x.a.v, x.b.v, x.a.t);
+        if (v !== undefined && Number.isFinite(v)) return { op: 'const', t: x.t, s: 'uniform', v };
+      }
+      const id = (c: Expr, other: Expr) => {
+        if (!isConst(c)) return undefined;
+        if (x.fn === 'and') return c.v ? other : c;
+        if (x.fn === 'or') return c.v ? c : other;
+        if (x.fn === 'add' && c.v === 0 && x.t !== 'f32') return other;
+        if (x.fn === 'mul' && c.v === 1) return other;
+        return undefined;
+      };
+      const r = id(x.a, x.b) ?? id(x.b, x.a);
+      if (r && r.s === x.s) return r;
+      if (r && r.op === 'const') return { ...r, s: 'uniform' };
+      if (r) return r;
+    }
+    if (x.op === 'select' && isConst(x.c)) return x.c.v ? x.a : x.b;
+    if (x.op === 'load' && x.mask && isConst(x.mask) && x.mask.v) return { ...x, mask: undefined };
+    if (x.op === 'cast' && isConst(x.a)) {
+      const v = x.t === 'f32' ? Math.fround(x.a.v) : x.t === 'u32' ? x.a.v >>> 0 : Math.trunc(x.a.v) | 0;
+      return { op: 'const', t: x.t, s: 'uniform', v };
+    }
+    return x;
+  });
+}
+
+export function foldConstants(body: readonly Stmt[]): Stmt[] {
+  return body.map((s) => {
+    const m = mapStmtExprs(s, (e) => foldExpr(e));
+    if (m.k === 'for') return { ...m, body: foldConstants(m.body) };
+    return m;
+  });
+}
+
+export function runPasses(k: Kernel): Kernel {
+  return { ...k, body: foldConstants(unrollLoops(k.body)) };
+}

@@ -1,0 +1,191 @@
+// IR verifier: every error names the kernel, the op and the reason.
+import {
+  COMPARE_FNS,
+  type Expr,
+  FLOAT_UN,
+  INT_FNS,
+  type Kernel,
+  LOGIC_FNS,
+  type Scope,
+  type Stmt,
+  type ValueType,
+  SCOPE_RANK,
+  exprToString,
+  valueTypeOf,
+  widerScope,
+} from './ir.js';
+
+export class VerifyError extends Error {
+  constructor(
+    readonly kernel: string,
+    readonly op: string,
+    readonly reason: string,
+  ) {
+    super(`${kernel}: ${op}: ${reason}`);
+  }
+}
+
+interface Sym {
+  t: ValueType;
+  s: Scope;
+  mutable: boolean;
+}
+
+export function verifyKernel(k: Kernel): void {
+  const fail = (op: string, reason: string): never => {
+    throw new VerifyError(k.name, op, reason);
+  };
+  const scalars = new Map<string, ValueType>();
+  const tensors = new Map<string, (typeof k.params)[number] & { kind: 'tensor' }>();
+  for (const d of k.dims) scalars.set(d, 'i32');
+  for (const p of k.params) {
+    if (p.kind === 'scalar') scalars.set(p.name, p.type);
+    else {
+      for (const d of p.shape) if (!k.dims.includes(d)) fail(`tensor ${p.name}`, `shape uses undeclared dimension '${d}'`);
+      tensors.set(p.name, p);
+    }
+  }
+  if (!k.dims.includes(k.rowDim)) fail('kernel', `row dimension '${k.rowDim}' is not declared`);
+
+  const checkExpr = (e: Expr, env: Map<string, Sym>, where: string): void => {
+    const here = `${where} (${exprToString(e).slice(0, 80)})`;
+    switch (e.op) {
+      case 'const':
+        if (!Number.isFinite(e.v)) fail(here, `constant ${e.v} is not finite`);
+        if (e.s !== 'uniform') fail(here, 'constants are uniform');
+        return;
+      case 'param': {
+        const t = scalars.get(e.name);
+        if (!t) fail(here, `unknown parameter '${e.name}'`);
+        if (t !== e.t) fail(here, `parameter '${e.name}' is ${t}, used as ${e.t}`);
+        return;
+      }
+      case 'ref': {
+        const v = env.get(e.name);
+        if (!v) fail(here, `'${e.name}' is used before it is declared`);
+        if (v!.t !== e.t || v!.s !== e.s) fail(here, `'${e.name}' is ${v!.s} ${v!.t}, used as ${e.s} ${e.t}`);
+        return;
+      }
+      case 'row':
+      case 'd':
+        if (e.t !== 'i32') fail(here, `${e.op} is i32`);
+        return;
+      case 'rowValid':
+        return;
+      case 'bin': {
+        checkExpr(e.a, env, where);
+        checkExpr(e.b, env, where);
+        if (e.a.t !== e.b.t) fail(here, `${e.fn}: operand types differ (${e.a.t} vs ${e.b.t})`);
+        if (LOGIC_FNS.has(e.fn) && e.a.t !== 'bool') fail(here, `${e.fn} needs bool operands, got ${e.a.t}`);
+        if (!LOGIC_FNS.has(e.fn) && e.a.t === 'bool' && e.fn !== 'eq' && e.fn !== 'ne') fail(here, `${e.fn} is not defined on bool`);
+        if (INT_FNS.has(e.fn) && e.a.t === 'f32') fail(here, `${e.fn} needs integer operands, got f32`);
+        const t = COMPARE_FNS.has(e.fn) || LOGIC_FNS.has(e.fn) ? 'bool' : e.a.t;
+        if (e.t !== t) fail(here, `${e.fn} yields ${t}, annotated ${e.t}`);
+        if (e.s !== widerScope(e.a.s, e.b.s)) fail(here, 'scope annotation is wrong');
+        return;
+      }
+      case 'un':
+        checkExpr(e.a, env, where);
+        if (FLOAT_UN.has(e.fn) && e.a.t !== 'f32') fail(here, `${e.fn} needs an f32 operand, got ${e.a.t}`);
+        if (e.fn === 'not' && e.a.t !== 'bool') fail(here, `not needs a bool operand`);
+        return;
+      case 'select':
+        checkExpr(e.c, env, where);
+        checkExpr(e.a, env, where);
+        checkExpr(e.b, env, where);
+        if (e.c.t !== 'bool') fail(here, `select condition is ${e.c.t}, not bool`);
+        if (e.a.t !== e.b.t || e.t !== e.a.t) fail(here, `select branches differ (${e.a.t} vs ${e.b.t})`);
+        return;
+      case 'cast':
+        checkExpr(e.a, env, where);
+        if (e.t === 'bool') fail(here, 'cast to bool; compare instead');
+        return;
+      case 'load': {
+        const p = tensors.get(e.tensor);
+        if (!p) fail(here, `unknown tensor '${e.tensor}'`);
+        if (p!.access !== 'read') fail(here, `load from '${e.tensor}', which is ${p!.access === 'write' ? 'an output' : 'an accumulator'}`);
+        if (e.t !== valueTypeOf(p!.dtype)) fail(here, `load from ${p!.dtype} tensor '${e.tensor}' typed ${e.t}`);
+        checkExpr(e.index, env, where);
+        if (e.index.t !== 'i32') fail(here, `index into '${e.tensor}' is ${e.index.t}, not i32`);
+        if (e.mask) {
+          checkExpr(e.mask, env, where);
+          if (e.mask.t !== 'bool') fail(here, `mask is ${e.mask.t}, not bool`);
+        }
+        return;
+      }
+      case 'reduce':
+        checkExpr(e.a, env, where);
+        if (e.a.s !== 'vec') fail(here, `reduce_${e.fn} needs a vec operand, got ${e.a.s}`);
+        if (e.a.t !== 'f32' || e.t !== 'f32') fail(here, `reduce_${e.fn} works on f32`);
+        if (e.s !== 'row') fail(here, 'a reduction yields a row value');
+        return;
+    }
+  };
+
+  const checkAccess = (s: Stmt & { tensor: string; index: Expr; value: Expr; mask?: Expr }, env: Map<string, Sym>, where: string) => {
+    const p = tensors.get(s.tensor);
+    if (!p) fail(where, `unknown tensor '${s.tensor}'`);
+    const want = s.k === 'store' ? 'write' : 'atomic';
+    if (p!.access !== want) fail(where, `'${s.tensor}' is not ${want === 'write' ? 'an output' : 'an accumulator'}`);
+    checkExpr(s.index, env, where);
+    checkExpr(s.value, env, where);
+    if (s.index.t !== 'i32') fail(where, `index into '${s.tensor}' is ${s.index.t}, not i32`);
+    if (s.value.t !== valueTypeOf(p!.dtype)) fail(where, `${s.value.t} value into ${p!.dtype} tensor '${s.tensor}'`);
+    if (s.k === 'atomicAdd' && s.value.t !== 'f32') fail(where, 'atomicAdd takes f32 values');
+    if (s.mask) {
+      checkExpr(s.mask, env, where);
+      if (s.mask.t !== 'bool') fail(where, `mask is ${s.mask.t}, not bool`);
+    }
+    if (s.k === 'store' && p!.dtype !== 'f32' && p!.dtype !== 'i32' && p!.dtype !== 'u32')
+      fail(where, `store into ${p!.dtype} tensor '${s.tensor}': outputs are f32/i32/u32 (packed 16-bit stores race between lanes)`);
+  };
+
+  const walk = (body: readonly Stmt[], env: Map<string, Sym>): void => {
+    for (const s of body) {
+      switch (s.k) {
+        case 'let':
+          checkExpr(s.value, env, `let ${s.name}`);
+          if (env.has(s.name) || scalars.has(s.name)) fail(`let ${s.name}`, 'name already declared');
+          env.set(s.name, { t: s.value.t, s: s.value.s, mutable: false });
+          break;
+        case 'var':
+          checkExpr(s.init, env, `var ${s.name}`);
+          if (env.has(s.name) || scalars.has(s.name)) fail(`var ${s.name}`, 'name already declared');
+          if (s.init.t !== s.t) fail(`var ${s.name}`, `initial value is ${s.init.t}, variable is ${s.t}`);
+          if (SCOPE_RANK[s.init.s] > SCOPE_RANK[s.s]) fail(`var ${s.name}`, `a ${s.init.s} initial value in a ${s.s} variable`);
+          env.set(s.name, { t: s.t, s: s.s, mutable: true });
+          break;
+        case 'assign': {
+          const v = env.get(s.name);
+          if (!v) fail(`assign ${s.name}`, 'assignment to an undeclared variable');
+          if (!v!.mutable) fail(`assign ${s.name}`, 'assignment to a let (immutable)');
+          checkExpr(s.value, env, `assign ${s.name}`);
+          if (s.value.t !== v!.t) fail(`assign ${s.name}`, `${s.value.t} value into ${v!.t} variable`);
+          if (SCOPE_RANK[s.value.s] > SCOPE_RANK[v!.s]) fail(`assign ${s.name}`, `a ${s.value.s} value into a ${v!.s} variable`);
+          break;
+        }
+        case 'store':
+        case 'atomicAdd':
+          checkAccess(s, env, `${s.k} ${s.tensor}`);
+          break;
+        case 'for': {
+          const where = `for ${s.v}`;
+          checkExpr(s.start, env, where);
+          checkExpr(s.end, env, where);
+          if (s.start.s !== 'uniform' || s.end.s !== 'uniform') fail(where, 'loop bounds must be uniform (control flow is uniform)');
+          if (s.start.t !== 'i32' || s.end.t !== 'i32') fail(where, 'loop bounds must be i32');
+          if (!Number.isInteger(s.step) || s.step <= 0) fail(where, `step ${s.step} must be a positive integer`);
+          if (s.unroll && (s.start.op !== 'const' || s.end.op !== 'const')) fail(where, 'an unrolled loop needs constant bounds');
+          if (env.has(s.v)) fail(where, 'loop variable shadows a name');
+          const inner = new Map(env);
+          inner.set(s.v, { t: 'i32', s: 'uniform', mutable: false });
+          walk(s.body, inner);
+          break;
+        }
+        case 'comment':
+          break;
+      }
+    }
+  };
+  walk(k.body, new Map());
+}

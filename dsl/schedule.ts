@@ -1,0 +1,88 @@
+// The schedule: how a kernel's rows and vector elements map onto programs, lanes and registers. It is a
+// plain serializable object, separate from the algorithm, checked against a device capability record.
+
+export type Pow2 = 1 | 2 | 4 | 8 | 16 | 32 | 64 | 128 | 256;
+export type VecWidth = 1 | 2 | 4 | 8;
+export type Target = 'cpu' | 'wgsl' | 'cuda' | 'triton';
+
+export interface Schedule {
+  /** Row slots per program (CTA / workgroup / Triton program). */
+  rows: Pow2;
+  /** Lanes (threads) that share one row's vector; cross-lane reductions combine them. */
+  lanes: Pow2;
+  /** Consecutive vector elements each lane owns per chunk. */
+  vec: VecWidth;
+  /** Register chunks per lane: a vector holds lanes·vec·dChunks elements (BLOCK_D ≥ D). */
+  dChunks: Pow2;
+  /** Samples (candidate items) gathered per loop step; their loads are independent. */
+  samplesPerStep: 1 | 2 | 4 | 8 | 16;
+  /** Software-pipelining depth (Triton's num_stages); SIMT emitters do not pipeline yet. */
+  stages: 1 | 2 | 3 | 4 | 5;
+}
+
+/** What a device offers; read from the adapter / driver where possible. */
+export interface DeviceCaps {
+  target: Target;
+  name: string;
+  maxInvocations: number;
+  maxSharedBytes: number;
+  /** Registers a thread may use before spilling (CUDA: 255). */
+  maxRegisters?: number;
+  /** SIMT width that cross-lane shuffles work within (CUDA warp: 32). */
+  warpSize?: number;
+  maxGridX: number;
+  maxStorageBindingBytes?: number;
+  shaderF16: boolean;
+}
+
+export const CAPS: Record<Target, DeviceCaps> = {
+  cpu: { target: 'cpu', name: 'cpu-float64', maxInvocations: 1 << 16, maxSharedBytes: 1 << 30, maxGridX: 2 ** 31 - 1, shaderF16: true },
+  // WebGPU defaults (gpuweb spec); the WebGPU runtime replaces them with the adapter's raised limits.
+  wgsl: { target: 'wgsl', name: 'webgpu-default', maxInvocations: 256, maxSharedBytes: 16384, maxGridX: 65535, maxStorageBindingBytes: 134217728, shaderF16: false },
+  // Hopper (sm_90): 1024 threads, 227 KiB shared memory per block after opt-in (48 KiB static).
+  cuda: { target: 'cuda', name: 'sm_90a', maxInvocations: 1024, maxSharedBytes: 48 * 1024, maxRegisters: 255, warpSize: 32, maxGridX: 2 ** 31 - 1, shaderF16: true },
+  triton: { target: 'triton', name: 'triton', maxInvocations: 1024, maxSharedBytes: 227 * 1024, maxGridX: 2 ** 31 - 1, shaderF16: true },
+};
+
+export const DEFAULT_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 8, samplesPerStep: 4, stages: 2 };
+
+export const blockD = (s: Schedule): number => s.lanes * s.vec * s.dChunks;
+export const perLane = (s: Schedule): number => s.vec * s.dChunks;
+export const invocations = (s: Schedule): number => s.rows * s.lanes;
+/** Warps per program on CUDA (Triton's num_warps). */
+export const warps = (s: Schedule): number => Math.max(1, Math.ceil(invocations(s) / 32));
+
+/** Smallest schedule change that fits a vector of length D: grow dChunks. */
+export function fitD(s: Schedule, D: number): Schedule {
+  let dChunks = s.dChunks as number;
+  while (s.lanes * s.vec * dChunks < D) dChunks *= 2;
+  if (dChunks > 256) throw new Error(`D=${D} needs more than 256 register chunks per lane; raise lanes or vec`);
+  return { ...s, dChunks: dChunks as Pow2 };
+}
+
+const POW2 = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+export const SCHEDULE_SPACE = {
+  rows: POW2,
+  lanes: POW2,
+  vec: [1, 2, 4, 8],
+  dChunks: POW2,
+  samplesPerStep: [1, 2, 4, 8, 16],
+  stages: [1, 2, 3, 4, 5],
+} as const;
+
+export class ScheduleError extends Error {}
+
+/** Shape checks of a schedule alone (not against a device); throws ScheduleError naming the field. */
+export function checkScheduleShape(s: Schedule): void {
+  for (const [field, allowed] of Object.entries(SCHEDULE_SPACE)) {
+    const v = (s as unknown as Record<string, number>)[field];
+    if (!(allowed as readonly number[]).includes(v))
+      throw new ScheduleError(`schedule.${field} = ${v} is not one of ${allowed.join(', ')}`);
+  }
+}
+
+export function parseSchedule(json: string): Schedule {
+  const o = JSON.parse(json) as Schedule;
+  checkScheduleShape(o);
+  return o;
+}

@@ -1,0 +1,187 @@
+/**
+ * The CCE- problem description shared by the reference, the generator and the
+ * runtimes, plus input validation.
+ */
+import { isFloatDType, type FloatDType } from './numeric.js';
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+export interface CceProblem {
+  mode: 'sampled' | 'full';
+  N: number;
+  D: number;
+  V: number;
+  /** Negatives per row; 0 in full mode. */
+  K: number;
+  dtype: FloatDType;
+  /** N*D hidden states, row-major. */
+  E: Float32Array | Uint16Array;
+  /** V*D item embeddings (classifier), row-major. */
+  C: Float32Array | Uint16Array;
+  /** N target item ids (or ignoreIndex). */
+  targets: Int32Array;
+  /** N*K negative item ids, sampled mode. */
+  negatives?: Int32Array;
+  /** V sampling probabilities q(v) (popularity sampling); absent = uniform q = 1/(V-1). */
+  itemProbs?: Float64Array;
+  ignoreIndex: number;
+  reduction: Reduction;
+}
+
+/** Error for an invalid argument; `message` always starts with `argument`. */
+export class CceInputError extends Error {
+  readonly argument: string;
+  constructor(argument: string, message: string) {
+    super(message.startsWith(argument) ? message : `${argument}: ${message}`);
+    this.name = 'CceInputError';
+    this.argument = argument;
+  }
+}
+
+/** Largest element offset a kernel may index with a signed 32-bit integer. */
+export const MAX_I32_OFFSET = 2 ** 31 - 1;
+
+const REDUCTIONS: readonly string[] = ['mean', 'sum', 'none'];
+
+function fail(argument: string, detail: string): never {
+  throw new CceInputError(argument, `${argument}: ${detail}`);
+}
+
+function checkPositiveInt(name: string, x: unknown, min: number): void {
+  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min) {
+    fail(name, `must be an integer >= ${min}, got ${String(x)}`);
+  }
+}
+
+function checkStorage(name: string, data: unknown, dtype: FloatDType, length: number, shape: string): void {
+  const wantF32 = dtype === 'f32';
+  const ok = wantF32 ? data instanceof Float32Array : data instanceof Uint16Array;
+  if (!ok) {
+    const want = wantF32 ? 'Float32Array' : 'Uint16Array (bit patterns)';
+    fail(name, `dtype ${dtype} needs a ${want}, got ${describe(data)}`);
+  }
+  const arr = data as Float32Array | Uint16Array;
+  if (arr.length !== length) fail(name, `length ${arr.length} does not match ${shape} = ${length}`);
+}
+
+function describe(x: unknown): string {
+  if (x === undefined || x === null) return String(x);
+  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object';
+  return typeof x;
+}
+
+/** Position [row, col] of flat index k in a row-major matrix with `cols` columns. */
+function at(k: number, cols: number): string {
+  return `[${Math.floor(k / cols)}, ${k % cols}]`;
+}
+
+function checkFinite(name: string, data: Float32Array | Uint16Array, dtype: FloatDType, cols: number): void {
+  if (dtype === 'f32') {
+    for (let k = 0; k < data.length; k++) {
+      const v = data[k]!;
+      if (!Number.isFinite(v)) fail(name, `non-finite value ${v} at ${at(k, cols)}`);
+    }
+    return;
+  }
+  // Exponent all ones = inf or nan in both 16-bit formats.
+  const expMask = dtype === 'f16' ? 0x7c00 : 0x7f80;
+  const mantMask = dtype === 'f16' ? 0x03ff : 0x007f;
+  for (let k = 0; k < data.length; k++) {
+    const b = data[k]!;
+    if ((b & expMask) === expMask) {
+      const what = (b & mantMask) !== 0 ? 'NaN' : b & 0x8000 ? '-Infinity' : 'Infinity';
+      fail(name, `non-finite value ${what} (bits 0x${b.toString(16).padStart(4, '0')}) at ${at(k, cols)}`);
+    }
+  }
+}
+
+/** Throws CceInputError naming the first invalid argument. */
+export function validateProblem(p: CceProblem): void {
+  if (p === null || typeof p !== 'object') throw new CceInputError('problem', 'problem: must be an object');
+
+  // ---- scalars (no array is touched before the size checks) ----
+  if (p.mode !== 'sampled' && p.mode !== 'full') fail('mode', `must be 'sampled' or 'full', got ${String(p.mode)}`);
+  if (!isFloatDType(p.dtype)) fail('dtype', `must be one of f32, f16, bf16, got ${String(p.dtype)}`);
+  if (!REDUCTIONS.includes(p.reduction as string)) {
+    fail('reduction', `must be 'mean', 'sum' or 'none', got ${String(p.reduction)}`);
+  }
+  checkPositiveInt('N', p.N, 1);
+  checkPositiveInt('D', p.D, 1);
+  checkPositiveInt('V', p.V, 2);
+  const sampled = p.mode === 'sampled';
+  if (sampled) checkPositiveInt('K', p.K, 1);
+  else checkPositiveInt('K', p.K, 0);
+  if (typeof p.ignoreIndex !== 'number' || !Number.isSafeInteger(p.ignoreIndex)) {
+    fail('ignoreIndex', `must be an integer, got ${String(p.ignoreIndex)}`);
+  }
+
+  const { N, D, V, K } = p;
+  if (N * D > MAX_I32_OFFSET) fail('E', `N*D = ${N * D} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
+  if (V * D > MAX_I32_OFFSET) fail('C', `V*D = ${V * D} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
+  if (sampled && N * K > MAX_I32_OFFSET) {
+    fail('negatives', `N*K = ${N * K} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
+  }
+
+  // ---- array types and lengths ----
+  checkStorage('E', p.E, p.dtype, N * D, `N*D (${N}*${D})`);
+  checkStorage('C', p.C, p.dtype, V * D, `V*D (${V}*${D})`);
+  if (!(p.targets instanceof Int32Array)) fail('targets', `must be an Int32Array, got ${describe(p.targets)}`);
+  if (p.targets.length !== N) fail('targets', `length ${p.targets.length} does not match N = ${N}`);
+  if (sampled) {
+    if (p.negatives === undefined || p.negatives === null) fail('negatives', 'required in sampled mode');
+    if (!(p.negatives instanceof Int32Array)) fail('negatives', `must be an Int32Array, got ${describe(p.negatives)}`);
+    if (p.negatives.length !== N * K) {
+      fail('negatives', `length ${p.negatives.length} does not match N*K (${N}*${K}) = ${N * K}`);
+    }
+  }
+  if (p.itemProbs !== undefined) {
+    if (!(p.itemProbs instanceof Float64Array)) fail('itemProbs', `must be a Float64Array, got ${describe(p.itemProbs)}`);
+    if (p.itemProbs.length !== V) fail('itemProbs', `length ${p.itemProbs.length} does not match V = ${V}`);
+  }
+
+  // ---- values ----
+  for (let i = 0; i < N; i++) {
+    const t = p.targets[i]!;
+    if (t !== p.ignoreIndex && (t < 0 || t >= V)) {
+      fail('targets', `item id ${t} at [${i}] is outside [0, V=${V}) and is not ignoreIndex (${p.ignoreIndex})`);
+    }
+  }
+  if (sampled) {
+    const neg = p.negatives!;
+    for (let k = 0; k < neg.length; k++) {
+      const n = neg[k]!;
+      if (n < 0 || n >= V) fail('negatives', `item id ${n} at ${at(k, K)} is outside [0, V=${V})`);
+    }
+  }
+  checkFinite('E', p.E, p.dtype, D);
+  checkFinite('C', p.C, p.dtype, D);
+  if (p.itemProbs !== undefined) {
+    const q = p.itemProbs;
+    let total = 0;
+    for (let v = 0; v < V; v++) {
+      const x = q[v]!;
+      if (!Number.isFinite(x)) fail('itemProbs', `non-finite value ${x} at [${v}]`);
+      if (x < 0) fail('itemProbs', `negative probability ${x} at [${v}]`);
+      total += x;
+    }
+    if (!(total > 0)) fail('itemProbs', 'all probabilities are zero');
+    if (sampled) {
+      const neg = p.negatives!;
+      for (let k = 0; k < neg.length; k++) {
+        const n = neg[k]!;
+        if (q[n] === 0) fail('negatives', `item id ${n} at ${at(k, K)} has q = 0 in itemProbs, so it cannot have been sampled`);
+      }
+    }
+  }
+}
+
+/** log q(v) for every item v: log(itemProbs[v]) as given, or uniform -log(V-1). */
+export function logQ(p: CceProblem): Float64Array {
+  const out = new Float64Array(p.V);
+  if (p.itemProbs === undefined) {
+    out.fill(-Math.log(p.V - 1));
+  } else {
+    for (let v = 0; v < p.V; v++) out[v] = Math.log(p.itemProbs[v]!);
+  }
+  return out;
+}

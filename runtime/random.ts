@@ -1,0 +1,190 @@
+/**
+ * Seeded pseudo-random numbers and a random CCE- problem generator for tests and
+ * benchmarks. Deterministic for a given seed on every platform.
+ */
+import { encode, type FloatDType } from './numeric.js';
+import type { CceProblem } from './problem.js';
+
+/**
+ * Small seeded generator: a 32-bit Weyl sequence passed through an avalanche
+ * mixer (xor-shift / multiply rounds). Two outputs make one 53-bit double.
+ */
+export class Rng {
+  private state: number;
+  private spare: number | null = null;
+
+  constructor(seed: number) {
+    if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be finite, got ${seed}`);
+    const s = Math.floor(Math.abs(seed));
+    const lo = s >>> 0;
+    const hi = Math.floor(s / 2 ** 32) >>> 0;
+    this.state = (lo ^ Math.imul(hi, 0x27d4eb2f) ^ (seed < 0 ? 0x5bd1e995 : 0)) >>> 0;
+    // Warm up so that nearby seeds diverge immediately.
+    this.nextU32();
+    this.nextU32();
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  nextU32(): number {
+    this.state = (this.state + 0x9e3779b9) >>> 0;
+    let z = this.state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    const a = this.nextU32() >>> 5; // 27 bits
+    const b = this.nextU32() >>> 6; // 26 bits
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+
+  /** Uniform integer in [0, n). */
+  int(n: number): number {
+    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`Rng.int: n must be a positive integer, got ${n}`);
+    return Math.floor(this.next() * n);
+  }
+
+  /** Standard normal (Box-Muller). */
+  normal(): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
+    const u1 = 1 - this.next(); // (0, 1]
+    const u2 = this.next();
+    const r = Math.sqrt(-2 * Math.log(u1));
+    const a = 2 * Math.PI * u2;
+    this.spare = r * Math.sin(a);
+    return r * Math.cos(a);
+  }
+}
+
+export interface GenOptions {
+  N: number;
+  D: number;
+  V: number;
+  K: number;
+  dtype: FloatDType;
+  seed: number;
+  mode?: 'sampled' | 'full';
+  /** Share of rows whose target is ignoreIndex. */
+  ignoreFraction?: number;
+  /** Probability that a negative slot is forced to equal the row's target. */
+  collisionRate?: number;
+  /** Draw negatives from a Zipf-like q and set itemProbs. */
+  popularity?: boolean;
+  /** Standard deviation of the entries of E and C; default 2/sqrt(D). */
+  scale?: number;
+}
+
+export const DEFAULT_IGNORE_INDEX = -100;
+
+/**
+ * Random problem with values rounded to dtype. Uniform negatives are drawn from
+ * the V-1 non-target items (q = 1/(V-1)); popularity negatives are drawn from a
+ * Zipf-like q over all items (a draw equal to the target is a natural collision).
+ * Reduction is 'mean' and ignoreIndex -100; spread the result to change them.
+ */
+export function randomProblem(o: GenOptions): CceProblem {
+  const mode = o.mode ?? 'sampled';
+  const { N, D, V, dtype } = o;
+  const K = mode === 'full' ? 0 : o.K;
+  const ignoreFraction = o.ignoreFraction ?? 0;
+  const collisionRate = o.collisionRate ?? 0;
+  const scale = o.scale ?? 2 / Math.sqrt(D);
+  const ignoreIndex = DEFAULT_IGNORE_INDEX;
+  const rng = new Rng(o.seed);
+
+  const e = new Float64Array(N * D);
+  for (let k = 0; k < e.length; k++) e[k] = rng.normal() * scale;
+  const c = new Float64Array(V * D);
+  for (let k = 0; k < c.length; k++) c[k] = rng.normal() * scale;
+
+  const targets = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    targets[i] = ignoreFraction > 0 && rng.next() < ignoreFraction ? ignoreIndex : rng.int(V);
+  }
+
+  let itemProbs: Float64Array | undefined;
+  let cdf: Float64Array | undefined;
+  if (o.popularity) {
+    // q(v) proportional to 1/(rank+1)^1.1, with ranks assigned by a random permutation.
+    const rank = new Int32Array(V);
+    for (let v = 0; v < V; v++) rank[v] = v;
+    for (let v = V - 1; v > 0; v--) {
+      const j = rng.int(v + 1);
+      const tmp = rank[v]!;
+      rank[v] = rank[j]!;
+      rank[j] = tmp;
+    }
+    itemProbs = new Float64Array(V);
+    let total = 0;
+    for (let v = 0; v < V; v++) {
+      const w = 1 / Math.pow(rank[v]! + 1, 1.1);
+      itemProbs[v] = w;
+      total += w;
+    }
+    cdf = new Float64Array(V);
+    let acc = 0;
+    for (let v = 0; v < V; v++) {
+      itemProbs[v] = itemProbs[v]! / total;
+      acc += itemProbs[v]!;
+      cdf[v] = acc;
+    }
+  }
+
+  let negatives: Int32Array | undefined;
+  if (mode === 'sampled') {
+    negatives = new Int32Array(N * K);
+    for (let i = 0; i < N; i++) {
+      const t = targets[i]!;
+      const valid = t !== ignoreIndex;
+      for (let j = 0; j < K; j++) {
+        let n: number;
+        if (valid && collisionRate > 0 && rng.next() < collisionRate) {
+          n = t;
+        } else if (cdf !== undefined) {
+          n = sampleCdf(cdf, rng.next());
+        } else if (valid) {
+          n = rng.int(V - 1);
+          if (n >= t) n += 1;
+        } else {
+          n = rng.int(V);
+        }
+        negatives[i * K + j] = n;
+      }
+    }
+  }
+
+  const problem: CceProblem = {
+    mode,
+    N,
+    D,
+    V,
+    K,
+    dtype,
+    E: encode(dtype, e),
+    C: encode(dtype, c),
+    targets,
+    ignoreIndex,
+    reduction: 'mean',
+  };
+  if (negatives !== undefined) problem.negatives = negatives;
+  if (itemProbs !== undefined) problem.itemProbs = itemProbs;
+  return problem;
+}
+
+/** Smallest v with u < cdf[v] (last item if rounding leaves u above the total). */
+function sampleCdf(cdf: Float64Array, u: number): number {
+  let lo = 0;
+  let hi = cdf.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (u < cdf[mid]!) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
