@@ -212,7 +212,7 @@ export class OnlineSoftmax {
   update(logits: readonly Val<'f32'>[], masks: readonly Val<'bool'>[]): void {
     const kb = this.kb;
     let cm = this.m.get();
-    logits.forEach((x, j) => (cm = select(masks[j], cm.max(x), cm)));
+    logits.forEach((x, j) => (cm = cm.max(select(masks[j], x, constant('f32', -3.0e38)))));
     const mNew = kb.let('m_new', cm);
     let acc = this.l.get().mul(this.m.get().sub(mNew).exp());
     logits.forEach((x, j) => (acc = acc.add(select(masks[j], x.sub(mNew).exp(), 0))));

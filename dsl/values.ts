@@ -115,6 +115,7 @@ export function un<R extends ValueType>(fn: UnFn, a: Val): Val<R> {
 }
 
 export function select<T extends ValueType>(c: Val<'bool'>, a: Val<T> | number, b: Val<T> | number): Val<T> {
+  if (typeof a === 'number' && typeof b === 'number') return select(c, constant('i32', a), constant('i32', b)) as unknown as Val<T>;
   const av = typeof a === 'number' ? lift(a, b as Val<T>) : a;
   const bv = typeof b === 'number' ? lift(b, av) : b;
   if (av.type !== bv.type) throw new DslError(`select: branch types differ (${av.type} vs ${bv.type})`);

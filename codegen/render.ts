@@ -1,0 +1,123 @@
+// Expression printing shared by every target: the walk, parenthesization, scope broadcasting and the
+// rewrites all targets want (integer powers as products) live here; a Dialect says how each leaf and
+// operator is spelled.
+import type { BinFn, Expr, Scope, TensorParam, UnFn, ValueType } from './ir.js';
+import { SCOPE_RANK } from './ir.js';
+import type { LoweredKernel, SymbolInfo } from './lower.js';
+
+export interface Dialect {
+  constant(v: number, t: ValueType): string;
+  param(name: string, t: ValueType): string;
+  /** A reference; `inRegion` tells whether we print an element of a vec region. */
+  ref(name: string, sym: SymbolInfo | undefined, inRegion: boolean): string;
+  row(): string;
+  rowValid(): string;
+  d(): string;
+  bin(fn: BinFn, a: string, b: string, operandType: ValueType): string;
+  un(fn: UnFn, a: string, t: ValueType): string;
+  select(c: string, a: string, b: string, t: ValueType): string;
+  cast(a: string, from: ValueType, to: ValueType): string;
+  /** Unmasked load of one element. */
+  load(tensor: TensorParam, index: string): string;
+  /** Make a value of scope `from` usable where scope `to` is expected (tile targets broadcast). */
+  lift?(code: string, from: Scope, to: Scope): string;
+}
+
+export function formatFloat(v: number): string {
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toFixed(1);
+  const s = String(v);
+  return s.includes('e') || s.includes('.') ? s : `${s}.0`;
+}
+
+export class ExprPrinter {
+  /** Set while printing the body of a vec region. */
+  inRegion = false;
+  constructor(
+    readonly lk: LoweredKernel,
+    readonly dialect: Dialect,
+  ) {}
+
+  private tensor(name: string): TensorParam {
+    const p = this.lk.kernel.params.find((q) => q.name === name);
+    if (!p || p.kind !== 'tensor') throw new Error(`${this.lk.kernel.name}: unknown tensor ${name}`);
+    return p;
+  }
+  tensorParam(name: string): TensorParam {
+    return this.tensor(name);
+  }
+
+  /** Print `e` for use at scope `want` (defaults to its own scope). */
+  print(e: Expr, want: Scope = e.s): string {
+    const D = this.dialect;
+    const lift = (code: string, from: Scope) => (D.lift && SCOPE_RANK[from] < SCOPE_RANK[want] ? D.lift(code, from, want) : code);
+    switch (e.op) {
+      case 'const':
+        return D.constant(e.v, e.t);
+      case 'param':
+        return D.param(e.name, e.t);
+      case 'ref':
+        return lift(D.ref(e.name, this.lk.symbols.get(e.name), this.inRegion), e.s);
+      case 'row':
+        return lift(D.row(), 'row');
+      case 'rowValid':
+        return lift(D.rowValid(), 'row');
+      case 'd':
+        return D.d();
+      case 'bin': {
+        if (e.fn === 'pow' && e.b.op === 'const' && Number.isInteger(e.b.v) && e.b.v >= 1 && e.b.v <= 4) {
+          const a = this.print(e.a, e.s);
+          return `(${Array(e.b.v).fill(a).join(' * ')})`;
+        }
+        return D.bin(e.fn, this.print(e.a, e.s), this.print(e.b, e.s), e.a.t);
+      }
+      case 'un':
+        return D.un(e.fn, this.print(e.a, e.s), e.t);
+      case 'select':
+        return D.select(this.print(e.c, e.s), this.print(e.a, e.s), this.print(e.b, e.s), e.t);
+      case 'cast':
+        return D.cast(this.print(e.a, e.s), e.a.t, e.t);
+      case 'load':
+        if (e.mask) throw new Error(`${this.lk.kernel.name}: masked load left in an expression (lowering bug)`);
+        return lift(D.load(this.tensor(e.tensor), this.print(e.index, e.s)), e.s);
+      case 'reduce':
+        throw new Error(`${this.lk.kernel.name}: reduce left in an expression (lowering bug)`);
+    }
+  }
+}
+
+/** C-family spelling of binary operators (CUDA, WGSL, JS share it; Triton overrides logic ops). */
+export function cBinary(fn: BinFn, a: string, b: string, fmin: string, fmax: string): string {
+  const ops: Partial<Record<BinFn, string>> = {
+    add: '+', sub: '-', mul: '*', div: '/', eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=',
+    and: '&&', or: '||', bitand: '&', bitor: '|', bitxor: '^', shl: '<<', shr: '>>', mod: '%',
+  };
+  if (fn === 'min') return `${fmin}(${a}, ${b})`;
+  if (fn === 'max') return `${fmax}(${a}, ${b})`;
+  const op = ops[fn];
+  if (!op) throw new Error(`binary ${fn} has no C spelling`);
+  return `(${a} ${op} ${b})`;
+}
+
+/** Lines with indentation. */
+export class Lines {
+  private readonly out: string[] = [];
+  private depth: number;
+  constructor(
+    private readonly unit = '  ',
+    depth = 0,
+  ) {
+    this.depth = depth;
+  }
+  line(s: string): void {
+    for (const l of s.split('\n')) this.out.push(l === '' ? '' : this.unit.repeat(this.depth) + l);
+  }
+  indent(): void {
+    this.depth++;
+  }
+  dedent(): void {
+    this.depth--;
+  }
+  toString(): string {
+    return this.out.join('\n');
+  }
+}

@@ -1,0 +1,110 @@
+// Statement printing for SIMT targets (CUDA C++, WGSL): a program is rows·lanes threads; thread `tid`
+// serves row slot tid / lanes and lane tid % lanes. A vec region is a loop over the elements a lane owns,
+// element j ↔ d = ((j / vec)·lanes + lane)·vec + j % vec. Vec names that live across regions are
+// per-thread arrays; the rest are scalars inside the loop. Target files give the spelling (SimtSyntax).
+import type { ValueType } from './ir.js';
+import type { LStmt, LoweredKernel } from './lower.js';
+import { NEG_BIG } from './lower.js';
+import { type Dialect, ExprPrinter, Lines } from './render.js';
+
+export interface SimtSyntax extends Dialect {
+  declare(name: string, t: ValueType, init: string | undefined, mutable: boolean): string;
+  declareArray(name: string, t: ValueType, n: number): string;
+  forOpen(v: string, start: string, end: string, step: number, unrolled: boolean): string;
+  ifOpen(cond: string): string;
+  store(tensor: string, index: string, value: string): string;
+  atomicAdd(tensor: string, index: string, value: string): string;
+  /** Cross-lane reduction of row partials (all lanes end with the result). */
+  laneReduce(fn: 'sum' | 'max', targets: string[], lk: LoweredKernel, out: Lines): void;
+  /** The element index expression for element j of this lane. */
+  elementIndex(j: string, lk: LoweredKernel): string;
+  /** Zero of a type. */
+  zero(t: ValueType): string;
+  statementEnd: string;
+}
+
+export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number): string {
+  const out = new Lines('  ', depth);
+  // A vec array read inside a region is this lane's element j.
+  const ep = new ExprPrinter(lk, { ...syn, ref: (n, info, inRegion) => (info?.s === 'vec' && info.array && inRegion ? `${n}[j]` : syn.ref(n, info, inRegion)) });
+  const sym = (n: string) => lk.symbols.get(n)!;
+  const isArray = (n: string) => sym(n).s === 'vec' && sym(n).array;
+  const lhs = (n: string) => (ep.inRegion && isArray(n) ? `${n}[j]` : n);
+  const end = syn.statementEnd;
+
+  const emit = (s: LStmt): void => {
+    switch (s.k) {
+      case 'comment':
+        out.line(`// ${s.text}`);
+        return;
+      case 'decl': {
+        if (s.s === 'vec' && isArray(s.name)) {
+          if (!ep.inRegion) out.line(syn.declareArray(s.name, s.t, lk.perLane));
+          else out.line(`${lhs(s.name)} = ${ep.print(s.init!)}${end}`);
+          return;
+        }
+        out.line(syn.declare(s.name, s.t, s.init && ep.print(s.init), s.mut));
+        return;
+      }
+      case 'assign':
+        out.line(`${lhs(s.name)} = ${ep.print(s.value)}${end}`);
+        return;
+      case 'load': {
+        const p = ep.tensorParam(s.tensor);
+        const target = isArray(s.name) && ep.inRegion ? lhs(s.name) : undefined;
+        if (!target) out.line(syn.declare(s.name, s.t, syn.zero(s.t), true));
+        out.line(syn.ifOpen(ep.print(s.mask)));
+        out.line(`  ${target ?? s.name} = ${syn.load(p, ep.print(s.index))}${end}`);
+        if (target) {
+          out.line('} else {');
+          out.line(`  ${target} = ${syn.zero(s.t)}${end}`);
+        }
+        out.line('}');
+        return;
+      }
+      case 'store':
+      case 'atomicAdd': {
+        const text = (s.k === 'store' ? syn.store : syn.atomicAdd).call(syn, s.tensor, ep.print(s.index), ep.print(s.value));
+        if (s.mask) {
+          out.line(syn.ifOpen(ep.print(s.mask)));
+          out.line(`  ${text}`);
+          out.line('}');
+        } else out.line(text);
+        return;
+      }
+      case 'for':
+        out.line(syn.forOpen(s.v, ep.print(s.start), ep.print(s.end), s.step, false));
+        out.indent();
+        s.body.forEach(emit);
+        out.dedent();
+        out.line('}');
+        return;
+      case 'vec': {
+        // Arrays first defined inside this region are declared before its loop.
+        for (const b of s.body) if ((b.k === 'decl' || b.k === 'load') && isArray(b.name)) out.line(syn.declareArray(b.name, b.t, lk.perLane));
+        out.line(syn.forOpen('j', '0', String(lk.perLane), 1, true));
+        out.indent();
+        out.line(syn.declare('d', 'i32', syn.elementIndex('j', lk), false));
+        ep.inRegion = true;
+        s.body.forEach(emit);
+        ep.inRegion = false;
+        out.dedent();
+        out.line('}');
+        return;
+      }
+      case 'accum': {
+        const v = ep.print(s.value);
+        const rhs = s.fn === 'sum' ? syn.bin('add', s.target, v, 'f32') : syn.bin('max', s.target, v, 'f32');
+        out.line(`${s.target} = ${rhs}${end}`);
+        return;
+      }
+      case 'laneReduce':
+        if (lk.schedule.lanes > 1) syn.laneReduce(s.fn, s.targets, lk, out);
+        return;
+    }
+  };
+  lk.body.forEach(emit);
+  return out.toString();
+}
+
+export { NEG_BIG };

@@ -1,0 +1,205 @@
+// CCE- (cross-entropy with negative sampling, no materialized logits) and full-catalog CE, written in the
+// DSL. One factory builds the forward and the backward of both from the same blocks: gather a candidate
+// row, dot it with the hidden row, transform and correct the logit, fold it into an online softmax.
+//
+// Row i: hidden e_i, target t_i, candidates n_ij. Sampled mode: negatives from an index tensor [N, K]
+// drawn from q; a negative equal to t_i is rejected; k_i accepted; s_i0 = f(e·c_t),
+// s_ij = f(e·c_n) + corr(log q(n)) − log k_i; loss_i = logsumexp(s_i0, s_ij) − s_i0. The −log k_i is the
+// same for every negative of a row, so one pass keeps an online softmax of f(e·c_n) + corr(log q(n)) and
+// the count k_i, and subtracts log k_i at the end. Full mode: candidates are all items 0..V−1.
+// Rows whose target is ignore_index produce 0 loss, 0 lse and 0 gradients.
+import type { Kernel } from '../codegen/ir.js';
+import { KernelBuilder, OnlineSoftmax, type Tensor } from './builder.js';
+import { applyScalarFn, derivative, type ScalarFn, argRef } from './scalarfn.js';
+import type { Schedule } from './schedule.js';
+import { dot, f32, i32, select, type Val } from './values.js';
+
+export type FloatDType = 'f32' | 'f16' | 'bf16';
+
+export interface CceOptions {
+  mode: 'sampled' | 'full';
+  dtype: FloatDType;
+  /** Sampled mode: 'uniform' (q = 1/(V−1), a scalar log q) or 'given' (a log q tensor [V]). */
+  sampling: 'uniform' | 'given';
+  /** Backward: 'scalar' upstream gradient (mean / sum) or 'perRow' (reduction none). */
+  grad: 'scalar' | 'perRow';
+  /** Logit transform f(x) applied to every dot product (identity when absent). */
+  transform?: ScalarFn;
+  /** Sampling correction from log q (−log q when absent). */
+  correction?: ScalarFn;
+}
+
+export const DEFAULT_OPTIONS: CceOptions = { mode: 'sampled', dtype: 'f32', sampling: 'uniform', grad: 'scalar' };
+
+/** A stable key of the options that change generated code (never shapes). */
+export function optionsKey(o: CceOptions): string {
+  const fn = (f?: ScalarFn) => (f ? `${f.name}(${f.args.join(',')})=${JSON.stringify(f.body)}` : '-');
+  return [o.mode, o.dtype, o.mode === 'sampled' ? o.sampling : '', o.grad, fn(o.transform), fn(o.correction)].join('|');
+}
+
+const NEG_BIG = -3.0e38;
+
+interface Common {
+  kb: KernelBuilder<'D'>;
+  E: Tensor<FloatDType, readonly ['N', 'D']>;
+  C: Tensor<FloatDType, readonly ['V', 'D']>;
+  negatives?: Tensor<'i32', readonly ['N', 'K']>;
+  logq?: Tensor<'f32', readonly ['V']>;
+  logqUniform?: Val<'f32'>;
+  t: Val<'i32'>;
+  live: Val<'bool'>;
+  tSafe: Val<'i32'>;
+  e: Val<'f32'>;
+}
+
+function prologue(name: string, doc: string, o: CceOptions): Common {
+  const kb = new KernelBuilder({ name, doc, rowDim: 'N', vecDim: 'D' });
+  const E = kb.input('E', o.dtype, ['N', 'D'] as const, 'hidden states, one row per position');
+  const C = kb.input('C', o.dtype, ['V', 'D'] as const, 'item embeddings (the classifier)');
+  const T = kb.input('targets', 'i32', ['N'] as const, 'target item per row, or ignore_index');
+  const c: Partial<Common> = { kb, E, C };
+  if (o.mode === 'sampled') {
+    c.negatives = kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row');
+    if (o.sampling === 'given') c.logq = kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution');
+    else c.logqUniform = kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)');
+  }
+  const ignore = kb.scalar('ignore_index', 'i32', 'target value of rows that do not count');
+  kb.comment('row i of this slot: target, whether it counts, hidden vector');
+  c.t = kb.let('t', kb.load(T, kb.row, kb.rowValid));
+  c.live = kb.let('live', kb.rowValid.and(c.t.ne(ignore)));
+  c.tSafe = kb.let('t_safe', select(c.live, c.t, 0));
+  c.e = kb.let('e', kb.loadRow(E, kb.row, kb.rowValid));
+  return c as Common;
+}
+
+interface Candidate {
+  n: Val<'i32'>;
+  ok: Val<'bool'>;
+}
+
+/** Candidates of one step: slots kk..kk+S−1 of the row's negatives (sampled) or items kk.. (full). */
+function candidates(c: Common, kk: Val<'i32'>, S: number): Candidate[] {
+  const { kb } = c;
+  const out: Candidate[] = [];
+  for (let j = 0; j < S; j++) {
+    const slot = kk.add(j);
+    if (c.negatives) {
+      const K = kb.dim('K');
+      const inRange = kb.let(`in_${j}`, c.live.and(slot.lt(K)));
+      const n = kb.let(`n_${j}`, kb.load(c.negatives, kb.row.mul(K).add(slot), inRange));
+      out.push({ n, ok: kb.let(`ok_${j}`, inRange.and(n.ne(c.t))) });
+    } else {
+      const n = kb.let(`n_${j}`, slot);
+      out.push({ n, ok: kb.let(`ok_${j}`, c.live.and(n.lt(kb.dim('V')))) });
+    }
+  }
+  return out;
+}
+
+const transformOf = (o: CceOptions) => (x: Val<'f32'>) => (o.transform ? applyScalarFn(o.transform, [x]) : x);
+
+/** Correction added to a negative's logit: corr(log q(n)), −log q by default. */
+function correctionOf(c: Common, o: CceOptions, cand: Candidate): Val<'f32'> | undefined {
+  if (!c.negatives) return undefined;
+  const lq = c.logq ? c.kb.load(c.logq, cand.n, cand.ok) : c.logqUniform!;
+  return o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
+}
+
+/** Forward: per-row lse and loss (and, sampled, the accepted count). */
+export function cceForward(o: CceOptions, s: Schedule): Kernel {
+  const name = o.mode === 'sampled' ? 'cce_minus_fwd' : 'ce_full_fwd';
+  const c = prologue(name, 'CCE- forward: online softmax over gathered candidates; writes lse, loss' + (o.mode === 'sampled' ? ', accepted count' : ''), o);
+  const { kb } = c;
+  const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
+  const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
+  const KACC = c.negatives ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
+  const f = transformOf(o);
+
+  kb.comment('target logit s0 = f(e · c_t)');
+  const s0 = kb.let('s0', f(dot(c.e, kb.loadRow(c.C, c.tSafe, c.live))));
+  const sm = new OnlineSoftmax(kb, 'cand');
+  const kcount = kb.var('kcount', i32(0), 'row');
+  const S = s.samplesPerStep;
+  const end = c.negatives ? kb.dim('K') : kb.dim('V');
+  kb.loop('kk', 0, end, S, (kk) => {
+    kb.comment(`gather ${S} candidates, dot them with e, fold them into the online softmax`);
+    const cs = candidates(c, kk, S);
+    const raw = cs.map((x, j) => kb.let(`raw_${j}`, dot(c.e, kb.loadRow(c.C, x.n, x.ok))));
+    const logits = cs.map((x, j) => {
+      const corr = correctionOf(c, o, x);
+      return kb.let(`s_${j}`, corr ? f(raw[j]).add(corr) : f(raw[j]));
+    });
+    sm.update(logits, cs.map((x) => x.ok));
+    if (c.negatives) kcount.set(cs.reduce((acc, x) => acc.add(select(x.ok, 1, 0)), kcount.get()));
+  });
+  let lse: Val<'f32'>;
+  if (c.negatives) {
+    kb.comment('negatives: lse − log k; then merge with the target logit');
+    const kf = kcount.get().to('f32');
+    const neg = kb.let('neg_lse', select(kcount.get().gt(0), sm.lse().sub(kf.max(1).log()), NEG_BIG));
+    const mx = kb.let('mx', s0.max(neg));
+    lse = kb.let('lse_i', mx.add(s0.sub(mx).exp().add(neg.sub(mx).exp()).log()));
+  } else lse = kb.let('lse_i', sm.lse());
+  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
+  kb.store(LSE, kb.row, select(c.live, lse, 0), kb.rowValid);
+  if (KACC) kb.store(KACC, kb.row, kcount.get(), kb.rowValid);
+  return kb.build();
+}
+
+/** Backward: dE (written per row) and dC (fp32 scatter-add) for an upstream gradient. */
+export function cceBackward(o: CceOptions, s: Schedule): Kernel {
+  const name = o.mode === 'sampled' ? 'cce_minus_bwd' : 'ce_full_bwd';
+  const c = prologue(name, 'CCE- backward: recompute logits, p = exp(s − lse); dE = Σ coef·c, dC[n] += coef·e', o);
+  const { kb } = c;
+  const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
+  const KACC = c.negatives ? kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward') : undefined;
+  const DLOSS = o.grad === 'perRow' ? kb.input('dloss', 'f32', ['N'] as const, 'upstream gradient per row') : undefined;
+  const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
+  const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
+  const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)');
+  const f = transformOf(o);
+  const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
+
+  const lse = kb.let('lse_i', kb.load(LSE, kb.row, c.live));
+  const g0 = DLOSS ? kb.load(DLOSS, kb.row, c.live).mul(scale) : scale;
+  const g = kb.let('g', select(c.live, g0, 0));
+  const logk = KACC ? kb.let('logk', kb.load(KACC, kb.row, c.live).to('f32').max(1).log()) : undefined;
+  const coefOf = (raw: Val<'f32'>, p: Val<'f32'>) => (df ? p.mul(g).mul(df(raw)) : p.mul(g));
+
+  const dEacc = kb.var('dE_acc', f32(0), 'vec');
+  if (c.negatives) {
+    kb.comment('target column: coefficient (p0 − 1)·g·f\'(raw0)');
+    const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
+    const raw0 = kb.let('raw0', dot(c.e, ct));
+    const coef0 = kb.let('coef0', select(c.live, coefOf(raw0, f(raw0).sub(lse).exp().sub(1)), 0));
+    dEacc.set(dEacc.get().add(ct.mul(coef0)));
+    kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0), c.live);
+  }
+  const S = s.samplesPerStep;
+  const end = c.negatives ? kb.dim('K') : kb.dim('V');
+  kb.loop('kk', 0, end, S, (kk) => {
+    kb.comment(`recompute ${S} logits, accumulate dE in registers, scatter-add dC`);
+    const cs = candidates(c, kk, S);
+    const rows = cs.map((x, j) => kb.let(`c_${j}`, kb.loadRow(c.C, x.n, x.ok)));
+    const raw = cs.map((x, j) => kb.let(`raw_${j}`, dot(c.e, rows[j])));
+    const coefs = cs.map((x, j) => {
+      const corr = correctionOf(c, o, x);
+      let sj = corr ? f(raw[j]).add(corr) : f(raw[j]);
+      if (logk) sj = sj.sub(logk);
+      let p = sj.sub(lse).exp();
+      if (!c.negatives) p = p.sub(select(x.n.eq(c.t), 1, 0).to('f32'));
+      return kb.let(`coef_${j}`, select(x.ok, coefOf(raw[j], p), 0));
+    });
+    dEacc.set(coefs.reduce((acc, cf, j) => acc.add(rows[j].mul(cf)), dEacc.get()));
+    cs.forEach((x, j) => kb.atomicAddRow(dC, x.n, c.e.mul(coefs[j]), x.ok));
+  });
+  kb.storeRow(dE, kb.row, dEacc.get(), kb.rowValid);
+  return kb.build();
+}
+
+/** The kernels of one configuration. */
+export function cceKernels(o: CceOptions, s: Schedule): { forward: Kernel; backward: Kernel } {
+  return { forward: cceForward(o, s), backward: cceBackward(o, s) };
+}
+
+export { argRef };

@@ -1,0 +1,87 @@
+// CPU runtime: runs the compiled CCE- kernels (IR → lowering → JS, float64) on a problem; the same API
+// the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
+import { type CceOptions, cceBackward, cceForward } from '../../dsl/cce.js';
+import type { ScalarFn } from '../../dsl/scalarfn.js';
+import { CAPS, DEFAULT_SCHEDULE, type Schedule, fitD } from '../../dsl/schedule.js';
+import { lower } from '../../codegen/lower.js';
+import { decode } from '../numeric.js';
+import { type CceProblem, logQ, validateProblem } from '../problem.js';
+import { compileJs, type CpuKernelFn } from './jsgen.js';
+
+export interface RunOptions {
+  schedule?: Schedule;
+  transform?: ScalarFn;
+  correction?: ScalarFn;
+  /** Upstream gradient: a scalar for mean / sum (default 1), per row for none (default ones). */
+  gradOutput?: number | Float64Array;
+}
+
+export interface CceResult {
+  loss: number | Float64Array;
+  rowLoss: Float64Array;
+  lse: Float64Array;
+  kAccepted: Int32Array;
+  nValid: number;
+  dE: Float64Array;
+  dC: Float64Array;
+}
+
+export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'correction'> = {}): CceOptions {
+  return {
+    mode: p.mode,
+    dtype: p.dtype,
+    sampling: p.itemProbs ? 'given' : 'uniform',
+    grad: p.reduction === 'none' ? 'perRow' : 'scalar',
+    transform: o.transform,
+    correction: o.correction,
+  };
+}
+
+const cache = new Map<string, CpuKernelFn>();
+function kernelFor(which: 'fwd' | 'bwd', opts: CceOptions, s: Schedule): CpuKernelFn {
+  const key = `${which}|${JSON.stringify(s)}|${opts.mode}|${opts.dtype}|${opts.sampling}|${opts.grad}|${JSON.stringify(opts.transform?.body)}|${JSON.stringify(opts.correction?.body)}`;
+  let fn = cache.get(key);
+  if (!fn) {
+    const k = which === 'fwd' ? cceForward(opts, s) : cceBackward(opts, s);
+    fn = compileJs(lower(k, s, CAPS.cpu));
+    cache.set(key, fn);
+  }
+  return fn;
+}
+
+export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
+  validateProblem(p);
+  const opts = optionsFor(p, o);
+  const s = fitD(o.schedule ?? DEFAULT_SCHEDULE, p.D);
+  const programs = Math.ceil(p.N / s.rows);
+  const E = decode(p.dtype, p.E);
+  const C = decode(p.dtype, p.C);
+  const lq = logQ(p);
+  const dims: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K };
+  const scalars: Record<string, number> = { ...dims, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1) };
+  const rowLoss = new Float64Array(p.N).fill(NaN);
+  const lse = new Float64Array(p.N).fill(NaN);
+  const kacc = new Int32Array(p.N).fill(-1);
+  const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq };
+  kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
+
+  let nValid = 0;
+  for (let i = 0; i < p.N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
+  let loss: number | Float64Array;
+  if (p.reduction === 'none') loss = rowLoss.slice();
+  else {
+    let sum = 0;
+    for (let i = 0; i < p.N; i++) sum += rowLoss[i];
+    loss = p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
+  }
+
+  const g = o.gradOutput;
+  if (p.reduction !== 'none' && g instanceof Float64Array) throw new Error('gradOutput: a scalar for reduction mean / sum');
+  const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? g : new Float64Array(p.N).fill(typeof g === 'number' ? g : 1)) : new Float64Array(0);
+  const gs = typeof g === 'number' ? g : 1;
+  const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
+  const dE = new Float64Array(p.N * p.D).fill(NaN);
+  const dC = new Float64Array(p.V * p.D);
+  kernelFor('bwd', opts, s)({ ...inputs, lse, kacc, dloss, dE, dC }, { ...scalars, grad_scale: gradScale }, programs);
+  return { loss, rowLoss, lse, kAccepted: kacc, nValid, dE, dC };
+}

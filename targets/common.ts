@@ -1,0 +1,52 @@
+// What every emitter shares: the element-index formula, the header comment and the parameter manifest.
+import type { LoweredKernel } from '../codegen/lower.js';
+import type { Schedule } from '../dsl/schedule.js';
+
+export type TargetName = 'wgsl' | 'cuda' | 'triton';
+
+/** One kernel parameter as the runtime must bind it. */
+export interface ParamDoc {
+  name: string;
+  kind: 'tensor' | 'scalar' | 'dim';
+  dtype: string;
+  shape?: readonly string[];
+  access?: 'read' | 'write' | 'atomic';
+  /** WGSL: binding index in group 0 (tensors) or the uniform struct field (scalars, dims). */
+  binding?: number;
+  doc?: string;
+}
+
+export interface Emitted {
+  source: string;
+  entry: string;
+  parameters: ParamDoc[];
+}
+
+/** d of element j of this lane (see codegen/simt.ts). */
+export function elementIndexExpr(j: string, s: Schedule): string {
+  if (s.vec === 1) return s.lanes === 1 ? j : `${j} * ${s.lanes} + lane`;
+  return `((${j} / ${s.vec}) * ${s.lanes} + lane) * ${s.vec} + ${j} % ${s.vec}`;
+}
+
+export function kernelDoc(lk: LoweredKernel, comment: string): string {
+  const k = lk.kernel;
+  const lines = [`${k.name}: ${k.doc}`, `grid: one program per ${lk.schedule.rows} rows of ${k.rowDim}; ${lk.invocations} threads; vectors of ${k.vecDim} ≤ ${lk.blockD}`];
+  for (const p of k.params) {
+    if (p.kind === 'tensor') lines.push(`  ${p.name}: ${p.dtype}[${p.shape.join(', ')}] ${p.access}${p.doc ? ' — ' + p.doc : ''}`);
+    else lines.push(`  ${p.name}: ${p.type}${p.doc ? ' — ' + p.doc : ''}`);
+  }
+  return lines.map((l) => `${comment} ${l}`).join('\n');
+}
+
+export function paramsDoc(lk: LoweredKernel, target: TargetName): ParamDoc[] {
+  const k = lk.kernel;
+  const out: ParamDoc[] = [];
+  let binding = 0;
+  for (const p of k.params) {
+    if (p.kind === 'tensor') out.push({ name: p.name, kind: 'tensor', dtype: p.dtype, shape: p.shape, access: p.access, doc: p.doc, binding: target === 'wgsl' ? binding++ : undefined });
+    else out.push({ name: p.name, kind: 'scalar', dtype: p.type, doc: p.doc });
+  }
+  for (const d of k.dims) out.push({ name: d, kind: 'dim', dtype: 'i32' });
+  if (target === 'wgsl') out.push({ name: 'params', kind: 'scalar', dtype: 'uniform struct', binding, doc: 'scalars and dims, in the order above' });
+  return out;
+}
