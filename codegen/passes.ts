@@ -44,12 +44,13 @@ const isConst = (e: Expr): e is Expr & { op: 'const' } => e.op === 'const';
 
 function foldBin(fn: string, a: number, b: number, t: string): number | undefined {
   const i = (x: number) => (t === 'u32' ? x >>> 0 : x | 0);
-  const f = (x: number) => (t === 'f32' ? Math.fround(x) : t === 'bool' ? x : i(x));
+  // f32 constants fold in float64 (the CPU executor's precision); emitters round when they print them.
+  const f = (x: number) => (t === 'f32' || t === 'bool' ? x : i(x));
   switch (fn) {
     case 'add': return f(a + b);
     case 'sub': return f(a - b);
-    case 'mul': return t === 'f32' ? Math.fround(a * b) : i(Math.imul(a, b));
-    case 'div': return t === 'f32' ? Math.fround(a / b) : b === 0 ? undefined : i(Math.trunc(a / b));
+    case 'mul': return t === 'f32' ? a * b : i(Math.imul(a, b));
+    case 'div': return t === 'f32' ? a / b : b === 0 ? undefined : i(Math.trunc(a / b));
     case 'min': return Math.min(a, b);
     case 'max': return Math.max(a, b);
     case 'eq': return +(a === b);
@@ -88,7 +89,7 @@ export function foldExpr(e: Expr): Expr {
     if (x.op === 'select' && isConst(x.c)) return x.c.v ? x.a : x.b;
     if (x.op === 'load' && x.mask && isConst(x.mask) && x.mask.v) return { ...x, mask: undefined };
     if (x.op === 'cast' && isConst(x.a)) {
-      const v = x.t === 'f32' ? Math.fround(x.a.v) : x.t === 'u32' ? x.a.v >>> 0 : Math.trunc(x.a.v) | 0;
+      const v = x.t === 'f32' ? x.a.v : x.t === 'u32' ? x.a.v >>> 0 : Math.trunc(x.a.v) | 0;
       return { op: 'const', t: x.t, s: 'uniform', v };
     }
     return x;

@@ -54,10 +54,14 @@ export const warps = (s: Schedule): number => Math.max(1, Math.ceil(invocations(
 
 /** Smallest schedule change that fits a vector of length D: grow dChunks. */
 export function fitD(s: Schedule, D: number): Schedule {
-  let dChunks = s.dChunks as number;
-  while (s.lanes * s.vec * dChunks < D) dChunks *= 2;
-  if (dChunks > 256) throw new Error(`D=${D} needs more than 256 register chunks per lane; raise lanes or vec`);
-  return { ...s, dChunks: dChunks as Pow2 };
+  let { dChunks, vec, lanes } = s as { dChunks: number; vec: number; lanes: number };
+  while (lanes * vec * dChunks < D) {
+    if (dChunks < 256) dChunks *= 2;
+    else if (vec < 8) vec *= 2;
+    else if (lanes < 256) lanes *= 2;
+    else throw new ScheduleError(`D=${D} does not fit any schedule (at most 256·8·256 elements)`);
+  }
+  return { ...s, dChunks: dChunks as Pow2, vec: vec as VecWidth, lanes: lanes as Pow2 };
 }
 
 const POW2 = [1, 2, 4, 8, 16, 32, 64, 128, 256];

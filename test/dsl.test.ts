@@ -1,0 +1,130 @@
+// The DSL's type-level guarantees (checked by `tsc` in `npm test`: an unused @ts-expect-error fails the
+// type-check) and the verifier's run-time errors, which name the kernel, the op and the reason.
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { Kernel } from '../codegen/ir.js';
+import { lower } from '../codegen/lower.js';
+import { VerifyError, verifyKernel } from '../codegen/verify.js';
+import { KernelBuilder, OnlineSoftmax } from '../dsl/builder.js';
+import { cceBackward, cceForward } from '../dsl/cce.js';
+import { CAPS, DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
+import { DslError, type Val, dot, f32, i32 } from '../dsl/values.js';
+
+function tiny() {
+  const kb = new KernelBuilder({ name: 'tiny', doc: 'test kernel', rowDim: 'N', vecDim: 'D' });
+  const E = kb.input('E', 'f16', ['N', 'D'] as const);
+  const C = kb.input('C', 'bf16', ['V', 'D'] as const);
+  const W = kb.input('W', 'f32', ['D', 'V'] as const);
+  const T = kb.input('targets', 'i32', ['N'] as const);
+  const out = kb.output('out', 'f32', ['N'] as const);
+  const idx = kb.output('idx', 'i32', ['N'] as const);
+  const acc = kb.accumulator('acc', ['V', 'D'] as const);
+  return { kb, E, C, W, T, out, idx, acc };
+}
+
+describe('DSL types', () => {
+  it('loads widen 16-bit storage to f32 registers; index tensors load i32', () => {
+    const { kb, E, C, T } = tiny();
+    expectTypeOf(kb.load(E, kb.row)).toEqualTypeOf<Val<'f32'>>();
+    expectTypeOf(kb.loadRow(C, kb.row)).toEqualTypeOf<Val<'f32'>>();
+    expectTypeOf(kb.load(T, kb.row)).toEqualTypeOf<Val<'i32'>>();
+    expectTypeOf(dot(kb.loadRow(E, kb.row), kb.loadRow(C, kb.row))).toEqualTypeOf<Val<'f32'>>();
+  });
+
+  it('dtype and shape mistakes are type errors', () => {
+    const { kb, E, W, T, out, idx, acc } = tiny();
+    const t = kb.load(T, kb.row);
+    const x = kb.load(E, kb.row);
+    // @ts-expect-error adding an i32 to an f32
+    expect(() => x.add(t)).toThrow(DslError);
+    // @ts-expect-error storing a float into an index tensor
+    expect(() => kb.store(idx, kb.row, x)).not.toThrow();
+    // @ts-expect-error gathering rows with a float index
+    expect(() => kb.loadRow(E, x)).toThrow(/operand types differ/);
+    // @ts-expect-error W is [D, V]: its rows do not run along the vector dimension D
+    kb.loadRow(W, t);
+    // @ts-expect-error exp of an integer
+    t.exp();
+    // @ts-expect-error atomics are fp32 only
+    kb.atomicAdd(acc, t, t);
+    kb.store(out, kb.row, x);
+  });
+
+  it('schedule fields are literal types', () => {
+    // @ts-expect-error lanes must be a power of two
+    const bad: Schedule = { ...DEFAULT_SCHEDULE, lanes: 3 };
+    expect(() => checkScheduleShape(bad)).toThrow(ScheduleError);
+    // @ts-expect-error vector width 16 is not offered
+    const bad2: Schedule = { ...DEFAULT_SCHEDULE, vec: 16 };
+    expect(() => checkScheduleShape(bad2)).toThrow(/schedule\.vec = 16/);
+  });
+
+  it('builder misuse is reported at build time', () => {
+    const { kb, E, out } = tiny();
+    expect(() => kb.input('E', 'f32', ['N'] as const)).toThrow(/declared twice/);
+    expect(() => kb.store(E as never, kb.row, f32(1))).toThrow(/not an output/);
+    const v = kb.var('v', f32(0), 'row');
+    expect(() => v.set(kb.loadRow(E, kb.row))).toThrow(/vec value does not fit a row variable/);
+    expect(() => kb.atomicAdd(out as never, kb.row, f32(1))).toThrow(/not an accumulator/);
+  });
+});
+
+describe('IR verifier', () => {
+  const base = (): Kernel => {
+    const { kb, E, out } = tiny();
+    const sm = new OnlineSoftmax(kb, 'x');
+    sm.update([dot(kb.loadRow(E, kb.row), kb.loadRow(E, kb.row))], [kb.rowValid]);
+    kb.store(out, kb.row, sm.lse(), kb.rowValid);
+    return kb.build();
+  };
+
+  it('accepts the CCE- kernels', () => {
+    for (const mode of ['sampled', 'full'] as const)
+      for (const sampling of ['uniform', 'given'] as const) {
+        const o = { mode, sampling, dtype: 'bf16', grad: 'perRow' } as const;
+        expect(() => verifyKernel(cceForward(o, DEFAULT_SCHEDULE))).not.toThrow();
+        expect(() => verifyKernel(cceBackward(o, DEFAULT_SCHEDULE))).not.toThrow();
+      }
+    expect(() => verifyKernel(base())).not.toThrow();
+  });
+
+  const broken: [string, (k: Kernel) => void, RegExp][] = [
+    ['undeclared name', (k) => k.body.push({ k: 'assign', name: 'nope', value: { op: 'const', t: 'f32', s: 'uniform', v: 1 } }), /assign nope: assignment to an undeclared variable/],
+    ['type mismatch', (k) => k.body.push({ k: 'let', name: 'bad', value: { op: 'bin', fn: 'add', t: 'f32', s: 'uniform', a: { op: 'const', t: 'f32', s: 'uniform', v: 1 }, b: { op: 'const', t: 'i32', s: 'uniform', v: 1 } } }), /let bad .*add: operand types differ \(f32 vs i32\)/],
+    ['store dtype', (k) => k.body.push({ k: 'store', tensor: 'idx', index: { op: 'row', t: 'i32', s: 'row' }, value: { op: 'const', t: 'f32', s: 'uniform', v: 1 } }), /store idx: f32 value into i32 tensor 'idx'/],
+    ['load from output', (k) => k.body.push({ k: 'let', name: 'r', value: { op: 'load', tensor: 'out', t: 'f32', s: 'row', index: { op: 'row', t: 'i32', s: 'row' } } }), /load from 'out', which is an output/],
+    ['non-uniform loop', (k) => k.body.push({ k: 'for', v: 'q', start: { op: 'const', t: 'i32', s: 'uniform', v: 0 }, end: { op: 'row', t: 'i32', s: 'row' }, step: 1, unroll: false, body: [] }), /for q: loop bounds must be uniform/],
+    ['float index', (k) => k.body.push({ k: 'let', name: 'r', value: { op: 'load', tensor: 'E', t: 'f32', s: 'row', index: { op: 'const', t: 'f32', s: 'uniform', v: 0 } } }), /index into 'E' is f32, not i32/],
+    ['16-bit store', (k) => ((k.params as unknown as { dtype: string }[]).find((p) => (p as { name?: string }).name === 'out')!.dtype = 'f16', k.body.push({ k: 'store', tensor: 'out', index: { op: 'row', t: 'i32', s: 'row' }, value: { op: 'const', t: 'f32', s: 'uniform', v: 1 } })), /packed 16-bit stores race/],
+  ];
+  for (const [what, breakIt, msg] of broken)
+    it(`reports ${what}, naming the kernel`, () => {
+      const k = base();
+      breakIt(k);
+      let err: unknown;
+      try {
+        verifyKernel(k);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(VerifyError);
+      expect((err as VerifyError).kernel).toBe('tiny');
+      expect((err as Error).message).toMatch(/^tiny: /);
+      expect((err as Error).message).toMatch(msg);
+    });
+
+  it('schedules are checked against the device capability record', () => {
+    const k = cceForward({ mode: 'sampled', sampling: 'uniform', dtype: 'f32', grad: 'scalar' }, { ...DEFAULT_SCHEDULE, samplesPerStep: 16 });
+    const s16: Schedule = { ...DEFAULT_SCHEDULE, rows: 16, lanes: 32, samplesPerStep: 16 };
+    expect(() => lower(k, s16, CAPS.wgsl)).toThrow(/cce_minus_fwd: schedule: rows·lanes = 512 invocations exceed the device limit 256/);
+    expect(() => lower(k, { ...s16, rows: 8 }, CAPS.wgsl)).not.toThrow(); // 16 · 256 · 4 bytes = exactly 16 KiB
+    expect(() => lower(k, { ...s16, rows: 4 }, { ...CAPS.wgsl, maxSharedBytes: 4096 })).toThrow(/cce_minus_fwd: laneReduce: needs 8192 bytes of workgroup memory, the device offers 4096/);
+    expect(() => lower(k, { ...DEFAULT_SCHEDULE, rows: 1, lanes: 8 }, CAPS.cuda)).toThrow(/rows·lanes = 8 is not a multiple of the warp size 32/);
+    expect(() => lower(k, { ...DEFAULT_SCHEDULE, rows: 64, lanes: 32 }, CAPS.cuda)).toThrow(/2048 invocations exceed the device limit 1024/);
+    expect(() => lower(k, { ...DEFAULT_SCHEDULE, dChunks: 256 }, CAPS.cuda)).toThrow(/registers per thread/);
+    expect(() => lower(k, DEFAULT_SCHEDULE, CAPS.cuda)).not.toThrow();
+  });
+
+  it('integer constants stay integers', () => {
+    expect(() => i32(1.5)).toThrow(DslError);
+  });
+});
