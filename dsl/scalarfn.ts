@@ -55,8 +55,9 @@ export function derivative(fn: ScalarFn, arg: string): ScalarFn {
           case 'mul': return B('add', B('mul', da, b), B('mul', a, db));
           case 'div': return B('div', B('sub', B('mul', da, b), B('mul', a, db)), B('mul', b, b));
           case 'pow':
-            if (b.op !== 'const') throw new Error(`${fn.name} (${fn.origin}): derivative of a power with a non-constant exponent`);
-            return B('mul', B('mul', C(b.v), B('pow', a, C(b.v - 1))), da);
+            if (b.op === 'const') return B('mul', B('mul', C(b.v), B('pow', a, C(b.v - 1))), da);
+            // d a^b = a^b · (b' · log a + b · a' / a), for a > 0
+            return B('mul', e, B('add', B('mul', db, U('log', a)), B('div', B('mul', b, da), a)));
           case 'min':
           case 'max': {
             const pick: Expr = { op: 'bin', fn: e.fn === 'max' ? 'ge' : 'le', t: 'bool', s: 'uniform', a, b };
