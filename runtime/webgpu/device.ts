@@ -1,0 +1,101 @@
+// WebGPU device acquisition through Dawn (the `webgpu` package) in Node: adapter info and limits become
+// the capability record the schedule validator uses; limits are raised as far as the adapter allows.
+import { createRequire } from 'node:module';
+import type { DeviceCaps } from '../../dsl/schedule.js';
+
+export class WebgpuError extends Error {}
+
+export interface WebgpuContext {
+  /** The Dawn instance: keep it referenced for the device's lifetime (Node segfaults on GC otherwise). */
+  gpu: GPU;
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  caps: DeviceCaps;
+  /** Adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  name: string;
+  timestamps: boolean;
+  subgroups: boolean;
+  lost: boolean;
+}
+
+type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
+let dawn: DawnModule | undefined;
+function loadDawn(): DawnModule {
+  if (!dawn) {
+    const require = createRequire(import.meta.url);
+    try {
+      dawn = require('webgpu') as DawnModule;
+    } catch (e) {
+      throw new WebgpuError(`WebGPU: the 'webgpu' package (Dawn for Node) could not be loaded: ${(e as Error).message}`);
+    }
+    Object.assign(globalThis, dawn.globals);
+  }
+  return dawn;
+}
+
+const contexts = new Set<WebgpuContext>();
+
+export interface AcquireOptions {
+  /** Dawn backend: 'vulkan' (default on Linux), 'null' (validation only), ... */
+  backend?: string;
+  powerPreference?: GPUPowerPreference;
+}
+
+const RAISE: (keyof GPUSupportedLimits)[] = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupsPerDimension',
+];
+
+/** The best adapter, or null when there is none. Errors other than "no adapter" throw. */
+export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuContext | null> {
+  const { create } = loadDawn();
+  const flags = ['disable-dawn-features=timestamp_quantization'];
+  if (o.backend) flags.push(`backend=${o.backend}`);
+  const gpu = create(flags);
+  const adapter = await gpu.requestAdapter({ powerPreference: o.powerPreference ?? 'high-performance' });
+  if (!adapter) return null;
+  const requiredLimits: Record<string, number> = {};
+  for (const k of RAISE) requiredLimits[k] = adapter.limits[k] as number;
+  const want: GPUFeatureName[] = ['timestamp-query', 'subgroups'];
+  const requiredFeatures = want.filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const info = adapter.info;
+  const name = [info.description || info.device || info.architecture, info.vendor && !info.description?.includes(info.vendor) ? `(${info.vendor})` : '']
+    .filter(Boolean)
+    .join(' ');
+  const l = device.limits;
+  const caps: DeviceCaps = {
+    target: 'wgsl',
+    name: name || 'webgpu',
+    maxInvocations: Math.min(l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX),
+    maxSharedBytes: l.maxComputeWorkgroupStorageSize,
+    maxGridX: l.maxComputeWorkgroupsPerDimension,
+    maxStorageBindingBytes: l.maxStorageBufferBindingSize,
+    shaderF16: device.features.has('shader-f16'),
+  };
+  const ctx: WebgpuContext = { gpu, adapter, device, caps, name: caps.name, timestamps: device.features.has('timestamp-query'), subgroups: device.features.has('subgroups'), lost: false };
+  contexts.add(ctx);
+  void device.lost.then(() => (ctx.lost = true));
+  return ctx;
+}
+
+/** Release the device (and the Dawn instance, so Node can exit). */
+export function releaseWebgpu(ctx: WebgpuContext): void {
+  ctx.device.destroy();
+  contexts.delete(ctx);
+}
+
+/** Acquire or fail with a clear message (CI=true must not silently skip WebGPU). */
+export async function requireWebgpu(o: AcquireOptions = {}): Promise<WebgpuContext> {
+  const ctx = await acquireWebgpu(o);
+  if (!ctx)
+    throw new WebgpuError(
+      'WebGPU: no adapter found. On Linux Dawn needs a Vulkan driver: install Mesa lavapipe (mesa-vulkan-drivers from bookworm-backports) or a GPU driver.',
+    );
+  return ctx;
+}

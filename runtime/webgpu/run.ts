@@ -1,0 +1,280 @@
+// CCE- forward + backward on WebGPU with the CPU runtime's API. Pipelines are cached by kernel + schedule
+// + options (never shapes: sizes travel in the uniform block); bind-group layouts are derived from the
+// emitted WGSL with wgsl_reflect and checked against the manifest; outputs are poisoned before each run.
+import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { CODEGEN_VERSION } from '../../codegen/compile.js';
+import type { Kernel } from '../../codegen/ir.js';
+import { type LoweredKernel, lower } from '../../codegen/lower.js';
+import { type CceOptions, cceBackward, cceForward, optionsKey } from '../../dsl/cce.js';
+import { type Schedule, fitD } from '../../dsl/schedule.js';
+import { emitWgsl } from '../../targets/wgsl/emit.js';
+import type { ParamDoc } from '../../targets/common.js';
+import { logQ, type CceProblem, validateProblem } from '../problem.js';
+import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
+import { WebgpuError, type WebgpuContext } from './device.js';
+
+/** Default WebGPU schedule: one row per 32-lane group, 4 rows per workgroup (128 invocations). */
+export const WEBGPU_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 2, samplesPerStep: 4, stages: 1 };
+
+interface Pipeline {
+  kernel: Kernel;
+  lowered: LoweredKernel;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  params: ParamDoc[];
+  source: string;
+}
+
+const pipelines = new WeakMap<GPUDevice, Map<string, Pipeline>>();
+
+/** Bindings wgsl_reflect finds in the source must equal the manifest's, name for name. */
+export function checkBindings(kernelName: string, source: string, params: ParamDoc[]): GPUBindGroupLayoutEntry[] {
+  const r = new WgslReflect(source);
+  const found = [
+    ...r.storage.map((s: { name: string; group: number; binding: number; access: string }) => ({ name: s.name, group: s.group, binding: s.binding, type: s.access === 'read' ? 'read-only-storage' : 'storage' })),
+    ...r.uniforms.map((s: { name: string; group: number; binding: number }) => ({ name: s.name, group: s.group, binding: s.binding, type: 'uniform' })),
+  ].sort((a, b) => a.binding - b.binding);
+  const want = params.filter((p) => p.binding !== undefined).sort((a, b) => a.binding! - b.binding!);
+  const fmt = (xs: { name: string; binding?: number }[]) => xs.map((x) => `${x.binding}:${x.name}`).join(' ');
+  if (found.some((f) => f.group !== 0) || fmt(found) !== fmt(want))
+    throw new WebgpuError(`${kernelName}: WGSL bindings [${fmt(found)}] do not match the manifest [${fmt(want)}]`);
+  for (const f of found) {
+    const p = want.find((w) => w.name === f.name)!;
+    const wantType = p.kind !== 'tensor' ? 'uniform' : p.access === 'read' ? 'read-only-storage' : 'storage';
+    if (wantType !== f.type) throw new WebgpuError(`${kernelName}: binding ${f.name} is ${f.type} in WGSL, ${wantType} in the manifest`);
+  }
+  return found.map((f) => ({ binding: f.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: f.type as GPUBufferBindingType } }));
+}
+
+async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd', o: CceOptions, s: Schedule): Promise<Pipeline> {
+  let cache = pipelines.get(ctx.device);
+  if (!cache) pipelines.set(ctx.device, (cache = new Map()));
+  const key = `${CODEGEN_VERSION}|${which}|${JSON.stringify(s)}|${optionsKey(o)}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const kernel = which === 'fwd' ? cceForward(o, s) : cceBackward(o, s);
+  const lowered = lower(kernel, s, ctx.caps);
+  const { source, parameters } = emitWgsl(lowered, CODEGEN_VERSION);
+  const { device } = ctx;
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ code: source, label: kernel.name });
+  const info = await module.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === 'error');
+  await device.popErrorScope();
+  if (errors.length) throw new WebgpuError(`${kernel.name}: WGSL compilation failed: ${errors.map((m) => `line ${m.lineNum}: ${m.message}`).join('; ')}`);
+  const entries = checkBindings(kernel.name, source, parameters);
+  const layout = device.createBindGroupLayout({ entries, label: kernel.name });
+  device.pushErrorScope('validation');
+  const pipeline = device.createComputePipeline({ layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint: kernel.name }, label: kernel.name });
+  const err = await device.popErrorScope();
+  if (err) throw new WebgpuError(`${kernel.name}: pipeline creation failed: ${err.message}`);
+  const p = { kernel, lowered, pipeline, layout, params: parameters, source };
+  cache.set(key, p);
+  return p;
+}
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+/** Typed data → bytes as the WGSL kernel reads them (16-bit values packed two per u32 word). */
+function bytesOf(data: ArrayBufferView): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export interface WebgpuRunOptions extends RunOptions {
+  /** Timed repetitions of forward + backward after the checked run (0: none). */
+  repeats?: number;
+}
+
+export interface KernelTiming {
+  kernel: string;
+  /** Median over repeats, milliseconds. */
+  ms: number;
+  samples: number[];
+  method: 'timestamp-query' | 'wall-clock';
+}
+
+export interface WebgpuResult extends CceResult {
+  device: string;
+  timings: KernelTiming[];
+  schedule: Schedule;
+}
+
+export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuRunOptions = {}): Promise<WebgpuResult> {
+  validateProblem(p);
+  if (ctx.lost) throw new WebgpuError('WebGPU: the device was lost');
+  const opts = optionsFor(p, o);
+  const s = fitD(o.schedule ?? WEBGPU_SCHEDULE, p.D);
+  const fwd = await getPipeline(ctx, 'fwd', opts, s);
+  const bwd = await getPipeline(ctx, 'bwd', opts, s);
+  const { device } = ctx;
+  const limit = ctx.caps.maxStorageBindingBytes ?? Infinity;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const owned: GPUBuffer[] = [];
+  const buffer = (name: string, bytes: number, data?: ArrayBufferView): GPUBuffer => {
+    if (bytes > limit)
+      throw new WebgpuError(`${name}: ${bytes} bytes exceed the adapter's maxStorageBufferBindingSize (${limit}); splitting a tensor across bindings is not supported yet — use a smaller problem or a device with larger bindings`);
+    const b = device.createBuffer({ size: Math.max(16, roundUp(bytes, 4)), usage, label: name });
+    owned.push(b);
+    if (data) {
+      const raw = bytesOf(data);
+      let padded = raw;
+      if (raw.byteLength % 4 !== 0) (padded = new Uint8Array(roundUp(raw.byteLength, 4))).set(raw);
+      device.queue.writeBuffer(b, 0, padded);
+    }
+    return b;
+  };
+  try {
+    const N = p.N;
+    const lq = new Float32Array(logQ(p));
+    const nanRow = new Float32Array(N).fill(NaN);
+    const bufs: Record<string, GPUBuffer> = {
+      E: buffer('E', p.E.byteLength, p.E),
+      C: buffer('C', p.C.byteLength, p.C),
+      targets: buffer('targets', N * 4, p.targets),
+      negatives: buffer('negatives', (p.negatives?.length ?? 0) * 4, p.negatives),
+      logq: buffer('logq', lq.byteLength, lq),
+      loss: buffer('loss', N * 4),
+      lse: buffer('lse', N * 4),
+      kacc: buffer('kacc', N * 4),
+      dE: buffer('dE', N * p.D * 4),
+      dC: buffer('dC', p.V * p.D * 4),
+    };
+    let nValid = 0;
+    for (let i = 0; i < N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
+    const g = o.gradOutput;
+    const gs = typeof g === 'number' ? g : 1;
+    const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
+    const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? new Float32Array(g) : new Float32Array(N).fill(gs)) : new Float32Array(1);
+    bufs.dloss = buffer('dloss', dloss.byteLength, dloss);
+    const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
+
+    const bind = (pl: Pipeline): GPUBindGroup => {
+      const k = pl.kernel;
+      const fields = [...k.params.filter((q) => q.kind === 'scalar'), ...k.dims.map((d) => ({ kind: 'scalar' as const, name: d, type: 'i32' as const }))];
+      const u = new DataView(new ArrayBuffer(roundUp(Math.max(4, fields.length * 4), 16)));
+      fields.forEach((f, i) => {
+        const v = scalars[f.name];
+        if (v === undefined) throw new WebgpuError(`${k.name}: no value for uniform ${f.name}`);
+        if (f.type === 'f32') u.setFloat32(i * 4, v, true);
+        else if (f.type === 'u32') u.setUint32(i * 4, v, true);
+        else u.setInt32(i * 4, v, true);
+      });
+      const ub = device.createBuffer({ size: u.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${k.name}.params` });
+      owned.push(ub);
+      device.queue.writeBuffer(ub, 0, u.buffer);
+      const entries = pl.params
+        .filter((q) => q.binding !== undefined)
+        .map((q) => ({ binding: q.binding!, resource: { buffer: q.name === 'params' ? ub : bufs[q.name] } }));
+      return device.createBindGroup({ layout: pl.layout, entries, label: k.name });
+    };
+    const fwdGroup = bind(fwd);
+    const bwdGroup = bind(bwd);
+    const programs = Math.ceil(N / s.rows);
+    const gx = Math.min(programs, ctx.caps.maxGridX);
+    const gy = Math.ceil(programs / gx);
+    if (gy > ctx.caps.maxGridX) throw new WebgpuError(`N: ${programs} workgroups exceed ${ctx.caps.maxGridX}² dispatch slots; raise schedule.rows`);
+
+    const querySet = ctx.timestamps ? device.createQuerySet({ type: 'timestamp', count: 4 }) : undefined;
+    const qbuf = querySet ? device.createBuffer({ size: 32, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
+    const readTs = querySet ? device.createBuffer({ size: 32, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
+
+    /** One step: clear dC, forward, backward; returns per-kernel ms (timestamps or wall clock). */
+    const step = async (timed: boolean): Promise<[number, number]> => {
+      if (!timed || querySet) {
+        const enc = device.createCommandEncoder();
+        enc.clearBuffer(bufs.dC);
+        for (const [i, pl, group] of [[0, fwd, fwdGroup], [1, bwd, bwdGroup]] as const) {
+          const pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
+          pass.setPipeline(pl.pipeline);
+          pass.setBindGroup(0, group);
+          pass.dispatchWorkgroups(gx, gy);
+          pass.end();
+        }
+        if (querySet) {
+          enc.resolveQuerySet(querySet, 0, 4, qbuf!, 0);
+          enc.copyBufferToBuffer(qbuf!, 0, readTs!, 0, 32);
+        }
+        device.queue.submit([enc.finish()]);
+        if (!querySet) {
+          await device.queue.onSubmittedWorkDone();
+          return [NaN, NaN];
+        }
+        await readTs!.mapAsync(GPUMapMode.READ);
+        const t = new BigInt64Array(readTs!.getMappedRange().slice(0));
+        readTs!.unmap();
+        return [Number(t[1] - t[0]) / 1e6, Number(t[3] - t[2]) / 1e6];
+      }
+      // Wall clock around each submission.
+      const out: number[] = [];
+      const clr = device.createCommandEncoder();
+      clr.clearBuffer(bufs.dC);
+      device.queue.submit([clr.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      for (const [pl, group] of [[fwd, fwdGroup], [bwd, bwdGroup]] as const) {
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pl.pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(gx, gy);
+        pass.end();
+        const t0 = performance.now();
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        out.push(performance.now() - t0);
+      }
+      return [out[0], out[1]];
+    };
+
+    const samples: [number, number][] = [];
+    for (let r = 0; r < (o.repeats ?? 0); r++) samples.push(await step(true));
+
+    // The checked run: poison every output first.
+    device.queue.writeBuffer(bufs.loss, 0, nanRow);
+    device.queue.writeBuffer(bufs.lse, 0, nanRow);
+    device.queue.writeBuffer(bufs.kacc, 0, new Int32Array(N).fill(-1));
+    const poisonDE = new Float32Array(N * p.D).fill(NaN);
+    device.queue.writeBuffer(bufs.dE, 0, poisonDE);
+    await step(false);
+
+    const read = async (b: GPUBuffer, bytes: number): Promise<ArrayBuffer> => {
+      const staging = device.createBuffer({ size: Math.max(16, roundUp(bytes, 4)), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      owned.push(staging);
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(b, 0, staging, 0, staging.size);
+      device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const copy = staging.getMappedRange().slice(0, bytes);
+      staging.unmap();
+      return copy;
+    };
+    const f64 = (ab: ArrayBuffer) => Float64Array.from(new Float32Array(ab));
+    const rowLoss = f64(await read(bufs.loss, N * 4));
+    const lse = f64(await read(bufs.lse, N * 4));
+    const kAccepted = p.mode === 'sampled' ? new Int32Array(await read(bufs.kacc, N * 4)) : new Int32Array(N);
+    const dE = f64(await read(bufs.dE, N * p.D * 4));
+    const dC = f64(await read(bufs.dC, p.V * p.D * 4));
+    let loss: number | Float64Array;
+    if (p.reduction === 'none') loss = rowLoss.slice();
+    else {
+      let sum = 0;
+      for (let i = 0; i < N; i++) sum += rowLoss[i];
+      loss = p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    const method = querySet ? 'timestamp-query' : 'wall-clock';
+    const timings: KernelTiming[] = samples.length
+      ? [0, 1].map((i) => ({ kernel: (i ? bwd : fwd).kernel.name, ms: median(samples.map((x) => x[i])), samples: samples.map((x) => x[i]), method }))
+      : [];
+    querySet?.destroy();
+    qbuf?.destroy();
+    readTs?.destroy();
+    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s };
+  } finally {
+    for (const b of owned) b.destroy();
+  }
+}
+
+/** The WGSL source the runtime would run for a problem (for `ccekit emit` parity and debugging). */
+export function webgpuSources(o: CceOptions, s: Schedule): { forward: string; backward: string } {
+  return { forward: emitWgsl(lower(cceForward(o, s), s), CODEGEN_VERSION).source, backward: emitWgsl(lower(cceBackward(o, s), s), CODEGEN_VERSION).source };
+}

@@ -1,0 +1,99 @@
+// The emitted WGSL executed through Dawn (lavapipe in CI, any Vulkan GPU elsewhere) against the float64
+// reference on fresh random inputs. With CI=true a missing adapter fails the run instead of skipping.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { referenceCce, type ReferenceResult } from '../runtime/cpu/reference.js';
+import type { FloatDType } from '../runtime/numeric.js';
+import type { Reduction } from '../runtime/problem.js';
+import { randomProblem } from '../runtime/random.js';
+import { acquireWebgpu, releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
+import { checkBindings, runCceWebgpu, WEBGPU_SCHEDULE, type WebgpuResult } from '../runtime/webgpu/run.js';
+import { WebgpuError } from '../runtime/webgpu/device.js';
+
+let ctx: WebgpuContext | null = null;
+beforeAll(async () => {
+  ctx = await acquireWebgpu();
+  if (!ctx && process.env.CI) throw new Error('CI=true but no WebGPU adapter: install Mesa lavapipe (.ci/setup-system)');
+});
+afterAll(() => {
+  if (ctx) releaseWebgpu(ctx);
+});
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 1e-300;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) return Infinity;
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+/** f32 inputs: 1e-5 loss / 1e-4 gradients; f16, bf16: 1e-3 (both relative to the float64 reference). */
+function expectClose(got: WebgpuResult, ref: ReferenceResult, dtype: FloatDType): void {
+  const [tl, tg] = dtype === 'f32' ? [1e-5, 1e-4] : [1e-3, 1e-3];
+  const l = (x: number | Float64Array) => (typeof x === 'number' ? [x] : x);
+  expect(relErr(l(got.loss), l(ref.loss))).toBeLessThan(tl);
+  expect(relErr(got.rowLoss, ref.rowLoss)).toBeLessThan(tl);
+  expect(relErr(got.lse, ref.lse)).toBeLessThan(tl);
+  expect(relErr(got.dE, ref.dE)).toBeLessThan(tg);
+  expect(relErr(got.dC, ref.dC)).toBeLessThan(tg);
+  if (ref.kAccepted.length) expect(Array.from(got.kAccepted)).toEqual(Array.from(ref.kAccepted));
+}
+
+const seed = () => Math.floor(Math.random() * 1e9);
+
+describe('WebGPU runtime (Dawn)', () => {
+  const cases: [number, number, number, number, FloatDType, Reduction, boolean][] = [
+    // N, D, V, K, dtype, reduction, popularity
+    [1, 1, 2, 1, 'f32', 'mean', false],
+    [7, 3, 61, 5, 'f16', 'sum', false],
+    [513, 64, 1031, 100, 'bf16', 'none', false],
+    [129, 57, 97, 33, 'f32', 'mean', true],
+    [37, 64, 2003, 9, 'f16', 'mean', true],
+  ];
+  for (const [N, D, V, K, dtype, reduction, popularity] of cases)
+    it(`sampled N=${N} D=${D} V=${V} K=${K} ${dtype} ${reduction}${popularity ? ' popularity-q' : ''}`, async (t) => {
+      if (!ctx) return t.skip();
+      const p = { ...randomProblem({ N, D, V, K, dtype, seed: seed(), collisionRate: 0.1, ignoreFraction: N > 1 ? 0.2 : 0, popularity }), reduction };
+      const gradOutput = reduction === 'none' ? Float64Array.from({ length: N }, (_, i) => 1 + (i % 3)) : 1.5;
+      expectClose(await runCceWebgpu(ctx, p, { gradOutput }), referenceCce(p, { gradOutput }), dtype);
+    });
+
+  it('D = 257 (several register chunks per lane) and full-catalog CE', async (t) => {
+    if (!ctx) return t.skip();
+    const p = randomProblem({ N: 19, D: 257, V: 53, K: 7, dtype: 'bf16', seed: seed(), collisionRate: 0.2 });
+    expectClose(await runCceWebgpu(ctx, p), referenceCce(p), 'bf16');
+    const f = randomProblem({ N: 33, D: 64, V: 301, K: 0, dtype: 'f32', seed: seed(), mode: 'full', ignoreFraction: 0.1 });
+    expectClose(await runCceWebgpu(ctx, f), referenceCce(f), 'f32');
+  });
+
+  it('more programs than one dispatch dimension holds (2-D grid)', async (t) => {
+    if (!ctx) return t.skip();
+    // rows = 1 → N programs; N > 65535 forces the second dispatch dimension.
+    const p = randomProblem({ N: 70001, D: 2, V: 37, K: 2, dtype: 'f32', seed: seed(), collisionRate: 0.1, ignoreFraction: 0.05 });
+    const r = await runCceWebgpu(ctx, p, { schedule: { ...WEBGPU_SCHEDULE, rows: 1, lanes: 32, dChunks: 1 } });
+    expectClose(r, referenceCce(p), 'f32');
+  });
+
+  it('times kernels (timestamp queries where the adapter has them)', async (t) => {
+    if (!ctx) return t.skip();
+    const p = randomProblem({ N: 64, D: 64, V: 211, K: 16, dtype: 'f32', seed: seed() });
+    const r = await runCceWebgpu(ctx, p, { repeats: 3 });
+    expect(r.timings.map((x) => x.kernel)).toEqual(['cce_minus_fwd', 'cce_minus_bwd']);
+    for (const x of r.timings) {
+      expect(x.samples).toHaveLength(3);
+      expect(x.ms).toBeGreaterThan(0);
+    }
+  });
+
+  it('clear errors: a tensor over the binding limit, a binding mismatch', async (t) => {
+    if (!ctx) return t.skip();
+    const small = { ...ctx, caps: { ...ctx.caps, maxStorageBindingBytes: 4096 } };
+    const p = randomProblem({ N: 9, D: 64, V: 211, K: 4, dtype: 'f32', seed: 1 });
+    await expect(runCceWebgpu(small, p)).rejects.toThrow(/^C: 54016 bytes exceed the adapter's maxStorageBufferBindingSize \(4096\)/);
+    const src = '@group(0) @binding(0) var<storage, read> A: array<f32>;\n@group(0) @binding(1) var<uniform> params: vec4<f32>;';
+    expect(() => checkBindings('k', src, [{ name: 'B', kind: 'tensor', dtype: 'f32', access: 'read', binding: 0 }, { name: 'params', kind: 'scalar', dtype: 'uniform struct', binding: 1 }])).toThrow(WebgpuError);
+    expect(() => checkBindings('k', src, [{ name: 'A', kind: 'tensor', dtype: 'f32', access: 'write', binding: 0 }, { name: 'params', kind: 'scalar', dtype: 'uniform struct', binding: 1 }])).toThrow(/binding A is read-only-storage in WGSL, storage in the manifest/);
+  });
+});
