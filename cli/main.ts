@@ -1,0 +1,476 @@
+// The ccekit command line: `emit` (kernels + manifest for a target), `run` (a random problem on a device,
+// checked against the float64 reference), `start` (the main job on the best device available).
+// Usage mistakes and library errors print one line `ccekit: ...` to stderr and exit 2, never a stack.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CceOptions } from '../dsl/cce.js';
+import { type ScalarFn, derivative, evalScalarFn } from '../dsl/scalarfn.js';
+import { DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
+import { DslError } from '../dsl/values.js';
+import { allVariants, emitVariants } from '../codegen/package.js';
+import { VerifyError } from '../codegen/verify.js';
+import type { TargetName } from '../targets/common.js';
+import { type CceResult, runCceCpu } from '../runtime/cpu/run.js';
+import { acquireWebgpu, releaseWebgpu, type WebgpuContext, WebgpuError } from '../runtime/webgpu/device.js';
+import { type KernelTiming, runCceWebgpu, WEBGPU_SCHEDULE } from '../runtime/webgpu/run.js';
+import { type ReferenceOptions, referenceCce } from '../runtime/cpu/reference.js';
+import { CceInputError, type CceProblem } from '../runtime/problem.js';
+import { type GenOptions, randomProblem } from '../runtime/random.js';
+import type { FloatDType } from '../runtime/numeric.js';
+import { type FlagTable, UsageError, isHelp, parseFlags, table, usage } from './args.js';
+
+/** An error with a message fit for the user as it is (bad input file, unwritable directory, ...). */
+class CliError extends Error {}
+
+const TARGETS: readonly TargetName[] = ['wgsl', 'cuda', 'triton'];
+const DTYPES: readonly FloatDType[] = ['f32', 'f16', 'bf16'];
+
+const out = (s = '') => process.stdout.write(s + '\n');
+const err = (s: string) => process.stderr.write(s + '\n');
+const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+
+// ---------------------------------------------------------------- shared flags
+
+const SCHED = 'schedule (defaults: ' + JSON.stringify(DEFAULT_SCHEDULE) + ')';
+const SCHEDULE_FLAGS = {
+  rows: { kind: 'int', help: 'row slots per program (CTA / workgroup / Triton program)', group: SCHED },
+  lanes: { kind: 'int', help: 'lanes that share one row vector', group: SCHED },
+  vec: { kind: 'int', help: 'consecutive elements per lane per chunk (1, 2, 4, 8)', group: SCHED },
+  'd-chunks': { kind: 'int', help: 'register chunks per lane (BLOCK_D = lanes·vec·d-chunks)', group: SCHED },
+  'samples-per-step': { kind: 'int', help: 'candidates gathered per loop step (1..16)', group: SCHED },
+  stages: { kind: 'int', help: 'software-pipelining depth (Triton num_stages, 1..5)', group: SCHED },
+  schedule: { kind: 'str', metavar: 'JSON', help: 'schedule as JSON (whole or partial, or a .json file); the flags above override it', group: SCHED },
+} as const satisfies FlagTable;
+
+const FN_FLAGS = {
+  transform: { kind: 'str', metavar: 'FILE:NAME', help: 'logit transform f(x): the TS function NAME exported from FILE (e.g. a soft cap)', group: 'scalar functions' },
+  correction: { kind: 'str', metavar: 'FILE:NAME', help: 'sampling correction g(log q) added to negative logits (default −log q)', group: 'scalar functions' },
+} as const satisfies FlagTable;
+
+type ScheduleFlags = { [K in keyof typeof SCHEDULE_FLAGS]: K extends 'schedule' ? string | undefined : number | undefined };
+
+function scheduleFrom(cmd: string, o: ScheduleFlags, base: Schedule = DEFAULT_SCHEDULE): Schedule {
+  const s: Record<string, unknown> = { ...base };
+  if (o.schedule !== undefined) {
+    let text = o.schedule;
+    if (!text.trimStart().startsWith('{')) {
+      try {
+        text = readFileSync(text, 'utf8');
+      } catch {
+        throw new UsageError(`--schedule expects JSON or a JSON file, got '${o.schedule}'`, cmd);
+      }
+    }
+    let j: unknown;
+    try {
+      j = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError(`--schedule is not valid JSON: ${(e as Error).message}`, cmd);
+    }
+    if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new UsageError('--schedule must be a JSON object', cmd);
+    for (const [k, v] of Object.entries(j)) {
+      if (!(k in DEFAULT_SCHEDULE)) throw new UsageError(`--schedule: unknown field '${k}' (fields: ${Object.keys(DEFAULT_SCHEDULE).join(', ')})`, cmd);
+      s[k] = v;
+    }
+  }
+  const fromFlag: [keyof ScheduleFlags, keyof Schedule][] = [
+    ['rows', 'rows'],
+    ['lanes', 'lanes'],
+    ['vec', 'vec'],
+    ['d-chunks', 'dChunks'],
+    ['samples-per-step', 'samplesPerStep'],
+    ['stages', 'stages'],
+  ];
+  for (const [flag, field] of fromFlag) if (o[flag] !== undefined) s[field] = o[flag];
+  checkScheduleShape(s as unknown as Schedule);
+  return s as unknown as Schedule;
+}
+
+/** Compile `FILE:NAME` with the ts-morph front end (loaded only when needed: it pulls in TypeScript). */
+async function scalarFnFrom(cmd: string, flag: string, spec: string | undefined, differentiate: boolean): Promise<ScalarFn | undefined> {
+  if (spec === undefined) return undefined;
+  const at = spec.lastIndexOf(':');
+  if (at <= 0 || at === spec.length - 1) throw new UsageError(`--${flag} expects FILE:NAME, got '${spec}'`, cmd);
+  const file = spec.slice(0, at);
+  const name = spec.slice(at + 1);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`--${flag}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const { compileScalarSource } = await import('../codegen/frontend.js');
+  try {
+    const fn = compileScalarSource(file, text, name);
+    if (fn.args.length !== 1) throw new Error(`${fn.origin}: '${name}' takes ${fn.args.length} arguments; a ${flag} takes one`);
+    if (differentiate) derivative(fn, fn.args[0]!);
+    return fn;
+  } catch (e) {
+    throw new CliError(`--${flag} ${spec}: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------- emit
+
+const EMIT_FLAGS = {
+  target: { kind: 'enum', values: ['wgsl', 'cuda', 'triton', 'all'], help: 'target language (all: one subfolder per target)' },
+  out: { kind: 'str', metavar: 'DIR', help: 'output directory (created if missing)' },
+  dtype: { kind: 'enum', values: ['f32', 'f16', 'bf16', 'all'], default: 'f32', help: 'storage dtype of E and C' },
+  variants: { kind: 'enum', values: ['all', 'sampled', 'full'], default: 'all', help: 'sampled: CCE- (uniform and given q); full: full-catalog CE' },
+  ...SCHEDULE_FLAGS,
+  ...FN_FLAGS,
+} as const satisfies FlagTable;
+
+const EMIT_HELP = usage(
+  'ccekit emit --target wgsl|cuda|triton|all --out DIR [flags]',
+  'Generate the forward and backward kernels of every variant (scalar and per-row upstream gradient)\nand a manifest.json (entries, parameters, bindings, schedule, launch geometry). Prints each file written.',
+  EMIT_FLAGS,
+);
+
+async function cmdEmit(argv: string[]): Promise<number> {
+  const o = parseFlags('emit', argv, EMIT_FLAGS);
+  if (o.target === undefined) throw new UsageError('emit needs --target', 'emit');
+  if (o.out === undefined) throw new UsageError('emit needs --out DIR', 'emit');
+  const schedule = scheduleFrom('emit', o);
+  const transform = await scalarFnFrom('emit', 'transform', o.transform, true);
+  const correction = await scalarFnFrom('emit', 'correction', o.correction, false);
+  const dtypes = o.dtype === 'all' ? DTYPES : [o.dtype];
+  const variants = dtypes
+    .flatMap((dt) => allVariants(dt, { transform, correction }))
+    .filter((v) => o.variants === 'all' || v.mode === o.variants);
+  const targets = o.target === 'all' ? TARGETS : [o.target];
+  for (const t of targets) {
+    const dir = o.target === 'all' ? join(o.out, t) : o.out;
+    for (const path of writeTarget(t, variants, schedule, dir).paths) out(path);
+  }
+  return 0;
+}
+
+function writeTarget(target: TargetName, variants: CceOptions[], schedule: Schedule, dir: string): { paths: string[]; kernels: number; bytes: number } {
+  const { files, manifest } = emitVariants(target, variants, schedule);
+  const all: [string, string][] = [...files, ['manifest.json', JSON.stringify(manifest, null, 2) + '\n']];
+  const paths: string[] = [];
+  let bytes = 0;
+  try {
+    mkdirSync(dir, { recursive: true });
+    for (const [name, text] of all) {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      paths.push(path);
+      bytes += Buffer.byteLength(text);
+    }
+  } catch (e) {
+    throw new CliError(`cannot write into ${dir}: ${(e as Error).message}`);
+  }
+  return { paths, kernels: manifest.kernels.length, bytes };
+}
+
+// ---------------------------------------------------------------- run
+
+const RUN_FLAGS = {
+  device: { kind: 'enum', values: ['cpu', 'webgpu', 'cuda'], default: 'cpu', help: 'where the kernels run: cpu (float64 executor of the compiled IR) or webgpu (the emitted WGSL through Dawn)' },
+  n: { kind: 'int', default: 513, min: 1, help: 'rows N (sequence positions)' },
+  v: { kind: 'int', default: 1000, min: 2, help: 'items V in the catalog' },
+  k: { kind: 'int', default: 64, min: 1, help: 'negatives K per row (sampled mode)' },
+  d: { kind: 'int', default: 64, min: 1, help: 'hidden size D' },
+  dtype: { kind: 'enum', values: DTYPES, default: 'f32', help: 'storage dtype of E and C' },
+  seed: { kind: 'int', default: 1, help: 'random seed' },
+  reduction: { kind: 'enum', values: ['mean', 'sum', 'none'], default: 'mean', help: 'loss reduction' },
+  mode: { kind: 'enum', values: ['sampled', 'full'], default: 'sampled', help: 'sampled: CCE- with K negatives; full: CE over all V items' },
+  popularity: { kind: 'bool', help: 'draw negatives from a Zipf-like q (log q tensor) instead of uniform' },
+  collisions: { kind: 'num', default: 0, min: 0, max: 1, metavar: 'RATE', help: 'probability that a negative equals the target (rejected)' },
+  ignore: { kind: 'num', default: 0, min: 0, max: 1, metavar: 'FRACTION', help: 'share of rows whose target is ignore_index' },
+  tol: { kind: 'num', min: 0, help: 'largest relative error that passes (exit 1 above it); default 1e-9 on cpu, on webgpu 1e-4 for f32 inputs and 1e-3 for f16/bf16' },
+  repeats: { kind: 'int', default: 10, min: 0, help: 'webgpu: timed repetitions (median per kernel)' },
+  ...SCHEDULE_FLAGS,
+  ...FN_FLAGS,
+} as const satisfies FlagTable;
+
+const RUN_HELP = usage(
+  'ccekit run --device cpu [flags]',
+  'Run CCE- (or full CE) on a random problem and compare loss, lse, dE and dC with the float64 reference.\nRelative error = max|a − b| / max(max|b|, tiny).',
+  RUN_FLAGS,
+);
+
+interface Comparison {
+  res: CceResult;
+  timings: KernelTiming[];
+  ref: ReturnType<typeof referenceCce>;
+  errors: { loss: number; lse: number; dE: number; dC: number };
+  ms: number;
+  refMs: number;
+}
+
+/** max|a − b| / max(max|b|, tiny); NaN when a value is missing or not finite. */
+export function relError(a: number | ArrayLike<number>, b: number | ArrayLike<number>): number {
+  const A = typeof a === 'number' ? [a] : a;
+  const B = typeof b === 'number' ? [b] : b;
+  if (A.length !== B.length) return NaN;
+  let diff = 0;
+  let scale = 1e-30;
+  for (let i = 0; i < A.length; i++) {
+    const d = Math.abs(A[i]! - B[i]!);
+    if (!Number.isFinite(d)) return NaN;
+    diff = Math.max(diff, d);
+    scale = Math.max(scale, Math.abs(B[i]!));
+  }
+  return diff / scale;
+}
+
+/** Where kernels run: the CPU executor, or a WebGPU device. */
+type Device = { kind: 'cpu' } | { kind: 'webgpu'; ctx: WebgpuContext; repeats: number };
+
+async function compare(dev: Device, p: CceProblem, transform?: ScalarFn, correction?: ScalarFn, schedule?: Schedule): Promise<Comparison> {
+  const t0 = performance.now();
+  let res: CceResult;
+  let timings: KernelTiming[] = [];
+  if (dev.kind === 'cpu') res = runCceCpu(p, { transform, correction, schedule });
+  else {
+    const r = await runCceWebgpu(dev.ctx, p, { transform, correction, schedule, repeats: dev.repeats });
+    res = r;
+    timings = r.timings;
+  }
+  const t1 = performance.now();
+  const ro: ReferenceOptions = {};
+  if (transform) {
+    const df = derivative(transform, transform.args[0]!);
+    ro.transform = { f: (x) => evalScalarFn(transform, [x]), df: (x) => evalScalarFn(df, [x]) };
+  }
+  if (correction) ro.correction = (lq) => evalScalarFn(correction, [lq]);
+  const ref = referenceCce(p, ro);
+  const t2 = performance.now();
+  return {
+    res,
+    timings,
+    ref,
+    errors: { loss: relError(res.loss, ref.loss), lse: relError(res.lse, ref.lse), dE: relError(res.dE, ref.dE), dC: relError(res.dC, ref.dC) },
+    ms: t1 - t0,
+    refMs: t2 - t1,
+  };
+}
+
+const fmtErr = (x: number) => (Number.isNaN(x) ? 'NaN' : x === 0 ? '0' : x.toExponential(2));
+const fmtMs = (x: number) => x.toFixed(1);
+const fmtVal = (x: number | Float64Array) => (typeof x === 'number' ? x.toPrecision(12) : `[${x.length}]`);
+const passes = (c: Comparison, tol: number) => Object.values(c.errors).every((e) => e <= tol);
+
+/** Tolerance of a device: float64 executor vs float32 GPU arithmetic (f32: 1e-4, 16-bit inputs: 1e-3). */
+const defaultTol = (dev: Device['kind'], dtype: FloatDType) => (dev === 'cpu' ? 1e-9 : dtype === 'f32' ? 1e-4 : 1e-3);
+
+async function openDevice(kind: 'cpu' | 'webgpu' | 'cuda', repeats: number, required: boolean): Promise<Device | null> {
+  if (kind === 'cpu') return { kind: 'cpu' };
+  if (kind === 'cuda') throw new CliError('--device cuda: the CUDA runtime is not available yet; use --device webgpu or cpu');
+  const ctx = await acquireWebgpu();
+  if (!ctx) {
+    if (required) throw new CliError('--device webgpu: no WebGPU adapter found (on Linux Dawn needs a Vulkan driver: Mesa lavapipe or a GPU driver)');
+    return null;
+  }
+  return { kind: 'webgpu', ctx, repeats };
+}
+const closeDevice = (d: Device) => d.kind === 'webgpu' && releaseWebgpu(d.ctx);
+const deviceLine = (d: Device) => (d.kind === 'cpu' ? 'cpu (float64 executor of the compiled kernels)' : `webgpu: ${d.ctx.name} (Dawn)`);
+const timingText = (ts: KernelTiming[]) => ts.map((t) => `${t.kernel} ${t.ms.toFixed(3)} ms`).join(', ') + (ts.length ? ` (median of ${ts[0]!.samples.length}, ${ts[0]!.method})` : '');
+
+async function cmdRun(argv: string[]): Promise<number> {
+  const o = parseFlags('run', argv, RUN_FLAGS);
+  const schedule = scheduleFrom('run', o, o.device === 'webgpu' ? WEBGPU_SCHEDULE : DEFAULT_SCHEDULE);
+  const transform = await scalarFnFrom('run', 'transform', o.transform, true);
+  const correction = await scalarFnFrom('run', 'correction', o.correction, false);
+  const gen: GenOptions = {
+    N: o.n,
+    V: o.v,
+    K: o.k,
+    D: o.d,
+    dtype: o.dtype,
+    seed: o.seed,
+    mode: o.mode,
+    popularity: o.popularity,
+    collisionRate: o.collisions,
+    ignoreFraction: o.ignore,
+  };
+  const p: CceProblem = { ...randomProblem(gen), reduction: o.reduction };
+  const dev = (await openDevice(o.device, o.repeats, true))!;
+  let c: Comparison;
+  try {
+    c = await compare(dev, p, transform, correction, schedule);
+  } finally {
+    closeDevice(dev);
+  }
+  const tol = o.tol ?? defaultTol(dev.kind, o.dtype);
+  const { N, V, K, D } = p;
+  const shape = o.mode === 'sampled' ? `N=${N} V=${V} K=${K} D=${D}` : `N=${N} V=${V} D=${D}`;
+  const q = o.mode === 'sampled' ? (o.popularity ? ' (popularity q)' : ' (uniform q)') : '';
+  out(`device: ${deviceLine(dev)}`);
+  out(`problem: ${o.mode}${q} ${shape} dtype=${o.dtype} reduction=${o.reduction} seed=${o.seed}` + (o.mode === 'sampled' ? ` collisions=${o.collisions}` : '') + ` ignore=${o.ignore}`);
+  if (transform) out(`transform: ${transform.origin}`);
+  if (correction) out(`correction: ${correction.origin}`);
+  out(`schedule: ${JSON.stringify(schedule)}`);
+  out();
+  out(
+    table([
+      ['quantity', 'ccekit', 'reference', 'max rel error'],
+      ['loss', fmtVal(c.res.loss), fmtVal(c.ref.loss), fmtErr(c.errors.loss)],
+      ['lse', `[${N}]`, `[${N}]`, fmtErr(c.errors.lse)],
+      ['dE', `[${N}x${D}]`, `[${N}x${D}]`, fmtErr(c.errors.dE)],
+      ['dC', `[${V}x${D}]`, `[${V}x${D}]`, fmtErr(c.errors.dC)],
+      ['time ms', fmtMs(c.ms), fmtMs(c.refMs), ''],
+    ]),
+  );
+  if (c.timings.length) out(`kernel times: ${timingText(c.timings)}`);
+  out();
+  if (passes(c, tol)) {
+    out(`ok: every relative error is at most ${tol}`);
+    return 0;
+  }
+  out(`MISMATCH: a relative error is above ${tol}`);
+  return 1;
+}
+
+// ---------------------------------------------------------------- start
+
+const START_FLAGS = {
+  out: { kind: 'str', metavar: 'DIR', default: 'out', help: 'where the kernels of every target go (DIR/<target>/)' },
+} as const satisfies FlagTable;
+
+const START_HELP = usage(
+  'ccekit start [--out DIR]',
+  'The main job on the best device available: run CCE- on a few problems for every dtype and check it\nagainst the float64 reference, then emit all variants for WGSL, CUDA and Triton into DIR/<target>/.',
+  START_FLAGS,
+);
+
+const START_SETTINGS: { label: string; gen: Omit<GenOptions, 'dtype' | 'seed'> }[] = [
+  { label: 'sampled uniform', gen: { mode: 'sampled', N: 513, V: 4099, K: 127, D: 64 } },
+  { label: 'sampled popularity', gen: { mode: 'sampled', N: 513, V: 4099, K: 127, D: 64, popularity: true, collisionRate: 0.02, ignoreFraction: 0.05 } },
+  { label: 'full', gen: { mode: 'full', N: 257, V: 1031, K: 0, D: 64 } },
+];
+const START_NOTE = [
+  'sampled uniform:    N=513 V=4099 K=127 D=64, q = 1/(V−1)',
+  'sampled popularity: N=513 V=4099 K=127 D=64, Zipf-like q, 2% of negatives collide with the target, 5% of rows ignored',
+  'full:               N=257 V=1031 D=64, softmax over all items',
+  'reduction mean, seed 1; errors are max|a − b| / max|reference| against the float64 reference',
+];
+/** The best device this build can use: a WebGPU adapter if there is one, else the CPU executor. */
+async function bestDevice(): Promise<{ device: Device; note: string }> {
+  const gpu = await openDevice('webgpu', 5, false);
+  if (gpu) return { device: gpu, note: 'the emitted WGSL runs through Dawn (the CUDA runtime is not available yet)' };
+  return { device: { kind: 'cpu' }, note: 'no WebGPU adapter, so the CPU float64 executor of the compiled kernels was used' };
+}
+
+async function cmdStart(argv: string[]): Promise<number> {
+  const o = parseFlags('start', argv, START_FLAGS);
+  const { device: dev, note } = await bestDevice();
+  const t0 = performance.now();
+  out(`ccekit start: device ${deviceLine(dev)}: ${note}.`);
+  out();
+  for (const line of START_NOTE) out(line);
+  out();
+  const rows: string[][] = [['setting', 'dtype', 'loss', 'loss err', 'lse err', 'dE err', 'dC err', 'fwd ms', 'bwd ms', 'tol', '']];
+  let ok = true;
+  try {
+    for (const s of START_SETTINGS) {
+      for (const dtype of DTYPES) {
+        const c = await compare(dev, randomProblem({ ...s.gen, dtype, seed: 1 }), undefined, undefined, dev.kind === 'webgpu' ? WEBGPU_SCHEDULE : undefined);
+        const tol = defaultTol(dev.kind, dtype);
+        const pass = passes(c, tol);
+        ok &&= pass;
+        const e = c.errors;
+        const [f, b] = c.timings.length ? c.timings.map((t) => t.ms.toFixed(3)) : [fmtMs(c.ms), ''];
+        rows.push([s.label, dtype, fmtVal(c.res.loss), fmtErr(e.loss), fmtErr(e.lse), fmtErr(e.dE), fmtErr(e.dC), f!, b!, String(tol), pass ? 'ok' : 'FAIL']);
+      }
+    }
+  } finally {
+    closeDevice(dev);
+  }
+  out(table(rows));
+  out();
+  out(dev.kind === 'webgpu' ? 'fwd / bwd ms: median kernel times of 5 runs (GPU timestamps where the adapter has them)' : 'ms: wall time of forward + backward in the CPU executor');
+  out(ok ? 'all errors relative to the float64 reference are within tolerance' : 'FAIL: some errors are above tolerance');
+  out();
+  const variants = DTYPES.flatMap((dt) => allVariants(dt));
+  const summary: string[][] = [['target', 'files', 'kernels', 'bytes', 'directory']];
+  for (const t of TARGETS) {
+    const dir = join(o.out, t);
+    const w = writeTarget(t, variants, DEFAULT_SCHEDULE, dir);
+    summary.push([t, String(w.paths.length), String(w.kernels), String(w.bytes), dir]);
+  }
+  out(`emitted every variant (${DTYPES.join(', ')}; sampled uniform / given q, full; scalar and per-row gradients), schedule ${JSON.stringify(DEFAULT_SCHEDULE)}:`);
+  out(table(summary));
+  out();
+  out(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return ok ? 0 : 1;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+const COMMANDS: Record<string, { help: string; summary: string; run: (argv: string[]) => Promise<number> }> = {
+  emit: { help: EMIT_HELP, summary: 'generate WGSL / CUDA / Triton kernels and a manifest.json', run: cmdEmit },
+  run: { help: RUN_HELP, summary: 'run on a random problem and compare with the float64 reference', run: cmdRun },
+  start: { help: START_HELP, summary: 'the main job on the best device available (npm start)', run: cmdStart },
+};
+
+const MAIN_HELP = [
+  'ccekit: a compiler of GPU kernels for CCE- (cross-entropy with negative sampling, no materialized logits)',
+  '',
+  'usage: ccekit <command> [flags]',
+  '',
+  'commands:',
+  ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(6)}  ${c.summary}`),
+  `  ${'help'.padEnd(6)}  ccekit help <command> prints the flags of a command`,
+  '',
+  'examples:',
+  '  ccekit emit --target cuda --dtype bf16 --out out/cuda',
+  '  ccekit emit --target all --out out --transform softcap.ts:softcap',
+  '  ccekit run --device cpu --n 513 --v 1000 --k 64 --d 64 --popularity',
+  '  ccekit start',
+  '',
+  'Run `ccekit <command> --help` for its flags.',
+].join('\n');
+
+const LIBRARY_ERRORS = [CliError, CceInputError, ScheduleError, VerifyError, DslError, WebgpuError];
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  let name = cmd ?? '';
+  try {
+    if (cmd === undefined || cmd === '--help' || cmd === '-h') {
+      out(MAIN_HELP);
+      return 0;
+    }
+    if (cmd === 'help') {
+      const which = rest[0];
+      if (which === undefined) out(MAIN_HELP);
+      else if (COMMANDS[which]) out(COMMANDS[which]!.help);
+      else throw new UsageError(`unknown command '${which}'`, '');
+      return 0;
+    }
+    const c = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+    if (!c) {
+      name = '';
+      throw new UsageError(cmd.startsWith('-') ? `unknown flag ${cmd.split('=')[0]}; flags go after the command` : `unknown command '${cmd}'`, '');
+    }
+    if (isHelp(rest)) {
+      out(c.help);
+      return 0;
+    }
+    return await c.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`ccekit: ${oneLine(e.message)} (see ccekit ${e.command ? e.command + ' ' : ''}--help)`);
+      return 2;
+    }
+    const msg = oneLine(e instanceof Error ? e.message : String(e));
+    if (LIBRARY_ERRORS.some((k) => e instanceof k) || (e instanceof Error && e.name === 'FrontendError')) {
+      err(`ccekit: ${msg}`);
+      return 2;
+    }
+    if (process.env.CCEKIT_DEBUG) err(e instanceof Error && e.stack ? e.stack : String(e));
+    err(`ccekit: internal error in '${name}': ${msg} (CCEKIT_DEBUG=1 shows the stack)`);
+    return 1;
+  }
+}
+
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+process.exitCode = await main(process.argv.slice(2));
