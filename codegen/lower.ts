@@ -288,6 +288,9 @@ export function checkAgainstCaps(lk: LoweredKernel, caps: DeviceCaps): void {
   if (lk.invocations > caps.maxInvocations) fail('schedule', `rows·lanes = ${lk.invocations} invocations exceed the device limit ${caps.maxInvocations}`);
   if (caps.warpSize && lk.invocations % caps.warpSize !== 0)
     fail('schedule', `rows·lanes = ${lk.invocations} is not a multiple of the warp size ${caps.warpSize}`);
+  const storage = lk.kernel.params.filter((p) => p.kind === 'tensor').length;
+  if (caps.maxStorageBuffers !== undefined && storage > caps.maxStorageBuffers)
+    fail('kernel', `binds ${storage} storage buffers, the device allows ${caps.maxStorageBuffers} per shader stage`);
   const shared = sharedBytes(lk, caps);
   if (shared > caps.maxSharedBytes) fail('laneReduce', `needs ${shared} bytes of workgroup memory, the device offers ${caps.maxSharedBytes}`);
   if (caps.maxRegisters) {

@@ -1,5 +1,5 @@
 // IR → IR passes that every target gets: unrolling of constant loops and constant folding.
-import { type Expr, type Kernel, type Stmt, mapExpr, mapStmtExprs } from './ir.js';
+import { type Expr, type Kernel, type Stmt, mapExpr, mapStmtExprs, stmtExprs } from './ir.js';
 
 /** Expand `unroll` loops: the loop variable becomes a constant; names declared inside get a _j suffix. */
 export function unrollLoops(body: readonly Stmt[]): Stmt[] {
@@ -104,6 +104,31 @@ export function foldConstants(body: readonly Stmt[]): Stmt[] {
   });
 }
 
+/** Drop lets and vars (with their assignments) that nothing reads; loads have no side effects. */
+export function eliminateDeadCode(body: readonly Stmt[]): Stmt[] {
+  let cur = [...body];
+  for (;;) {
+    const read = new Set<string>();
+    const visit = (st: readonly Stmt[]) =>
+      st.forEach((s) => {
+        for (const e of stmtExprs(s)) mapExpr(e, (x) => (x.op === 'ref' && read.add(x.name), x));
+        if (s.k === 'for') visit(s.body);
+      });
+    visit(cur);
+    let changed = false;
+    const prune = (st: readonly Stmt[]): Stmt[] =>
+      st.flatMap((s): Stmt[] => {
+        if ((s.k === 'let' || s.k === 'var' || s.k === 'assign') && !read.has(s.name)) {
+          changed = true;
+          return [];
+        }
+        return s.k === 'for' ? [{ ...s, body: prune(s.body) }] : [s];
+      });
+    cur = prune(cur);
+    if (!changed) return cur;
+  }
+}
+
 export function runPasses(k: Kernel): Kernel {
-  return { ...k, body: foldConstants(unrollLoops(k.body)) };
+  return { ...k, body: eliminateDeadCode(foldConstants(unrollLoops(k.body))) };
 }

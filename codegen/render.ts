@@ -111,6 +111,16 @@ export class Lines {
   line(s: string): void {
     for (const l of s.split('\n')) this.out.push(l === '' ? '' : this.unit.repeat(this.depth) + l);
   }
+  /** Position for a later insert(); since() lists the lines written after it. */
+  mark(): number {
+    return this.out.length;
+  }
+  since(mark: number): string[] {
+    return this.out.slice(mark);
+  }
+  insert(mark: number, s: string): void {
+    this.out.splice(mark, 0, this.unit.repeat(this.depth) + s);
+  }
   indent(): void {
     this.depth++;
   }

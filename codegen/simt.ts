@@ -84,10 +84,12 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
         for (const b of s.body) if ((b.k === 'decl' || b.k === 'load') && isArray(b.name)) out.line(syn.declareArray(b.name, b.t, lk.perLane));
         out.line(syn.forOpen('j', '0', String(lk.perLane), 1, true));
         out.indent();
-        out.line(syn.declare('d', 'i32', syn.elementIndex('j', lk), false));
+        const at = out.mark();
         ep.inRegion = true;
         s.body.forEach(emit);
         ep.inRegion = false;
+        // The element index, where the region's statements use it.
+        if (out.since(at).some((l) => /\bd\b/.test(l))) out.insert(at, syn.declare('d', 'i32', syn.elementIndex('j', lk), false));
         out.dedent();
         out.line('}');
         return;

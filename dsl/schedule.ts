@@ -32,13 +32,17 @@ export interface DeviceCaps {
   warpSize?: number;
   maxGridX: number;
   maxStorageBindingBytes?: number;
+  /** Storage buffers one kernel may bind (WebGPU's maxStorageBuffersPerShaderStage). */
+  maxStorageBuffers?: number;
   shaderF16: boolean;
 }
 
 export const CAPS: Record<Target, DeviceCaps> = {
   cpu: { target: 'cpu', name: 'cpu-float64', maxInvocations: 1 << 16, maxSharedBytes: 1 << 30, maxGridX: 2 ** 31 - 1, shaderF16: true },
-  // WebGPU defaults (gpuweb spec); the WebGPU runtime replaces them with the adapter's raised limits.
-  wgsl: { target: 'wgsl', name: 'webgpu-default', maxInvocations: 256, maxSharedBytes: 16384, maxGridX: 65535, maxStorageBindingBytes: 134217728, shaderF16: false },
+  // WebGPU defaults (gpuweb spec), except storage buffers: the spec's default is 8, but the backward kernels
+  // with a given q or a per-row upstream gradient bind 9–10, which desktop adapters offer (lavapipe 16,
+  // Vulkan / Metal / D3D12 drivers ≥ 10); the runtime requests the adapter's limits and checks them.
+  wgsl: { target: 'wgsl', name: 'webgpu-default', maxInvocations: 256, maxSharedBytes: 16384, maxGridX: 65535, maxStorageBindingBytes: 134217728, maxStorageBuffers: 10, shaderF16: false },
   // Hopper (sm_90): 1024 threads, 227 KiB shared memory per block after opt-in (48 KiB static).
   cuda: { target: 'cuda', name: 'sm_90a', maxInvocations: 1024, maxSharedBytes: 48 * 1024, maxRegisters: 255, warpSize: 32, maxGridX: 2 ** 31 - 1, shaderF16: true },
   triton: { target: 'triton', name: 'triton', maxInvocations: 1024, maxSharedBytes: 227 * 1024, maxGridX: 2 ** 31 - 1, shaderF16: true },

@@ -51,6 +51,7 @@ describe('WebGPU runtime (Dawn)', () => {
     [513, 64, 1031, 100, 'bf16', 'none', false],
     [129, 57, 97, 33, 'f32', 'mean', true],
     [37, 64, 2003, 9, 'f16', 'mean', true],
+    [45, 31, 300, 21, 'bf16', 'none', true], // given q + per-row gradient: 10 storage buffers
   ];
   for (const [N, D, V, K, dtype, reduction, popularity] of cases)
     it(`sampled N=${N} D=${D} V=${V} K=${K} ${dtype} ${reduction}${popularity ? ' popularity-q' : ''}`, async (t) => {

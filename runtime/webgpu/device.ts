@@ -76,6 +76,7 @@ export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
     maxSharedBytes: l.maxComputeWorkgroupStorageSize,
     maxGridX: l.maxComputeWorkgroupsPerDimension,
     maxStorageBindingBytes: l.maxStorageBufferBindingSize,
+    maxStorageBuffers: l.maxStorageBuffersPerShaderStage,
     shaderF16: device.features.has('shader-f16'),
   };
   const ctx: WebgpuContext = { gpu, adapter, device, caps, name: caps.name, timestamps: device.features.has('timestamp-query'), subgroups: device.features.has('subgroups'), lost: false };
