@@ -18,6 +18,8 @@ import { CceInputError, type CceProblem } from '../runtime/problem.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import { type FlagTable, UsageError, isHelp, parseFlags, table, usage } from './args.js';
+import { BENCH_HELP, CHECK_HELP, cmdBench, cmdCheck, openCuda } from './gpu.js';
+import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 
 /** An error with a message fit for the user as it is (bad input file, unwritable directory, ...). */
 class CliError extends Error {}
@@ -217,14 +219,18 @@ export function relError(a: number | ArrayLike<number>, b: number | ArrayLike<nu
 }
 
 /** Where kernels run: the CPU executor, or a WebGPU device. */
-type Device = { kind: 'cpu' } | { kind: 'webgpu'; ctx: WebgpuContext; repeats: number };
+type Device = { kind: 'cpu' } | { kind: 'webgpu'; ctx: WebgpuContext; repeats: number } | { kind: 'cuda'; rt: CudaRuntime; repeats: number };
 
 async function compare(dev: Device, p: CceProblem, transform?: ScalarFn, correction?: ScalarFn, schedule?: Schedule): Promise<Comparison> {
   const t0 = performance.now();
   let res: CceResult;
   let timings: KernelTiming[] = [];
   if (dev.kind === 'cpu') res = runCceCpu(p, { transform, correction, schedule });
-  else {
+  else if (dev.kind === 'cuda') {
+    const r = runCceCuda(dev.rt, p, { transform, correction, schedule, repeats: dev.repeats });
+    res = r;
+    timings = r.timings.map((t) => ({ ...t, method: 'cuda-events' as const }));
+  } else {
     const r = await runCceWebgpu(dev.ctx, p, { transform, correction, schedule, repeats: dev.repeats });
     res = r;
     timings = r.timings;
@@ -258,7 +264,13 @@ const defaultTol = (dev: Device['kind'], dtype: FloatDType) => (dev === 'cpu' ? 
 
 async function openDevice(kind: 'cpu' | 'webgpu' | 'cuda', repeats: number, required: boolean): Promise<Device | null> {
   if (kind === 'cpu') return { kind: 'cpu' };
-  if (kind === 'cuda') throw new CliError('--device cuda: the CUDA runtime is not available yet; use --device webgpu or cpu');
+  if (kind === 'cuda') {
+    if (!required) {
+      const rt = CudaRuntime.open();
+      return rt ? { kind: 'cuda', rt, repeats } : null;
+    }
+    return { kind: 'cuda', rt: openCuda(), repeats };
+  }
   const ctx = await acquireWebgpu();
   if (!ctx) {
     if (required) throw new CliError('--device webgpu: no WebGPU adapter found (on Linux Dawn needs a Vulkan driver: Mesa lavapipe or a GPU driver)');
@@ -267,7 +279,8 @@ async function openDevice(kind: 'cpu' | 'webgpu' | 'cuda', repeats: number, requ
   return { kind: 'webgpu', ctx, repeats };
 }
 const closeDevice = (d: Device) => d.kind === 'webgpu' && releaseWebgpu(d.ctx);
-const deviceLine = (d: Device) => (d.kind === 'cpu' ? 'cpu (float64 executor of the compiled kernels)' : `webgpu: ${d.ctx.name} (Dawn)`);
+const deviceLine = (d: Device) =>
+  d.kind === 'cpu' ? 'cpu (float64 executor of the compiled kernels)' : d.kind === 'cuda' ? `cuda: ${d.rt.name} (${d.rt.cuda.info.arch})` : `webgpu: ${d.ctx.name} (Dawn)`;
 const timingText = (ts: KernelTiming[]) => ts.map((t) => `${t.kernel} ${t.ms.toFixed(3)} ms`).join(', ') + (ts.length ? ` (median of ${ts[0]!.samples.length}, ${ts[0]!.method})` : '');
 
 async function cmdRun(argv: string[]): Promise<number> {
@@ -350,8 +363,10 @@ const START_NOTE = [
 ];
 /** The best device this build can use: a WebGPU adapter if there is one, else the CPU executor. */
 async function bestDevice(): Promise<{ device: Device; note: string }> {
+  const cuda = await openDevice('cuda', 5, false);
+  if (cuda) return { device: cuda, note: 'the emitted CUDA C++ runs through NVRTC and the driver API' };
   const gpu = await openDevice('webgpu', 5, false);
-  if (gpu) return { device: gpu, note: 'the emitted WGSL runs through Dawn (the CUDA runtime is not available yet)' };
+  if (gpu) return { device: gpu, note: 'no CUDA device, so the emitted WGSL runs through Dawn' };
   return { device: { kind: 'cpu' }, note: 'no WebGPU adapter, so the CPU float64 executor of the compiled kernels was used' };
 }
 
@@ -405,6 +420,8 @@ const COMMANDS: Record<string, { help: string; summary: string; run: (argv: stri
   emit: { help: EMIT_HELP, summary: 'generate WGSL / CUDA / Triton kernels and a manifest.json', run: cmdEmit },
   run: { help: RUN_HELP, summary: 'run on a random problem and compare with the float64 reference', run: cmdRun },
   start: { help: START_HELP, summary: 'the main job on the best device available (npm start)', run: cmdStart },
+  check: { help: CHECK_HELP, summary: 'the correctness suite on a GPU (cuda or webgpu) against the float64 reference', run: cmdCheck },
+  bench: { help: BENCH_HELP, summary: 'time CCE- at the paper-matched settings on a GPU', run: cmdBench },
 };
 
 const MAIN_HELP = [

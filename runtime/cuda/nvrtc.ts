@@ -24,6 +24,8 @@ export interface Nvrtc {
   path: string;
   /** Compile one translation unit to PTX; options as for nvcc (e.g. `--gpu-architecture=compute_90`). */
   compile(source: string, name: string, options: string[]): { ptx: string; log: string };
+  /** Compile for a real architecture (`--gpu-architecture=sm_90a`) and return the CUBIN. */
+  compileCubin(source: string, name: string, options: string[]): { cubin: Buffer; log: string };
 }
 
 const SONAMES = ['libnvrtc.so.13', 'libnvrtc.so.12', 'libnvrtc.so.11.2', 'libnvrtc.so'];
@@ -86,6 +88,8 @@ function bind(): Nvrtc | null {
     nvrtcGetPTXSize: lib.func('int nvrtcGetPTXSize(nvrtcProgram prog, _Out_ size_t *ptxSize)'),
     nvrtcGetPTX: lib.func('int nvrtcGetPTX(nvrtcProgram prog, _Out_ uint8_t *ptx)'),
     nvrtcDestroyProgram: lib.func('int nvrtcDestroyProgram(_Inout_ nvrtcProgram *prog)'),
+    nvrtcGetCUBINSize: lib.func('int nvrtcGetCUBINSize(nvrtcProgram prog, _Out_ size_t *size)'),
+    nvrtcGetCUBIN: lib.func('int nvrtcGetCUBIN(nvrtcProgram prog, _Out_ uint8_t *cubin)'),
   };
 
   const errorName = (code: number): string => {
@@ -113,25 +117,36 @@ function bind(): Nvrtc | null {
   const minor: [number] = [0];
   check('nvrtcVersion', fn.nvrtcVersion(major, minor));
 
+  /** Create, compile, read the result with `take`, destroy; the first error is the one reported. */
+  const run = <T>(source: string, name: string, options: string[], take: (prog: unknown, log: string) => T): T => {
+    const holder: [unknown] = [null];
+    check('nvrtcCreateProgram', fn.nvrtcCreateProgram(holder, source, name, 0, null, null));
+    const prog = holder[0];
+    let result: T;
+    try {
+      const code = fn.nvrtcCompileProgram(prog, options.length, options) as number;
+      const log = readText(prog, 'nvrtcGetProgramLogSize', 'nvrtcGetProgramLog');
+      check('nvrtcCompileProgram', code, log);
+      result = take(prog, log);
+    } catch (e) {
+      fn.nvrtcDestroyProgram(holder);
+      throw e;
+    }
+    check('nvrtcDestroyProgram', fn.nvrtcDestroyProgram(holder));
+    return result;
+  };
+
   return {
     version: [major[0], minor[0]],
     path,
-    compile(source, name, options) {
-      const holder: [unknown] = [null];
-      check('nvrtcCreateProgram', fn.nvrtcCreateProgram(holder, source, name, 0, null, null));
-      const prog = holder[0];
-      let result: { ptx: string; log: string };
-      try {
-        const code = fn.nvrtcCompileProgram(prog, options.length, options) as number;
-        const log = readText(prog, 'nvrtcGetProgramLogSize', 'nvrtcGetProgramLog');
-        check('nvrtcCompileProgram', code, log);
-        result = { ptx: readText(prog, 'nvrtcGetPTXSize', 'nvrtcGetPTX'), log };
-      } catch (e) {
-        fn.nvrtcDestroyProgram(holder); // the first error is the one to report
-        throw e;
-      }
-      check('nvrtcDestroyProgram', fn.nvrtcDestroyProgram(holder));
-      return result;
-    },
+    compile: (source, name, options) => run(source, name, options, (prog, log) => ({ ptx: readText(prog, 'nvrtcGetPTXSize', 'nvrtcGetPTX'), log })),
+    compileCubin: (source, name, options) =>
+      run(source, name, options, (prog, log) => {
+        const size: [number | bigint] = [0];
+        check('nvrtcGetCUBINSize', fn.nvrtcGetCUBINSize(prog, size));
+        const cubin = Buffer.alloc(Number(size[0]));
+        check('nvrtcGetCUBIN', fn.nvrtcGetCUBIN(prog, cubin));
+        return { cubin, log };
+      }),
   };
 }

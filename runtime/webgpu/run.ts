@@ -90,7 +90,7 @@ export interface KernelTiming {
   /** Median over repeats, milliseconds. */
   ms: number;
   samples: number[];
-  method: 'timestamp-query' | 'wall-clock';
+  method: 'timestamp-query' | 'wall-clock' | 'cuda-events';
 }
 
 export interface WebgpuResult extends CceResult {

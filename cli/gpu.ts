@@ -1,0 +1,130 @@
+// GPU commands of the CLI: `check` (the correctness suite on a device), `bench` (paper-matched settings).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { CceOptions } from '../dsl/cce.js';
+import { DEFAULT_SCHEDULE, type Schedule, parseSchedule } from '../dsl/schedule.js';
+import { type CheckRow, checkCases, runChecks } from '../runtime/check.js';
+import { CudaBench } from '../runtime/cuda/bench.js';
+import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
+import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
+import { runCceWebgpu } from '../runtime/webgpu/run.js';
+import { SETTINGS } from '../bench/settings.js';
+import { type FlagTable, UsageError, parseFlags, table, usage } from './args.js';
+
+const out = (s = '') => process.stdout.write(s + '\n');
+const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : !Number.isFinite(x) ? 'inf' : x === 0 ? '0' : x.toExponential(1));
+
+function writeJson(path: string | undefined, data: unknown): void {
+  if (!path) return;
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(data, null, 2) + '\n');
+  out(`wrote ${path}`);
+}
+
+export function openCuda(): CudaRuntime {
+  const rt = CudaRuntime.open();
+  if (!rt) throw new UsageError('--device cuda: no CUDA driver or device found (libcuda.so.1)', '');
+  return rt;
+}
+
+// ---------------------------------------------------------------- check
+
+const CHECK_FLAGS = {
+  device: { kind: 'enum', values: ['cuda', 'webgpu', 'cpu'], default: 'cuda', help: 'device to check' },
+  seed: { kind: 'int', help: 'seed of the random inputs (default: time-based, fresh every run)' },
+  quick: { kind: 'bool', help: 'a smaller grid of sizes' },
+  schedule: { kind: 'str', metavar: 'JSON', help: 'schedule to check (default: the runtime default)' },
+  out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON' },
+} as const satisfies FlagTable;
+
+export const CHECK_HELP = usage(
+  'ccekit check --device cuda|webgpu [--quick] [--seed N] [--out FILE]',
+  'The correctness suite on a device: fresh random inputs at odd sizes (N ∈ {1, 7, 513, 4099}, D ∈ {1, 3, 64, 257},\nK ∈ {1, 5, 1000}), f32/f16/bf16, collisions, ignored rows, popularity q, mean/sum/none, full CE; outputs are\npoisoned before each run and compared with the float64 reference (f32: 1e-5 loss / 1e-4 gradients; 16-bit: 1e-3).',
+  CHECK_FLAGS,
+);
+
+export async function cmdCheck(argv: string[]): Promise<number> {
+  const o = parseFlags('check', argv, CHECK_FLAGS);
+  const seed = o.seed ?? Date.now() % 1_000_000;
+  const schedule: Schedule | undefined = o.schedule ? parseSchedule(o.schedule) : undefined;
+  const cases = checkCases(seed, o.quick);
+  let device = 'cpu';
+  let run: Parameters<typeof runChecks>[1];
+  let close = () => {};
+  if (o.device === 'cuda') {
+    const rt = openCuda();
+    device = `${rt.name} (CUDA ${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
+    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule });
+  } else if (o.device === 'webgpu') {
+    const ctx = await acquireWebgpu();
+    if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'check');
+    device = `${ctx.name} (WebGPU through Dawn)`;
+    run = (c) => runCceWebgpu(ctx, c.problem, { gradOutput: c.gradOutput, schedule });
+    close = () => releaseWebgpu(ctx);
+  } else {
+    const { runCceCpu } = await import('../runtime/cpu/run.js');
+    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule });
+  }
+  out(`ccekit check on ${device}, seed ${seed}, ${cases.length} cases`);
+  const rows: CheckRow[] = [];
+  try {
+    await runChecks(cases, run, (r) => {
+      rows.push(r);
+      out(`${r.pass ? 'ok  ' : 'FAIL'} ${r.dtype.padEnd(4)} ${r.label.padEnd(44)} loss ${fmt(r.errors.loss)} lse ${fmt(r.errors.lse)} dE ${fmt(r.errors.dE)} dC ${fmt(r.errors.dC)}${r.note ? '  ' + r.note : ''}`);
+    });
+  } finally {
+    close();
+  }
+  const failed = rows.filter((r) => !r.pass).length;
+  out(`${rows.length - failed} passed, ${failed} failed`);
+  writeJson(o.out, { device, seed, rows });
+  return failed ? 1 : 0;
+}
+
+// ---------------------------------------------------------------- bench
+
+const BENCH_FLAGS = {
+  device: { kind: 'enum', values: ['cuda'], default: 'cuda', help: 'device to time' },
+  settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings' },
+  dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
+  repeats: { kind: 'int', default: 20, min: 1, help: 'timed repetitions (median, p20, p80)' },
+  schedules: { kind: 'str', metavar: 'JSON', help: 'a JSON list of schedules to time at every setting (default: the default schedule)' },
+  out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON (bench/results/...)' },
+} as const satisfies FlagTable;
+
+export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,...] [--dtype f16] [--out FILE]', 'Time ccekit CCE- (fwd+bwd, per-row negatives from an index tensor) at the paper-matched settings.', BENCH_FLAGS);
+
+export async function cmdBench(argv: string[]): Promise<number> {
+  const o = parseFlags('bench', argv, BENCH_FLAGS);
+  const names = o.settings.split(',').map((s) => s.trim());
+  for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, 'bench');
+  const schedules: Schedule[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]).map((s) => ({ ...DEFAULT_SCHEDULE, ...s })) : [DEFAULT_SCHEDULE];
+  const rt = openCuda();
+  const bench = new CudaBench(rt);
+  const card = rt.name;
+  out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
+  const rows: Record<string, unknown>[] = [];
+  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar' };
+  for (const n of names) {
+    const st = SETTINGS.find((s) => s.name === n)!;
+    const inputs = bench.inputs(st, o.dtype, 1);
+    try {
+      for (const s of schedules) {
+        let row: Record<string, unknown>;
+        try {
+          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs });
+          row = { impl: 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, registers: t.registers };
+        } catch (e) {
+          row = { impl: 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
+        }
+        rows.push(row);
+        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}`);
+      }
+    } finally {
+      inputs.release();
+    }
+  }
+  out(table([['setting', 'ms', 'fwd', 'bwd', 'extra MiB', 'schedule'], ...rows.map((r) => [String(r.setting), r.ms === null ? 'n/a' : (r.ms as number).toFixed(3), r.fwd_ms ? (r.fwd_ms as number).toFixed(3) : '', r.bwd_ms ? (r.bwd_ms as number).toFixed(3) : '', r.peak_mib === null ? 'n/a' : (r.peak_mib as number).toFixed(2), JSON.stringify(r.schedule)])]));
+  writeJson(o.out, rows);
+  return 0;
+}

@@ -1,0 +1,86 @@
+// The correctness suite a GPU runtime must pass: fresh random inputs at odd sizes, every dtype, collisions,
+// ignored rows, popularity q, all reductions, full CE; compared with the float64 reference.
+import type { Schedule } from '../dsl/schedule.js';
+import type { CceResult } from './cpu/run.js';
+import { referenceCce } from './cpu/reference.js';
+import type { FloatDType } from './numeric.js';
+import type { CceProblem, Reduction } from './problem.js';
+import { randomProblem } from './random.js';
+
+export interface CheckCase {
+  label: string;
+  problem: CceProblem;
+  gradOutput: number | Float64Array;
+}
+
+export interface CheckRow {
+  label: string;
+  dtype: FloatDType;
+  errors: { loss: number; lse: number; dE: number; dC: number };
+  tol: { loss: number; grad: number };
+  pass: boolean;
+  note?: string;
+}
+
+/** max|a − b| / max|b|; Infinity when a value is not finite (unwritten outputs are poisoned with NaN). */
+export function relErr(a: number | ArrayLike<number>, b: number | ArrayLike<number>): number {
+  const A = typeof a === 'number' ? [a] : a;
+  const B = typeof b === 'number' ? [b] : b;
+  if (A.length !== B.length) return Infinity;
+  let num = 0;
+  let den = 1e-300;
+  for (let i = 0; i < A.length; i++) {
+    if (!Number.isFinite(A[i]!)) return Infinity;
+    num = Math.max(num, Math.abs(A[i]! - B[i]!));
+    den = Math.max(den, Math.abs(B[i]!));
+  }
+  return num / den;
+}
+
+/** Tolerances of the GPU runtimes: f32 inputs 1e-5 loss / 1e-4 gradients; f16 / bf16 1e-3. */
+export const gpuTolerance = (dtype: FloatDType) => (dtype === 'f32' ? { loss: 1e-5, grad: 1e-4 } : { loss: 1e-3, grad: 1e-3 });
+
+export function checkCases(seed: number, quick = false): CheckCase[] {
+  const out: CheckCase[] = [];
+  const dtypes: FloatDType[] = ['f32', 'f16', 'bf16'];
+  const reductions: Reduction[] = ['mean', 'sum', 'none'];
+  const grid: [number, number, number][] = [];
+  for (const N of quick ? [7, 513] : [1, 7, 513, 4099]) for (const D of quick ? [3, 64] : [1, 3, 64, 257]) for (const K of quick ? [5, 1000] : [1, 5, 1000]) grid.push([N, D, K]);
+  grid.forEach(([N, D, K], i) => {
+    const dtype = dtypes[i % 3]!;
+    const reduction = reductions[Math.floor(i / 3) % 3]!;
+    const popularity = i % 4 === 1;
+    const V = popularity ? 1009 : 61 + 97 * (i % 7);
+    const p = { ...randomProblem({ N, D, V, K, dtype, seed: seed + i, collisionRate: 0.1, ignoreFraction: N > 1 ? 0.15 : 0, popularity }), reduction };
+    const gradOutput = reduction === 'none' ? Float64Array.from({ length: N }, (_, r) => 0.5 + (r % 4) * 0.5) : 1.25;
+    out.push({ label: `sampled N=${N} D=${D} K=${K} V=${V}${popularity ? ' q' : ''} ${reduction}`, problem: p, gradOutput });
+  });
+  for (const [N, D, V, dtype] of [[7, 3, 61, 'f32'], [513, 64, 1031, 'bf16'], [129, 257, 301, 'f16']] as const) {
+    const p = randomProblem({ N, D, V, K: 0, dtype, seed: seed + 1000 + N, mode: 'full', ignoreFraction: 0.1 });
+    out.push({ label: `full N=${N} D=${D} V=${V} mean`, problem: p, gradOutput: 1 });
+  }
+  return out;
+}
+
+export async function runChecks(cases: CheckCase[], run: (c: CheckCase) => Promise<CceResult> | CceResult, onRow?: (r: CheckRow) => void): Promise<CheckRow[]> {
+  const rows: CheckRow[] = [];
+  for (const c of cases) {
+    const tol = gpuTolerance(c.problem.dtype);
+    let row: CheckRow;
+    try {
+      const got = await run(c);
+      const ref = referenceCce(c.problem, { gradOutput: c.gradOutput });
+      const errors = { loss: relErr(got.loss, ref.loss), lse: relErr(got.lse, ref.lse), dE: relErr(got.dE, ref.dE), dC: relErr(got.dC, ref.dC) };
+      const kOk = c.problem.mode === 'full' || Array.from(got.kAccepted).every((k, i) => k === ref.kAccepted[i]);
+      const pass = errors.loss <= tol.loss && errors.lse <= tol.loss && errors.dE <= tol.grad && errors.dC <= tol.grad && kOk;
+      row = { label: c.label, dtype: c.problem.dtype, errors, tol, pass, note: kOk ? undefined : 'accepted counts differ' };
+    } catch (e) {
+      row = { label: c.label, dtype: c.problem.dtype, errors: { loss: NaN, lse: NaN, dE: NaN, dC: NaN }, tol, pass: false, note: (e as Error).message.split('\n')[0] };
+    }
+    rows.push(row);
+    onRow?.(row);
+  }
+  return rows;
+}
+
+export type { Schedule };

@@ -1,0 +1,161 @@
+// Timing CCE- on CUDA at benchmark sizes: inputs are generated on the GPU (a hash-based generator, so
+// gigabyte-sized index tensors need no upload), the step is zero dC + forward + backward, timed with events
+// after warm-up, rotating between two input sets so the L2 cache does not flatter.
+import type { CceOptions } from '../../dsl/cce.js';
+import { type Schedule, fitD } from '../../dsl/schedule.js';
+import type { DevicePtr } from './driver.js';
+import { type CompiledKernel, type CudaRuntime, buildCubin, problemScalars } from './run.js';
+
+const GEN_SOURCE = `
+__device__ __forceinline__ unsigned ccekit_hash(unsigned x) {
+  x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16; return x;
+}
+__device__ __forceinline__ unsigned short ccekit_f2h(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+__device__ __forceinline__ unsigned short ccekit_f2bf(float f) { unsigned u = __float_as_uint(f); u += 0x7fffu + ((u >> 16) & 1u); return (unsigned short)(u >> 16); }
+// Normal(0, scale) values via Box-Muller from two hashed uniforms; kind 0 f32, 1 f16, 2 bf16.
+extern "C" __global__ void gen_normal(void* out, long long n, unsigned seed, float scale, int kind) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    unsigned a = ccekit_hash((unsigned)i * 2u + seed * 0x9e3779b9u), b = ccekit_hash(a ^ ((unsigned)(i >> 32) + 0x632be5abu));
+    float u1 = ((a >> 8) + 1u) * (1.0f / 16777217.0f), u2 = (b >> 8) * (1.0f / 16777216.0f);
+    float z = sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2) * scale;
+    if (kind == 0) ((float*)out)[i] = z;
+    else if (kind == 1) ((unsigned short*)out)[i] = ccekit_f2h(z);
+    else ((unsigned short*)out)[i] = ccekit_f2bf(z);
+  }
+}
+// Uniform integers in [0, hi).
+extern "C" __global__ void gen_index(int* out, long long n, unsigned seed, int hi) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    unsigned a = ccekit_hash((unsigned)i ^ ccekit_hash(seed + (unsigned)(i >> 32) * 0x85ebca6bu));
+    out[i] = (int)(((unsigned long long)a * (unsigned)hi) >> 32);
+  }
+}
+`;
+
+export interface BenchProblem {
+  N: number;
+  V: number;
+  K: number;
+  D: number;
+}
+
+export interface BenchTiming {
+  ms: number;
+  p20: number;
+  p80: number;
+  fwdMs: number;
+  bwdMs: number;
+  samples: number[];
+  /** Device memory the step allocates beyond inputs (E, C, targets, negatives) and gradients (dE, dC). */
+  extraBytes: number;
+  schedule: Schedule;
+  registers: { fwd: number; bwd: number };
+}
+
+export class CudaBench {
+  private gen?: { normal: unknown; index: unknown };
+  constructor(readonly rt: CudaRuntime) {}
+
+  private generators() {
+    if (!this.gen) {
+      const { cubin } = buildCubin(this.rt.nvrtc, GEN_SOURCE, 'ccekit_gen', this.rt.cuda.info.arch);
+      const m = this.rt.cuda.loadModule(cubin);
+      this.gen = { normal: this.rt.cuda.getFunction(m, 'gen_normal'), index: this.rt.cuda.getFunction(m, 'gen_index') };
+    }
+    return this.gen;
+  }
+  fillNormal(ptr: DevicePtr, n: number, seed: number, scale: number, dtype: 'f32' | 'f16' | 'bf16'): void {
+    const g = this.generators();
+    const kind = dtype === 'f32' ? 0 : dtype === 'f16' ? 1 : 2;
+    this.rt.cuda.launch(g.normal, [4096, 1, 1], [256, 1, 1], 0, [new BigUint64Array([ptr]), new BigInt64Array([BigInt(n)]), new Uint32Array([seed]), new Float32Array([scale]), new Int32Array([kind])], 'gen_normal');
+  }
+  fillIndex(ptr: DevicePtr, n: number, seed: number, hi: number): void {
+    const g = this.generators();
+    this.rt.cuda.launch(g.index, [4096, 1, 1], [256, 1, 1], 0, [new BigUint64Array([ptr]), new BigInt64Array([BigInt(n)]), new Uint32Array([seed]), new Int32Array([hi])], 'gen_index');
+  }
+
+  /** Allocate and fill two input sets; returns a release function. */
+  inputs(p: BenchProblem, dtype: 'f32' | 'f16' | 'bf16', seed: number, sets = 2) {
+    const cu = this.rt.cuda;
+    const el = dtype === 'f32' ? 4 : 2;
+    const owned: DevicePtr[] = [];
+    const alloc = (bytes: number) => {
+      const ptr = cu.malloc(bytes);
+      owned.push(ptr);
+      return ptr;
+    };
+    const scale = 2 / Math.sqrt(p.D);
+    const C = alloc(p.V * p.D * el);
+    this.fillNormal(C, p.V * p.D, seed, scale, dtype);
+    const perSet = Array.from({ length: sets }, (_, s) => {
+      const E = alloc(p.N * p.D * el);
+      const targets = alloc(p.N * 4);
+      const negatives = alloc(p.N * p.K * 4);
+      this.fillNormal(E, p.N * p.D, seed + 101 + s, scale, dtype);
+      this.fillIndex(targets, p.N, seed + 202 + s, p.V);
+      this.fillIndex(negatives, p.N * p.K, seed + 303 + s, p.V);
+      return { E, targets, negatives };
+    });
+    const dE = alloc(p.N * p.D * 4);
+    const dC = alloc(p.V * p.D * 4);
+    const baseline = cu.allocated;
+    const loss = alloc(p.N * 4);
+    const lse = alloc(p.N * 4);
+    const kacc = alloc(p.N * 4);
+    const logq = alloc(4);
+    const dloss = alloc(4);
+    cu.synchronize('input generation');
+    return { C, sets: perSet, dE, dC, loss, lse, kacc, logq, dloss, extraBytes: cu.allocated - baseline, release: () => owned.forEach((x) => cu.free(x)) };
+  }
+
+  /** Median fwd+bwd time of a schedule on a generated problem. */
+  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']> } = {}): BenchTiming {
+    const s = fitD(schedule, p.D);
+    const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
+    const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
+    const cu = this.rt.cuda;
+    const own = !opts.inputs;
+    const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1);
+    try {
+      const scalars = problemScalars({ ...p, ignoreIndex: -100 }, 1 / p.N);
+      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, C: inp.C, dE: inp.dE, dC: inp.dC, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
+      const ev = [cu.event(), cu.event(), cu.event()];
+      const total: number[] = [];
+      const f: number[] = [];
+      const b: number[] = [];
+      const reps = opts.repeats ?? 20;
+      const warm = opts.warmup ?? 3;
+      for (let r = 0; r < warm + reps; r++) {
+        const bufs = buffers(r);
+        cu.record(ev[0]);
+        cu.fill32(inp.dC, 0, p.V * p.D);
+        this.rt.launch(fwd, p.N, bufs, scalars);
+        cu.record(ev[1]);
+        this.rt.launch(bwd, p.N, bufs, scalars);
+        cu.record(ev[2]);
+        const t01 = cu.elapsed(ev[0], ev[1]);
+        const t12 = cu.elapsed(ev[1], ev[2]);
+        if (r >= warm) {
+          f.push(t01);
+          b.push(t12);
+          total.push(t01 + t12);
+        }
+      }
+      ev.forEach((e) => cu.destroyEvent(e));
+      const q = (xs: number[], at: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(at * xs.length))]!;
+      return {
+        ms: q(total, 0.5),
+        p20: q(total, 0.2),
+        p80: q(total, 0.8),
+        fwdMs: q(f, 0.5),
+        bwdMs: q(b, 0.5),
+        samples: total,
+        extraBytes: inp.extraBytes,
+        schedule: s,
+        registers: { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
+      };
+    } finally {
+      if (own) inp.release();
+    }
+  }
+}

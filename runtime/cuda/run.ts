@@ -1,0 +1,225 @@
+// CCE- on CUDA: emitted CUDA C++ → NVRTC (cubin for the device's arch, cached on disk) → driver launches.
+// Same API as the CPU and WebGPU runtimes; outputs are poisoned before each checked run.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { CODEGEN_VERSION } from '../../codegen/compile.js';
+import type { Kernel } from '../../codegen/ir.js';
+import { type LoweredKernel, lower } from '../../codegen/lower.js';
+import { type CceOptions, cceBackward, cceForward, optionsKey } from '../../dsl/cce.js';
+import { DEFAULT_SCHEDULE, type Schedule, fitD } from '../../dsl/schedule.js';
+import { emitCuda } from '../../targets/cuda/emit.js';
+import { type CceProblem, logQ, validateProblem } from '../problem.js';
+import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
+import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
+import { loadNvrtc, type Nvrtc } from './nvrtc.js';
+
+export const NAN_BITS = 0x7fc00000;
+
+export function cacheDir(): string {
+  return process.env.CCEKIT_CACHE ?? join(homedir(), '.cache', 'ccekit');
+}
+
+export interface CompiledKernel {
+  kernel: Kernel;
+  lowered: LoweredKernel;
+  fn: unknown;
+  attrs: KernelAttributes;
+  source: string;
+  fromDiskCache: boolean;
+}
+
+/** Compile (or load from the on-disk cache) a module; the key is source hash + arch + NVRTC version. */
+export function buildCubin(nvrtc: Nvrtc, source: string, name: string, arch: string): { cubin: Buffer; key: string; fromDiskCache: boolean } {
+  const options = [`--gpu-architecture=${arch}`, '-default-device', '--std=c++17'];
+  const key = createHash('sha256').update([CODEGEN_VERSION, arch, nvrtc.version.join('.'), options.join(' '), source].join('\0')).digest('hex').slice(0, 32);
+  const dir = join(cacheDir(), 'cuda');
+  const file = join(dir, `${key}.cubin`);
+  try {
+    return { cubin: readFileSync(file), key, fromDiskCache: true };
+  } catch {
+    // not cached yet
+  }
+  const { cubin } = nvrtc.compileCubin(source, `${name}.cu`, options);
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, cubin);
+  renameSync(tmp, file);
+  return { cubin, key, fromDiskCache: false };
+}
+
+export class CudaRuntime {
+  private readonly kernels = new Map<string, CompiledKernel>();
+  constructor(
+    readonly cuda: Cuda,
+    readonly nvrtc: Nvrtc,
+  ) {}
+
+  static open(): CudaRuntime | null {
+    const cuda = Cuda.open();
+    if (!cuda) return null;
+    const nvrtc = loadNvrtc();
+    if (!nvrtc) throw new Error('CUDA: a GPU was found but no NVRTC library (libnvrtc.so.13 / .12 / .11.2); set CUDA_HOME');
+    return new CudaRuntime(cuda, nvrtc);
+  }
+
+  get name(): string {
+    return this.cuda.info.name;
+  }
+
+  kernel(which: 'fwd' | 'bwd', o: CceOptions, s: Schedule): CompiledKernel {
+    const key = `${which}|${JSON.stringify(s)}|${optionsKey(o)}`;
+    const hit = this.kernels.get(key);
+    if (hit) return hit;
+    const kernel = which === 'fwd' ? cceForward(o, s) : cceBackward(o, s);
+    const lowered = lower(kernel, s, this.cuda.caps());
+    const { source } = emitCuda(lowered, CODEGEN_VERSION);
+    let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch);
+    let module: unknown;
+    try {
+      module = this.cuda.loadModule(built.cubin);
+    } catch (e) {
+      if (!built.fromDiskCache) throw e;
+      // A corrupt or stale cache entry: drop it and rebuild once.
+      rmSync(join(cacheDir(), 'cuda', `${built.key}.cubin`), { force: true });
+      built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch);
+      module = this.cuda.loadModule(built.cubin);
+    }
+    const fn = this.cuda.getFunction(module, kernel.name);
+    const c: CompiledKernel = { kernel, lowered, fn, attrs: this.cuda.attributes(fn), source, fromDiskCache: built.fromDiskCache };
+    this.kernels.set(key, c);
+    return c;
+  }
+
+  /** Launch over the rows of a problem; buffers and scalars by parameter name. */
+  launch(k: CompiledKernel, rows: number, buffers: Record<string, DevicePtr>, scalars: Record<string, number>): void {
+    const { kernel, lowered } = k;
+    const params: ArrayBufferView[] = [];
+    for (const p of kernel.params) {
+      if (p.kind === 'tensor') {
+        const ptr = buffers[p.name];
+        if (ptr === undefined) throw new Error(`${kernel.name}: no buffer for ${p.name}`);
+        params.push(new BigUint64Array([ptr]));
+      } else {
+        const v = scalars[p.name];
+        if (v === undefined) throw new Error(`${kernel.name}: no value for ${p.name}`);
+        params.push(p.type === 'f32' ? new Float32Array([v]) : p.type === 'u32' ? new Uint32Array([v]) : new Int32Array([v]));
+      }
+    }
+    for (const d of kernel.dims) {
+      const v = scalars[d];
+      if (v === undefined) throw new Error(`${kernel.name}: no value for dimension ${d}`);
+      params.push(new Int32Array([v]));
+    }
+    const programs = Math.ceil(rows / lowered.schedule.rows);
+    this.cuda.launch(k.fn, [programs, 1, 1], [lowered.invocations, 1, 1], 0, params, kernel.name);
+  }
+}
+
+export interface CudaRunOptions extends RunOptions {
+  repeats?: number;
+}
+export interface CudaTiming {
+  kernel: string;
+  ms: number;
+  samples: number[];
+}
+export interface CudaResult extends CceResult {
+  device: string;
+  schedule: Schedule;
+  timings: CudaTiming[];
+}
+
+/** Scalars every CCE- kernel may take, from a problem. */
+export function problemScalars(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'ignoreIndex'>, gradScale: number): Record<string, number> {
+  return { N: p.N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
+}
+
+export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {}): CudaResult {
+  validateProblem(p);
+  const opts = optionsFor(p, o);
+  const s = fitD(o.schedule ?? DEFAULT_SCHEDULE, p.D);
+  const fwd = rt.kernel('fwd', opts, s);
+  const bwd = rt.kernel('bwd', opts, s);
+  const cu = rt.cuda;
+  const owned: DevicePtr[] = [];
+  const alloc = (bytes: number, data?: ArrayBufferView) => {
+    const ptr = cu.malloc(bytes);
+    owned.push(ptr);
+    if (data && data.byteLength) cu.upload(ptr, data);
+    return ptr;
+  };
+  try {
+    const N = p.N;
+    let nValid = 0;
+    for (let i = 0; i < N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
+    const g = o.gradOutput;
+    const gs = typeof g === 'number' ? g : 1;
+    const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
+    const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? new Float32Array(g) : new Float32Array(N).fill(gs)) : new Float32Array(1);
+    const lq = new Float32Array(logQ(p));
+    const b: Record<string, DevicePtr> = {
+      E: alloc(p.E.byteLength, p.E),
+      C: alloc(p.C.byteLength, p.C),
+      targets: alloc(N * 4, p.targets),
+      negatives: alloc((p.negatives?.length ?? 0) * 4, p.negatives),
+      logq: alloc(lq.byteLength, lq),
+      dloss: alloc(dloss.byteLength, dloss),
+      loss: alloc(N * 4),
+      lse: alloc(N * 4),
+      kacc: alloc(N * 4),
+      dE: alloc(N * p.D * 4),
+      dC: alloc(p.V * p.D * 4),
+    };
+    const scalars = problemScalars(p, gradScale);
+    const step = () => {
+      cu.fill32(b.dC, 0, p.V * p.D);
+      rt.launch(fwd, N, b, scalars);
+      rt.launch(bwd, N, b, scalars);
+    };
+    const timings: CudaTiming[] = [];
+    if (o.repeats) {
+      step();
+      cu.synchronize('warm-up');
+      const ev = [cu.event(), cu.event(), cu.event()];
+      const samples: [number, number][] = [];
+      for (let r = 0; r < o.repeats; r++) {
+        cu.fill32(b.dC, 0, p.V * p.D);
+        cu.record(ev[0]);
+        rt.launch(fwd, N, b, scalars);
+        cu.record(ev[1]);
+        rt.launch(bwd, N, b, scalars);
+        cu.record(ev[2]);
+        samples.push([cu.elapsed(ev[0], ev[1]), cu.elapsed(ev[1], ev[2])]);
+      }
+      ev.forEach((e) => cu.destroyEvent(e));
+      const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+      timings.push({ kernel: fwd.kernel.name, ms: med(samples.map((x) => x[0])), samples: samples.map((x) => x[0]) });
+      timings.push({ kernel: bwd.kernel.name, ms: med(samples.map((x) => x[1])), samples: samples.map((x) => x[1]) });
+    }
+    // The checked run: poison every output.
+    cu.fill32(b.loss, NAN_BITS, N);
+    cu.fill32(b.lse, NAN_BITS, N);
+    cu.fill32(b.kacc, 0xffffffff, N);
+    cu.fill32(b.dE, NAN_BITS, N * p.D);
+    step();
+    cu.synchronize('CCE- forward/backward');
+    const f64 = (ptr: DevicePtr, n: number) => Float64Array.from(new Float32Array(cu.download(ptr, n * 4)));
+    const rowLoss = f64(b.loss, N);
+    const lse = f64(b.lse, N);
+    const kAccepted = p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
+    const dE = f64(b.dE, N * p.D);
+    const dC = f64(b.dC, p.V * p.D);
+    let loss: number | Float64Array;
+    if (p.reduction === 'none') loss = rowLoss.slice();
+    else {
+      let sum = 0;
+      for (let i = 0; i < N; i++) sum += rowLoss[i]!;
+      loss = p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
+    }
+    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: rt.name, schedule: s, timings };
+  } finally {
+    for (const ptr of owned) cu.free(ptr);
+  }
+}

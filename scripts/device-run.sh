@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs ccekit on a GPU server from the .device/ folder that scripts/device-pack.sh built:
+#   bash scripts/device-run.sh check --device cuda
+set -euo pipefail
+cd "$(dirname "$0")/.."
+d=.device
+[ -x "$d/node" ] || { xz -dkc "$d/node.xz" > "$d/node"; chmod +x "$d/node"; }
+w="$d/node_modules/webgpu/dist/linux-x64"
+[ -f "$w/dawn.node" ] || xz -dkc "$w/dawn.node.xz" > "$w/dawn.node"
+# Vulkan loader for Dawn (the image has the NVIDIA ICD but no loader): .gl/*.deb, see the device README.
+if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+exec "$d/node" "$d/ccekit.mjs" "$@"
