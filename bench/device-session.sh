@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# One device call: correctness (CUDA, WebGPU) and timings on the GPU machine. Logs and JSON go to $OUT.
-# Usage (from the repo root there): bash bench/device-session.sh [quick]
+# One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check, webgpu, bench, torch)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export CCEKIT_CACHE=/tmp/ccekit-cache
+export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
 run() { bash scripts/device-run.sh "$@"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-echo "== check cuda"; run check --device cuda ${1:+--quick} --out "$OUT/check-cuda.json" > "$OUT/check-cuda.log" 2>&1; tail -3 "$OUT/check-cuda.log"
-echo "== check webgpu"; run check --device webgpu --quick --out "$OUT/check-webgpu.json" > "$OUT/check-webgpu.log" 2>&1; grep -v Warning "$OUT/check-webgpu.log" | head -2; tail -2 "$OUT/check-webgpu.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+for step in "$@"; do
+  case "$step" in
+    check) echo "== check cuda"; run check --device cuda --out "$OUT/check-cuda.json" > "$OUT/check-cuda.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda.log" | tail -8 ;;
+    webgpu) echo "== check webgpu"; run check --device webgpu --quick --out "$OUT/check-webgpu.json" > "$OUT/check-webgpu.log" 2>&1; grep -E "^ccekit|FAIL|passed" "$OUT/check-webgpu.log" | tail -6 ;;
+    bench) echo "== bench cuda"; run bench --device cuda --repeats ${REPEATS:-10} ${SCHEDULES:+--schedules "$SCHEDULES"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda.json" > "$OUT/bench-cuda.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda.log" | tail -40 ;;
+    torch) echo "== torch"; python3 bench/torch_baseline.py --out "$OUT/torch.json" --native > "$OUT/torch.log" 2>&1; tail -12 "$OUT/torch.log" ;;
+    *) echo "unknown step $step" ;;
+  esac
+done

@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CceOptions } from '../dsl/cce.js';
-import { DEFAULT_SCHEDULE, type Schedule, parseSchedule } from '../dsl/schedule.js';
+import { type Schedule, heuristicSchedule, parseSchedule } from '../dsl/schedule.js';
 import { type CheckRow, checkCases, runChecks } from '../runtime/check.js';
 import { CudaBench } from '../runtime/cuda/bench.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
@@ -88,7 +88,7 @@ const BENCH_FLAGS = {
   settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings' },
   dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
   repeats: { kind: 'int', default: 20, min: 1, help: 'timed repetitions (median, p20, p80)' },
-  schedules: { kind: 'str', metavar: 'JSON', help: 'a JSON list of schedules to time at every setting (default: the default schedule)' },
+  schedules: { kind: 'str', metavar: 'JSON', help: 'a JSON list of (partial) schedules to time at every setting, over the heuristic default (default: [{}])' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON (bench/results/...)' },
 } as const satisfies FlagTable;
 
@@ -98,7 +98,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const o = parseFlags('bench', argv, BENCH_FLAGS);
   const names = o.settings.split(',').map((s) => s.trim());
   for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, 'bench');
-  const schedules: Schedule[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]).map((s) => ({ ...DEFAULT_SCHEDULE, ...s })) : [DEFAULT_SCHEDULE];
+  const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const card = rt.name;
@@ -109,7 +109,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
     const st = SETTINGS.find((s) => s.name === n)!;
     const inputs = bench.inputs(st, o.dtype, 1);
     try {
-      for (const s of schedules) {
+      for (const s of extra.map((x) => ({ ...heuristicSchedule(st.D, o.dtype), ...x }))) {
         let row: Record<string, unknown>;
         try {
           const t = bench.time(st, opts, s, { repeats: o.repeats, inputs });

@@ -16,13 +16,36 @@ import { type DeviceCaps, type Schedule, blockD, checkScheduleShape, invocations
 export type LStmt =
   | { k: 'decl'; name: string; t: ValueType; s: Scope; init?: Expr; mut: boolean }
   | { k: 'assign'; name: string; value: Expr }
-  | { k: 'load'; name: string; t: ValueType; s: Scope; tensor: string; index: Expr; mask: Expr }
-  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr }
+  | { k: 'load'; name: string; t: ValueType; s: Scope; tensor: string; index: Expr; mask: Expr; row?: RowAccess }
+  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; row?: RowAccess }
   | { k: 'for'; v: string; start: Expr; end: Expr; step: number; body: LStmt[] }
   | { k: 'vec'; body: LStmt[] }
   | { k: 'accum'; fn: 'sum' | 'max'; target: string; value: Expr }
   | { k: 'laneReduce'; fn: 'sum' | 'max'; targets: string[] }
   | { k: 'comment'; text: string };
+
+/**
+ * A vec access of whole row `base` of a [rows, vecDim] tensor: index = base·vecDim + d, mask = d < vecDim
+ * (and `mask`, a row-level condition). SIMT emitters may turn it into vector memory operations.
+ */
+export interface RowAccess {
+  base: Expr;
+  mask?: Expr;
+}
+
+/** Recognise base·vecDim + d with mask (d < vecDim) [&& m], m free of d. */
+export function rowAccessOf(index: Expr, mask: Expr | undefined, vecDim: string): RowAccess | undefined {
+  const isD = (e: Expr) => e.op === 'd';
+  const isDim = (e: Expr) => e.op === 'param' && e.name === vecDim;
+  if (index.op !== 'bin' || index.fn !== 'add' || !isD(index.b)) return undefined;
+  const m = index.a;
+  if (m.op !== 'bin' || m.fn !== 'mul' || !isDim(m.b) || m.a.s === 'vec') return undefined;
+  const dValid = (e: Expr) => e.op === 'bin' && e.fn === 'lt' && isD(e.a) && isDim(e.b);
+  if (!mask) return undefined;
+  if (dValid(mask)) return { base: m.a };
+  if (mask.op === 'bin' && mask.fn === 'and' && dValid(mask.a) && mask.b.s !== 'vec') return { base: m.a, mask: mask.b };
+  return undefined;
+}
 
 export interface SymbolInfo {
   t: ValueType;
@@ -71,7 +94,7 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
       if (x.op !== 'load' || !x.mask) return x;
       const name = `${x.tensor.toLowerCase()}_ld${counter++}`;
       declare(name, x.t, x.s);
-      pre.push({ k: 'load', name, t: x.t, s: x.s, tensor: x.tensor, index: x.index, mask: x.mask });
+      pre.push({ k: 'load', name, t: x.t, s: x.s, tensor: x.tensor, index: x.index, mask: x.mask, row: rowAccessOf(x.index, x.mask, k.vecDim) });
       return refOf(name, x.t, x.s);
     });
 
@@ -133,7 +156,7 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
           const mask = s.mask && hoistLoads(s.mask, pre);
           for (const p of pre) sink.push(...wrap(p, (p as { s: Scope }).s));
           const scope = [index, value, mask].reduce<Scope>((a, e) => (e && e.s === 'vec' ? 'vec' : e && e.s === 'row' && a === 'uniform' ? 'row' : a), 'uniform');
-          sink.push(...wrap({ k: s.k, tensor: s.tensor, index, value, mask }, scope));
+          sink.push(...wrap({ k: s.k, tensor: s.tensor, index, value, mask, row: scope === 'vec' ? rowAccessOf(index, mask, k.vecDim) : undefined }, scope));
           return;
         }
         case 'for':

@@ -2,7 +2,7 @@
 // serves row slot tid / lanes and lane tid % lanes. A vec region is a loop over the elements a lane owns,
 // element j ↔ d = ((j / vec)·lanes + lane)·vec + j % vec. Vec names that live across regions are
 // per-thread arrays; the rest are scalars inside the loop. Target files give the spelling (SimtSyntax).
-import type { ValueType } from './ir.js';
+import type { TensorParam, ValueType } from './ir.js';
 import type { LStmt, LoweredKernel } from './lower.js';
 import { NEG_BIG } from './lower.js';
 import { type Dialect, ExprPrinter, Lines } from './render.js';
@@ -21,6 +21,15 @@ export interface SimtSyntax extends Dialect {
   /** Zero of a type. */
   zero(t: ValueType): string;
   statementEnd: string;
+  /**
+   * Vector memory operations on `n` consecutive f32 registers `regs` at element `offset` of a tensor, for row
+   * accesses when schedule.vec > 1 (the runtime guarantees vecDim % vec == 0). Absent: element by element.
+   */
+  vector?: {
+    load(t: TensorParam, offset: string, n: number, regs: string): string;
+    store(t: TensorParam, offset: string, n: number, regs: string): string;
+    atomicAdd(t: TensorParam, offset: string, n: number, regs: string): string;
+  };
 }
 
 export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number): string {
@@ -82,6 +91,10 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
       case 'vec': {
         // Arrays first defined inside this region are declared before its loop.
         for (const b of s.body) if ((b.k === 'decl' || b.k === 'load') && isArray(b.name)) out.line(syn.declareArray(b.name, b.t, lk.perLane));
+        if (syn.vector && lk.schedule.vec > 1 && s.body.some(vectorizable)) {
+          emitChunked(s.body);
+          return;
+        }
         out.line(syn.forOpen('j', '0', String(lk.perLane), 1, true));
         out.indent();
         const at = out.mark();
@@ -105,8 +118,71 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
         return;
     }
   };
+  /** A row access of a float tensor: one vector operation per chunk of `vec` elements. */
+  function vectorizable(b: LStmt): b is Extract<LStmt, { k: 'load' | 'store' | 'atomicAdd' }> & { row: RowAccessT } {
+    return (b.k === 'load' || b.k === 'store' || b.k === 'atomicAdd') && !!b.row && ep.tensorParam(b.tensor).dtype !== 'i32' && ep.tensorParam(b.tensor).dtype !== 'u32';
+  }
+
+  /** Region as chunks of `vec` consecutive elements: vector loads, element statements, vector stores. */
+  function emitChunked(body: LStmt[]): void {
+    const { vec, lanes, dChunks } = lk.schedule;
+    const V = syn.vector!;
+    const dim = syn.param(lk.kernel.vecDim, 'i32');
+    const guard = (r: { mask?: import('./ir.js').Expr }) => (r.mask ? `(${ep.print(r.mask)}) && d0 < ${dim}` : `d0 < ${dim}`);
+    const offset = (r: { base: import('./ir.js').Expr }) => `${ep.print(r.base)} * ${dim} + d0`;
+    out.line(syn.forOpen('c', '0', String(dChunks), 1, true));
+    out.indent();
+    out.line(syn.declare('d0', 'i32', `(c * ${lanes} + lane) * ${vec}`, false));
+    for (const b of body) {
+      if (!vectorizable(b)) continue;
+      const r = (b as { row: RowAccessT }).row;
+      const regs = `${b.k === 'load' ? b.name : `${b.tensor}_out${body.indexOf(b)}`}_v`;
+      out.line(syn.declareArray(regs, 'f32', vec));
+      if (b.k !== 'load') continue;
+      out.line(syn.ifOpen(guard(r)));
+      out.line(`  ${V.load(ep.tensorParam(b.tensor), offset(r), vec, regs)}`);
+      out.line('} else {');
+      for (let v = 0; v < vec; v++) out.line(`  ${regs}[${v}] = ${syn.zero('f32')}${end}`);
+      out.line('}');
+    }
+    out.line(syn.forOpen('v', '0', String(vec), 1, true));
+    out.indent();
+    const at = out.mark();
+    ep.inRegion = true;
+    for (const b of body) {
+      if (!vectorizable(b)) {
+        emit(b);
+        continue;
+      }
+      if (b.k === 'load') {
+        if (isArray(b.name)) out.line(`${lhs(b.name)} = ${b.name}_v[v]${end}`);
+        else out.line(syn.declare(b.name, b.t, `${b.name}_v[v]`, false));
+      } else if (b.k === 'store' || b.k === 'atomicAdd') out.line(`${b.tensor}_out${body.indexOf(b)}_v[v] = ${ep.print(b.value)}${end}`);
+    }
+    ep.inRegion = false;
+    // Element index and register index, where the statements use them.
+    const used = out.since(at);
+    if (used.some((l) => /\bd\b/.test(l))) out.insert(at, syn.declare('d', 'i32', 'd0 + v', false));
+    if (used.some((l) => /\bj\b/.test(l))) out.insert(at, syn.declare('j', 'i32', `c * ${vec} + v`, false));
+    out.dedent();
+    out.line('}');
+    for (const b of body) {
+      if (!vectorizable(b) || b.k === 'load') continue;
+      const r = (b as { row: RowAccessT }).row;
+      const regs = `${b.tensor}_out${body.indexOf(b)}_v`;
+      const op = b.k === 'store' ? V.store : V.atomicAdd;
+      out.line(syn.ifOpen(guard(r)));
+      out.line(`  ${op(ep.tensorParam(b.tensor), offset(r), vec, regs)}`);
+      out.line('}');
+    }
+    out.dedent();
+    out.line('}');
+  }
+
   lk.body.forEach(emit);
   return out.toString();
 }
+
+type RowAccessT = import('./lower.js').RowAccess;
 
 export { NEG_BIG };

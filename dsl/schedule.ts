@@ -56,9 +56,11 @@ export const invocations = (s: Schedule): number => s.rows * s.lanes;
 /** Warps per program on CUDA (Triton's num_warps). */
 export const warps = (s: Schedule): number => Math.max(1, Math.ceil(invocations(s) / 32));
 
-/** Smallest schedule change that fits a vector of length D: grow dChunks. */
+/** Fit a schedule to a vector length D: vec divides D, then grow dChunks (then vec, lanes) until BLOCK_D ≥ D. */
 export function fitD(s: Schedule, D: number): Schedule {
   let { dChunks, vec, lanes } = s as { dChunks: number; vec: number; lanes: number };
+  // Vector memory operations move whole groups of `vec` elements: vec must divide D.
+  while (vec > 1 && D % vec !== 0) vec /= 2;
   while (lanes * vec * dChunks < D) {
     if (dChunks < 256) dChunks *= 2;
     else if (vec < 8) vec *= 2;
@@ -93,4 +95,17 @@ export function parseSchedule(json: string): Schedule {
   const o = JSON.parse(json) as Schedule;
   checkScheduleShape(o);
   return o;
+}
+
+/**
+ * The untuned default for a SIMT GPU: 16-byte vector accesses (8 × 16-bit or 4 × f32 elements), as many lanes
+ * as a row has vectors (at most a warp), 128 threads per program, 4 samples in flight per row.
+ */
+export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Schedule {
+  let vec = dtype === 'f32' ? 4 : 8;
+  while (vec > 1 && D % vec !== 0) vec /= 2;
+  let lanes = 1;
+  while (lanes < 32 && lanes * vec < D) lanes *= 2;
+  const rows = Math.max(1, 128 / lanes);
+  return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 4, stages: 1 }, D);
 }

@@ -8,7 +8,7 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, optionsKey } from '../../dsl/cce.js';
-import { DEFAULT_SCHEDULE, type Schedule, fitD } from '../../dsl/schedule.js';
+import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
@@ -112,6 +112,8 @@ export class CudaRuntime {
       if (v === undefined) throw new Error(`${kernel.name}: no value for dimension ${d}`);
       params.push(new Int32Array([v]));
     }
+    const D = scalars[kernel.vecDim]!;
+    if (D % lowered.schedule.vec !== 0) throw new Error(`${kernel.name}: ${kernel.vecDim}=${D} is not a multiple of schedule.vec=${lowered.schedule.vec} (fitD chooses vec)`);
     const programs = Math.ceil(rows / lowered.schedule.rows);
     this.cuda.launch(k.fn, [programs, 1, 1], [lowered.invocations, 1, 1], 0, params, kernel.name);
   }
@@ -139,7 +141,7 @@ export function problemScalars(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'igno
 export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {}): CudaResult {
   validateProblem(p);
   const opts = optionsFor(p, o);
-  const s = fitD(o.schedule ?? DEFAULT_SCHEDULE, p.D);
+  const s = fitD(o.schedule ?? heuristicSchedule(p.D, p.dtype), p.D);
   const fwd = rt.kernel('fwd', opts, s);
   const bwd = rt.kernel('bwd', opts, s);
   const cu = rt.cuda;

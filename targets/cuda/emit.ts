@@ -21,6 +21,11 @@ __device__ __forceinline__ float ccekit_h2f(unsigned short h) {
   return f;
 }
 __device__ __forceinline__ float ccekit_bf2f(unsigned short b) { return __uint_as_float(((unsigned)b) << 16); }
+#if defined(__CUDACC_VER_MAJOR__) && __CUDACC_VER_MAJOR__ >= 12
+#define CCEKIT_VEC_ATOMICS 1  // float2 / float4 atomicAdd (compute capability 9.x)
+#else
+#define CCEKIT_VEC_ATOMICS 0
+#endif
 #endif
 
 // schedule: {{scheduleText}}
@@ -40,7 +45,40 @@ extern "C" __global__ void __launch_bounds__({{threads}}) {{name}}(
   { noEscape: true },
 );
 
+/** Vector memory operations: 16-bit storage moves as 32/64/128-bit words, f32 as float2/float4. */
+const half = (p: TensorParam, word: string, hi: boolean) =>
+  p.dtype === 'f16' ? `ccekit_h2f((unsigned short)(${word}${hi ? ' >> 16' : ' & 0xffffu'}))` : `__uint_as_float(${word}${hi ? ' & 0xffff0000u' : ' << 16'})`;
+const WORDS: Record<number, [string, string[]]> = { 1: ['unsigned', ['']], 2: ['uint2', ['.x', '.y']], 4: ['uint4', ['.x', '.y', '.z', '.w']] };
+const F32: Record<number, [string, string[]]> = { 2: ['float2', ['.x', '.y']], 4: ['float4', ['.x', '.y', '.z', '.w']] };
+/** Split n f32 elements into float4/float2 pieces: [element offset, width]. */
+const pieces = (n: number): [number, number][] => (n === 8 ? [[0, 4], [4, 4]] : [[0, n]]);
+
+const vector: NonNullable<SimtSyntax['vector']> = {
+  load: (p, off, n, r) => {
+    if (p.dtype === 'f32')
+      return pieces(n)
+        .map(([o, w]) => `{ const ${F32[w]![0]} t = *reinterpret_cast<const ${F32[w]![0]}*>(&${p.name}[${off} + ${o}]); ${F32[w]![1].map((c, k) => `${r}[${o + k}] = t${c};`).join(' ')} }`)
+        .join('\n');
+    const [type, comps] = WORDS[n / 2]!;
+    const body = comps.map((c, k) => `${r}[${2 * k}] = ${half(p, `t${c}`, false)}; ${r}[${2 * k + 1}] = ${half(p, `t${c}`, true)};`).join(' ');
+    return `{ const ${type} t = *reinterpret_cast<const ${type}*>(&${p.name}[${off}]); ${body} }`;
+  },
+  store: (p, off, n, r) =>
+    pieces(n)
+      .map(([o, w]) => `{ ${F32[w]![0]} t; ${F32[w]![1].map((c, k) => `t${c} = ${r}[${o + k}];`).join(' ')} *reinterpret_cast<${F32[w]![0]}*>(&${p.name}[${off} + ${o}]) = t; }`)
+      .join('\n'),
+  atomicAdd: (p, off, n, r) =>
+    [
+      '#if CCEKIT_VEC_ATOMICS',
+      ...pieces(n).map(([o, w]) => `{ ${F32[w]![0]} t; ${F32[w]![1].map((c, k) => `t${c} = ${r}[${o + k}];`).join(' ')} atomicAdd(reinterpret_cast<${F32[w]![0]}*>(&${p.name}[${off} + ${o}]), t); }`),
+      '#else',
+      `for (int k = 0; k < ${n}; ++k) atomicAdd(&${p.name}[${off} + k], ${r}[k]);`,
+      '#endif',
+    ].join('\n'),
+};
+
 const syntax = (lk: LoweredKernel): SimtSyntax => ({
+  vector,
   statementEnd: ';',
   constant: (v, t) => (t === 'f32' ? `${formatFloat(v)}f` : t === 'bool' ? (v ? 'true' : 'false') : t === 'u32' ? `${v >>> 0}u` : String(v | 0)),
   param: (name) => name,
