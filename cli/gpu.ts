@@ -84,7 +84,7 @@ export async function cmdCheck(argv: string[]): Promise<number> {
 // ---------------------------------------------------------------- bench
 
 const BENCH_FLAGS = {
-  device: { kind: 'enum', values: ['cuda'], default: 'cuda', help: 'device to time' },
+  device: { kind: 'enum', values: ['cuda', 'webgpu'], default: 'cuda', help: 'device to time (webgpu: the emitted WGSL through Dawn, inputs generated on the host)' },
   settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings' },
   dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
   repeats: { kind: 'int', default: 20, min: 1, help: 'timed repetitions (median, p20, p80)' },
@@ -99,6 +99,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const names = o.settings.split(',').map((s) => s.trim());
   for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, 'bench');
   const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
+  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out);
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const card = rt.name;
@@ -126,5 +127,35 @@ export async function cmdBench(argv: string[]): Promise<number> {
   }
   out(table([['setting', 'ms', 'fwd', 'bwd', 'extra MiB', 'schedule'], ...rows.map((r) => [String(r.setting), r.ms === null ? 'n/a' : (r.ms as number).toFixed(3), r.fwd_ms ? (r.fwd_ms as number).toFixed(3) : '', r.bwd_ms ? (r.bwd_ms as number).toFixed(3) : '', r.peak_mib === null ? 'n/a' : (r.peak_mib as number).toFixed(2), JSON.stringify(r.schedule)])]));
   writeJson(o.out, rows);
+  return 0;
+}
+
+async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined): Promise<number> {
+  const ctx = await acquireWebgpu();
+  if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'bench');
+  const { randomProblem } = await import('../runtime/random.js');
+  out(`ccekit bench on ${ctx.name} (WebGPU through Dawn), dtype ${dtype}`);
+  const rows: Record<string, unknown>[] = [];
+  try {
+    for (const n of names) {
+      const st = SETTINGS.find((s) => s.name === n)!;
+      let row: Record<string, unknown>;
+      try {
+        const p = randomProblem({ ...st, dtype, seed: 1 });
+        const r = await runCceWebgpu(ctx, p, { repeats });
+        const [f, b] = r.timings;
+        const samples = f!.samples.map((x, i) => x + b!.samples[i]!);
+        const q = (at: number) => [...samples].sort((x, y) => x - y)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;
+        row = { impl: 'ccekit-webgpu', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, schedule: r.schedule, note: `${f!.method}; dC cleared outside the timed passes` };
+      } catch (e) {
+        row = { impl: 'ccekit-webgpu', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, note: (e as Error).message.split('\n')[0] };
+      }
+      rows.push(row);
+      out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`}`);
+    }
+  } finally {
+    releaseWebgpu(ctx);
+  }
+  writeJson(path, rows);
   return 0;
 }

@@ -8,6 +8,6 @@ d=.device
 w="$d/node_modules/webgpu/dist/linux-x64"
 [ -f "$w/dawn.node" ] || xz -dkc "$w/dawn.node.xz" > "$w/dawn.node"
 # Vulkan loader for Dawn (the image has the NVIDIA ICD but no loader): .gl/*.deb, see the device README.
-if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+if [ -d .gl ] && [ ! -f /tmp/.ccekit-gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; touch /tmp/.ccekit-gl; fi
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 exec "$d/node" "$d/ccekit.mjs" "$@"
