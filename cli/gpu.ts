@@ -10,6 +10,8 @@ import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
 import { SETTINGS } from '../bench/settings.js';
 import { type FlagTable, UsageError, parseFlags, table, usage } from './args.js';
+import { TuningDb } from '../runtime/autotune/db.js';
+import { scheduleFor, tune } from '../runtime/autotune/tune.js';
 
 const out = (s = '') => process.stdout.write(s + '\n');
 const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : !Number.isFinite(x) ? 'inf' : x === 0 ? '0' : x.toExponential(1));
@@ -90,6 +92,7 @@ const BENCH_FLAGS = {
   repeats: { kind: 'int', default: 20, min: 1, help: 'timed repetitions (median, p20, p80)' },
   schedules: { kind: 'str', metavar: 'JSON', help: 'a JSON list of (partial) schedules to time at every setting, over the heuristic default (default: [{}])' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON (bench/results/...)' },
+  db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json); tuned schedules are used where it has them' },
 } as const satisfies FlagTable;
 
 export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,...] [--dtype f16] [--out FILE]', 'Time ccekit CCE- (fwd+bwd, per-row negatives from an index tensor) at the paper-matched settings.', BENCH_FLAGS);
@@ -106,15 +109,17 @@ export async function cmdBench(argv: string[]): Promise<number> {
   out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
   const rows: Record<string, unknown>[] = [];
   const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar' };
+  const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
     const inputs = bench.inputs(st, o.dtype, 1);
     try {
-      for (const s of extra.map((x) => ({ ...heuristicSchedule(st.D, o.dtype), ...x }))) {
+      const base = scheduleFor(rt, db, st, opts);
+      for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
           const t = bench.time(st, opts, s, { repeats: o.repeats, inputs });
-          row = { impl: 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, registers: t.registers };
+          row = { impl: 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
         } catch (e) {
           row = { impl: 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
         }
@@ -157,5 +162,43 @@ async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repea
     releaseWebgpu(ctx);
   }
   writeJson(path, rows);
+  return 0;
+}
+
+// ---------------------------------------------------------------- tune
+
+const TUNE_FLAGS = {
+  device: { kind: 'enum', values: ['cuda'], default: 'cuda', help: 'device to tune for' },
+  settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings (problem sizes)' },
+  dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
+  repeats: { kind: 'int', default: 5, min: 1, help: 'timed repetitions per candidate (finalists get 15)' },
+  db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json)' },
+} as const satisfies FlagTable;
+
+export const TUNE_HELP = usage(
+  'ccekit tune --device cuda [--settings beauty,...] [--dtype f16] [--db FILE]',
+  'Search schedules for each problem size: prune by device limits and spills, reject candidates that disagree with\nthe float64 reference, time the rest, store the winner in the persistent tuning DB (a second run is a cache hit).',
+  TUNE_FLAGS,
+);
+
+export async function cmdTune(argv: string[]): Promise<number> {
+  const o = parseFlags('tune', argv, TUNE_FLAGS);
+  const names = o.settings.split(',').map((s) => s.trim());
+  for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, 'tune');
+  const rt = openCuda();
+  const bench = new CudaBench(rt);
+  const db = new TuningDb(o.db ?? TuningDb.defaultPath());
+  for (const w of db.warnings) out(`warning: ${w}`);
+  out(`ccekit tune on ${rt.name} (${rt.cuda.info.arch}), dtype ${o.dtype}, DB ${db.path}`);
+  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar' };
+  const rows: string[][] = [['setting', 'result', 'ms', 'p20', 'p80', 'schedule']];
+  for (const n of names) {
+    const st = SETTINGS.find((s) => s.name === n)!;
+    out(`-- ${n} (N=${st.N} V=${st.V} K=${st.K} D=${st.D})`);
+    const t0 = performance.now();
+    const r = tune(rt, bench, db, st, opts, { repeats: o.repeats, progress: (l) => out(`   ${l}`) });
+    rows.push([n, r.cacheHit ? 'cache hit' : `tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s`, r.entry.ms.toFixed(3), r.entry.p20.toFixed(3), r.entry.p80.toFixed(3), JSON.stringify(r.entry.schedule)]);
+  }
+  out(table(rows));
   return 0;
 }

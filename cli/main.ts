@@ -18,7 +18,7 @@ import { CceInputError, type CceProblem } from '../runtime/problem.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import { type FlagTable, UsageError, isHelp, parseFlags, table, usage } from './args.js';
-import { BENCH_HELP, CHECK_HELP, cmdBench, cmdCheck, openCuda } from './gpu.js';
+import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune, openCuda } from './gpu.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 
 /** An error with a message fit for the user as it is (bad input file, unwritable directory, ...). */
@@ -422,6 +422,7 @@ const COMMANDS: Record<string, { help: string; summary: string; run: (argv: stri
   start: { help: START_HELP, summary: 'the main job on the best device available (npm start)', run: cmdStart },
   check: { help: CHECK_HELP, summary: 'the correctness suite on a GPU (cuda or webgpu) against the float64 reference', run: cmdCheck },
   bench: { help: BENCH_HELP, summary: 'time CCE- at the paper-matched settings on a GPU', run: cmdBench },
+  tune: { help: TUNE_HELP, summary: 'autotune schedules per problem size into the persistent tuning DB', run: cmdTune },
 };
 
 const MAIN_HELP = [

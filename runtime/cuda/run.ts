@@ -32,7 +32,9 @@ export interface CompiledKernel {
 
 /** Compile (or load from the on-disk cache) a module; the key is source hash + arch + NVRTC version. */
 export function buildCubin(nvrtc: Nvrtc, source: string, name: string, arch: string): { cubin: Buffer; key: string; fromDiskCache: boolean } {
-  const options = [`--gpu-architecture=${arch}`, '-default-device', '--std=c++17'];
+  const [major, minor] = nvrtc.version;
+  const vecAtomics = major > 12 || (major === 12 && minor >= 1) ? 1 : 0; // red.global.add.v4.f32 needs PTX ISA 8.1
+  const options = [`--gpu-architecture=${arch}`, '-default-device', '--std=c++17', `-DCCEKIT_VEC_ATOMICS=${vecAtomics}`];
   const key = createHash('sha256').update([CODEGEN_VERSION, arch, nvrtc.version.join('.'), options.join(' '), source].join('\0')).digest('hex').slice(0, 32);
   const dir = join(cacheDir(), 'cuda');
   const file = join(dir, `${key}.cubin`);

@@ -21,11 +21,29 @@ __device__ __forceinline__ float ccekit_h2f(unsigned short h) {
   return f;
 }
 __device__ __forceinline__ float ccekit_bf2f(unsigned short b) { return __uint_as_float(((unsigned)b) << 16); }
-#if defined(__CUDACC_VER_MAJOR__) && __CUDACC_VER_MAJOR__ >= 12
-#define CCEKIT_VEC_ATOMICS 1  // float2 / float4 atomicAdd (compute capability 9.x)
+// Vector fp32 reductions (red.global.add.v2/v4.f32: PTX ISA 8.1, sm_90). The runtime defines
+// CCEKIT_VEC_ATOMICS from the NVRTC version; nvcc decides from its own version.
+#ifndef CCEKIT_VEC_ATOMICS
+#if defined(__CUDACC_VER_MAJOR__) && (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 1))
+#define CCEKIT_VEC_ATOMICS 1
 #else
 #define CCEKIT_VEC_ATOMICS 0
 #endif
+#endif
+__device__ __forceinline__ void ccekit_red4(float* p, const float* v) {
+#if CCEKIT_VEC_ATOMICS && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" :: "l"(p), "f"(v[0]), "f"(v[1]), "f"(v[2]), "f"(v[3]) : "memory");
+#else
+  for (int k = 0; k < 4; ++k) atomicAdd(p + k, v[k]);
+#endif
+}
+__device__ __forceinline__ void ccekit_red2(float* p, const float* v) {
+#if CCEKIT_VEC_ATOMICS && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(p), "f"(v[0]), "f"(v[1]) : "memory");
+#else
+  for (int k = 0; k < 2; ++k) atomicAdd(p + k, v[k]);
+#endif
+}
 #endif
 
 // schedule: {{scheduleText}}
@@ -67,14 +85,7 @@ const vector: NonNullable<SimtSyntax['vector']> = {
     pieces(n)
       .map(([o, w]) => `{ ${F32[w]![0]} t; ${F32[w]![1].map((c, k) => `t${c} = ${r}[${o + k}];`).join(' ')} *reinterpret_cast<${F32[w]![0]}*>(&${p.name}[${off} + ${o}]) = t; }`)
       .join('\n'),
-  atomicAdd: (p, off, n, r) =>
-    [
-      '#if CCEKIT_VEC_ATOMICS',
-      ...pieces(n).map(([o, w]) => `{ ${F32[w]![0]} t; ${F32[w]![1].map((c, k) => `t${c} = ${r}[${o + k}];`).join(' ')} atomicAdd(reinterpret_cast<${F32[w]![0]}*>(&${p.name}[${off} + ${o}]), t); }`),
-      '#else',
-      `for (int k = 0; k < ${n}; ++k) atomicAdd(&${p.name}[${off} + k], ${r}[k]);`,
-      '#endif',
-    ].join('\n'),
+  atomicAdd: (p, off, n, r) => pieces(n).map(([o, w]) => `ccekit_red${w}(&${p.name}[${off} + ${o}], &${r}[${o}]);`).join('\n'),
 };
 
 const syntax = (lk: LoweredKernel): SimtSyntax => ({
