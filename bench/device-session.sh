@@ -10,12 +10,12 @@ for step in "$@"; do
   case "$step" in
     check) echo "== check cuda"; run check --device cuda --out "$OUT/check-cuda.json" > "$OUT/check-cuda.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda.log" | tail -8 ;;
     webgpu) echo "== check webgpu"; run check --device webgpu --quick --out "$OUT/check-webgpu.json" > "$OUT/check-webgpu.log" 2>&1; grep -E "^ccekit|FAIL|passed" "$OUT/check-webgpu.log" | tail -6 ;;
-    bench) echo "== bench cuda"; run bench --device cuda --repeats ${REPEATS:-10} ${SCHEDULES:+--schedules "$SCHEDULES"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda.json" > "$OUT/bench-cuda.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda.log" | tail -40 ;;
+    bench) echo "== bench cuda"; run bench --device cuda --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SCHEDULES:+--schedules "$SCHEDULES"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda.json" > "$OUT/bench-cuda.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda.log" | tail -40 ;;
     floors) echo "== floors"; nvcc -O3 -gencode=arch=compute_90a,code=sm_90a bench/floors.cu -o /tmp/floors && for a in "893022 256 268304384" "176450 256 16744448" "15405 256 66977792" "1661327 256 8355840" "100000 64 33488896"; do /tmp/floors $a; done | tee "$OUT/floors.txt" ;;
     sass) echo "== sass"; for f in "$CCEKIT_CACHE"/cuda/*.cubin; do cuobjdump -sass "$f" | grep -oE "(RED|ATOM|LDG|STG)[A-Z0-9._]*" | sort | uniq -c | tr '\n' ' '; echo; done | sort | uniq -c | head -20 ;;
     wgbench) echo "== bench webgpu"; run bench --device webgpu --repeats 5 --settings ${WGSETTINGS:-beauty,megamarket,small-d,ml20m} --out "$OUT/bench-webgpu.json" > "$OUT/bench-webgpu.log" 2>&1; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-webgpu.log" | tail -8 ;;
     tune) echo "== tune"; run tune --device cuda --repeats 3 ${SETTINGS:+--settings "$SETTINGS"} > "$OUT/tune.log" 2>&1; grep -vE "^   \[" "$OUT/tune.log" | tail -14; run tune --device cuda ${SETTINGS:+--settings "$SETTINGS"} > "$OUT/tune2.log" 2>&1; tail -7 "$OUT/tune2.log"; cp "$CCEKIT_CACHE/tuning.json" "$OUT/tuning.json" ;;
-    torch) echo "== torch"; python3 bench/torch_baseline.py --out "$OUT/torch.json" --native > "$OUT/torch.log" 2>&1; tail -12 "$OUT/torch.log" ;;
+    torch) echo "== torch"; python3 bench/torch_baseline.py --out "$OUT/torch.json" --native --full-ce ${TORCH_SETTINGS:+--settings "$TORCH_SETTINGS"} > "$OUT/torch.log" 2>&1; tail -12 "$OUT/torch.log" ;;
     *) echo "unknown step $step" ;;
   esac
 done

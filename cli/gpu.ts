@@ -151,7 +151,7 @@ async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repea
         const [f, b] = r.timings;
         const samples = f!.samples.map((x, i) => x + b!.samples[i]!);
         const q = (at: number) => [...samples].sort((x, y) => x - y)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;
-        row = { impl: 'ccekit-webgpu', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, schedule: r.schedule, note: `${f!.method}; dC cleared outside the timed passes` };
+        row = { impl: 'ccekit-webgpu', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, note: `${f!.method}; dC cleared outside the timed passes` };
       } catch (e) {
         row = { impl: 'ccekit-webgpu', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, note: (e as Error).message.split('\n')[0] };
       }

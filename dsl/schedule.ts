@@ -98,14 +98,15 @@ export function parseSchedule(json: string): Schedule {
 }
 
 /**
- * The untuned default for a SIMT GPU: 16-byte vector accesses (8 × 16-bit or 4 × f32 elements), as many lanes
- * as a row has vectors (at most a warp), 128 threads per program, 4 samples in flight per row.
+ * The untuned default for a SIMT GPU, from tuning runs on an H100 (bench/results/tuning-h100.json): 4-element
+ * vector accesses, two register chunks per lane, up to a warp of lanes per row, 2 samples in flight per row.
  */
 export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Schedule {
-  let vec = dtype === 'f32' ? 4 : 8;
+  void dtype;
+  let vec = 4;
   while (vec > 1 && D % vec !== 0) vec /= 2;
   let lanes = 1;
-  while (lanes < 32 && lanes * vec < D) lanes *= 2;
-  const rows = Math.max(1, 128 / lanes);
-  return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 4, stages: 1 }, D);
+  while (lanes < 32 && lanes * vec * 2 < D) lanes *= 2;
+  const rows = Math.max(1, (lanes >= 16 ? 128 : 256) / lanes);
+  return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
 }

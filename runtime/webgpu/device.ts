@@ -13,6 +13,8 @@ export interface WebgpuContext {
   caps: DeviceCaps;
   /** Adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
   name: string;
+  /** The adapter's info fields as Dawn reports them. */
+  info: Record<string, string>;
   timestamps: boolean;
   subgroups: boolean;
   lost: boolean;
@@ -79,7 +81,8 @@ export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
     maxStorageBuffers: l.maxStorageBuffersPerShaderStage,
     shaderF16: device.features.has('shader-f16'),
   };
-  const ctx: WebgpuContext = { gpu, adapter, device, caps, name: caps.name, timestamps: device.features.has('timestamp-query'), subgroups: device.features.has('subgroups'), lost: false };
+  const infoFields: Record<string, string> = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
+  const ctx: WebgpuContext = { gpu, adapter, device, caps, name: caps.name, info: infoFields, timestamps: device.features.has('timestamp-query'), subgroups: device.features.has('subgroups'), lost: false };
   contexts.add(ctx);
   void device.lost.then(() => (ctx.lost = true));
   return ctx;
