@@ -10,7 +10,9 @@ import { DslError } from '../dsl/values.js';
 import { allVariants, emitVariants } from '../codegen/package.js';
 import { VerifyError } from '../codegen/verify.js';
 import type { TargetName } from '../targets/common.js';
-import { type CceResult, runCceCpu } from '../runtime/cpu/run.js';
+import { type CceResult, optionsFor, runCceCpu } from '../runtime/cpu/run.js';
+import { TuningDb } from '../runtime/autotune/db.js';
+import { scheduleFor } from '../runtime/autotune/tune.js';
 import { acquireWebgpu, releaseWebgpu, type WebgpuContext, WebgpuError } from '../runtime/webgpu/device.js';
 import { type KernelTiming, runCceWebgpu, WEBGPU_SCHEDULE } from '../runtime/webgpu/run.js';
 import { type ReferenceOptions, referenceCce } from '../runtime/cpu/reference.js';
@@ -285,7 +287,10 @@ const timingText = (ts: KernelTiming[]) => ts.map((t) => `${t.kernel} ${t.ms.toF
 
 async function cmdRun(argv: string[]): Promise<number> {
   const o = parseFlags('run', argv, RUN_FLAGS);
-  const schedule = scheduleFrom('run', o, o.device === 'webgpu' ? WEBGPU_SCHEDULE : DEFAULT_SCHEDULE);
+  const noScheduleFlags = (['rows', 'lanes', 'vec', 'd-chunks', 'samples-per-step', 'stages', 'schedule'] as const).every((f) => o[f] === undefined);
+  let schedule: Schedule | undefined = scheduleFrom('run', o, o.device === 'webgpu' ? WEBGPU_SCHEDULE : DEFAULT_SCHEDULE);
+  // On CUDA without schedule flags: the tuning DB's schedule for this problem size, else the heuristic default.
+  if (o.device === 'cuda' && noScheduleFlags) schedule = undefined;
   const transform = await scalarFnFrom('run', 'transform', o.transform, true);
   const correction = await scalarFnFrom('run', 'correction', o.correction, false);
   const gen: GenOptions = {
@@ -302,6 +307,11 @@ async function cmdRun(argv: string[]): Promise<number> {
   };
   const p: CceProblem = { ...randomProblem(gen), reduction: o.reduction };
   const dev = (await openDevice(o.device, o.repeats, true))!;
+  if (dev.kind === 'cuda' && !schedule) {
+    const picked = scheduleFor(dev.rt, new TuningDb(TuningDb.defaultPath()), p, optionsFor(p, { transform, correction }));
+    schedule = picked.schedule;
+    out(`schedule: ${picked.tuned ? 'from the tuning DB' : 'heuristic default (not tuned for this size: ccekit tune)'}`);
+  }
   let c: Comparison;
   try {
     c = await compare(dev, p, transform, correction, schedule);
