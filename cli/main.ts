@@ -2,7 +2,8 @@
 // checked against the float64 reference), `start` (the main job on the best device available).
 // Usage mistakes and library errors print one line `ccekit: ...` to stderr and exit 2, never a stack.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { emitTorchPackage } from '../targets/torch/package.js';
 import { type CceOptions } from '../dsl/cce.js';
 import { type ScalarFn, derivative, evalScalarFn } from '../dsl/scalarfn.js';
 import { DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
@@ -116,7 +117,9 @@ async function scalarFnFrom(cmd: string, flag: string, spec: string | undefined,
 // ---------------------------------------------------------------- emit
 
 const EMIT_FLAGS = {
-  target: { kind: 'enum', values: ['wgsl', 'cuda', 'triton', 'all'], help: 'target language (all: one subfolder per target)' },
+  target: { kind: 'enum', values: ['wgsl', 'cuda', 'triton', 'torch', 'all'], help: 'target language (all: wgsl, cuda, triton, one subfolder each); torch: an importable PyTorch package' },
+  'd-values': { kind: 'str', metavar: 'LIST', help: 'torch: hidden sizes the package covers (default 32,64,128,256,512,1024)' },
+  db: { kind: 'str', metavar: 'FILE', help: 'torch: ship this tuning DB\'s entries (and their schedules) in the package' },
   out: { kind: 'str', metavar: 'DIR', help: 'output directory (created if missing)' },
   dtype: { kind: 'enum', values: ['f32', 'f16', 'bf16', 'all'], default: 'f32', help: 'storage dtype of E and C' },
   variants: { kind: 'enum', values: ['all', 'sampled', 'full'], default: 'all', help: 'sampled: CCE- (uniform and given q); full: full-catalog CE' },
@@ -134,6 +137,7 @@ async function cmdEmit(argv: string[]): Promise<number> {
   const o = parseFlags('emit', argv, EMIT_FLAGS);
   if (o.target === undefined) throw new UsageError('emit needs --target', 'emit');
   if (o.out === undefined) throw new UsageError('emit needs --out DIR', 'emit');
+  if (o.target === 'torch') return emitTorch(o.out, o.dtype, o['d-values'], o.db);
   const schedule = scheduleFrom('emit', o);
   const transform = await scalarFnFrom('emit', 'transform', o.transform, true);
   const correction = await scalarFnFrom('emit', 'correction', o.correction, false);
@@ -146,6 +150,25 @@ async function cmdEmit(argv: string[]): Promise<number> {
     const dir = o.target === 'all' ? join(o.out, t) : o.out;
     for (const path of writeTarget(t, variants, schedule, dir).paths) out(path);
   }
+  return 0;
+}
+
+function emitTorch(dir: string, dtype: FloatDType | 'all', dValues: string | undefined, dbPath: string | undefined): number {
+  const ds = dValues?.split(',').map((x) => Number(x.trim()));
+  if (ds && ds.some((d) => !Number.isInteger(d) || d < 1 || d > 8192)) throw new UsageError(`--d-values expects integers in [1, 8192], got '${dValues}'`, 'emit');
+  const tuning = dbPath ? new TuningDb(dbPath).entries() : [];
+  const files = emitTorchPackage({ dValues: ds, dtypes: dtype === 'all' ? [...DTYPES] : [dtype], tuning });
+  try {
+    for (const [name, text] of files) {
+      const path = join(dir, name);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+    }
+  } catch (e) {
+    throw new CliError(`cannot write into ${dir}: ${(e as Error).message}`);
+  }
+  const n = [...files.keys()].filter((f) => f.endsWith('.cu')).length;
+  out(`${join(dir, 'ccekit_torch')}: ${n} kernels, ${tuning.length} tuning entries (import with sys.path.insert(0, '${dir}'); from ccekit_torch import cce_minus_loss)`);
   return 0;
 }
 

@@ -1,0 +1,116 @@
+"""GPU check of the emitted PyTorch package (run on the GPU machine):
+  python3 bench/torch_package_gpu.py out/torch [--out FILE.json]
+Compares cce_minus_loss's CUDA path with its float64 PyTorch reference on fresh random inputs (fp32/fp16/bf16,
+uniform and given q, mean/sum/none, collisions, ignored rows, odd sizes), checks autocast, and times one
+paper-sized step against the PyTorch CE- baseline formula."""
+import json
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, sys.argv[1])
+from ccekit_torch import cce_minus_loss, reference_cce_minus_loss  # noqa: E402
+
+dev = torch.device("cuda")
+torch.manual_seed(int(time.time()) % 100000)
+rows = []
+fails = 0
+
+
+def rel(a, b):
+    a, b = a.double().reshape(-1), b.double().reshape(-1)
+    if not torch.isfinite(a).all():
+        return float("inf")
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+for dtype, (tl, tg) in ((torch.float32, (1e-5, 1e-4)), (torch.float16, (1e-3, 1e-3)), (torch.bfloat16, (1e-3, 1e-3))):
+    for n, d, v, k in ((1, 64, 2, 1), (7, 3, 61, 5), (513, 256, 4099, 127), (4099, 64, 20011, 1000), (129, 257, 97, 33)):
+        for sampling in ("uniform", "given"):
+            for reduction in ("mean", "sum", "none"):
+                e = (torch.randn(n, d, device=dev) * 2 / d**0.5).to(dtype)
+                c = (torch.randn(v, d, device=dev) * 2 / d**0.5).to(dtype)
+                t = torch.randint(0, v, (n,), device=dev)
+                t[torch.rand(n, device=dev) < 0.15] = -100
+                probs = torch.rand(v, device=dev) + 0.05 if sampling == "given" else None
+                neg = torch.randint(0, v, (n, k), device=dev)
+                hit = torch.rand(n, k, device=dev) < 0.1
+                neg = torch.where(hit & (t[:, None] >= 0), t[:, None].clamp_min(0).expand(n, k), neg)
+                e1, c1 = e.clone().requires_grad_(), c.clone().requires_grad_()
+                loss = cce_minus_loss(e1, c1, t, negatives=neg, item_probs=probs, reduction=reduction)
+                g = torch.rand_like(loss) + 0.5
+                loss.backward(g)
+                e2, c2 = e.double().requires_grad_(), c.double().requires_grad_()
+                ref = reference_cce_minus_loss(e2, c2, t, neg, probs, -100, reduction)
+                ref.backward(g.double())
+                errs = {"loss": rel(loss.detach(), ref.detach()), "dE": rel(e1.grad, e2.grad), "dC": rel(c1.grad, c2.grad)}
+                ok = errs["loss"] <= tl and errs["dE"] <= tg and errs["dC"] <= tg and e1.grad.dtype == dtype and c1.grad.dtype == dtype
+                fails += 0 if ok else 1
+                rows.append({"dtype": str(dtype), "N": n, "D": d, "V": v, "K": k, "sampling": sampling, "reduction": reduction, **errs, "ok": ok})
+                if not ok:
+                    print("FAIL", rows[-1])
+print(f"cuda path vs float64 reference: {len(rows) - fails} passed, {fails} failed ({torch.cuda.get_device_name()})")
+
+# autocast: a Linear producing e in bf16, an fp32 embedding table, gradients in the parameters' dtypes.
+lin = torch.nn.Linear(64, 64).to(dev)
+emb = torch.nn.Parameter(torch.randn(5003, 64, device=dev) * 0.1)
+x = torch.randn(777, 64, device=dev)
+t = torch.randint(0, 5003, (777,), device=dev)
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    h = lin(x)
+    loss = cce_minus_loss(h, emb, t, num_negatives=255, seed=1)
+loss.backward()
+auto_ok = emb.grad is not None and emb.grad.dtype == torch.float32 and lin.weight.grad is not None and bool(torch.isfinite(emb.grad).all())
+print(f"autocast bf16: loss {float(loss):.4f}, grads {'ok' if auto_ok else 'FAIL'}")
+fails += 0 if auto_ok else 1
+
+# One paper-sized step (beauty: N=32768, V=176450, K=511, D=256, fp16), package vs the PyTorch CE- formula.
+def step(fn, reps=10):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        ts.append(a.elapsed_time(b))
+    return sorted(ts)[len(ts) // 2]
+
+n, v, k, d = 32768, 176450, 511, 256
+e = (torch.randn(n, d, device=dev) * 0.1).half().requires_grad_()
+c = (torch.randn(v, d, device=dev) * 0.1).half().requires_grad_()
+t = torch.randint(0, v, (n,), device=dev)
+neg = torch.randint(0, v, (n, k), device=dev)
+
+
+def ccekit():
+    e.grad = c.grad = None
+    cce_minus_loss(e, c, t, negatives=neg).backward()
+
+
+def torch_ce_minus():
+    e.grad = c.grad = None
+    logits = torch.bmm(c[neg], e[:, :, None]).squeeze(-1).float()
+    hit = neg == t[:, None]
+    kk = (k - hit.sum(1, keepdim=True)).clamp_min(1)
+    logits = (logits + torch.log(torch.tensor(v - 1.0, device=dev)) - torch.log(kk.float())).masked_fill(hit, float("-inf"))
+    pos = (e.float() * c[t].float()).sum(-1, keepdim=True)
+    torch.nn.functional.cross_entropy(torch.cat([pos, logits], 1), torch.zeros(n, dtype=torch.long, device=dev)).backward()
+
+
+torch.cuda.reset_peak_memory_stats()
+base = torch.cuda.memory_allocated()
+ms_cce = step(ccekit)
+peak_cce = (torch.cuda.max_memory_allocated() - base) / 2**20
+torch.cuda.reset_peak_memory_stats()
+base = torch.cuda.memory_allocated()
+ms_torch = step(torch_ce_minus)
+peak_torch = (torch.cuda.max_memory_allocated() - base) / 2**20
+print(f"beauty fp16 fwd+bwd through the package: {ms_cce:.2f} ms, peak +{peak_cce:.0f} MiB (incl. fp32 dC/dE and fp16 grads); torch CE-: {ms_torch:.2f} ms, peak +{peak_torch:.0f} MiB")
+if len(sys.argv) > 3:
+    json.dump({"card": torch.cuda.get_device_name(), "torch": torch.__version__, "checks": rows, "autocast_ok": auto_ok, "beauty_ms": {"ccekit_package": ms_cce, "torch_ce_minus": ms_torch}, "beauty_peak_mib": {"ccekit_package": peak_cce, "torch_ce_minus": peak_torch}}, open(sys.argv[3], "w"), indent=1)
+sys.exit(1 if fails else 0)

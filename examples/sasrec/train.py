@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Train SASRec with full CE, PyTorch CE-, BCE or ccekit's CCE- and evaluate by full-catalog ranking.
+
+    python3 examples/sasrec/train.py --data ../shared/data/beauty.txt --loss ce-minus --negatives 256 \
+        --epochs 50 --patience 5 --out runs/beauty-ce-minus.json
+    python3 examples/sasrec/train.py --self-check [--ccekit-package out/torch]
+
+See README.md next to this file for the data split, the model and the metrics.
+"""
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from data import IGNORE_INDEX, SeqData  # noqa: E402
+from losses import LOSSES, make_loss, self_check  # noqa: E402
+from model import SASRec  # noqa: E402
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="sequence file: `user item item ...` per line")
+    p.add_argument("--max-users", type=int, default=None, help="use only the first N users of the file")
+    p.add_argument("--loss", choices=LOSSES, default="ce-minus")
+    p.add_argument("--negatives", type=int, default=256, help="K negatives per row (ce-minus, cce-minus)")
+    p.add_argument("--ccekit-package", default="out/torch", help="folder holding ccekit_torch/ (cce-minus)")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--blocks", type=int, default=2)
+    p.add_argument("--heads", type=int, default=1)
+    p.add_argument("--maxlen", type=int, default=50)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=128, help="sequences per training step")
+    p.add_argument("--eval-batch-size", type=int, default=1024, help="users per evaluation step")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda if available)")
+    p.add_argument("--amp", choices=list(AMP_DTYPES), default="off", help="autocast dtype on CUDA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (torch >= 2)")
+    p.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (and after the last)")
+    p.add_argument("--patience", type=int, default=None, help="stop after N validations without a better NDCG@10")
+    p.add_argument("--out", default=None, help="write a JSON report here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--self-check", action="store_true", help="check the losses on tiny batches and exit")
+    args = p.parse_args(argv)
+    if not args.self_check and not args.data:
+        p.error("--data is required")
+    if args.negatives < 1:
+        p.error("--negatives must be >= 1")
+    if args.eval_every < 1:
+        p.error("--eval-every must be >= 1")
+    return args
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second; silent when stderr is no tty."""
+
+    def __init__(self, total, label, enabled=True):
+        self.total, self.label, self.n = total, label, 0
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = self.last = time.perf_counter()
+        self.postfix = ""
+
+    def update(self, n=1, postfix=None):
+        self.n += n
+        if postfix is not None:
+            self.postfix = postfix
+        now = time.perf_counter()
+        if self.enabled and (now - self.last >= 0.1 or self.n >= self.total):
+            self.last = now
+            frac = self.n / max(1, self.total)
+            bar = "#" * int(frac * 24)
+            rate = self.n / max(1e-9, now - self.start)
+            sys.stderr.write(f"\r{self.label} [{bar:<24}] {self.n}/{self.total} {rate:.1f} it/s {self.postfix}\x1b[K")
+            sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast_ctx(device, amp_dtype):
+    if amp_dtype is None:
+        return torch.autocast(device_type="cpu", enabled=False)
+    return torch.autocast(device_type="cuda", dtype=amp_dtype)
+
+
+def make_scaler(enabled):
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        try:
+            return torch.amp.GradScaler("cuda", enabled=enabled)
+        except TypeError:
+            pass
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+@torch.no_grad()
+def evaluate(model, evalset, device, amp_dtype, batch_size, k=10):
+    """Full-catalog ranking: for every user score all items with the last hidden state, set the items of the
+    user's input history to -inf (the target's own score is kept for comparison), rank = number of items
+    with a strictly higher score than the target. NDCG@k = 1/log2(rank+2) if rank < k, HR@k = [rank < k]."""
+    model.eval()
+    C = model.catalog().float()  # [V, D]
+    ndcg, hr, n = 0.0, 0.0, len(evalset)
+    for a in range(0, n, batch_size):
+        b = min(n, a + batch_size)
+        ids = evalset.inputs[a:b].to(device, non_blocking=True)
+        with autocast_ctx(device, amp_dtype):
+            h = model(ids)[:, -1, :]
+        scores = h.float() @ C.t()  # [B, V]; column t-1 is item t
+        rows = torch.arange(b - a, device=device)
+        tgt = evalset.targets[a:b].to(device) - 1
+        target_score = scores[rows, tgt].clone()
+        lo, hi = evalset.seen_offsets[a], evalset.seen_offsets[b]
+        seen_r = evalset.seen_rows[lo:hi].to(device) - a
+        seen_c = evalset.seen_items[lo:hi].to(device) - 1
+        scores[seen_r, seen_c] = float("-inf")
+        rank = (scores > target_score[:, None]).sum(1)
+        hit = rank < k
+        ndcg += float((hit.double() / torch.log2(rank.double() + 2.0)).sum())
+        hr += float(hit.double().sum())
+    return {f"ndcg@{k}": ndcg / max(1, n), f"hr@{k}": hr / max(1, n), "users": n}
+
+
+def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch):
+    model.train()
+    inputs, targets = data.train_inputs, data.train_targets
+    U = inputs.shape[0]
+    perm = torch.randperm(U)
+    steps = math.ceil(U / args.batch_size)
+    bar = Progress(steps, f"epoch {epoch}", enabled=not args.no_progress)
+    total, count = torch.zeros((), device=device, dtype=torch.float64), 0
+    for s in range(steps):
+        idx = perm[s * args.batch_size : (s + 1) * args.batch_size]
+        ids = inputs[idx].to(device, non_blocking=True)
+        tg = targets[idx].to(device, non_blocking=True)
+        with autocast_ctx(device, amp_dtype):
+            H = model(ids)  # [B, L, D]
+            mask = tg != IGNORE_INDEX
+            E = H[mask]  # [N, D] hidden states of the non-padding positions
+            t = tg[mask]  # [N] rows of C: item id - 1
+            C = raw_model.catalog()  # [V, D] = item_emb.weight[1:]
+            loss = loss_fn(E, C, t)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        total += loss.detach().double()
+        count += 1
+        if not bar.enabled:
+            continue
+        bar.update(1, postfix=f"loss {float(loss):.4f}" if s % 20 == 0 else None)
+    bar.close()
+    return float(total) / max(1, count)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.self_check:
+        for line in self_check(args.ccekit_package):
+            print(line)
+        print("self-check ok")
+        return 0
+
+    t_start = time.perf_counter()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp_dtype = AMP_DTYPES[args.amp]
+    if amp_dtype is not None and device.type != "cuda":
+        print(f"train.py: --amp {args.amp} applies on CUDA only; running in float32 on {device}", file=sys.stderr)
+        amp_dtype = None
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+
+    data = SeqData(args.data, args.maxlen, args.max_users)
+    V = data.num_items
+    summary = data.summary()
+    print(
+        f"data {args.data}: {summary['users']} users, {V} items, {summary['train_positions']} training positions, "
+        f"{summary['eval_users']} eval users ({summary['short_users_train_only']} with < 3 items train only)"
+    )
+
+    raw_model = SASRec(V, args.hidden, args.blocks, args.heads, args.maxlen, args.dropout).to(device)
+    model = raw_model
+    if args.compile:
+        if hasattr(torch, "compile"):
+            model = torch.compile(raw_model)
+        else:
+            print("train.py: --compile needs torch >= 2; running eagerly", file=sys.stderr)
+    loss_fn = make_loss(args.loss, V, args.negatives, args.ccekit_package, amp_dtype)
+    opt = torch.optim.Adam(raw_model.parameters(), lr=args.lr, betas=(0.9, 0.98))
+    scaler = make_scaler(amp_dtype == torch.float16)
+
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    records, best, best_state, bad = [], None, None, 0
+    for epoch in range(1, args.epochs + 1):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        sync(device)
+        t0 = time.perf_counter()
+        mean_loss = train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch)
+        sync(device)
+        epoch_s = time.perf_counter() - t0
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+        rec = {"epoch": epoch, "time_s": epoch_s, "peak_mem_mib": peak, "loss": mean_loss}
+        if epoch % args.eval_every == 0 or epoch == args.epochs:
+            t1 = time.perf_counter()
+            val = evaluate(model, data.val, device, amp_dtype, args.eval_batch_size)
+            rec.update({"val_ndcg@10": val["ndcg@10"], "val_hr@10": val["hr@10"], "eval_time_s": time.perf_counter() - t1})
+            if best is None or val["ndcg@10"] > best["val_ndcg@10"]:
+                best, bad = rec, 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in raw_model.state_dict().items()})
+            else:
+                bad += 1
+        records.append(rec)
+        mem = f" peak {peak:.0f} MiB" if peak is not None else ""
+        val_s = f" val NDCG@10 {rec['val_ndcg@10']:.4f} HR@10 {rec['val_hr@10']:.4f}" if "val_ndcg@10" in rec else ""
+        print(f"epoch {epoch}: loss {mean_loss:.4f} train {epoch_s:.2f}s{mem}{val_s}", flush=True)
+        if not math.isfinite(mean_loss):
+            print("train.py: the training loss is not finite; stopping", file=sys.stderr)
+            break
+        if args.patience is not None and bad >= args.patience:
+            print(f"early stop: no better val NDCG@10 for {bad} validations")
+            break
+
+    test = None
+    if best_state is not None:
+        raw_model.load_state_dict(best_state)
+        test = evaluate(model, data.test, device, amp_dtype, args.eval_batch_size)
+        print(
+            f"best epoch {best['epoch']}: val NDCG@10 {best['val_ndcg@10']:.4f}; "
+            f"test NDCG@10 {test['ndcg@10']:.4f} HR@10 {test['hr@10']:.4f}"
+        )
+    total_s = time.perf_counter() - t_start
+    if args.out:
+        report = {
+            "args": vars(args),
+            "data": summary,
+            "epochs": records,
+            "best_epoch": best["epoch"] if best else None,
+            "best_val": {"ndcg@10": best["val_ndcg@10"], "hr@10": best["val_hr@10"]} if best else None,
+            "test": test,
+            "device": str(device),
+            "device_name": device_name,
+            "amp": args.amp if amp_dtype is not None else "off",
+            "torch_version": torch.__version__,
+            "cuda_version": torch.version.cuda,
+            "python_version": platform.python_version(),
+            "total_time_s": total_s,
+        }
+        d = os.path.dirname(os.path.abspath(args.out))
+        os.makedirs(d, exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Checks the emitted ccekit_torch package's CPU path against ccekit's float64 reference (fixtures written by
+test/torch-package.test.ts), plus its argument errors. Usage: python3 check_torch_package.py PKG_DIR FIXTURES.json"""
+import json
+import sys
+
+import torch
+
+sys.path.insert(0, sys.argv[1])
+from ccekit_torch import cce_minus_loss  # noqa: E402
+
+fixtures = json.load(open(sys.argv[2]))
+failures = 0
+checks = 0
+
+
+def rel(a, b):
+    a = a.detach().double().reshape(-1)
+    b = torch.tensor(b, dtype=torch.float64).reshape(-1)
+    if not torch.isfinite(a).all():
+        return float("inf")
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+for fx in fixtures:
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
+        n, d, v, k = fx["N"], fx["D"], fx["V"], fx["K"]
+        e = torch.tensor(fx["E"], dtype=torch.float64).view(n, d).to(dtype).requires_grad_()
+        c = torch.tensor(fx["C"], dtype=torch.float64).view(v, d).to(dtype).requires_grad_()
+        targets = torch.tensor(fx["targets"], dtype=torch.int64)
+        negatives = torch.tensor(fx["negatives"], dtype=torch.int64).view(n, k)
+        probs = torch.tensor(fx["itemProbs"], dtype=torch.float64) if fx["itemProbs"] is not None else None
+        loss = cce_minus_loss(e, c, targets, negatives=negatives, item_probs=probs, reduction=fx["reduction"])
+        grad = torch.tensor(fx["gradOutput"], dtype=dtype) if fx["reduction"] == "none" else torch.tensor(fx["gradOutput"], dtype=dtype)
+        loss.backward(grad)
+        errs = {"loss": rel(loss, fx["loss"]), "dE": rel(e.grad, fx["dE"]), "dC": rel(c.grad, fx["dC"])}
+        ok = all(x <= tol for x in errs.values())
+        checks += 1
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {fx['label']} {str(dtype).replace('torch.', '')} " + " ".join(f"{k}={x:.1e}" for k, x in errs.items()))
+
+# Negatives drawn inside: reproducible with a seed, and the same function of the drawn tensor.
+e = torch.randn(9, 5, dtype=torch.float64)
+c = torch.randn(40, 5, dtype=torch.float64)
+t = torch.randint(0, 40, (9,))
+a = cce_minus_loss(e, c, t, num_negatives=7, seed=3)
+b = cce_minus_loss(e, c, t, num_negatives=7, seed=3)
+checks += 1
+failures += 0 if float(a) == float(b) else 1
+print(("ok  " if float(a) == float(b) else "FAIL") + " seeded in-call sampling is reproducible")
+
+bad = [
+    ("e", lambda: cce_minus_loss(torch.randn(3), c, t[:3], num_negatives=2)),
+    ("c", lambda: cce_minus_loss(e, torch.randn(40, 4, dtype=torch.float64), t, num_negatives=2)),
+    ("targets", lambda: cce_minus_loss(e, c, torch.full((9,), 40), num_negatives=2)),
+    ("negatives", lambda: cce_minus_loss(e, c, t, negatives=torch.full((9, 2), -1))),
+    ("negatives", lambda: cce_minus_loss(e, c, t)),
+    ("num_negatives", lambda: cce_minus_loss(e, c, t, num_negatives=0)),
+    ("item_probs", lambda: cce_minus_loss(e, c, t, num_negatives=2, item_probs=torch.zeros(40))),
+    ("reduction", lambda: cce_minus_loss(e, c, t, num_negatives=2, reduction="avg")),
+    ("e", lambda: cce_minus_loss(e * float("nan"), c, t, num_negatives=2)),
+    ("c", lambda: cce_minus_loss(e, torch.randn(1, 5, dtype=torch.float64), torch.zeros(9, dtype=torch.int64), num_negatives=2)),
+]
+for arg, call in bad:
+    checks += 1
+    try:
+        call()
+        print(f"FAIL no error for bad {arg}")
+        failures += 1
+    except ValueError as err:
+        good = str(err).startswith(arg + ":")
+        failures += 0 if good else 1
+        print(("ok  " if good else "FAIL") + f" ValueError names {arg}: {err}")
+
+print(f"{checks - failures} passed, {failures} failed")
+sys.exit(1 if failures else 0)

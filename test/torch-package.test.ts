@@ -1,0 +1,52 @@
+// The emitted PyTorch package (`ccekit emit --target torch`): its CPU path against ccekit's float64 reference
+// on fixtures written here, and its argument errors. Needs Debian's python3-torch (CI installs it).
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { emitTorchPackage } from '../targets/torch/package.js';
+import { referenceCce } from '../runtime/cpu/reference.js';
+import { decode } from '../runtime/numeric.js';
+import type { Reduction } from '../runtime/problem.js';
+import { randomProblem } from '../runtime/random.js';
+
+const PY = '/usr/bin/python3';
+const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+
+describe('emitted PyTorch package', () => {
+  it('CPU path matches the float64 reference (loss, dE, dC), argument errors name the argument', (t) => {
+    if (!hasTorch) {
+      if (process.env.CI) throw new Error('CI=true but /usr/bin/python3 cannot import torch (.ci/setup-system installs python3-torch)');
+      return t.skip();
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'ccekit-torch-'));
+    for (const [name, text] of emitTorchPackage({ dValues: [64], dtypes: ['f32'] })) {
+      mkdirSync(dirname(join(dir, name)), { recursive: true });
+      writeFileSync(join(dir, name), text);
+    }
+    const fixtures = ([
+      ['uniform mean, collisions, ignored rows', 7, 3, 61, 5, 'mean', false],
+      ['popularity q, sum', 33, 8, 97, 13, 'sum', true],
+      ['none, K=1', 5, 64, 11, 1, 'none', false],
+      ['every negative collides', 4, 2, 5, 3, 'mean', false],
+    ] as const).map(([label, N, D, V, K, reduction, popularity], i) => {
+      const p = { ...randomProblem({ N, D, V, K, dtype: 'f32', seed: Date.now() % 10000 + i, collisionRate: i === 3 ? 1 : 0.15, ignoreFraction: N > 4 ? 0.2 : 0, popularity }), reduction: reduction as Reduction };
+      const gradOutput = reduction === 'none' ? Float64Array.from({ length: N }, (_, r) => 1 + r * 0.5) : 0.75;
+      const ref = referenceCce(p, { gradOutput });
+      return {
+        label, N, D, V, K, reduction,
+        E: Array.from(decode('f32', p.E)), C: Array.from(decode('f32', p.C)),
+        targets: Array.from(p.targets), negatives: Array.from(p.negatives!), itemProbs: p.itemProbs ? Array.from(p.itemProbs) : null,
+        gradOutput: typeof gradOutput === 'number' ? gradOutput : Array.from(gradOutput),
+        loss: typeof ref.loss === 'number' ? ref.loss : Array.from(ref.loss), dE: Array.from(ref.dE), dC: Array.from(ref.dC),
+      };
+    });
+    const fx = join(dir, 'fixtures.json');
+    writeFileSync(fx, JSON.stringify(fixtures));
+    const r = spawnSync(PY, [join(__dirname, 'support', 'check_torch_package.py'), dir, fx], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/\d+ passed, 0 failed/);
+    expect(r.status).toBe(0);
+  });
+});
