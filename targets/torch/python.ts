@@ -118,6 +118,7 @@ class CceMinusFunction(torch.autograd.Function):
         from . import _cuda
 
         out_dtype = e.dtype
+        ctx.c_dtype = c.dtype  # gradients come back in the inputs' own dtypes (autocast: fp32 tables)
         if c.dtype != e.dtype:
             c = c.to(e.dtype)
         loss_rows, lse, kacc = _cuda.forward(e, c, targets, negatives, logq, ignore_index)
@@ -125,7 +126,6 @@ class CceMinusFunction(torch.autograd.Function):
         ctx.has_logq = logq is not None
         ctx.ignore_index = ignore_index
         ctx.reduction = reduction
-        ctx.c_dtype = c.dtype
         live = (targets != ignore_index).sum()
         ctx.live = live
         if reduction == "none":
