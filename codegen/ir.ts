@@ -30,12 +30,13 @@ export function bytesOf(d: StorageDType): number {
 export type BinFn =
   | 'add' | 'sub' | 'mul' | 'div' | 'min' | 'max' | 'pow'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
-  | 'and' | 'or' | 'bitand' | 'bitor' | 'bitxor' | 'shl' | 'shr' | 'mod';
+  | 'and' | 'or' | 'bitand' | 'bitor' | 'bitxor' | 'shl' | 'shr' | 'mod'
+  | 'mulhi'; // high 32 bits of the 64-bit product of two u32 values
 export type UnFn = 'neg' | 'exp' | 'log' | 'tanh' | 'sqrt' | 'abs' | 'not' | 'log1p' | 'sigmoid';
 
 export const COMPARE_FNS: ReadonlySet<BinFn> = new Set(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
 export const LOGIC_FNS: ReadonlySet<BinFn> = new Set(['and', 'or']);
-export const INT_FNS: ReadonlySet<BinFn> = new Set(['bitand', 'bitor', 'bitxor', 'shl', 'shr', 'mod']);
+export const INT_FNS: ReadonlySet<BinFn> = new Set(['bitand', 'bitor', 'bitxor', 'shl', 'shr', 'mod', 'mulhi']);
 export const FLOAT_UN: ReadonlySet<UnFn> = new Set(['exp', 'log', 'tanh', 'sqrt', 'log1p', 'sigmoid']);
 
 interface Typed {

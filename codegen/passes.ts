@@ -59,6 +59,9 @@ function foldBin(fn: string, a: number, b: number, t: string): number | undefine
     case 'le': return +(a <= b);
     case 'gt': return +(a > b);
     case 'ge': return +(a >= b);
+    case 'bitxor': return i(a ^ b);
+    case 'bitand': return i(a & b);
+    case 'bitor': return i(a | b);
     case 'and': return +(!!a && !!b);
     case 'or': return +(!!a || !!b);
     default: return undefined;

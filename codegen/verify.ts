@@ -79,6 +79,7 @@ export function verifyKernel(k: Kernel): void {
         if (LOGIC_FNS.has(e.fn) && e.a.t !== 'bool') fail(here, `${e.fn} needs bool operands, got ${e.a.t}`);
         if (!LOGIC_FNS.has(e.fn) && e.a.t === 'bool' && e.fn !== 'eq' && e.fn !== 'ne') fail(here, `${e.fn} is not defined on bool`);
         if (INT_FNS.has(e.fn) && e.a.t === 'f32') fail(here, `${e.fn} needs integer operands, got f32`);
+        if (e.fn === 'mulhi' && e.a.t !== 'u32') fail(here, `mulhi needs u32 operands, got ${e.a.t}`);
         const t = COMPARE_FNS.has(e.fn) || LOGIC_FNS.has(e.fn) ? 'bool' : e.a.t;
         if (e.t !== t) fail(here, `${e.fn} yields ${t}, annotated ${e.t}`);
         if (e.s !== widerScope(e.a.s, e.b.s)) fail(here, 'scope annotation is wrong');

@@ -13,6 +13,7 @@ import { KernelBuilder, OnlineSoftmax, type Tensor } from './builder.js';
 import { applyScalarFn, derivative, type ScalarFn, argRef } from './scalarfn.js';
 import type { Schedule } from './schedule.js';
 import { dot, f32, i32, select, type Val } from './values.js';
+import { type Sampler, sampleItem } from './sampling.js';
 
 export type FloatDType = 'f32' | 'f16' | 'bf16';
 
@@ -21,6 +22,8 @@ export interface CceOptions {
   dtype: FloatDType;
   /** Sampled mode: 'uniform' (q = 1/(V−1), a scalar log q) or 'given' (a log q tensor [V]). */
   sampling: 'uniform' | 'given';
+  /** Sampled mode: negatives from an index tensor [N, K] (default) or drawn in the kernel (Philox4x32-10, seed). */
+  negatives?: 'tensor' | 'philox';
   /** Backward: 'scalar' upstream gradient (mean / sum) or 'perRow' (reduction none). */
   grad: 'scalar' | 'perRow';
   /** Logit transform f(x) applied to every dot product (identity when absent). */
@@ -34,7 +37,7 @@ export const DEFAULT_OPTIONS: CceOptions = { mode: 'sampled', dtype: 'f32', samp
 /** A stable key of the options that change generated code (never shapes). */
 export function optionsKey(o: CceOptions): string {
   const fn = (f?: ScalarFn) => (f ? `${f.name}(${f.args.join(',')})=${JSON.stringify(f.body)}` : '-');
-  return [o.mode, o.dtype, o.mode === 'sampled' ? o.sampling : '', o.grad, fn(o.transform), fn(o.correction)].join('|');
+  return [o.mode, o.dtype, o.mode === 'sampled' ? o.sampling : '', o.mode === 'sampled' ? o.negatives ?? 'tensor' : '', o.grad, fn(o.transform), fn(o.correction)].join('|');
 }
 
 const NEG_BIG = -3.0e38;
@@ -43,7 +46,9 @@ interface Common {
   kb: KernelBuilder<'D'>;
   E: Tensor<FloatDType, readonly ['N', 'D']>;
   C: Tensor<FloatDType, readonly ['V', 'D']>;
+  sampled: boolean;
   negatives?: Tensor<'i32', readonly ['N', 'K']>;
+  sampler?: Sampler;
   logq?: Tensor<'f32', readonly ['V']>;
   logqUniform?: Val<'f32'>;
   t: Val<'i32'>;
@@ -57,9 +62,18 @@ function prologue(name: string, doc: string, o: CceOptions): Common {
   const E = kb.input('E', o.dtype, ['N', 'D'] as const, 'hidden states, one row per position');
   const C = kb.input('C', o.dtype, ['V', 'D'] as const, 'item embeddings (the classifier)');
   const T = kb.input('targets', 'i32', ['N'] as const, 'target item per row, or ignore_index');
-  const c: Partial<Common> = { kb, E, C };
+  const c: Partial<Common> = { kb, E, C, sampled: o.mode === 'sampled' };
   if (o.mode === 'sampled') {
-    c.negatives = kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row');
+    if (o.negatives === 'philox') {
+      c.sampler = {
+        seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
+        seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
+        alias:
+          o.sampling === 'given'
+            ? { threshold: kb.input('alias_threshold', 'u32', ['V'] as const, 'Walker alias table: u32 acceptance thresholds'), index: kb.input('alias_index', 'i32', ['V'] as const, 'Walker alias table: alias items') }
+            : undefined,
+      };
+    } else c.negatives = kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row');
     if (o.sampling === 'given') c.logq = kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution');
     else c.logqUniform = kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)');
   }
@@ -83,10 +97,12 @@ function candidates(c: Common, kk: Val<'i32'>, S: number): Candidate[] {
   const out: Candidate[] = [];
   for (let j = 0; j < S; j++) {
     const slot = kk.add(j);
-    if (c.negatives) {
+    if (c.sampled) {
       const K = kb.dim('K');
       const inRange = kb.let(`in_${j}`, c.live.and(slot.lt(K)));
-      const n = kb.let(`n_${j}`, kb.load(c.negatives, kb.row.mul(K).add(slot), inRange));
+      const n = c.sampler
+        ? kb.let(`n_${j}`, sampleItem(kb, c.sampler, kb.row, slot, kb.dim('V'), `smp_${j}`))
+        : kb.let(`n_${j}`, kb.load(c.negatives!, kb.row.mul(K).add(slot), inRange));
       out.push({ n, ok: kb.let(`ok_${j}`, inRange.and(n.ne(c.t))) });
     } else {
       const n = kb.let(`n_${j}`, slot);
@@ -100,7 +116,7 @@ const transformOf = (o: CceOptions) => (x: Val<'f32'>) => (o.transform ? applySc
 
 /** Correction added to a negative's logit: corr(log q(n)), −log q by default. */
 function correctionOf(c: Common, o: CceOptions, cand: Candidate): Val<'f32'> | undefined {
-  if (!c.negatives) return undefined;
+  if (!c.sampled) return undefined;
   const lq = c.logq ? c.kb.load(c.logq, cand.n, cand.ok) : c.logqUniform!;
   return o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
 }
@@ -112,7 +128,7 @@ export function cceForward(o: CceOptions, s: Schedule): Kernel {
   const { kb } = c;
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
-  const KACC = c.negatives ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
+  const KACC = c.sampled ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
   const f = transformOf(o);
 
   kb.comment('target logit s0 = f(e · c_t)');
@@ -120,7 +136,7 @@ export function cceForward(o: CceOptions, s: Schedule): Kernel {
   const sm = new OnlineSoftmax(kb, 'cand');
   const kcount = kb.var('kcount', i32(0), 'row');
   const S = s.samplesPerStep;
-  const end = c.negatives ? kb.dim('K') : kb.dim('V');
+  const end = c.sampled ? kb.dim('K') : kb.dim('V');
   kb.loop('kk', 0, end, S, (kk) => {
     kb.comment(`gather ${S} candidates, dot them with e, fold them into the online softmax`);
     const cs = candidates(c, kk, S);
@@ -130,10 +146,10 @@ export function cceForward(o: CceOptions, s: Schedule): Kernel {
       return kb.let(`s_${j}`, corr ? f(raw[j]).add(corr) : f(raw[j]));
     });
     sm.update(logits, cs.map((x) => x.ok));
-    if (c.negatives) kcount.set(cs.reduce((acc, x) => acc.add(select(x.ok, 1, 0)), kcount.get()));
+    if (c.sampled) kcount.set(cs.reduce((acc, x) => acc.add(select(x.ok, 1, 0)), kcount.get()));
   });
   let lse: Val<'f32'>;
-  if (c.negatives) {
+  if (c.sampled) {
     kb.comment('negatives: lse − log k; then merge with the target logit');
     const kf = kcount.get().to('f32');
     const neg = kb.let('neg_lse', select(kcount.get().gt(0), sm.lse().sub(kf.max(1).log()), NEG_BIG));
@@ -152,7 +168,7 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
   const c = prologue(name, 'CCE- backward: recompute logits, p = exp(s − lse); dE = Σ coef·c, dC[n] += coef·e', o);
   const { kb } = c;
   const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
-  const KACC = c.negatives ? kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward') : undefined;
+  const KACC = c.sampled ? kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward') : undefined;
   const DLOSS = o.grad === 'perRow' ? kb.input('dloss', 'f32', ['N'] as const, 'upstream gradient per row') : undefined;
   const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
   const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
@@ -167,7 +183,7 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
   const coefOf = (raw: Val<'f32'>, p: Val<'f32'>) => (df ? p.mul(g).mul(df(raw)) : p.mul(g));
 
   const dEacc = kb.var('dE_acc', f32(0), 'vec');
-  if (c.negatives) {
+  if (c.sampled) {
     kb.comment('target column: coefficient (p0 − 1)·g·f\'(raw0)');
     const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
     const raw0 = kb.let('raw0', dot(c.e, ct));
@@ -176,7 +192,7 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
     kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0), c.live);
   }
   const S = s.samplesPerStep;
-  const end = c.negatives ? kb.dim('K') : kb.dim('V');
+  const end = c.sampled ? kb.dim('K') : kb.dim('V');
   kb.loop('kk', 0, end, S, (kk) => {
     kb.comment(`recompute ${S} logits, accumulate dE in registers, scatter-add dC`);
     const cs = candidates(c, kk, S);
@@ -187,13 +203,33 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
       let sj = corr ? f(raw[j]).add(corr) : f(raw[j]);
       if (logk) sj = sj.sub(logk);
       let p = sj.sub(lse).exp();
-      if (!c.negatives) p = p.sub(select(x.n.eq(c.t), 1, 0).to('f32'));
+      if (!c.sampled) p = p.sub(select(x.n.eq(c.t), 1, 0).to('f32'));
       return kb.let(`coef_${j}`, select(x.ok, coefOf(raw[j], p), 0));
     });
     dEacc.set(coefs.reduce((acc, cf, j) => acc.add(rows[j].mul(cf)), dEacc.get()));
     cs.forEach((x, j) => kb.atomicAddRow(dC, x.n, c.e.mul(coefs[j]), x.ok));
   });
   kb.storeRow(dE, kb.row, dEacc.get(), kb.rowValid);
+  return kb.build();
+}
+
+/** The negatives the in-kernel sampler draws, written out [N, K] (for cross-target bit-exactness tests). */
+export function cceSamples(o: Pick<CceOptions, 'sampling'>, s: Schedule): Kernel {
+  const kb = new KernelBuilder({ name: 'cce_minus_samples', doc: 'the in-kernel sampler (Philox4x32-10) written out', rowDim: 'N', vecDim: 'D' });
+  const sampler: Sampler = {
+    seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
+    seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
+    alias: o.sampling === 'given' ? { threshold: kb.input('alias_threshold', 'u32', ['V'] as const), index: kb.input('alias_index', 'i32', ['V'] as const) } : undefined,
+  };
+  const out = kb.output('samples', 'i32', ['N', 'K'] as const, 'drawn item per (row, slot)');
+  const K = kb.dim('K');
+  kb.loop('kk', 0, K, s.samplesPerStep, (kk) => {
+    for (let j = 0; j < s.samplesPerStep; j++) {
+      const slot = kk.add(j);
+      const n = sampleItem(kb, sampler, kb.row, slot, kb.dim('V'), `smp_${j}`);
+      kb.store(out, kb.row.mul(K).add(slot), n, kb.rowValid.and(slot.lt(K)));
+    }
+  });
   return kb.build();
 }
 

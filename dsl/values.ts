@@ -64,6 +64,13 @@ export class Val<T extends ValueType = ValueType> {
   ge<U extends Num & T>(this: Val<U>, b: Val<U> | number): Val<'bool'> {
     return bin('ge', this, b);
   }
+  xor<U extends 'i32' | 'u32'>(this: Val<U>, b: Val<U> | number): Val<U> {
+    return bin('bitxor', this, b);
+  }
+  /** High 32 bits of the 64-bit product (u32). */
+  mulhi(this: Val<'u32'>, b: Val<'u32'> | number): Val<'u32'> {
+    return bin('mulhi', this, b);
+  }
   and(this: Val<'bool'>, b: Val<'bool'>): Val<'bool'> {
     return bin('and', this, b);
   }

@@ -22,6 +22,8 @@ export interface CceProblem {
   targets: Int32Array;
   /** N*K negative item ids, sampled mode. */
   negatives?: Int32Array;
+  /** Sampled mode without a negatives tensor: the kernels draw them (Philox4x32-10 with this seed, runtime/philox.ts). */
+  philoxSeed?: number;
   /** V sampling probabilities q(v) (popularity sampling); absent = uniform q = 1/(V-1). */
   itemProbs?: Float64Array;
   ignoreIndex: number;
@@ -127,8 +129,12 @@ export function validateProblem(p: CceProblem): void {
   checkStorage('C', p.C, p.dtype, V * D, `V*D (${V}*${D})`);
   if (!(p.targets instanceof Int32Array)) fail('targets', `must be an Int32Array, got ${describe(p.targets)}`);
   if (p.targets.length !== N) fail('targets', `length ${p.targets.length} does not match N = ${N}`);
-  if (sampled) {
-    if (p.negatives === undefined || p.negatives === null) fail('negatives', 'required in sampled mode');
+  const drawn = sampled && p.philoxSeed !== undefined;
+  if (drawn) {
+    if (p.negatives !== undefined) fail('negatives', 'give either negatives or philoxSeed, not both');
+    if (!Number.isSafeInteger(p.philoxSeed) || p.philoxSeed! < 0) fail('philoxSeed', `must be a non-negative safe integer, got ${p.philoxSeed}`);
+  } else if (sampled) {
+    if (p.negatives === undefined || p.negatives === null) fail('negatives', 'required in sampled mode (or philoxSeed to draw them in the kernels)');
     if (!(p.negatives instanceof Int32Array)) fail('negatives', `must be an Int32Array, got ${describe(p.negatives)}`);
     if (p.negatives.length !== N * K) {
       fail('negatives', `length ${p.negatives.length} does not match N*K (${N}*${K}) = ${N * K}`);
@@ -146,7 +152,7 @@ export function validateProblem(p: CceProblem): void {
       fail('targets', `item id ${t} at [${i}] is outside [0, V=${V}) and is not ignoreIndex (${p.ignoreIndex})`);
     }
   }
-  if (sampled) {
+  if (sampled && !drawn) {
     const neg = p.negatives!;
     for (let k = 0; k < neg.length; k++) {
       const n = neg[k]!;
@@ -165,7 +171,7 @@ export function validateProblem(p: CceProblem): void {
       total += x;
     }
     if (!(total > 0)) fail('itemProbs', 'all probabilities are zero');
-    if (sampled) {
+    if (sampled && !drawn) {
       const neg = p.negatives!;
       for (let k = 0; k < neg.length; k++) {
         const n = neg[k]!;

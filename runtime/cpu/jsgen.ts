@@ -25,6 +25,7 @@ const dialect: Dialect = {
       if (fn === 'div') return w(`Math.trunc(${a} / ${b})`);
       if (fn === 'mod') return w(`${a} % ${b}`);
       if (fn === 'shr' && t === 'u32') return `(${a} >>> ${b})`;
+      if (fn === 'mulhi') return `mulhi(${a}, ${b})`;
       if (fn === 'shl' || fn === 'bitand' || fn === 'bitor' || fn === 'bitxor') return w(cBinary(fn, a, b, '', ''));
     }
     if (fn === 'eq') return `(${a} === ${b})`;
@@ -110,6 +111,7 @@ export function printJs(lk: LoweredKernel): string {
     ...k.params.filter((p) => p.kind === 'tensor').map((p) => `const B_${p.name} = buffers['${p.name}'];`),
     ...k.params.filter((p) => p.kind === 'scalar').map((p) => `const P_${p.name} = scalars['${p.name}'];`),
     ...k.dims.map((d) => `const P_${d} = scalars['${d}'];`),
+    `const mulhi = (a, b) => { const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16, lo = a0 * b0, m1 = a1 * b0 + (lo >>> 16), m2 = a0 * b1 + (m1 & 0xffff); return (a1 * b1 + (m1 >>> 16) + (m2 >>> 16)) >>> 0; };`,
     `const ld = (b, i, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); return b[i]; };`,
     `const st = (b, i, v, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); b[i] = v; };`,
     `const add = (b, i, v, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); b[i] += v; };`,

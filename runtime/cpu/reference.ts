@@ -10,6 +10,7 @@
  *   lse  = logsumexp(s_0, s_j...),   loss_i = lse - s_0   (k_i = 0: lse = s_0, loss 0)
  * Full mode: lse = logsumexp_v f(e_i . c_v),  loss_i = lse - f(e_i . c_t).
  */
+import { materializeNegatives } from '../philox.js';
 import { decode } from '../numeric.js';
 import { logQ, validateProblem, type CceProblem } from '../problem.js';
 
@@ -44,7 +45,8 @@ const NEG_LOGQ = (lq: number): number => -lq;
 /** Reference on the problem's stored (dtype-rounded) values; validates the problem first. */
 export function referenceCce(p: CceProblem, o: ReferenceOptions = {}): ReferenceResult {
   validateProblem(p);
-  return referenceCceF64(p, decode(p.dtype, p.E), decode(p.dtype, p.C), o);
+  const q = materializeNegatives(p);
+  return referenceCceF64(q, decode(q.dtype, q.E), decode(q.dtype, q.C), o);
 }
 
 /**

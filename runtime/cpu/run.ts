@@ -7,6 +7,7 @@ import { lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { compileJs, type CpuKernelFn } from './jsgen.js';
+import { samplerInputs } from '../philox.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -31,6 +32,7 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
     mode: p.mode,
     dtype: p.dtype,
     sampling: p.itemProbs ? 'given' : 'uniform',
+    negatives: p.philoxSeed !== undefined ? 'philox' : 'tensor',
     grad: p.reduction === 'none' ? 'perRow' : 'scalar',
     transform: o.transform,
     correction: o.correction,
@@ -39,7 +41,7 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
 
 const cache = new Map<string, CpuKernelFn>();
 function kernelFor(which: 'fwd' | 'bwd', opts: CceOptions, s: Schedule): CpuKernelFn {
-  const key = `${which}|${JSON.stringify(s)}|${opts.mode}|${opts.dtype}|${opts.sampling}|${opts.grad}|${JSON.stringify(opts.transform?.body)}|${JSON.stringify(opts.correction?.body)}`;
+  const key = `${which}|${JSON.stringify(s)}|${opts.mode}|${opts.dtype}|${opts.sampling}|${opts.negatives}|${opts.grad}|${JSON.stringify(opts.transform?.body)}|${JSON.stringify(opts.correction?.body)}`;
   let fn = cache.get(key);
   if (!fn) {
     const k = which === 'fwd' ? cceForward(opts, s) : cceBackward(opts, s);
@@ -58,11 +60,12 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const C = decode(p.dtype, p.C);
   const lq = logQ(p);
   const dims: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K };
-  const scalars: Record<string, number> = { ...dims, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1) };
+  const smp = samplerInputs(p);
+  const scalars: Record<string, number> = { ...dims, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
   const rowLoss = new Float64Array(p.N).fill(NaN);
   const lse = new Float64Array(p.N).fill(NaN);
   const kacc = new Int32Array(p.N).fill(-1);
-  const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq };
+  const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_threshold: smp.alias?.threshold ?? new Uint32Array(0), alias_index: smp.alias?.alias ?? new Int32Array(0) };
   kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
 
   let nValid = 0;

@@ -11,6 +11,7 @@ import { type CceOptions, cceBackward, cceForward, optionsKey } from '../../dsl/
 import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
+import { samplerInputs } from '../philox.js';
 import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
@@ -163,6 +164,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
     const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? new Float32Array(g) : new Float32Array(N).fill(gs)) : new Float32Array(1);
     const lq = new Float32Array(logQ(p));
+    const smp = samplerInputs(p);
     const b: Record<string, DevicePtr> = {
       E: alloc(p.E.byteLength, p.E),
       C: alloc(p.C.byteLength, p.C),
@@ -175,8 +177,10 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       kacc: alloc(N * 4),
       dE: alloc(N * p.D * 4),
       dC: alloc(p.V * p.D * 4),
+      alias_threshold: alloc(smp.alias ? p.V * 4 : 4, smp.alias?.threshold),
+      alias_index: alloc(smp.alias ? p.V * 4 : 4, smp.alias?.alias),
     };
-    const scalars = problemScalars(p, gradScale);
+    const scalars = { ...problemScalars(p, gradScale), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
     const step = () => {
       cu.fill32(b.dC, 0, p.V * p.D);
       rt.launch(fwd, N, b, scalars);

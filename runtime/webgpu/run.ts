@@ -5,11 +5,12 @@ import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
-import { type CceOptions, cceBackward, cceForward, optionsKey } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceSamples, optionsKey } from '../../dsl/cce.js';
 import { type Schedule, fitD } from '../../dsl/schedule.js';
 import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
+import { samplerInputs } from '../philox.js';
 import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
@@ -46,13 +47,13 @@ export function checkBindings(kernelName: string, source: string, params: ParamD
   return found.map((f) => ({ binding: f.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: f.type as GPUBufferBindingType } }));
 }
 
-async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd', o: CceOptions, s: Schedule): Promise<Pipeline> {
+async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd' | 'samples', o: CceOptions, s: Schedule): Promise<Pipeline> {
   let cache = pipelines.get(ctx.device);
   if (!cache) pipelines.set(ctx.device, (cache = new Map()));
   const key = `${CODEGEN_VERSION}|${which}|${JSON.stringify(s)}|${optionsKey(o)}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const kernel = which === 'fwd' ? cceForward(o, s) : cceBackward(o, s);
+  const kernel = which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : cceSamples(o, s);
   const lowered = lower(kernel, s, ctx.caps);
   const { source, parameters } = emitWgsl(lowered, CODEGEN_VERSION);
   const { device } = ctx;
@@ -126,6 +127,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   try {
     const N = p.N;
     const lq = new Float32Array(logQ(p));
+    const smp = samplerInputs(p);
     const nanRow = new Float32Array(N).fill(NaN);
     const bufs: Record<string, GPUBuffer> = {
       E: buffer('E', p.E.byteLength, p.E),
@@ -138,6 +140,8 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       kacc: buffer('kacc', N * 4),
       dE: buffer('dE', N * p.D * 4),
       dC: buffer('dC', p.V * p.D * 4),
+      alias_threshold: buffer('alias_threshold', smp.alias ? p.V * 4 : 0, smp.alias?.threshold),
+      alias_index: buffer('alias_index', smp.alias ? p.V * 4 : 0, smp.alias?.alias),
     };
     let nValid = 0;
     for (let i = 0; i < N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
@@ -146,7 +150,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
     const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? new Float32Array(g) : new Float32Array(N).fill(gs)) : new Float32Array(1);
     bufs.dloss = buffer('dloss', dloss.byteLength, dloss);
-    const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
+    const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
 
     const bind = (pl: Pipeline): GPUBindGroup => {
       const k = pl.kernel;
@@ -277,4 +281,46 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
 /** The WGSL source the runtime would run for a problem (for `ccekit emit` parity and debugging). */
 export function webgpuSources(o: CceOptions, s: Schedule): { forward: string; backward: string } {
   return { forward: emitWgsl(lower(cceForward(o, s), s), CODEGEN_VERSION).source, backward: emitWgsl(lower(cceBackward(o, s), s), CODEGEN_VERSION).source };
+}
+
+/** The negatives the in-kernel sampler draws for a problem with philoxSeed, as this device computes them. */
+export async function samplesWebgpu(ctx: WebgpuContext, p: CceProblem): Promise<Int32Array> {
+  const s = { ...WEBGPU_SCHEDULE, lanes: 1, rows: 64, dChunks: 1, vec: 1 } as Schedule;
+  const pl = await getPipeline(ctx, 'samples', optionsFor(p), s);
+  const smp = samplerInputs(p);
+  const { device } = ctx;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const mk = (bytes: number, data?: ArrayBufferView) => {
+    const b = device.createBuffer({ size: Math.max(16, roundUp(bytes, 4)), usage });
+    if (data) device.queue.writeBuffer(b, 0, bytesOf(data));
+    return b;
+  };
+  const bufs: Record<string, GPUBuffer> = {
+    samples: mk(p.N * p.K * 4),
+    alias_threshold: mk(smp.alias ? p.V * 4 : 0, smp.alias?.threshold),
+    alias_index: mk(smp.alias ? p.V * 4 : 0, smp.alias?.alias),
+  };
+  const scalars: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
+  const fields = [...pl.kernel.params.filter((q) => q.kind === 'scalar'), ...pl.kernel.dims.map((d) => ({ kind: 'scalar' as const, name: d, type: 'i32' as const }))];
+  const u = new DataView(new ArrayBuffer(roundUp(Math.max(4, fields.length * 4), 16)));
+  fields.forEach((f, i) => (f.type === 'u32' ? u.setUint32(i * 4, scalars[f.name]!, true) : u.setInt32(i * 4, scalars[f.name]!, true)));
+  const ub = device.createBuffer({ size: u.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(ub, 0, u.buffer);
+  const group = device.createBindGroup({ layout: pl.layout, entries: pl.params.filter((q) => q.binding !== undefined).map((q) => ({ binding: q.binding!, resource: { buffer: q.name === 'params' ? ub : bufs[q.name]! } })) });
+  const programs = Math.ceil(p.N / s.rows);
+  const gx = Math.min(programs, ctx.caps.maxGridX);
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pl.pipeline);
+  pass.setBindGroup(0, group);
+  pass.dispatchWorkgroups(gx, Math.ceil(programs / gx));
+  pass.end();
+  const read = device.createBuffer({ size: bufs.samples!.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  enc.copyBufferToBuffer(bufs.samples!, 0, read, 0, read.size);
+  device.queue.submit([enc.finish()]);
+  await read.mapAsync(GPUMapMode.READ);
+  const out = new Int32Array(read.getMappedRange().slice(0, p.N * p.K * 4));
+  read.unmap();
+  for (const b of [...Object.values(bufs), ub, read]) b.destroy();
+  return out;
 }

@@ -97,7 +97,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   row: () => 'row',
   rowValid: () => 'row_valid',
   d: () => 'd',
-  bin: (fn: BinFn, a, b, t) => (fn === 'pow' ? `powf(${a}, ${b})` : cBinary(fn, a, b, t === 'f32' ? 'fminf' : 'min', t === 'f32' ? 'fmaxf' : 'max')),
+  bin: (fn: BinFn, a, b, t) => (fn === 'mulhi' ? `__umulhi(${a}, ${b})` : fn === 'pow' ? `powf(${a}, ${b})` : cBinary(fn, a, b, t === 'f32' ? 'fminf' : 'min', t === 'f32' ? 'fmaxf' : 'max')),
   un: (fn: UnFn, a) => {
     const f: Record<UnFn, string> = {
       neg: `(-${a})`, exp: `expf(${a})`, log: `logf(${a})`, tanh: `tanhf(${a})`, sqrt: `sqrtf(${a})`, abs: `fabsf(${a})`,

@@ -40,7 +40,7 @@ def launch_{{name}}(grid_rows, **kwargs):
 );
 
 const dialect: Dialect = {
-  constant: (v, t) => (t === 'f32' ? formatFloat(v) : t === 'bool' ? (v ? 'True' : 'False') : String(t === 'u32' ? v >>> 0 : v | 0)),
+  constant: (v, t) => (t === 'f32' ? formatFloat(v) : t === 'bool' ? (v ? 'True' : 'False') : t === 'u32' ? `tl.full((), ${v >>> 0}, tl.uint32)` : String(v | 0)),
   param: (name) => name,
   ref: (name) => name,
   row: () => 'rows',
@@ -55,6 +55,7 @@ const dialect: Dialect = {
     if (fn === 'min') return `tl.minimum(${a}, ${b})`;
     if (fn === 'max') return `tl.maximum(${a}, ${b})`;
     if (fn === 'pow') return `tl.exp(${b} * tl.log(${a}))`;
+    if (fn === 'mulhi') return `tl.umulhi(${a}, ${b})`;
     return `(${a} ${ops[fn]} ${b})`;
   },
   un: (fn: UnFn, a) => {

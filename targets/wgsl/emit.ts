@@ -25,6 +25,14 @@ struct Params {
 {{#if reduceSlots}}
 var<workgroup> ccekit_red: array<f32, {{reduceSlots}}>;
 {{/if}}
+// High 32 bits of a u32 product (WGSL has no 64-bit integers): 16-bit limbs.
+fn ccekit_mulhi(a: u32, b: u32) -> u32 {
+  let a0 = a & 0xffffu; let a1 = a >> 16u; let b0 = b & 0xffffu; let b1 = b >> 16u;
+  let lo = a0 * b0;
+  let mid1 = a1 * b0 + (lo >> 16u);
+  let mid2 = a0 * b1 + (mid1 & 0xffffu);
+  return a1 * b1 + (mid1 >> 16u) + (mid2 >> 16u);
+}
 {{#each helpers}}{{{this}}}
 {{/each}}
 @compute @workgroup_size({{threads}})
@@ -52,7 +60,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   row: () => 'row',
   rowValid: () => 'row_valid',
   d: () => 'd',
-  bin: (fn: BinFn, a, b) => (fn === 'pow' ? `pow(${a}, ${b})` : cBinary(fn, a, b, 'min', 'max')),
+  bin: (fn: BinFn, a, b) => (fn === 'mulhi' ? `ccekit_mulhi(${a}, ${b})` : fn === 'pow' ? `pow(${a}, ${b})` : cBinary(fn, a, b, 'min', 'max')),
   un: (fn: UnFn, a) => {
     const f: Record<UnFn, string> = {
       neg: `(-${a})`, exp: `exp(${a})`, log: `log(${a})`, tanh: `tanh(${a})`, sqrt: `sqrt(${a})`, abs: `abs(${a})`,

@@ -1,0 +1,92 @@
+import type { CceProblem } from './problem.js';
+
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), written out plainly:
+// the host-side twin of the in-kernel sampler (dsl/sampling.ts). Kernels and this code must agree bit for bit.
+
+const M0 = 0xd2511f53;
+const M1 = 0xcd9e8d57;
+const W0 = 0x9e3779b9;
+const W1 = 0xbb67ae85;
+
+/** High 32 bits of the 64-bit product of two u32 values. */
+export function mulhi32(a: number, b: number): number {
+  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
+  const lo = a0 * b0;
+  const mid1 = a1 * b0 + (lo >>> 16);
+  const mid2 = a0 * b1 + (mid1 & 0xffff);
+  return (a1 * b1 + (mid1 >>> 16) + (mid2 >>> 16)) >>> 0;
+}
+
+export function philox4x32(counter: readonly number[], key: readonly number[]): [number, number, number, number] {
+  let [c0, c1, c2, c3] = counter.map((x) => x >>> 0) as [number, number, number, number];
+  let [k0, k1] = key.map((x) => x >>> 0) as [number, number];
+  for (let r = 0; r < 10; r++) {
+    if (r > 0) {
+      k0 = (k0 + W0) >>> 0;
+      k1 = (k1 + W1) >>> 0;
+    }
+    const hi0 = mulhi32(M0, c0), lo0 = Math.imul(M0, c0) >>> 0;
+    const hi1 = mulhi32(M1, c2), lo1 = Math.imul(M1, c2) >>> 0;
+    [c0, c1, c2, c3] = [(hi1 ^ c1 ^ k0) >>> 0, lo1, (hi0 ^ c3 ^ k1) >>> 0, lo0];
+  }
+  return [c0, c1, c2, c3];
+}
+
+/** Walker alias table of a distribution q over V items: u32 acceptance thresholds and alias items. */
+export interface AliasTable {
+  /** Accept column v when the second random word x1 < threshold[v]; 0xffffffff means always. */
+  threshold: Uint32Array;
+  alias: Int32Array;
+}
+
+/** Vose's construction of the alias table (float64), thresholds scaled to u32. */
+export function buildAlias(q: ArrayLike<number>): AliasTable {
+  const V = q.length;
+  let total = 0;
+  for (let v = 0; v < V; v++) total += q[v]!;
+  const scaled = Float64Array.from({ length: V }, (_, v) => (q[v]! / total) * V);
+  const small: number[] = [];
+  const large: number[] = [];
+  scaled.forEach((p, v) => (p < 1 ? small : large).push(v));
+  const prob = new Float64Array(V);
+  const alias = new Int32Array(V);
+  for (let v = 0; v < V; v++) alias[v] = v;
+  while (small.length && large.length) {
+    const s = small.pop()!;
+    const l = large.pop()!;
+    prob[s] = scaled[s]!;
+    alias[s] = l;
+    scaled[l] = scaled[l]! + scaled[s]! - 1;
+    (scaled[l]! < 1 ? small : large).push(l);
+  }
+  for (const v of [...small, ...large]) prob[v] = 1;
+  const threshold = new Uint32Array(V);
+  for (let v = 0; v < V; v++) threshold[v] = prob[v]! >= 1 ? 0xffffffff : Math.min(0xfffffffe, Math.floor(prob[v]! * 2 ** 32));
+  return { threshold, alias };
+}
+
+/** The negatives a kernel draws in-kernel: slot j of row i from Philox(counter [j, i, 0, 0], key [seed_lo, seed_hi]). */
+export function philoxNegatives(N: number, K: number, V: number, seed: number, alias?: AliasTable): Int32Array {
+  const out = new Int32Array(N * K);
+  const key = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
+  for (let i = 0; i < N; i++)
+    for (let j = 0; j < K; j++) {
+      const [x0, x1] = philox4x32([j, i, 0, 0], key);
+      const col = mulhi32(x0, V);
+      out[i * K + j] = !alias || alias.threshold[col] === 0xffffffff || x1 < alias.threshold[col]! ? col : alias.alias[col]!;
+    }
+  return out;
+}
+
+/** A problem whose negatives the kernels draw (philoxSeed), with those negatives written out (for the reference). */
+export function materializeNegatives(p: CceProblem): CceProblem {
+  if (p.mode !== 'sampled' || p.philoxSeed === undefined) return p;
+  const alias = p.itemProbs ? buildAlias(p.itemProbs) : undefined;
+  return { ...p, negatives: philoxNegatives(p.N, p.K, p.V, p.philoxSeed, alias), philoxSeed: undefined };
+}
+
+/** Kernel inputs of the in-kernel sampler: the seed split in two u32 words, the alias table for a given q. */
+export function samplerInputs(p: CceProblem): { seed_lo: number; seed_hi: number; alias?: AliasTable } {
+  const seed = p.philoxSeed ?? 0;
+  return { seed_lo: seed >>> 0, seed_hi: Math.floor(seed / 2 ** 32) >>> 0, alias: p.itemProbs && p.philoxSeed !== undefined ? buildAlias(p.itemProbs) : undefined };
+}
