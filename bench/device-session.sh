@@ -15,6 +15,9 @@ for step in "$@"; do
     sass) echo "== sass"; for f in "$CCEKIT_CACHE"/cuda/*.cubin; do cuobjdump -sass "$f" | grep -oE "(RED|ATOM|LDG|STG)[A-Z0-9._]*" | sort | uniq -c | tr '\n' ' '; echo; done | sort | uniq -c | head -20 ;;
     wgbench) echo "== bench webgpu"; run bench --device webgpu --repeats 5 --settings ${WGSETTINGS:-beauty,megamarket,small-d,ml20m} --out "$OUT/bench-webgpu.json" > "$OUT/bench-webgpu.log" 2>&1; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-webgpu.log" | tail -8 ;;
     tune) echo "== tune"; run tune --device cuda --repeats 3 ${SETTINGS:+--settings "$SETTINGS"} > "$OUT/tune.log" 2>&1; grep -vE "^   \[" "$OUT/tune.log" | tail -14; run tune --device cuda ${SETTINGS:+--settings "$SETTINGS"} > "$OUT/tune2.log" 2>&1; tail -7 "$OUT/tune2.log"; cp "$CCEKIT_CACHE/tuning.json" "$OUT/tuning.json" ;;
+    pkg) echo "== torch package"; python3 bench/torch_package_gpu.py out/torch --out "$OUT/torch-package.json" > "$OUT/torch-package.log" 2>&1; grep -v "^FAIL" "$OUT/torch-package.log" | tail -4; grep -c "^FAIL" "$OUT/torch-package.log" ;;
+    triton) echo "== triton"; python3 bench/triton_check.py out/triton out/torch > "$OUT/triton.log" 2>&1; tail -6 "$OUT/triton.log" ;;
+    philox) echo "== bench cuda philox"; run bench --device cuda --negatives philox --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda-philox.json" > "$OUT/bench-cuda-philox.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-philox.log" | tail -8 ;;
     torch) echo "== torch"; python3 bench/torch_baseline.py --out "$OUT/torch.json" --native --full-ce ${TORCH_SETTINGS:+--settings "$TORCH_SETTINGS"} > "$OUT/torch.log" 2>&1; tail -12 "$OUT/torch.log" ;;
     *) echo "unknown step $step" ;;
   esac

@@ -93,6 +93,7 @@ const BENCH_FLAGS = {
   schedules: { kind: 'str', metavar: 'JSON', help: 'a JSON list of (partial) schedules to time at every setting, over the heuristic default (default: [{}])' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON (bench/results/...)' },
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json); tuned schedules are used where it has them' },
+  negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'per-row negatives from an int32 index tensor, or drawn in the kernel (Philox, no index tensor)' },
 } as const satisfies FlagTable;
 
 export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,...] [--dtype f16] [--out FILE]', 'Time ccekit CCE- (fwd+bwd, per-row negatives from an index tensor) at the paper-matched settings.', BENCH_FLAGS);
@@ -108,20 +109,20 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const card = rt.name;
   out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
   const rows: Record<string, unknown>[] = [];
-  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar' };
+  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives };
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
-    const inputs = bench.inputs(st, o.dtype, 1);
+    const inputs = bench.inputs(st, o.dtype, 1, 2, o.negatives === 'tensor');
     try {
       const base = scheduleFor(rt, db, st, opts);
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
           const t = bench.time(st, opts, s, { repeats: o.repeats, inputs });
-          row = { impl: 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
+          row = { impl: o.negatives === 'philox' ? 'ccekit-cuda-philox' : 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
         } catch (e) {
-          row = { impl: 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
+          row = { impl: o.negatives === 'philox' ? 'ccekit-cuda-philox' : 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
         }
         rows.push(row);
         out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}`);

@@ -28,7 +28,7 @@ export interface Manifest {
 
 /** File-name tag of a variant: sampling (or full), dtype, upstream-gradient kind. */
 export function variantTag(o: CceOptions): string {
-  return [o.mode === 'full' ? 'full' : o.sampling, o.dtype, o.grad === 'perRow' ? 'rowgrad' : ''].filter(Boolean).join('_');
+  return [o.mode === 'full' ? 'full' : o.sampling, o.mode === 'sampled' && o.negatives === 'philox' ? 'philox' : '', o.dtype, o.grad === 'perRow' ? 'rowgrad' : ''].filter(Boolean).join('_');
 }
 
 export function emitVariants(target: TargetName, variants: readonly CceOptions[], schedule: Schedule, caps: DeviceCaps = CAPS[target]): { files: Map<string, string>; manifest: Manifest } {
@@ -65,7 +65,7 @@ export function emitVariants(target: TargetName, variants: readonly CceOptions[]
 /** Every variant of one dtype: sampled (uniform, given q) and full CE, scalar and per-row upstream gradients. */
 export function allVariants(dtype: CceOptions['dtype'], extra: Partial<CceOptions> = {}): CceOptions[] {
   const out: CceOptions[] = [];
-  for (const [mode, sampling] of [['sampled', 'uniform'], ['sampled', 'given'], ['full', 'uniform']] as const)
-    for (const grad of ['scalar', 'perRow'] as const) out.push({ mode, sampling, grad, dtype, ...extra });
+  for (const [mode, sampling, negatives] of [['sampled', 'uniform', 'tensor'], ['sampled', 'given', 'tensor'], ['sampled', 'uniform', 'philox'], ['sampled', 'given', 'philox'], ['full', 'uniform', 'tensor']] as const)
+    for (const grad of ['scalar', 'perRow'] as const) out.push({ mode, sampling, negatives, grad, dtype, ...extra });
   return out;
 }

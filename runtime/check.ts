@@ -55,6 +55,11 @@ export function checkCases(seed: number, quick = false): CheckCase[] {
     const gradOutput = reduction === 'none' ? Float64Array.from({ length: N }, (_, r) => 0.5 + (r % 4) * 0.5) : 1.25;
     out.push({ label: `sampled N=${N} D=${D} K=${K} V=${V}${popularity ? ' q' : ''} ${reduction}`, problem: p, gradOutput });
   });
+  // Negatives drawn in the kernel (Philox), uniform and from a popularity q through the alias table.
+  for (const [N, D, V, K, dtype, popularity] of [[513, 64, 4099, 255, 'f16', false], [97, 256, 1009, 1000, 'bf16', true], [7, 3, 61, 5, 'f32', true]] as const) {
+    const p = randomProblem({ N, D, V, K, dtype, seed: seed + 2000 + N, popularity, ignoreFraction: 0.1 });
+    out.push({ label: `philox N=${N} D=${D} K=${K} V=${V}${popularity ? ' q' : ''} mean`, problem: { ...p, negatives: undefined, philoxSeed: seed * 7 + N }, gradOutput: 1 });
+  }
   for (const [N, D, V, dtype] of [[7, 3, 61, 'f32'], [513, 64, 1031, 'bf16'], [129, 257, 301, 'f16']] as const) {
     const p = randomProblem({ N, D, V, K: 0, dtype, seed: seed + 1000 + N, mode: 'full', ignoreFraction: 0.1 });
     out.push({ label: `full N=${N} D=${D} V=${V} mean`, problem: p, gradOutput: 1 });

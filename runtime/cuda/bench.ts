@@ -75,7 +75,7 @@ export class CudaBench {
   }
 
   /** Allocate and fill two input sets; returns a release function. */
-  inputs(p: BenchProblem, dtype: 'f32' | 'f16' | 'bf16', seed: number, sets = 2) {
+  inputs(p: BenchProblem, dtype: 'f32' | 'f16' | 'bf16', seed: number, sets = 2, withNegatives = true) {
     const cu = this.rt.cuda;
     const el = dtype === 'f32' ? 4 : 2;
     const owned: DevicePtr[] = [];
@@ -90,10 +90,10 @@ export class CudaBench {
     const perSet = Array.from({ length: sets }, (_, s) => {
       const E = alloc(p.N * p.D * el);
       const targets = alloc(p.N * 4);
-      const negatives = alloc(p.N * p.K * 4);
+      const negatives = withNegatives ? alloc(p.N * p.K * 4) : 0n;
       this.fillNormal(E, p.N * p.D, seed + 101 + s, scale, dtype);
       this.fillIndex(targets, p.N, seed + 202 + s, p.V);
-      this.fillIndex(negatives, p.N * p.K, seed + 303 + s, p.V);
+      if (withNegatives) this.fillIndex(negatives, p.N * p.K, seed + 303 + s, p.V);
       return { E, targets, negatives };
     });
     const dE = alloc(p.N * p.D * 4);
@@ -115,10 +115,10 @@ export class CudaBench {
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
     const cu = this.rt.cuda;
     const own = !opts.inputs;
-    const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1);
+    const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox');
     try {
-      const scalars = problemScalars({ ...p, ignoreIndex: -100 }, 1 / p.N);
-      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, C: inp.C, dE: inp.dE, dC: inp.dC, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
+      const scalars = { ...problemScalars({ ...p, ignoreIndex: -100 }, 1 / p.N), seed_lo: 12345, seed_hi: 0 };
+      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_threshold: inp.logq, alias_index: inp.logq, C: inp.C, dE: inp.dE, dC: inp.dC, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
       const ev = [cu.event(), cu.event(), cu.event()];
       const total: number[] = [];
       const f: number[] = [];
