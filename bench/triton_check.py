@@ -107,8 +107,9 @@ for sampling in ("uniform", "given"):
         else:
             args.update(seed_lo=seed & 0xFFFFFFFF, seed_hi=seed >> 32)
             if alias is not None:
-                bits = torch.tensor([x - 2**32 if x >= 2**31 else x for x in alias[0]], dtype=torch.int32, device=dev)
-                args.update(alias_threshold=bits.view(torch.uint32), alias_index=torch.tensor(alias[1], dtype=torch.int32, device=dev))
+                words = [w for pair in zip(alias[0], alias[1]) for w in pair]
+                bits = torch.tensor([x - 2**32 if x >= 2**31 else x for x in words], dtype=torch.int32, device=dev)
+                args.update(alias_table=bits.view(torch.uint32), V2=2 * v)
         fa = {k["name"]: args.get(k["name"]) for k in kf["parameters"] if k["name"] != "params"}
         fa.update(loss=loss, lse=lse, kacc=kacc)
         getattr(fwd, "launch_" + kf["entry"])(n, **{k: fa[k] for k in [p["name"] for p in kf["parameters"]]})

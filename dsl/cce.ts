@@ -68,10 +68,7 @@ function prologue(name: string, doc: string, o: CceOptions): Common {
       c.sampler = {
         seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
         seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
-        alias:
-          o.sampling === 'given'
-            ? { threshold: kb.input('alias_threshold', 'u32', ['V'] as const, 'Walker alias table: u32 acceptance thresholds'), index: kb.input('alias_index', 'i32', ['V'] as const, 'Walker alias table: alias items') }
-            : undefined,
+        alias: o.sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const, 'Walker alias table: [u32 threshold, alias item] per item') : undefined,
       };
     } else c.negatives = kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row');
     if (o.sampling === 'given') c.logq = kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution');
@@ -219,7 +216,7 @@ export function cceSamples(o: Pick<CceOptions, 'sampling'>, s: Schedule): Kernel
   const sampler: Sampler = {
     seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
     seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
-    alias: o.sampling === 'given' ? { threshold: kb.input('alias_threshold', 'u32', ['V'] as const), index: kb.input('alias_index', 'i32', ['V'] as const) } : undefined,
+    alias: o.sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const) : undefined,
   };
   const out = kb.output('samples', 'i32', ['N', 'K'] as const, 'drawn item per (row, slot)');
   const K = kb.dim('K');

@@ -30,7 +30,8 @@ export function philox4x32(kb: KernelBuilder<string>, counter: [Val<'u32'>, Val<
 export interface Sampler {
   seedLo: Val<'u32'>;
   seedHi: Val<'u32'>;
-  alias?: { threshold: Tensor<'u32', readonly ['V']>; index: Tensor<'i32', readonly ['V']> };
+  /** Walker alias table, interleaved per item: [threshold, alias item] as u32 words (V2 = 2·V). */
+  alias?: Tensor<'u32', readonly ['V2']>;
 }
 
 /** Negative `slot` of `row`: an item id in [0, V). */
@@ -38,7 +39,7 @@ export function sampleItem(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'
   const [x0, x1] = philox4x32(kb, [slot.to('u32'), row.to('u32'), u32(0), u32(0)], [s.seedLo, s.seedHi], name);
   const col = kb.let(`${name}_col`, x0!.mulhi(V.to('u32')).to('i32'));
   if (!s.alias) return col;
-  const th = kb.load(s.alias.threshold, col);
+  const th = kb.let(`${name}_th`, kb.load(s.alias, col.mul(2)));
   const keep = th.eq(0xffffffff).or(x1!.lt(th));
-  return kb.let(`${name}_item`, select(keep, col, kb.load(s.alias.index, col)));
+  return kb.let(`${name}_item`, select(keep, col, kb.load(s.alias, col.mul(2).add(1)).to('i32')));
 }

@@ -86,7 +86,18 @@ export function materializeNegatives(p: CceProblem): CceProblem {
 }
 
 /** Kernel inputs of the in-kernel sampler: the seed split in two u32 words, the alias table for a given q. */
-export function samplerInputs(p: CceProblem): { seed_lo: number; seed_hi: number; alias?: AliasTable } {
+export function samplerInputs(p: CceProblem): { seed_lo: number; seed_hi: number; V2: number; alias?: Uint32Array } {
   const seed = p.philoxSeed ?? 0;
-  return { seed_lo: seed >>> 0, seed_hi: Math.floor(seed / 2 ** 32) >>> 0, alias: p.itemProbs && p.philoxSeed !== undefined ? buildAlias(p.itemProbs) : undefined };
+  const t = p.itemProbs && p.philoxSeed !== undefined ? buildAlias(p.itemProbs) : undefined;
+  return { seed_lo: seed >>> 0, seed_hi: Math.floor(seed / 2 ** 32) >>> 0, V2: 2 * p.V, alias: t && interleaveAlias(t) };
+}
+
+/** The kernels' layout of an alias table: [threshold, alias item] per item, as u32 words. */
+export function interleaveAlias(t: AliasTable): Uint32Array {
+  const out = new Uint32Array(2 * t.threshold.length);
+  for (let v = 0; v < t.threshold.length; v++) {
+    out[2 * v] = t.threshold[v]!;
+    out[2 * v + 1] = t.alias[v]!;
+  }
+  return out;
 }

@@ -39,7 +39,7 @@ function cpuSamples(p: CceProblem): Int32Array {
   const fn = compileJs(lower(cceSamples({ sampling: p.itemProbs ? 'given' : 'uniform' }, s), s, CAPS.cpu));
   const smp = samplerInputs(p);
   const samples = new Int32Array(p.N * p.K).fill(-1);
-  fn({ samples, alias_threshold: smp.alias?.threshold ?? new Uint32Array(0), alias_index: smp.alias?.alias ?? new Int32Array(0) }, { N: p.N, D: p.D, V: p.V, K: p.K, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi }, Math.ceil(p.N / 8));
+  fn({ samples, alias_table: smp.alias ?? new Uint32Array(0) }, { N: p.N, D: p.D, V: p.V, K: p.K, V2: smp.V2, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi }, Math.ceil(p.N / 8));
   return samples;
 }
 

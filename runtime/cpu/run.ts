@@ -61,11 +61,11 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const lq = logQ(p);
   const dims: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K };
   const smp = samplerInputs(p);
-  const scalars: Record<string, number> = { ...dims, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
+  const scalars: Record<string, number> = { ...dims, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
   const rowLoss = new Float64Array(p.N).fill(NaN);
   const lse = new Float64Array(p.N).fill(NaN);
   const kacc = new Int32Array(p.N).fill(-1);
-  const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_threshold: smp.alias?.threshold ?? new Uint32Array(0), alias_index: smp.alias?.alias ?? new Int32Array(0) };
+  const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_table: smp.alias ?? new Uint32Array(0) };
   kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
 
   let nValid = 0;

@@ -118,7 +118,7 @@ export class CudaBench {
     const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox');
     try {
       const scalars = { ...problemScalars({ ...p, ignoreIndex: -100 }, 1 / p.N), seed_lo: 12345, seed_hi: 0 };
-      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_threshold: inp.logq, alias_index: inp.logq, C: inp.C, dE: inp.dE, dC: inp.dC, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
+      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_table: inp.logq, C: inp.C, dE: inp.dE, dC: inp.dC, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
       const ev = [cu.event(), cu.event(), cu.event()];
       const total: number[] = [];
       const f: number[] = [];

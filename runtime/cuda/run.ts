@@ -138,7 +138,7 @@ export interface CudaResult extends CceResult {
 
 /** Scalars every CCE- kernel may take, from a problem. */
 export function problemScalars(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'ignoreIndex'>, gradScale: number): Record<string, number> {
-  return { N: p.N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
+  return { N: p.N, D: p.D, V: p.V, K: p.K, V2: 2 * p.V, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
 }
 
 export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {}): CudaResult {
@@ -177,10 +177,9 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       kacc: alloc(N * 4),
       dE: alloc(N * p.D * 4),
       dC: alloc(p.V * p.D * 4),
-      alias_threshold: alloc(smp.alias ? p.V * 4 : 4, smp.alias?.threshold),
-      alias_index: alloc(smp.alias ? p.V * 4 : 4, smp.alias?.alias),
+      alias_table: alloc(smp.alias ? p.V * 8 : 4, smp.alias),
     };
-    const scalars = { ...problemScalars(p, gradScale), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
+    const scalars = { ...problemScalars(p, gradScale), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
     const step = () => {
       cu.fill32(b.dC, 0, p.V * p.D);
       rt.launch(fwd, N, b, scalars);

@@ -140,8 +140,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       kacc: buffer('kacc', N * 4),
       dE: buffer('dE', N * p.D * 4),
       dC: buffer('dC', p.V * p.D * 4),
-      alias_threshold: buffer('alias_threshold', smp.alias ? p.V * 4 : 0, smp.alias?.threshold),
-      alias_index: buffer('alias_index', smp.alias ? p.V * 4 : 0, smp.alias?.alias),
+      alias_table: buffer('alias_table', smp.alias ? p.V * 8 : 0, smp.alias),
     };
     let nValid = 0;
     for (let i = 0; i < N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
@@ -150,7 +149,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
     const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? new Float32Array(g) : new Float32Array(N).fill(gs)) : new Float32Array(1);
     bufs.dloss = buffer('dloss', dloss.byteLength, dloss);
-    const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
+    const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
 
     const bind = (pl: Pipeline): GPUBindGroup => {
       const k = pl.kernel;
@@ -297,10 +296,9 @@ export async function samplesWebgpu(ctx: WebgpuContext, p: CceProblem): Promise<
   };
   const bufs: Record<string, GPUBuffer> = {
     samples: mk(p.N * p.K * 4),
-    alias_threshold: mk(smp.alias ? p.V * 4 : 0, smp.alias?.threshold),
-    alias_index: mk(smp.alias ? p.V * 4 : 0, smp.alias?.alias),
+    alias_table: mk(smp.alias ? p.V * 8 : 0, smp.alias),
   };
-  const scalars: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
+  const scalars: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K, V2: smp.V2, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
   const fields = [...pl.kernel.params.filter((q) => q.kind === 'scalar'), ...pl.kernel.dims.map((d) => ({ kind: 'scalar' as const, name: d, type: 'i32' as const }))];
   const u = new DataView(new ArrayBuffer(roundUp(Math.max(4, fields.length * 4), 16)));
   fields.forEach((f, i) => (f.type === 'u32' ? u.setUint32(i * 4, scalars[f.name]!, true) : u.setInt32(i * 4, scalars[f.name]!, true)));

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# SASRec comparison on the GPU machine (issue: PyTorch CE- vs ccekit CCE-). Data from DATA_DIR (the device call
+# carries a copy of ../shared/data as .data/), the ccekit package from out/torch (ccekit emit --target torch).
+# Usage: bash examples/sasrec/h100.sh PART   (PART: same-beauty, same-video, large)
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+DATA_DIR=${DATA_DIR:-.data}
+common=(--hidden 64 --blocks 2 --heads 1 --maxlen 50 --dropout 0.2 --lr 1e-3 --eval-every 5 --patience 2 --no-progress --ccekit-package out/torch)
+run() { local name=$1; shift; python3 examples/sasrec/train.py "${common[@]}" "$@" --out "$OUT/sasrec-$name.json" > "$OUT/sasrec-$name.log" 2>&1; tail -1 "$OUT/sasrec-$name.log" | sed "s/^/$name: /"; }
+case "$1" in
+  same-*)
+    ds=${1#same-}
+    for seed in 1 2; do
+      for loss in ce-minus cce-minus; do
+        run "$ds-$loss-s$seed" --data "$DATA_DIR/$ds.txt" --loss $loss --negatives 256 --batch-size 128 --epochs ${EPOCHS:-60} --seed $seed
+      done
+    done ;;
+  large)
+    # K and batch sizes PyTorch CE- cannot hold in 40 GB (its [N, K, D] gathers), ccekit only.
+    run beauty-cce-minus-large --data "$DATA_DIR/beauty.txt" --loss cce-minus --negatives 12000 --batch-size 1024 --lr 2e-3 --epochs ${EPOCHS:-100} --seed 1
+    run video-cce-minus-large --data "$DATA_DIR/video.txt" --loss cce-minus --negatives 16384 --batch-size 1024 --lr 2e-3 --epochs ${EPOCHS:-100} --seed 1 ;;
+esac

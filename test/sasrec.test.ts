@@ -1,0 +1,105 @@
+// The SASRec example (examples/sasrec/train.py) as a user runs it: one-epoch CPU smoke runs per loss on a
+// 200-user slice of the Beauty data, and the loss self-check (PyTorch CE- against a float64 loop).
+// Needs /usr/bin/python3 with torch (Debian python3-torch); skipped without it unless CI is set.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const TRAIN = join(ROOT, 'examples', 'sasrec', 'train.py');
+const DATA = '../shared/data/beauty.txt'; // relative to the repository root (the children's cwd)
+const PACKAGE = 'out/torch';
+
+const hasTorch = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+if (!hasTorch && process.env.CI) throw new Error(`CI is set but ${PYTHON} cannot import torch (install python3-torch)`);
+const hasData = existsSync(join(ROOT, DATA));
+const hasPackage = existsSync(join(ROOT, PACKAGE, 'ccekit_torch', '__init__.py'));
+
+const tmp = mkdtempSync(join(tmpdir(), 'ccekit-sasrec-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function python(...args: string[]): Promise<Result> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, args, { cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '2' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
+  });
+}
+
+interface Report {
+  args: { loss: string };
+  data: { users: number; items: number };
+  epochs: { epoch: number; loss: number; time_s: number; 'val_ndcg@10': number; 'val_hr@10': number }[];
+  best_epoch: number;
+  test: { 'ndcg@10': number; 'hr@10': number; users: number };
+  device: string;
+  torch_version: string;
+}
+
+const TINY = ['--hidden', '16', '--blocks', '1', '--maxlen', '20', '--epochs', '1', '--batch-size', '64', '--negatives', '32'];
+
+async function smoke(loss: string, ...extra: string[]): Promise<Report> {
+  const out = join(tmp, `${loss}.json`);
+  const r = await python(TRAIN, '--data', DATA, '--max-users', '200', '--loss', loss, '--device', 'cpu', ...TINY, '--out', out, ...extra);
+  expect(r.code, r.stderr).toBe(0);
+  const report = JSON.parse(readFileSync(out, 'utf8')) as Report;
+  expect(report.args.loss).toBe(loss);
+  expect(report.device).toBe('cpu');
+  expect(report.data.users).toBe(200);
+  expect(report.epochs).toHaveLength(1);
+  const [e] = report.epochs;
+  expect(Number.isFinite(e!.loss)).toBe(true);
+  expect(e!.loss).toBeGreaterThan(0);
+  for (const m of [e!['val_ndcg@10'], e!['val_hr@10'], report.test['ndcg@10'], report.test['hr@10']]) {
+    expect(m).toBeGreaterThanOrEqual(0);
+    expect(m).toBeLessThanOrEqual(1);
+  }
+  expect(e!['val_ndcg@10']).toBeLessThanOrEqual(e!['val_hr@10']);
+  expect(report.best_epoch).toBe(1);
+  expect(report.test.users).toBe(200);
+  return report;
+}
+
+describe.skipIf(!hasTorch)('SASRec example', () => {
+  it('self-check: PyTorch CE- equals a float64 loop (rejected negatives, all-rejected rows), BCE formula', async () => {
+    const r = await python(TRAIN, '--self-check', '--ccekit-package', PACKAGE);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ce-minus N=7 V=5 .* ok$/m);
+    expect(r.stdout).toMatch(/^bce: .* ok$/m);
+    expect(r.stdout).toContain('self-check ok');
+  });
+
+  describe.skipIf(!hasData)(`one-epoch CPU smoke runs on 200 users of ${DATA}${hasData ? '' : ' (skipped: file absent)'}`, () => {
+    it.concurrent.each(['ce', 'ce-minus', 'bce'])('--loss %s', async (loss) => {
+      await smoke(loss);
+    });
+
+    it.skipIf(!hasPackage)('--loss cce-minus (ccekit_torch from out/torch)', async () => {
+      await smoke('cce-minus', '--ccekit-package', PACKAGE);
+    });
+
+    it('--loss cce-minus without the package fails with a clear message', async () => {
+      const missing = join(tmp, 'no-package');
+      const r = await python(TRAIN, '--data', DATA, '--max-users', '20', '--loss', 'cce-minus', '--device', 'cpu', ...TINY, '--ccekit-package', missing);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('needs the ccekit torch package');
+      expect(r.stderr).not.toMatch(/Traceback/);
+    });
+  });
+});
