@@ -5,7 +5,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DATA_DIR=${DATA_DIR:-.data}
-common=(--hidden 64 --blocks 2 --heads 1 --maxlen 50 --dropout 0.2 --lr 1e-3 --eval-every 5 --patience 2 --no-progress --ccekit-package out/torch)
+common=(--amp ${AMP:-bf16} --hidden 64 --blocks 2 --heads 1 --maxlen 50 --dropout 0.2 --lr 1e-3 --eval-every 5 --patience 2 --no-progress --ccekit-package out/torch)
 run() { local name=$1; shift; python3 examples/sasrec/train.py "${common[@]}" "$@" --out "$OUT/sasrec-$name.json" > "$OUT/sasrec-$name.log" 2>&1; tail -1 "$OUT/sasrec-$name.log" | sed "s/^/$name: /"; }
 case "$1" in
   same-*)
