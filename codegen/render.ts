@@ -46,10 +46,17 @@ export class ExprPrinter {
     return this.tensor(name);
   }
 
-  /** Print `e` for use at scope `want` (defaults to its own scope). */
+  /** Print `e` for use at scope `want` (defaults to its own scope); narrower values are lifted (broadcast). */
   print(e: Expr, want: Scope = e.s): string {
     const D = this.dialect;
-    const lift = (code: string, from: Scope) => (D.lift && SCOPE_RANK[from] < SCOPE_RANK[want] ? D.lift(code, from, want) : code);
+    const code = this.inner(e);
+    return D.lift && SCOPE_RANK[e.s] < SCOPE_RANK[want] && e.op !== 'const' && e.op !== 'param' ? D.lift(code, e.s, want) : code;
+  }
+
+  /** Print `e` at its own scope; operands are printed at the scope of `e`. */
+  private inner(e: Expr): string {
+    const D = this.dialect;
+    const lift = (code: string, _from: Scope) => code;
     switch (e.op) {
       case 'const':
         return D.constant(e.v, e.t);
