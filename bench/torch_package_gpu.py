@@ -25,7 +25,9 @@ def rel(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
-for dtype, (tl, tg) in ((torch.float32, (1e-5, 1e-4)), (torch.float16, (1e-3, 1e-3)), (torch.bfloat16, (1e-3, 1e-3))):
+# Tolerances on what the package returns: the loss ('none': per row) and the gradients come back in the
+# inputs' dtype, so bf16 results carry bf16's rounding (half an ulp = 2^-8 relative) on top of the kernels' 1e-3.
+for dtype, (tl, tg) in ((torch.float32, (1e-5, 1e-4)), (torch.float16, (1e-3, 1e-3)), (torch.bfloat16, (1e-3 + 2**-8, 1e-3 + 2**-8))):
     for n, d, v, k in ((1, 64, 2, 1), (7, 3, 61, 5), (513, 256, 4099, 127), (4099, 64, 20011, 1000), (129, 257, 97, 33)):
         for sampling in ("uniform", "given"):
             for reduction in ("mean", "sum", "none"):
