@@ -12,7 +12,7 @@ export interface ManifestKernel {
   file: string;
   entry: string;
   pass: 'forward' | 'backward';
-  options: { mode: string; dtype: string; sampling: string; grad: string; transform?: string; correction?: string };
+  options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; transform?: string; correction?: string };
   schedule: Schedule;
   launch: { rowsPerProgram: number; threadsPerProgram: number; warps: number; blockD: number; sharedBytes: number; maxD: number };
   parameters: ParamDoc[];
@@ -45,7 +45,7 @@ export function emitVariants(target: TargetName, variants: readonly CceOptions[]
         file,
         entry: out.entry,
         pass,
-        options: { mode: o.mode, dtype: o.dtype, sampling: o.sampling, grad: o.grad, transform: o.transform?.origin, correction: o.correction?.origin },
+        options: { mode: o.mode, dtype: o.dtype, sampling: o.sampling, grad: o.grad, negatives: o.mode === 'sampled' ? o.negatives ?? 'tensor' : undefined, transform: o.transform?.origin, correction: o.correction?.origin },
         schedule,
         launch: {
           rowsPerProgram: schedule.rows,

@@ -10,6 +10,7 @@ import { referenceCce } from '../runtime/cpu/reference.js';
 import { decode } from '../runtime/numeric.js';
 import type { Reduction } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
+import { philoxNegatives } from '../runtime/philox.js';
 
 const PY = '/usr/bin/python3';
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
@@ -44,6 +45,9 @@ describe('emitted PyTorch package', () => {
     });
     const fx = join(dir, 'fixtures.json');
     writeFileSync(fx, JSON.stringify(fixtures));
+    // The package's CPU twin of the in-kernel sampler must draw what the kernels draw (runtime/philox.ts).
+    const seed = 2 ** 40 + 777;
+    writeFileSync(join(dir, 'philox.json'), JSON.stringify({ N: 6, K: 9, V: 1013, seed, expected: Array.from(philoxNegatives(6, 9, 1013, seed)) }));
     const r = spawnSync(PY, [join(__dirname, 'support', 'check_torch_package.py'), dir, fx], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/\d+ passed, 0 failed/);

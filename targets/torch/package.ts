@@ -36,19 +36,20 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
       schedules.set(tag(scalar), scalar);
     }
     for (const e of o.tuning ?? []) if (e.key.dtype === dtype) schedules.set(tag(e.schedule), e.schedule);
-    for (const sampling of ['uniform', 'given'] as const)
+    // Index-tensor kernels for uniform and given q; in-kernel (Philox) sampling for uniform q.
+    for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const)
       for (const s of schedules.values())
         for (const pass of ['forward', 'backward'] as const) {
-          const opts: CceOptions = { mode: 'sampled', dtype, sampling, grad: 'perRow' };
+          const opts: CceOptions = { mode: 'sampled', dtype, sampling, grad: 'perRow', negatives };
           const k = pass === 'forward' ? cceForward(opts, s) : cceBackward(opts, s);
           const out = compileKernel(k, s, 'cuda', CAPS.cuda);
-          const file = `${k.name}__${sampling}_${dtype}__${tag(s)}.cu`;
+          const file = `${k.name}__${sampling}${negatives === 'philox' ? '_philox' : ''}_${dtype}__${tag(s)}.cu`;
           files.set(`ccekit_torch/kernels/${file}`, out.source);
           kernels.push({
             file,
             entry: out.entry,
             pass,
-            options: { mode: 'sampled', dtype, sampling, grad: 'perRow' },
+            options: { mode: 'sampled', dtype, sampling, grad: 'perRow', negatives },
             schedule: s,
             launch: { rowsPerProgram: s.rows, threadsPerProgram: out.lowered.invocations, warps: warps(s), blockD: out.lowered.blockD, sharedBytes: sharedBytes(out.lowered, CAPS.cuda), maxD: out.lowered.blockD },
             parameters: out.parameters,

@@ -122,7 +122,9 @@ class CceMinusFunction(torch.autograd.Function):
         if c.dtype != e.dtype:
             c = c.to(e.dtype)
         loss_rows, lse, kacc = _cuda.forward(e, c, targets, negatives, logq, ignore_index)
-        ctx.save_for_backward(e, c, targets, negatives, lse, kacc, *(() if logq is None else (logq,)))
+        ctx.philox = negatives if isinstance(negatives, tuple) else None
+        saved_neg = targets if ctx.philox else negatives  # placeholder tensor when the kernels draw them
+        ctx.save_for_backward(e, c, targets, saved_neg, lse, kacc, *(() if logq is None else (logq,)))
         ctx.has_logq = logq is not None
         ctx.ignore_index = ignore_index
         ctx.reduction = reduction
@@ -141,6 +143,8 @@ class CceMinusFunction(torch.autograd.Function):
 
         saved = ctx.saved_tensors
         e, c, targets, negatives, lse, kacc = saved[:6]
+        if ctx.philox:
+            negatives = ctx.philox
         logq = saved[6] if ctx.has_logq else None
         n = e.shape[0]
         g = grad_out.float()
@@ -169,17 +173,25 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
     Rows whose target is ignore_index contribute nothing and leave the mean. Accumulation is fp32.
     """
     n, d, v, k = _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction)
-    if negatives is None:
-        negatives = _draw(n, k, v, item_probs, e.device, seed)
     logq = _logq(item_probs, v, e.device)
+    # Uniform negatives that the caller did not pass are drawn inside the kernels (Philox4x32-10, no index
+    # tensor); the CPU path draws the same items with the same generator.
+    philox = negatives is None and item_probs is None
+    if philox:
+        seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
+    elif negatives is None:
+        negatives = _draw(n, k, v, item_probs, e.device, seed)
     if e.is_cuda:
         from . import _cuda
 
         if _cuda.available(e.device):
+            neg = (k, seed) if philox else negatives.to(torch.int32).contiguous()
             return CceMinusFunction.apply(
-                e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), negatives.to(torch.int32).contiguous(),
+                e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), neg,
                 None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction,
             )
+    if philox:
+        negatives = _reference.philox_uniform(n, k, v, seed, e.device)
     return _reference.cce_minus(e, c, targets, negatives, logq, ignore_index, reduction)
 `;
 
@@ -187,6 +199,35 @@ export const REFERENCE_PY = `"""CCE- in plain PyTorch (fp32 accumulation, float6
 import math
 
 import torch
+
+_M = 0xFFFFFFFF
+
+
+def _mul32(a, b):
+    """(high, low) 32-bit words of the product of u32 values held in int64 tensors (16-bit limbs, no overflow)."""
+    a0, a1, b0, b1 = a & 0xFFFF, a >> 16, b & 0xFFFF, b >> 16
+    lo = a0 * b0
+    m1 = a1 * b0 + (lo >> 16)
+    m2 = a0 * b1 + (m1 & 0xFFFF)
+    hi = (a1 * b1 + (m1 >> 16) + (m2 >> 16)) & _M
+    return hi, ((m2 & 0xFFFF) << 16 | (lo & 0xFFFF)) & _M
+
+
+def philox_uniform(n, k, v, seed, device):
+    """The in-kernel sampler's draws: slot j of row i from Philox4x32-10(counter [j, i, 0, 0], key seed)."""
+    c0 = torch.arange(k, device=device, dtype=torch.int64).repeat(n)
+    c1 = torch.arange(n, device=device, dtype=torch.int64).repeat_interleave(k)
+    c2 = torch.zeros_like(c0)
+    c3 = torch.zeros_like(c0)
+    k0, k1 = seed & _M, (seed >> 32) & _M
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + 0x9E3779B9) & _M, (k1 + 0xBB67AE85) & _M
+        hi0, lo0 = _mul32(torch.full_like(c0, 0xD2511F53), c0)
+        hi1, lo1 = _mul32(torch.full_like(c2, 0xCD9E8D57), c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    col, _ = _mul32(c0, torch.full_like(c0, v))
+    return col.view(n, k)
 
 
 def cce_minus(e, c, targets, negatives, logq, ignore_index, reduction, chunk=4096):
@@ -368,10 +409,11 @@ def _bucket_ok(kernel, d):
     return s["lanes"] * s["vec"] * s["dChunks"] >= d and d % s["vec"] == 0
 
 
-def _pick(pass_, dtype, sampling, d, device):
+def _pick(pass_, dtype, sampling, d, device, negatives="tensor"):
     """The kernel for this pass: a tuned schedule for the device if the package has one, else the smallest fit."""
     name = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[dtype]
-    cands = [k for k in _MANIFEST["kernels"] if k["pass"] == pass_ and k["options"]["dtype"] == name and k["options"]["sampling"] == sampling and _bucket_ok(k, d)]
+    cands = [k for k in _MANIFEST["kernels"] if k["pass"] == pass_ and k["options"]["dtype"] == name and k["options"]["sampling"] == sampling
+             and k["options"].get("negatives", "tensor") == negatives and _bucket_ok(k, d)]
     if not cands:
         raise CcekitCudaError(f"no emitted kernel for D={d} {name} {sampling}; re-emit with --d-values covering {d}")
     dev = torch.cuda.get_device_name(device)
@@ -385,10 +427,12 @@ def _launch(kernel, device, rows, tensors, scalars):
     holders = []
     for p in kernel["parameters"]:
         if p["kind"] == "tensor":
-            t = tensors[p["name"]]
+            t = tensors.get(p["name"])
             holders.append(ctypes.c_uint64(t.data_ptr() if t is not None else 0))
         elif p["dtype"] == "f32":
             holders.append(ctypes.c_float(scalars[p["name"]]))
+        elif p["dtype"] == "u32":
+            holders.append(ctypes.c_uint32(int(scalars[p["name"]])))
         else:
             holders.append(ctypes.c_int32(int(scalars[p["name"]])))
     params = (ctypes.c_void_p * len(holders))(*[ctypes.cast(ctypes.pointer(h), ctypes.c_void_p) for h in holders])
@@ -399,19 +443,33 @@ def _launch(kernel, device, rows, tensors, scalars):
 
 
 def _scalars(e, c, negatives, ignore_index):
+    """negatives: an index tensor [N, K], or (K, seed) for the in-kernel Philox sampler."""
     n, d = e.shape
     v = c.shape[0]
-    return {"N": n, "D": d, "V": v, "K": negatives.shape[1], "ignore_index": ignore_index, "logq_uniform": -math.log(v - 1), "grad_scale": 1.0}
+    out = {"N": n, "D": d, "V": v, "V2": 2 * v, "ignore_index": ignore_index, "logq_uniform": -math.log(v - 1), "grad_scale": 1.0}
+    if isinstance(negatives, tuple):
+        out.update(K=negatives[0], seed_lo=negatives[1] & 0xFFFFFFFF, seed_hi=(negatives[1] >> 32) & 0xFFFFFFFF)
+    else:
+        out["K"] = negatives.shape[1]
+    return out
+
+
+def _kind(negatives):
+    return "philox" if isinstance(negatives, tuple) else "tensor"
 
 
 def forward(e, c, targets, negatives, logq, ignore_index):
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
-    k = _pick("forward", e.dtype, sampling, d, e.device)
+    k = _pick("forward", e.dtype, sampling, d, e.device, _kind(negatives))
+    if isinstance(negatives, tuple):
+        negatives_t = None
+    else:
+        negatives_t = negatives
     loss = torch.empty(n, dtype=torch.float32, device=e.device)
     lse = torch.empty(n, dtype=torch.float32, device=e.device)
     kacc = torch.empty(n, dtype=torch.int32, device=e.device)
-    tensors = {"E": e, "C": c, "targets": targets, "negatives": negatives, "logq": logq, "loss": loss, "lse": lse, "kacc": kacc}
+    tensors = {"E": e, "C": c, "targets": targets, "negatives": negatives_t, "logq": logq, "loss": loss, "lse": lse, "kacc": kacc}
     _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index))
     return loss, lse, kacc
 
@@ -419,10 +477,10 @@ def forward(e, c, targets, negatives, logq, ignore_index):
 def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index):
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
-    k = _pick("backward", e.dtype, sampling, d, e.device)
+    k = _pick("backward", e.dtype, sampling, d, e.device, _kind(negatives))
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
     dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
-    tensors = {"E": e, "C": c, "targets": targets, "negatives": negatives, "logq": logq, "lse": lse, "kacc": kacc, "dloss": dloss, "dE": de, "dC": dc}
+    tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "lse": lse, "kacc": kacc, "dloss": dloss, "dE": de, "dC": dc}
     _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index))
     return de, dc
 `;

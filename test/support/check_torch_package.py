@@ -38,6 +38,16 @@ for fx in fixtures:
         failures += 0 if ok else 1
         print(f"{'ok  ' if ok else 'FAIL'} {fx['label']} {str(dtype).replace('torch.', '')} " + " ".join(f"{k}={x:.1e}" for k, x in errs.items()))
 
+# The CPU twin of the in-kernel Philox sampler draws the kernels' items, bit for bit.
+import os  # noqa: E402
+from ccekit_torch import _reference  # noqa: E402
+
+ph = json.load(open(os.path.join(os.path.dirname(sys.argv[2]), "philox.json")))
+drawn = _reference.philox_uniform(ph["N"], ph["K"], ph["V"], ph["seed"], torch.device("cpu")).reshape(-1).tolist()
+checks += 1
+failures += 0 if drawn == ph["expected"] else 1
+print(("ok  " if drawn == ph["expected"] else "FAIL") + " philox_uniform equals the host twin of the kernels' sampler")
+
 # Negatives drawn inside: reproducible with a seed, and the same function of the drawn tensor.
 e = torch.randn(9, 5, dtype=torch.float64)
 c = torch.randn(40, 5, dtype=torch.float64)
