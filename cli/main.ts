@@ -440,7 +440,7 @@ async function cmdStart(argv: string[]): Promise<number> {
     const w = writeTarget(t, variants, DEFAULT_SCHEDULE, dir);
     summary.push([t, String(w.paths.length), String(w.kernels), String(w.bytes), dir]);
   }
-  out(`emitted every variant (${DTYPES.join(', ')}; sampled uniform / given q, full; scalar and per-row gradients), schedule ${JSON.stringify(DEFAULT_SCHEDULE)}:`);
+  out(`emitted every variant (${DTYPES.join(', ')}; sampled uniform / given q from an index tensor or drawn in-kernel, full; scalar and per-row gradients), schedule ${JSON.stringify(DEFAULT_SCHEDULE)}:`);
   out(table(summary));
   out();
   out(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -166,7 +166,7 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
     };
 
     for (const s of body) {
-      const exprs = s.k === 'let' || s.k === 'assign' ? [s.value] : s.k === 'var' ? [s.init] : [];
+      const exprs = s.k === 'let' || s.k === 'assign' ? [s.value] : s.k === 'var' ? [s.init] : s.k === 'store' || s.k === 'atomicAdd' ? [s.index, s.value, ...(s.mask ? [s.mask] : [])] : [];
       if (!exprs.some(hasReduce)) {
         flush();
         simple(s, out);
@@ -193,7 +193,14 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
           tgts.push([x.fn, name]);
           return refOf(name, 'f32', 'row');
         });
-      const rewritten: Stmt = s.k === 'var' ? { ...s, init: rewrite(s.init) } : s.k === 'let' || s.k === 'assign' ? { ...s, value: rewrite(s.value) } : s;
+      const rewritten: Stmt =
+        s.k === 'var'
+          ? { ...s, init: rewrite(s.init) }
+          : s.k === 'let' || s.k === 'assign'
+            ? { ...s, value: rewrite(s.value) }
+            : s.k === 'store' || s.k === 'atomicAdd'
+              ? { ...s, index: rewrite(s.index), value: rewrite(s.value), mask: s.mask && rewrite(s.mask) }
+              : s;
       const b = batch as typeof batch;
       if (b && [...deps].some((d) => b.defined.has(d))) flush();
       if (!batch) batch = { decls: [], accums: [], targets: new Map(), after: [], defined: new Set() };

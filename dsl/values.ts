@@ -149,3 +149,14 @@ export function reduceMax(x: Val<'f32'>): Val<'f32'> {
 export function dot(a: Val<'f32'>, b: Val<'f32'>): Val<'f32'> {
   return sum(a.mul(b));
 }
+
+/**
+ * Tile matmul: the rows of a program (one vec per row slot, [R, D]) times S candidate vectors ([S, D], typically
+ * rows gathered at indices shared by the program's rows) transposed: the [R, S] tile A·Bᵀ, as S per-row values.
+ * The lowering batches the S reductions into one vector region and one lane reduction; a tensor-core lowering
+ * (mma / wgmma, tl.dot) is the planned replacement for shared candidates.
+ */
+export function matmul(a: Val<'f32'>, bs: readonly Val<'f32'>[]): Val<'f32'>[] {
+  if (a.scope !== 'vec' || bs.some((b) => b.scope !== 'vec')) throw new DslError('matmul: operands must be vec values ([rows, D] and [S, D])');
+  return bs.map((b) => dot(a, b));
+}
