@@ -64,6 +64,8 @@ export interface LoweredKernel {
   blockD: number;
   perLane: number;
   invocations: number;
+  /** The device record it was lowered for (emitters may use device features). */
+  caps?: DeviceCaps;
 }
 
 export const NEG_BIG = -3.0e38;
@@ -226,6 +228,7 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
     blockD: blockD(schedule),
     perLane: perLane(schedule),
     invocations: invocations(schedule),
+    caps,
   };
   if (caps) checkAgainstCaps(lk, caps);
   return lk;
@@ -335,6 +338,7 @@ export function checkAgainstCaps(lk: LoweredKernel, caps: DeviceCaps): void {
 export function sharedBytes(lk: LoweredKernel, caps: DeviceCaps): number {
   const s = lk.schedule;
   if (s.lanes === 1 || caps.target === 'triton' || caps.target === 'cpu') return 0;
+  if (caps.target === 'wgsl' && caps.subgroupSize === s.lanes) return 0;
   if (caps.target === 'cuda') return s.lanes > 32 ? lk.maxReduceBatch * lk.invocations / 32 * 4 : 0;
   return lk.maxReduceBatch * lk.invocations * 4;
 }

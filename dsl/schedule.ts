@@ -32,6 +32,11 @@ export interface DeviceCaps {
   warpSize?: number;
   maxGridX: number;
   maxStorageBindingBytes?: number;
+  /**
+   * WebGPU: the subgroup size when it is fixed and subgroups are runs of consecutive invocation indices (probed
+   * by the runtime); lane reductions of exactly that many lanes then use subgroup operations.
+   */
+  subgroupSize?: number;
   /** Storage buffers one kernel may bind (WebGPU's maxStorageBuffersPerShaderStage). */
   maxStorageBuffers?: number;
   shaderF16: boolean;

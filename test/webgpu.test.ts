@@ -69,6 +69,23 @@ describe('WebGPU runtime (Dawn)', () => {
     expectClose(await runCceWebgpu(ctx, f), referenceCce(f), 'f32');
   });
 
+  it('lane reductions through subgroup operations where subgroups are fixed-size runs of invocations', async (t) => {
+    if (!ctx) return t.skip();
+    const size = ctx.caps.subgroupSize;
+    if (!size) return t.skip(); // the adapter has no usable subgroups: the workgroup-memory path covers it
+    const { lower } = await import('../codegen/lower.js');
+    const { emitWgsl } = await import('../targets/wgsl/emit.js');
+    const { cceForward } = await import('../dsl/cce.js');
+    const schedule = { ...WEBGPU_SCHEDULE, lanes: size as 8, rows: (128 / size) as 16, vec: 4 as const, dChunks: 1 as const };
+    const src = emitWgsl(lower(cceForward({ mode: 'sampled', dtype: 'f16', sampling: 'uniform', grad: 'scalar' }, schedule), schedule, ctx.caps), 't').source;
+    expect(src).toMatch(/subgroupAdd\(/);
+    expect(src).not.toMatch(/workgroupBarrier/);
+    for (const [dtype, popularity] of [['f16', false], ['f32', true]] as const) {
+      const p = { ...randomProblem({ N: 77, D: 4 * size - 4, V: 401, K: 19, dtype, seed: seed(), collisionRate: 0.1, ignoreFraction: 0.1, popularity }), reduction: 'mean' as const };
+      expectClose(await runCceWebgpu(ctx, p, { schedule }), referenceCce(p), dtype);
+    }
+  });
+
   it('more programs than one dispatch dimension holds (2-D grid)', async (t) => {
     if (!ctx) return t.skip();
     // rows = 1 → N programs; N > 65535 forces the second dispatch dimension.

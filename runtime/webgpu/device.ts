@@ -82,6 +82,7 @@ export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
     shaderF16: device.features.has('shader-f16'),
   };
   const infoFields: Record<string, string> = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
+  if (device.features.has('subgroups')) caps.subgroupSize = await probeSubgroups(device);
   const ctx: WebgpuContext = { gpu, adapter, device, caps, name: caps.name, info: infoFields, timestamps: device.features.has('timestamp-query'), subgroups: device.features.has('subgroups'), lost: false };
   contexts.add(ctx);
   void device.lost.then(() => (ctx.lost = true));
@@ -102,4 +103,48 @@ export async function requireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
       'WebGPU: no adapter found. On Linux Dawn needs a Vulkan driver: install Mesa lavapipe (mesa-vulkan-drivers from bookworm-backports) or a GPU driver.',
     );
   return ctx;
+}
+
+/**
+ * The subgroup size if it is the same for every invocation and subgroups are runs of consecutive
+ * local_invocation_index values (what the WGSL emitter's subgroup reductions assume), else undefined.
+ */
+async function probeSubgroups(device: GPUDevice): Promise<number | undefined> {
+  try {
+    const sizes = new Set<number>();
+    for (const wg of [64, 128, 256]) {
+      const module = device.createShaderModule({
+        code: `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) ssz: u32) {
+  out[lid] = sid + ssz * 65536u;
+}`,
+      });
+      const buf = device.createBuffer({ size: wg * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+      const read = device.createBuffer({ size: wg * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] }));
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      enc.copyBufferToBuffer(buf, 0, read, 0, wg * 4);
+      device.queue.submit([enc.finish()]);
+      await read.mapAsync(GPUMapMode.READ);
+      const v = new Uint32Array(read.getMappedRange().slice(0));
+      read.unmap();
+      buf.destroy();
+      read.destroy();
+      for (let i = 0; i < wg; i++) {
+        const size = v[i]! >>> 16;
+        if ((v[i]! & 0xffff) !== i % size) return undefined;
+        sizes.add(size);
+      }
+    }
+    return sizes.size === 1 ? [...sizes][0] : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -14,8 +14,8 @@ import { samplerInputs } from '../philox.js';
 import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
-/** Default WebGPU schedule: one row per 32-lane group, 4 rows per workgroup (128 invocations). */
-export const WEBGPU_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 2, samplesPerStep: 4, stages: 1 };
+/** Default WebGPU schedule: 32 lanes a row (one subgroup on NVIDIA), 4-element row accesses, 4 rows per workgroup. */
+export const WEBGPU_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 4, dChunks: 2, samplesPerStep: 2, stages: 1 };
 
 interface Pipeline {
   kernel: Kernel;
