@@ -16,6 +16,11 @@ import { WebgpuError, type WebgpuContext } from './device.js';
 
 /** Default WebGPU schedule: 32 lanes a row (one subgroup on NVIDIA), 4-element row accesses, 4 rows per workgroup. */
 export const WEBGPU_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 4, dChunks: 2, samplesPerStep: 2, stages: 1 };
+/**
+ * Default for the backward: WGSL has no vector atomics, and its compare-exchange scatter-add coalesces when
+ * consecutive lanes own consecutive elements (vec = 1); measured on an H100 (bench/results/webgpu-h100.md).
+ */
+export const WEBGPU_BWD_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 8, samplesPerStep: 4, stages: 1 };
 
 interface Pipeline {
   kernel: Kernel;
@@ -106,7 +111,8 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   const opts = optionsFor(p, o);
   const s = fitD(o.schedule ?? WEBGPU_SCHEDULE, p.D);
   const fwd = await getPipeline(ctx, 'fwd', opts, s);
-  const bwd = await getPipeline(ctx, 'bwd', opts, s);
+  const bwd = await getPipeline(ctx, 'bwd', opts, o.schedule ? s : fitD(WEBGPU_BWD_SCHEDULE, p.D));
+  if (bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
   const { device } = ctx;
   const limit = ctx.caps.maxStorageBindingBytes ?? Infinity;
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
