@@ -18,7 +18,8 @@ import { WebgpuError, type WebgpuContext } from './device.js';
 export const WEBGPU_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 4, dChunks: 2, samplesPerStep: 2, stages: 1 };
 /**
  * Default for the backward: WGSL has no vector atomics, and its compare-exchange scatter-add coalesces when
- * consecutive lanes own consecutive elements (vec = 1); measured on an H100 (bench/results/webgpu-h100.md).
+ * consecutive lanes own consecutive elements (vec = 1); on an H100 this helped ml20m, zvuk and small-d and not
+ * beauty or megamarket (bench/results/webgpu-h100.md: noisy runs).
  */
 export const WEBGPU_BWD_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 8, samplesPerStep: 4, stages: 1 };
 
