@@ -1,5 +1,6 @@
 // The compiled kernels (DSL → IR → lowering → float64 JS executor) against the independent plain float64
 // reference, on fresh random inputs at odd sizes, across schedules, dtypes, reductions and features.
+import { relErr } from '../runtime/check.js';
 import { describe, expect, it } from 'vitest';
 import { compileScalarFunction } from '../codegen/frontend.js';
 import type { Schedule } from '../dsl/schedule.js';
@@ -17,18 +18,6 @@ const SCHEDULES: Schedule[] = [
   { rows: 16, lanes: 2, vec: 1, dChunks: 4, samplesPerStep: 2, stages: 4 },
 ];
 
-/** max |a − b| / max |b| (the normwise relative error used everywhere in ccekit). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 1e-300;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i])) return Infinity;
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 function expectClose(got: CceResult, ref: ReferenceResult, tol = 1e-10): void {
   const l1 = typeof got.loss === 'number' ? [got.loss] : got.loss;

@@ -1,5 +1,6 @@
 // The emitted WGSL executed through Dawn (lavapipe in CI, any Vulkan GPU elsewhere) against the float64
 // reference on fresh random inputs. With CI=true a missing adapter fails the run instead of skipping.
+import { relErr } from '../runtime/check.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { referenceCce, type ReferenceResult } from '../runtime/cpu/reference.js';
 import type { FloatDType } from '../runtime/numeric.js';
@@ -18,16 +19,6 @@ afterAll(() => {
   if (ctx) releaseWebgpu(ctx);
 });
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 1e-300;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i])) return Infinity;
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 /** f32 inputs: 1e-5 loss / 1e-4 gradients; f16, bf16: 1e-3 (both relative to the float64 reference). */
 function expectClose(got: WebgpuResult, ref: ReferenceResult, dtype: FloatDType): void {

@@ -27,6 +27,25 @@ export interface CceResult {
   dC: Float64Array;
 }
 
+/** Upstream gradient as the kernels take it: a scale (mean: g / n_valid; sum: g) and per-row values (none). */
+export function upstreamGradient(p: CceProblem, g: number | Float64Array | undefined): { nValid: number; gradScale: number; dloss: Float64Array } {
+  let nValid = 0;
+  for (let i = 0; i < p.N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
+  if (p.reduction !== 'none' && g instanceof Float64Array) throw new Error('gradOutput: a scalar for reduction mean / sum');
+  const gs = typeof g === 'number' ? g : 1;
+  const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
+  const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? g : new Float64Array(p.N).fill(gs)) : new Float64Array(1);
+  return { nValid, gradScale, dloss };
+}
+
+/** The reduced loss from per-row losses. */
+export function reduceLoss(p: CceProblem, rowLoss: Float64Array, nValid: number): number | Float64Array {
+  if (p.reduction === 'none') return rowLoss.slice();
+  let sum = 0;
+  for (let i = 0; i < p.N; i++) sum += rowLoss[i]!;
+  return p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
+}
+
 export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'correction'> = {}): CceOptions {
   return {
     mode: p.mode,
@@ -68,21 +87,8 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_table: smp.alias ?? new Uint32Array(0) };
   kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
 
-  let nValid = 0;
-  for (let i = 0; i < p.N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
-  let loss: number | Float64Array;
-  if (p.reduction === 'none') loss = rowLoss.slice();
-  else {
-    let sum = 0;
-    for (let i = 0; i < p.N; i++) sum += rowLoss[i];
-    loss = p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
-  }
-
-  const g = o.gradOutput;
-  if (p.reduction !== 'none' && g instanceof Float64Array) throw new Error('gradOutput: a scalar for reduction mean / sum');
-  const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? g : new Float64Array(p.N).fill(typeof g === 'number' ? g : 1)) : new Float64Array(0);
-  const gs = typeof g === 'number' ? g : 1;
-  const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
+  const { nValid, gradScale, dloss } = upstreamGradient(p, o.gradOutput);
+  const loss = reduceLoss(p, rowLoss, nValid);
   const dE = new Float64Array(p.N * p.D).fill(NaN);
   const dC = new Float64Array(p.V * p.D);
   kernelFor('bwd', opts, s)({ ...inputs, lse, kacc, dloss, dE, dC }, { ...scalars, grad_scale: gradScale }, programs);

@@ -12,7 +12,7 @@ import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
-import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
+import { type CceResult, type RunOptions, optionsFor, reduceLoss, upstreamGradient } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
 
@@ -157,12 +157,9 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
   };
   try {
     const N = p.N;
-    let nValid = 0;
-    for (let i = 0; i < N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
-    const g = o.gradOutput;
-    const gs = typeof g === 'number' ? g : 1;
-    const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
-    const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? new Float32Array(g) : new Float32Array(N).fill(gs)) : new Float32Array(1);
+    const up = upstreamGradient(p, o.gradOutput);
+    const { nValid, gradScale } = up;
+    const dloss = new Float32Array(up.dloss);
     const lq = new Float32Array(logQ(p));
     const smp = samplerInputs(p);
     const b: Record<string, DevicePtr> = {
@@ -218,13 +215,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     const kAccepted = p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(b.dE, N * p.D);
     const dC = f64(b.dC, p.V * p.D);
-    let loss: number | Float64Array;
-    if (p.reduction === 'none') loss = rowLoss.slice();
-    else {
-      let sum = 0;
-      for (let i = 0; i < N; i++) sum += rowLoss[i]!;
-      loss = p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
-    }
+    const loss = reduceLoss(p, rowLoss, nValid);
     return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: rt.name, schedule: s, timings };
   } finally {
     for (const ptr of owned) cu.free(ptr);

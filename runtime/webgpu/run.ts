@@ -11,7 +11,7 @@ import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
-import { type CceResult, type RunOptions, optionsFor } from '../cpu/run.js';
+import { type CceResult, type RunOptions, optionsFor, reduceLoss, upstreamGradient } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
 /** Default WebGPU schedule: 32 lanes a row (one subgroup on NVIDIA), 4-element row accesses, 4 rows per workgroup. */
@@ -149,12 +149,9 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       dC: buffer('dC', p.V * p.D * 4),
       alias_table: buffer('alias_table', smp.alias ? p.V * 8 : 0, smp.alias),
     };
-    let nValid = 0;
-    for (let i = 0; i < N; i++) if (p.targets[i] !== p.ignoreIndex) nValid++;
-    const g = o.gradOutput;
-    const gs = typeof g === 'number' ? g : 1;
-    const gradScale = p.reduction === 'mean' ? (nValid > 0 ? gs / nValid : 0) : p.reduction === 'sum' ? gs : 1;
-    const dloss = p.reduction === 'none' ? (g instanceof Float64Array ? new Float32Array(g) : new Float32Array(N).fill(gs)) : new Float32Array(1);
+    const up = upstreamGradient(p, o.gradOutput);
+    const { nValid, gradScale } = up;
+    const dloss = new Float32Array(up.dloss);
     bufs.dloss = buffer('dloss', dloss.byteLength, dloss);
     const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
 
@@ -263,13 +260,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const kAccepted = p.mode === 'sampled' ? new Int32Array(await read(bufs.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(await read(bufs.dE, N * p.D * 4));
     const dC = f64(await read(bufs.dC, p.V * p.D * 4));
-    let loss: number | Float64Array;
-    if (p.reduction === 'none') loss = rowLoss.slice();
-    else {
-      let sum = 0;
-      for (let i = 0; i < N; i++) sum += rowLoss[i];
-      loss = p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
-    }
+    const loss = reduceLoss(p, rowLoss, nValid);
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
     const method = querySet ? 'timestamp-query' : 'wall-clock';
     const timings: KernelTiming[] = samples.length
