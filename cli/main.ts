@@ -21,6 +21,7 @@ import { CceInputError, type CceProblem } from '../runtime/problem.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import { type FlagTable, UsageError, isHelp, parseFlags, table, usage } from './args.js';
+import { relErr } from '../runtime/check.js';
 import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune, openCuda } from './gpu.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 
@@ -227,21 +228,6 @@ interface Comparison {
   refMs: number;
 }
 
-/** max|a − b| / max(max|b|, tiny); NaN when a value is missing or not finite. */
-export function relError(a: number | ArrayLike<number>, b: number | ArrayLike<number>): number {
-  const A = typeof a === 'number' ? [a] : a;
-  const B = typeof b === 'number' ? [b] : b;
-  if (A.length !== B.length) return NaN;
-  let diff = 0;
-  let scale = 1e-30;
-  for (let i = 0; i < A.length; i++) {
-    const d = Math.abs(A[i]! - B[i]!);
-    if (!Number.isFinite(d)) return NaN;
-    diff = Math.max(diff, d);
-    scale = Math.max(scale, Math.abs(B[i]!));
-  }
-  return diff / scale;
-}
 
 /** Where kernels run: the CPU executor, or a WebGPU device. */
 type Device = { kind: 'cpu' } | { kind: 'webgpu'; ctx: WebgpuContext; repeats: number } | { kind: 'cuda'; rt: CudaRuntime; repeats: number };
@@ -273,13 +259,13 @@ async function compare(dev: Device, p: CceProblem, transform?: ScalarFn, correct
     res,
     timings,
     ref,
-    errors: { loss: relError(res.loss, ref.loss), lse: relError(res.lse, ref.lse), dE: relError(res.dE, ref.dE), dC: relError(res.dC, ref.dC) },
+    errors: { loss: relErr(res.loss, ref.loss), lse: relErr(res.lse, ref.lse), dE: relErr(res.dE, ref.dE), dC: relErr(res.dC, ref.dC) },
     ms: t1 - t0,
     refMs: t2 - t1,
   };
 }
 
-const fmtErr = (x: number) => (Number.isNaN(x) ? 'NaN' : x === 0 ? '0' : x.toExponential(2));
+const fmtErr = (x: number) => (Number.isNaN(x) ? 'NaN' : !Number.isFinite(x) ? 'inf' : x === 0 ? '0' : x.toExponential(2));
 const fmtMs = (x: number) => x.toFixed(1);
 const fmtVal = (x: number | Float64Array) => (typeof x === 'number' ? x.toPrecision(12) : `[${x.length}]`);
 const passes = (c: Comparison, tol: number) => Object.values(c.errors).every((e) => e <= tol);

@@ -7,6 +7,7 @@ import { lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { compileJs, type CpuKernelFn } from './jsgen.js';
+import type { ReferenceResult } from './reference.js';
 import { samplerInputs } from '../philox.js';
 
 export interface RunOptions {
@@ -17,15 +18,8 @@ export interface RunOptions {
   gradOutput?: number | Float64Array;
 }
 
-export interface CceResult {
-  loss: number | Float64Array;
-  rowLoss: Float64Array;
-  lse: Float64Array;
-  kAccepted: Int32Array;
-  nValid: number;
-  dE: Float64Array;
-  dC: Float64Array;
-}
+/** What every runtime returns: the reference's result shape (float64 values). */
+export type CceResult = ReferenceResult;
 
 /** Upstream gradient as the kernels take it: a scale (mean: g / n_valid; sum: g) and per-row values (none). */
 export function upstreamGradient(p: CceProblem, g: number | Float64Array | undefined): { nValid: number; gradScale: number; dloss: Float64Array } {
