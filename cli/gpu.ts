@@ -35,6 +35,7 @@ const CHECK_FLAGS = {
   device: { kind: 'enum', values: ['cuda', 'webgpu', 'cpu'], default: 'cuda', help: 'device to check' },
   seed: { kind: 'int', help: 'seed of the random inputs (default: time-based, fresh every run)' },
   quick: { kind: 'bool', help: 'a smaller grid of sizes' },
+  fused: { kind: 'bool', help: 'check the fused forward+backward kernels (cases with reduction none are left out)' },
   schedule: { kind: 'str', metavar: 'JSON', help: 'schedule to check (default: the runtime default)' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON' },
 } as const satisfies FlagTable;
@@ -49,14 +50,14 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   const o = parseFlags('check', argv, CHECK_FLAGS);
   const seed = o.seed ?? Date.now() % 1_000_000;
   const schedule: Schedule | undefined = o.schedule ? parseSchedule(o.schedule) : undefined;
-  const cases = checkCases(seed, o.quick);
+  const cases = checkCases(seed, o.quick).filter((c) => !o.fused || c.problem.reduction !== 'none');
   let device = 'cpu';
   let run: Parameters<typeof runChecks>[1];
   let close = () => {};
   if (o.device === 'cuda') {
     const rt = openCuda();
     device = `${rt.name} (CUDA ${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
-    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule });
+    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused });
   } else if (o.device === 'webgpu') {
     const ctx = await acquireWebgpu();
     if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'check');
@@ -65,7 +66,7 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     close = () => releaseWebgpu(ctx);
   } else {
     const { runCceCpu } = await import('../runtime/cpu/run.js');
-    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule });
+    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused });
   }
   out(`ccekit check on ${device}, seed ${seed}, ${cases.length} cases`);
   const rows: CheckRow[] = [];
@@ -94,6 +95,7 @@ const BENCH_FLAGS = {
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON (bench/results/...)' },
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json); tuned schedules are used where it has them' },
   negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'per-row negatives from an int32 index tensor, or drawn in the kernel (Philox, no index tensor)' },
+  fused: { kind: 'bool', help: 'forward and backward in one kernel (mean reduction)' },
 } as const satisfies FlagTable;
 
 export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,...] [--dtype f16] [--out FILE]', 'Time ccekit CCE- (fwd+bwd, per-row negatives from an index tensor) at the paper-matched settings.', BENCH_FLAGS);
@@ -119,10 +121,10 @@ export async function cmdBench(argv: string[]): Promise<number> {
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
-          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs });
-          row = { impl: o.negatives === 'philox' ? 'ccekit-cuda-philox' : 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
+          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused });
+          row = { impl: `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.fused ? '-fused' : ''}`, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
         } catch (e) {
-          row = { impl: o.negatives === 'philox' ? 'ccekit-cuda-philox' : 'ccekit-cuda', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
+          row = { impl: `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.fused ? '-fused' : ''}`, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
         }
         rows.push(row);
         out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}`);

@@ -1,6 +1,6 @@
 // Emitting a set of CCE- kernel variants for one target: sources plus a manifest the runtimes read
 // (kernel names, parameters and bindings, schedule, dtypes, launch geometry).
-import { type CceOptions, cceBackward, cceForward } from '../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused } from '../dsl/cce.js';
 import { CAPS, type DeviceCaps, type Schedule, warps } from '../dsl/schedule.js';
 import { sharedBytes } from './lower.js';
 import { CODEGEN_VERSION, compileKernel } from './compile.js';
@@ -11,7 +11,7 @@ export const EXT: Record<TargetName, string> = { wgsl: 'wgsl', cuda: 'cu', trito
 export interface ManifestKernel {
   file: string;
   entry: string;
-  pass: 'forward' | 'backward';
+  pass: 'forward' | 'backward' | 'fused';
   options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; transform?: string; correction?: string };
   schedule: Schedule;
   launch: { rowsPerProgram: number; threadsPerProgram: number; warps: number; blockD: number; sharedBytes: number; maxD: number };
@@ -35,9 +35,10 @@ export function emitVariants(target: TargetName, variants: readonly CceOptions[]
   const files = new Map<string, string>();
   const kernels: ManifestKernel[] = [];
   for (const o of variants) {
-    for (const pass of ['forward', 'backward'] as const) {
+    // The fused kernel serves scalar upstream gradients (mean / sum).
+    for (const pass of o.grad === 'scalar' ? (['forward', 'backward', 'fused'] as const) : (['forward', 'backward'] as const)) {
       if (pass === 'forward' && o.grad === 'perRow' && variants.some((v) => v !== o && variantTag({ ...v, grad: 'perRow' }) === variantTag(o) && v.grad === 'scalar')) continue;
-      const k = pass === 'forward' ? cceForward(o, schedule) : cceBackward(o, schedule);
+      const k = pass === 'forward' ? cceForward(o, schedule) : pass === 'backward' ? cceBackward(o, schedule) : cceFused(o, schedule);
       const out = compileKernel(k, schedule, target, caps);
       const file = `${k.name}__${variantTag(pass === 'forward' ? { ...o, grad: 'scalar' } : o)}.${EXT[target]}`;
       files.set(file, out.source);

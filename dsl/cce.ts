@@ -118,16 +118,10 @@ function correctionOf(c: Common, o: CceOptions, cand: Candidate): Val<'f32'> | u
   return o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
 }
 
-/** Forward: per-row lse and loss (and, sampled, the accepted count). */
-export function cceForward(o: CceOptions, s: Schedule): Kernel {
-  const name = o.mode === 'sampled' ? 'cce_minus_fwd' : 'ce_full_fwd';
-  const c = prologue(name, 'CCE- forward: online softmax over gathered candidates; writes lse, loss' + (o.mode === 'sampled' ? ', accepted count' : ''), o);
+/** Forward sweep: online softmax over the candidates; returns the target logit, the lse and the accepted count. */
+function forwardSweep(c: Common, o: CceOptions, s: Schedule): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
   const { kb } = c;
-  const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
-  const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
-  const KACC = c.sampled ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
   const f = transformOf(o);
-
   kb.comment('target logit s0 = f(e · c_t)');
   const s0 = kb.let('s0', f(dot(c.e, kb.loadRow(c.C, c.tSafe, c.live))));
   const sm = new OnlineSoftmax(kb, 'cand');
@@ -153,32 +147,17 @@ export function cceForward(o: CceOptions, s: Schedule): Kernel {
     const mx = kb.let('mx', s0.max(neg));
     lse = kb.let('lse_i', mx.add(s0.sub(mx).exp().add(neg.sub(mx).exp()).log()));
   } else lse = kb.let('lse_i', sm.lse());
-  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
-  kb.store(LSE, kb.row, select(c.live, lse, 0), kb.rowValid);
-  if (KACC) kb.store(KACC, kb.row, kcount.get(), kb.rowValid);
-  return kb.build();
+  return { s0, lse, kcount: kcount.get() };
 }
 
-/** Backward: dE (written per row) and dC (fp32 scatter-add) for an upstream gradient. */
-export function cceBackward(o: CceOptions, s: Schedule): Kernel {
-  const name = o.mode === 'sampled' ? 'cce_minus_bwd' : 'ce_full_bwd';
-  const c = prologue(name, 'CCE- backward: recompute logits, p = exp(s − lse); dE = Σ coef·c, dC[n] += coef·e', o);
+/** Backward sweep: recompute the logits, p = exp(s − lse); dE = Σ coef·c in registers, dC[n] += coef·e. */
+function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, logk: Val<'f32'> | undefined, g: Val<'f32'>): void {
   const { kb } = c;
-  const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
-  const KACC = c.sampled ? kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward') : undefined;
-  const DLOSS = o.grad === 'perRow' ? kb.input('dloss', 'f32', ['N'] as const, 'upstream gradient per row') : undefined;
-  const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
+  const f = transformOf(o);
   const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
   const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)');
-  const f = transformOf(o);
   const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
-
-  const lse = kb.let('lse_i', kb.load(LSE, kb.row, c.live));
-  const g0 = DLOSS ? kb.load(DLOSS, kb.row, c.live).mul(scale) : scale;
-  const g = kb.let('g', select(c.live, g0, 0));
-  const logk = KACC ? kb.let('logk', kb.load(KACC, kb.row, c.live).to('f32').max(1).log()) : undefined;
   const coefOf = (raw: Val<'f32'>, p: Val<'f32'>) => (df ? p.mul(g).mul(df(raw)) : p.mul(g));
-
   const dEacc = kb.var('dE_acc', f32(0), 'vec');
   if (c.sampled) {
     kb.comment('target column: coefficient (p0 − 1)·g·f\'(raw0)');
@@ -207,6 +186,56 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
     cs.forEach((x, j) => kb.atomicAddRow(dC, x.n, c.e.mul(coefs[j]), x.ok));
   });
   kb.storeRow(dE, kb.row, dEacc.get(), kb.rowValid);
+}
+
+/** Forward: per-row lse and loss (and, sampled, the accepted count). */
+export function cceForward(o: CceOptions, s: Schedule): Kernel {
+  const name = o.mode === 'sampled' ? 'cce_minus_fwd' : 'ce_full_fwd';
+  const c = prologue(name, 'CCE- forward: online softmax over gathered candidates; writes lse, loss' + (o.mode === 'sampled' ? ', accepted count' : ''), o);
+  const { kb } = c;
+  const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
+  const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
+  const KACC = c.sampled ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
+  const { s0, lse, kcount } = forwardSweep(c, o, s);
+  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
+  kb.store(LSE, kb.row, select(c.live, lse, 0), kb.rowValid);
+  if (KACC) kb.store(KACC, kb.row, kcount, kb.rowValid);
+  return kb.build();
+}
+
+/** Backward: dE (written per row) and dC (fp32 scatter-add) for an upstream gradient. */
+export function cceBackward(o: CceOptions, s: Schedule): Kernel {
+  const name = o.mode === 'sampled' ? 'cce_minus_bwd' : 'ce_full_bwd';
+  const c = prologue(name, 'CCE- backward: recompute logits, p = exp(s − lse); dE = Σ coef·c, dC[n] += coef·e', o);
+  const { kb } = c;
+  const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
+  const KACC = c.sampled ? kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward') : undefined;
+  const DLOSS = o.grad === 'perRow' ? kb.input('dloss', 'f32', ['N'] as const, 'upstream gradient per row') : undefined;
+  const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
+  const lse = kb.let('lse_i', kb.load(LSE, kb.row, c.live));
+  const g0 = DLOSS ? kb.load(DLOSS, kb.row, c.live).mul(scale) : scale;
+  const g = kb.let('g', select(c.live, g0, 0));
+  const logk = KACC ? kb.let('logk', kb.load(KACC, kb.row, c.live).to('f32').max(1).log()) : undefined;
+  backwardSweep(c, o, s, lse, logk, g);
+  return kb.build();
+}
+
+/**
+ * Forward and backward fused, for an upstream gradient known before the launch (mean / sum reductions: every
+ * training loop): one kernel per row tile sweeps the candidates twice — the online softmax, then the gradients
+ * with the final lse — so lse and the accepted count never leave registers and E is read once.
+ */
+export function cceFused(o: CceOptions, s: Schedule): Kernel {
+  const name = o.mode === 'sampled' ? 'cce_minus_fused' : 'ce_full_fused';
+  const c = prologue(name, 'CCE- forward + backward in one pass over rows: loss, lse, dE, dC', o);
+  const { kb } = c;
+  const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
+  const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
+  const { s0, lse, kcount } = forwardSweep(c, o, s);
+  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
+  const g = kb.let('g', select(c.live, scale, 0));
+  const logk = c.sampled ? kb.let('logk', kcount.to('f32').max(1).log()) : undefined;
+  backwardSweep(c, o, s, lse, logk, g);
   return kb.build();
 }
 

@@ -13,8 +13,8 @@ const TARGETS: readonly TargetName[] = ['cuda', 'triton', 'wgsl'];
 describe.each(TARGETS)('%s', (target) => {
   const { files, manifest } = emitVariants(target, [VARIANT], DEFAULT_SCHEDULE);
 
-  it('emits one forward and one backward kernel', () => {
-    expect(manifest.kernels.map((k) => k.pass)).toEqual(['forward', 'backward']);
+  it('emits a forward, a backward and a fused kernel (scalar upstream gradient)', () => {
+    expect(manifest.kernels.map((k) => k.pass)).toEqual(['forward', 'backward', 'fused']);
   });
 
   it.each(manifest.kernels.map((k) => [k.pass, k.file] as const))('%s: %s', (_, file) => {

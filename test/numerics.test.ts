@@ -125,3 +125,21 @@ describe('user scalar functions compiled by ts-morph', () => {
     expectClose(runCceCpu(p, { correction }), referenceCce(p, { correction: (lq) => -0.5 * lq }));
   });
 });
+
+describe('fused forward + backward (scalar upstream gradient)', () => {
+  for (const [mode, reduction, philox, dtype] of [['sampled', 'mean', false, 'f32'], ['sampled', 'sum', true, 'bf16'], ['full', 'mean', false, 'f16']] as const)
+    it(`${mode} ${reduction}${philox ? ' in-kernel negatives' : ''} ${dtype}: loss, dE, dC equal the reference and the two-kernel path`, () => {
+      const base = randomProblem({ N: 41, D: 19, V: 97, K: mode === 'full' ? 0 : 23, dtype, seed: Date.now() % 1000, collisionRate: 0.1, ignoreFraction: 0.2, mode, popularity: philox });
+      const p = { ...base, reduction, ...(philox ? { negatives: undefined, philoxSeed: 99 } : {}) };
+      const ref = referenceCce(p, { gradOutput: 0.5 });
+      const fused = runCceCpu(p, { fused: true, gradOutput: 0.5, schedule: SCHEDULES[2] });
+      expect(relErr([fused.loss as number], [ref.loss as number])).toBeLessThan(1e-10);
+      expect(relErr(fused.rowLoss, ref.rowLoss)).toBeLessThan(1e-10);
+      expect(relErr(fused.dE, ref.dE)).toBeLessThan(1e-10);
+      expect(relErr(fused.dC, ref.dC)).toBeLessThan(1e-10);
+    });
+  it('refuses reduction none', () => {
+    const p = { ...randomProblem({ N: 3, D: 2, V: 9, K: 2, dtype: 'f32', seed: 1 }), reduction: 'none' as const };
+    expect(() => runCceCpu(p, { fused: true })).toThrow(/fused: needs a scalar upstream gradient/);
+  });
+});

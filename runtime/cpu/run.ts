@@ -1,6 +1,6 @@
 // CPU runtime: runs the compiled CCE- kernels (IR → lowering → JS, float64) on a problem; the same API
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
-import { type CceOptions, cceBackward, cceForward } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
 import { CAPS, DEFAULT_SCHEDULE, type Schedule, fitD } from '../../dsl/schedule.js';
 import { lower } from '../../codegen/lower.js';
@@ -16,6 +16,8 @@ export interface RunOptions {
   correction?: ScalarFn;
   /** Upstream gradient: a scalar for mean / sum (default 1), per row for none (default ones). */
   gradOutput?: number | Float64Array;
+  /** Mean / sum: forward and backward in one fused kernel (lse and the accepted count are not returned). */
+  fused?: boolean;
 }
 
 /** What every runtime returns: the reference's result shape (float64 values). */
@@ -53,11 +55,11 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
 }
 
 const cache = new Map<string, CpuKernelFn>();
-function kernelFor(which: 'fwd' | 'bwd', opts: CceOptions, s: Schedule): CpuKernelFn {
+function kernelFor(which: 'fwd' | 'bwd' | 'fused', opts: CceOptions, s: Schedule): CpuKernelFn {
   const key = `${which}|${JSON.stringify(s)}|${opts.mode}|${opts.dtype}|${opts.sampling}|${opts.negatives}|${opts.grad}|${JSON.stringify(opts.transform?.body)}|${JSON.stringify(opts.correction?.body)}`;
   let fn = cache.get(key);
   if (!fn) {
-    const k = which === 'fwd' ? cceForward(opts, s) : cceBackward(opts, s);
+    const k = which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : cceFused(opts, s);
     fn = compileJs(lower(k, s, CAPS.cpu));
     cache.set(key, fn);
   }
@@ -79,12 +81,15 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const lse = new Float64Array(p.N).fill(NaN);
   const kacc = new Int32Array(p.N).fill(-1);
   const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_table: smp.alias ?? new Uint32Array(0) };
-  kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
-
   const { nValid, gradScale, dloss } = upstreamGradient(p, o.gradOutput);
-  const loss = reduceLoss(p, rowLoss, nValid);
   const dE = new Float64Array(p.N * p.D).fill(NaN);
   const dC = new Float64Array(p.V * p.D);
+  if (o.fused) {
+    if (p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
+    kernelFor('fused', opts, s)({ ...inputs, loss: rowLoss, dE, dC }, { ...scalars, grad_scale: gradScale }, programs);
+    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC };
+  }
+  kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
   kernelFor('bwd', opts, s)({ ...inputs, lse, kacc, dloss, dE, dC }, { ...scalars, grad_scale: gradScale }, programs);
-  return { loss, rowLoss, lse, kAccepted: kacc, nValid, dE, dC };
+  return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC };
 }

@@ -109,10 +109,11 @@ export class CudaBench {
   }
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
-  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']> } = {}): BenchTiming {
+  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean } = {}): BenchTiming {
     const s = fitD(schedule, p.D);
     const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
+    const fused: CompiledKernel | undefined = opts.fused ? this.rt.kernel('fused', o, s) : undefined;
     const cu = this.rt.cuda;
     const own = !opts.inputs;
     const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox');
@@ -129,9 +130,10 @@ export class CudaBench {
         const bufs = buffers(r);
         cu.record(ev[0]);
         cu.fill32(inp.dC, 0, p.V * p.D);
-        this.rt.launch(fwd, p.N, bufs, scalars);
+        if (fused) this.rt.launch(fused, p.N, bufs, scalars);
+        else this.rt.launch(fwd, p.N, bufs, scalars);
         cu.record(ev[1]);
-        this.rt.launch(bwd, p.N, bufs, scalars);
+        if (!fused) this.rt.launch(bwd, p.N, bufs, scalars);
         cu.record(ev[2]);
         const t01 = cu.elapsed(ev[0], ev[1]);
         const t12 = cu.elapsed(ev[1], ev[2]);

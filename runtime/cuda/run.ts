@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
-import { type CceOptions, cceBackward, cceForward, optionsKey } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused, optionsKey } from '../../dsl/cce.js';
 import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
@@ -71,11 +71,11 @@ export class CudaRuntime {
     return this.cuda.info.name;
   }
 
-  kernel(which: 'fwd' | 'bwd', o: CceOptions, s: Schedule): CompiledKernel {
+  kernel(which: 'fwd' | 'bwd' | 'fused', o: CceOptions, s: Schedule): CompiledKernel {
     const key = `${which}|${JSON.stringify(s)}|${optionsKey(o)}`;
     const hit = this.kernels.get(key);
     if (hit) return hit;
-    const kernel = which === 'fwd' ? cceForward(o, s) : cceBackward(o, s);
+    const kernel = which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : cceFused(o, s);
     const lowered = lower(kernel, s, this.cuda.caps());
     const { source } = emitCuda(lowered, CODEGEN_VERSION);
     let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch);
@@ -177,8 +177,11 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       alias_table: alloc(smp.alias ? p.V * 8 : 4, smp.alias),
     };
     const scalars = { ...problemScalars(p, gradScale), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
+    const fused = o.fused ? rt.kernel('fused', opts, s) : undefined;
+    if (fused && p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
     const step = () => {
       cu.fill32(b.dC, 0, p.V * p.D);
+      if (fused) return rt.launch(fused, N, b, scalars);
       rt.launch(fwd, N, b, scalars);
       rt.launch(bwd, N, b, scalars);
     };
