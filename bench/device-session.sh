@@ -18,6 +18,7 @@ for step in "$@"; do
     pkg) echo "== torch package"; python3 bench/torch_package_gpu.py out/torch --out "$OUT/torch-package.json" > "$OUT/torch-package.log" 2>&1; grep -v "^FAIL" "$OUT/torch-package.log" | tail -4; grep -c "^FAIL" "$OUT/torch-package.log" ;;
     triton) echo "== triton"; python3 bench/triton_check.py out/triton out/torch > "$OUT/triton.log" 2>&1; tail -6 "$OUT/triton.log" ;;
     philox) echo "== bench cuda philox"; run bench --device cuda --negatives philox --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda-philox.json" > "$OUT/bench-cuda-philox.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-philox.log" | tail -8 ;;
+    fused) echo "== check + bench cuda fused"; run check --device cuda --fused --out "$OUT/check-cuda-fused.json" > "$OUT/check-cuda-fused.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda-fused.log" | tail -4; run bench --device cuda --fused --repeats ${REPEATS:-10} ${DB:+--db "$DB"} --out "$OUT/bench-cuda-fused.json" > "$OUT/bench-cuda-fused.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-fused.log" | tail -7 ;;
     torch) echo "== torch"; python3 bench/torch_baseline.py --out "$OUT/torch.json" --native --full-ce ${TORCH_SETTINGS:+--settings "$TORCH_SETTINGS"} > "$OUT/torch.log" 2>&1; tail -12 "$OUT/torch.log" ;;
     *) echo "unknown step $step" ;;
   esac
