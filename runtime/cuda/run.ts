@@ -214,8 +214,9 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     cu.synchronize('CCE- forward/backward');
     const f64 = (ptr: DevicePtr, n: number) => Float64Array.from(new Float32Array(cu.download(ptr, n * 4)));
     const rowLoss = f64(b.loss, N);
-    const lse = f64(b.lse, N);
-    const kAccepted = p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
+    // A fused run keeps lse and the accepted counts in registers: none are returned.
+    const lse = fused ? new Float64Array(0) : f64(b.lse, N);
+    const kAccepted = fused ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(b.dE, N * p.D);
     const dC = f64(b.dC, p.V * p.D);
     const loss = reduceLoss(p, rowLoss, nValid);
