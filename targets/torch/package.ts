@@ -5,7 +5,7 @@
 import Handlebars from 'handlebars';
 import { CODEGEN_VERSION, compileKernel } from '../../codegen/compile.js';
 import { sharedBytes } from '../../codegen/lower.js';
-import { type CceOptions, cceBackward, cceForward } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused } from '../../dsl/cce.js';
 import { CAPS, type Schedule, fitD, heuristicSchedule, warps } from '../../dsl/schedule.js';
 import type { ManifestKernel } from '../../codegen/package.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
@@ -39,9 +39,10 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
     // Index-tensor kernels for uniform and given q; in-kernel (Philox) sampling for uniform q.
     for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const)
       for (const s of schedules.values())
-        for (const pass of ['forward', 'backward'] as const) {
-          const opts: CceOptions = { mode: 'sampled', dtype, sampling, grad: 'perRow', negatives };
-          const k = pass === 'forward' ? cceForward(opts, s) : cceBackward(opts, s);
+        for (const pass of ['forward', 'backward', 'fused'] as const) {
+          // The fused kernel (mean / sum: gradients for a unit upstream scale, computed with the loss).
+          const opts: CceOptions = { mode: 'sampled', dtype, sampling, grad: pass === 'fused' ? 'scalar' : 'perRow', negatives };
+          const k = pass === 'forward' ? cceForward(opts, s) : pass === 'backward' ? cceBackward(opts, s) : cceFused(opts, s);
           const out = compileKernel(k, s, 'cuda', CAPS.cuda);
           const file = `${k.name}__${sampling}${negatives === 'philox' ? '_philox' : ''}_${dtype}__${tag(s)}.cu`;
           files.set(`ccekit_torch/kernels/${file}`, out.source);
@@ -49,7 +50,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
             file,
             entry: out.entry,
             pass,
-            options: { mode: 'sampled', dtype, sampling, grad: 'perRow', negatives },
+            options: { mode: 'sampled', dtype, sampling, grad: opts.grad, negatives },
             schedule: s,
             launch: { rowsPerProgram: s.rows, threadsPerProgram: out.lowered.invocations, warps: warps(s), blockD: out.lowered.blockD, sharedBytes: sharedBytes(out.lowered, CAPS.cuda), maxD: out.lowered.blockD },
             parameters: out.parameters,

@@ -118,9 +118,20 @@ class CceMinusFunction(torch.autograd.Function):
         from . import _cuda
 
         out_dtype = e.dtype
+        ctx.e_dtype = e.dtype
         ctx.c_dtype = c.dtype  # gradients come back in the inputs' own dtypes (autocast: fp32 tables)
         if c.dtype != e.dtype:
             c = c.to(e.dtype)
+        ctx.fused = reduction != "none" and any(ctx.needs_input_grad[:2])
+        if ctx.fused:
+            # mean / sum: the gradients are linear in the scalar upstream gradient, so one fused kernel computes
+            # them for a unit scale together with the loss; backward only rescales them.
+            loss_rows, de, dc = _cuda.fused(e, c, targets, negatives, logq, ignore_index)
+            live = (targets != ignore_index).sum()
+            ctx.save_for_backward(de, dc, live)
+            ctx.reduction = reduction
+            total = loss_rows.sum()
+            return total if reduction == "sum" else total / live.clamp_min(1).to(total.dtype)
         loss_rows, lse, kacc = _cuda.forward(e, c, targets, negatives, logq, ignore_index)
         ctx.philox = negatives if isinstance(negatives, tuple) else None
         saved_neg = targets if ctx.philox else negatives  # placeholder tensor when the kernels draw them
@@ -141,6 +152,10 @@ class CceMinusFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         from . import _cuda
 
+        if ctx.fused:
+            de, dc, live = ctx.saved_tensors
+            scale = grad_out.float() if ctx.reduction == "sum" else grad_out.float() / live.clamp_min(1).float()
+            return (de * scale).to(ctx.e_dtype), (dc * scale).to(ctx.c_dtype), None, None, None, None, None
         saved = ctx.saved_tensors
         e, c, targets, negatives, lse, kacc = saved[:6]
         if ctx.philox:
@@ -472,6 +487,19 @@ def forward(e, c, targets, negatives, logq, ignore_index):
     tensors = {"E": e, "C": c, "targets": targets, "negatives": negatives_t, "logq": logq, "loss": loss, "lse": lse, "kacc": kacc}
     _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index))
     return loss, lse, kacc
+
+
+def fused(e, c, targets, negatives, logq, ignore_index):
+    """Loss rows and the gradients for a unit upstream scale per row (grad_scale 1), in one kernel."""
+    n, d = e.shape
+    sampling = "uniform" if logq is None else "given"
+    k = _pick("fused", e.dtype, sampling, d, e.device, _kind(negatives))
+    loss = torch.empty(n, dtype=torch.float32, device=e.device)
+    de = torch.empty(n, d, dtype=torch.float32, device=e.device)
+    dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
+    tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "loss": loss, "dE": de, "dC": dc}
+    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index))
+    return loss, de, dc
 
 
 def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index):
