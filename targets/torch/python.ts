@@ -155,7 +155,8 @@ class CceMinusFunction(torch.autograd.Function):
         if ctx.fused:
             de, dc, live = ctx.saved_tensors
             scale = grad_out.float() if ctx.reduction == "sum" else grad_out.float() / live.clamp_min(1).float()
-            return (de * scale).to(ctx.e_dtype), (dc * scale).to(ctx.c_dtype), None, None, None, None, None
+            # In place: the saved unit-scale gradients are not needed again.
+            return de.mul_(scale).to(ctx.e_dtype), dc.mul_(scale).to(ctx.c_dtype), None, None, None, None, None
         saved = ctx.saved_tensors
         e, c, targets, negatives, lse, kacc = saved[:6]
         if ctx.philox:
