@@ -42,7 +42,8 @@ export function unrollLoops(body: readonly Stmt[]): Stmt[] {
 
 const isConst = (e: Expr): e is Expr & { op: 'const' } => e.op === 'const';
 
-function foldBin(fn: string, a: number, b: number, t: string): number | undefined {
+/** A binary op on constants with the IR's semantics (i32 / u32 wrap; f32 in float64); undefined if not foldable. */
+export function evalBin(fn: string, a: number, b: number, t: string): number | undefined {
   const i = (x: number) => (t === 'u32' ? x >>> 0 : x | 0);
   // f32 constants fold in float64 (the CPU executor's precision); emitters round when they print them.
   const f = (x: number) => (t === 'f32' || t === 'bool' ? x : i(x));
@@ -51,6 +52,7 @@ function foldBin(fn: string, a: number, b: number, t: string): number | undefine
     case 'sub': return f(a - b);
     case 'mul': return t === 'f32' ? a * b : i(Math.imul(a, b));
     case 'div': return t === 'f32' ? a / b : b === 0 ? undefined : i(Math.trunc(a / b));
+    case 'pow': return t === 'f32' ? a ** b : undefined;
     case 'min': return Math.min(a, b);
     case 'max': return Math.max(a, b);
     case 'eq': return +(a === b);
@@ -73,7 +75,7 @@ export function foldExpr(e: Expr): Expr {
   return mapExpr(e, (x) => {
     if (x.op === 'bin') {
       if (isConst(x.a) && isConst(x.b)) {
-        const v = foldBin(x.fn, x.a.v, x.b.v, x.a.t);
+        const v = evalBin(x.fn, x.a.v, x.b.v, x.a.t);
         if (v !== undefined && Number.isFinite(v)) return { op: 'const', t: x.t, s: 'uniform', v };
       }
       const id = (c: Expr, other: Expr) => {

@@ -1,7 +1,7 @@
 // Scalar functions (logit transforms, sampling corrections) as IR templates: an f32 expression over named
 // arguments, applied by substitution and differentiated symbolically for the backward pass.
 import { type Expr, mapExpr } from '../codegen/ir.js';
-import { foldExpr } from '../codegen/passes.js';
+import { evalBin, foldExpr } from '../codegen/passes.js';
 import { Val } from './values.js';
 
 export interface ScalarFn {
@@ -116,25 +116,9 @@ export function evalScalarFn(fn: ScalarFn, args: readonly number[]): number {
       case 'const': return e.v;
       case 'param': return env.get(e.name)!;
       case 'bin': {
-        const a = ev(e.a), b = ev(e.b);
-        switch (e.fn) {
-          case 'add': return a + b;
-          case 'sub': return a - b;
-          case 'mul': return a * b;
-          case 'div': return a / b;
-          case 'pow': return a ** b;
-          case 'min': return Math.min(a, b);
-          case 'max': return Math.max(a, b);
-          case 'eq': return +(a === b);
-          case 'ne': return +(a !== b);
-          case 'lt': return +(a < b);
-          case 'le': return +(a <= b);
-          case 'gt': return +(a > b);
-          case 'ge': return +(a >= b);
-          case 'and': return +(!!a && !!b);
-          case 'or': return +(!!a || !!b);
-          default: throw new Error(`evalScalarFn: ${e.fn}`);
-        }
+        const v = evalBin(e.fn, ev(e.a), ev(e.b), e.a.t);
+        if (v === undefined) throw new Error(`evalScalarFn: ${e.fn}`);
+        return v;
       }
       case 'un': {
         const a = ev(e.a);
