@@ -23,6 +23,13 @@ function writeJson(path: string | undefined, data: unknown): void {
   out(`wrote ${path}`);
 }
 
+/** `--settings a,b,c`: names of bench settings, each known. */
+function settingNames(text: string, cmd: string): string[] {
+  const names = text.split(',').map((s) => s.trim());
+  for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, cmd);
+  return names;
+}
+
 export function openCuda(): CudaRuntime {
   const rt = CudaRuntime.open();
   if (!rt) throw new UsageError('--device cuda: no CUDA driver or device found (libcuda.so.1)', '');
@@ -102,8 +109,7 @@ export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,.
 
 export async function cmdBench(argv: string[]): Promise<number> {
   const o = parseFlags('bench', argv, BENCH_FLAGS);
-  const names = o.settings.split(',').map((s) => s.trim());
-  for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, 'bench');
+  const names = settingNames(o.settings, 'bench');
   const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
   if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out);
   const rt = openCuda();
@@ -186,8 +192,7 @@ export const TUNE_HELP = usage(
 
 export async function cmdTune(argv: string[]): Promise<number> {
   const o = parseFlags('tune', argv, TUNE_FLAGS);
-  const names = o.settings.split(',').map((s) => s.trim());
-  for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, 'tune');
+  const names = settingNames(o.settings, 'tune');
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());

@@ -21,7 +21,7 @@ import { CceInputError, type CceProblem } from '../runtime/problem.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import { type FlagTable, UsageError, isHelp, parseFlags, table, usage } from './args.js';
-import { relErr } from '../runtime/check.js';
+import { gpuTolerance, relErr } from '../runtime/check.js';
 import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune, openCuda } from './gpu.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 
@@ -271,7 +271,7 @@ const fmtVal = (x: number | Float64Array) => (typeof x === 'number' ? x.toPrecis
 const passes = (c: Comparison, tol: number) => Object.values(c.errors).every((e) => e <= tol);
 
 /** Tolerance of a device: float64 executor vs float32 GPU arithmetic (f32: 1e-4, 16-bit inputs: 1e-3). */
-const defaultTol = (dev: Device['kind'], dtype: FloatDType) => (dev === 'cpu' ? 1e-9 : dtype === 'f32' ? 1e-4 : 1e-3);
+const defaultTol = (dev: Device['kind'], dtype: FloatDType) => (dev === 'cpu' ? 1e-9 : gpuTolerance(dtype).grad);
 
 async function openDevice(kind: 'cpu' | 'webgpu' | 'cuda', repeats: number, required: boolean): Promise<Device | null> {
   if (kind === 'cpu') return { kind: 'cpu' };

@@ -82,6 +82,33 @@ async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd' | 'samples',
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
+/**
+ * The uniform block (the kernel's scalars, then its dims, 4 bytes each, in the emitter's order) and the bind group
+ * of a pipeline; returns the group and the uniform buffer (the caller owns and destroys it).
+ */
+function bindKernel(device: GPUDevice, pl: Pipeline, bufs: Record<string, GPUBuffer>, scalars: Record<string, number>): { group: GPUBindGroup; uniform: GPUBuffer } {
+  const k = pl.kernel;
+  const fields = [...k.params.filter((q) => q.kind === 'scalar'), ...k.dims.map((d) => ({ kind: 'scalar' as const, name: d, type: 'i32' as const }))];
+  const u = new DataView(new ArrayBuffer(roundUp(Math.max(4, fields.length * 4), 16)));
+  fields.forEach((f, i) => {
+    const v = scalars[f.name];
+    if (v === undefined) throw new WebgpuError(`${k.name}: no value for uniform ${f.name}`);
+    if (f.type === 'f32') u.setFloat32(i * 4, v, true);
+    else if (f.type === 'u32') u.setUint32(i * 4, v, true);
+    else u.setInt32(i * 4, v, true);
+  });
+  const uniform = device.createBuffer({ size: u.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${k.name}.params` });
+  device.queue.writeBuffer(uniform, 0, u.buffer);
+  const entries = pl.params
+    .filter((q) => q.binding !== undefined)
+    .map((q) => {
+      const buffer = q.name === 'params' ? uniform : bufs[q.name];
+      if (!buffer) throw new WebgpuError(`${k.name}: no buffer for binding ${q.name}`);
+      return { binding: q.binding!, resource: { buffer } };
+    });
+  return { group: device.createBindGroup({ layout: pl.layout, entries, label: k.name }), uniform };
+}
+
 /** Typed data → bytes as the WGSL kernel reads them (16-bit values packed two per u32 word). */
 function bytesOf(data: ArrayBufferView): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -156,23 +183,9 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
 
     const bind = (pl: Pipeline): GPUBindGroup => {
-      const k = pl.kernel;
-      const fields = [...k.params.filter((q) => q.kind === 'scalar'), ...k.dims.map((d) => ({ kind: 'scalar' as const, name: d, type: 'i32' as const }))];
-      const u = new DataView(new ArrayBuffer(roundUp(Math.max(4, fields.length * 4), 16)));
-      fields.forEach((f, i) => {
-        const v = scalars[f.name];
-        if (v === undefined) throw new WebgpuError(`${k.name}: no value for uniform ${f.name}`);
-        if (f.type === 'f32') u.setFloat32(i * 4, v, true);
-        else if (f.type === 'u32') u.setUint32(i * 4, v, true);
-        else u.setInt32(i * 4, v, true);
-      });
-      const ub = device.createBuffer({ size: u.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${k.name}.params` });
-      owned.push(ub);
-      device.queue.writeBuffer(ub, 0, u.buffer);
-      const entries = pl.params
-        .filter((q) => q.binding !== undefined)
-        .map((q) => ({ binding: q.binding!, resource: { buffer: q.name === 'params' ? ub : bufs[q.name] } }));
-      return device.createBindGroup({ layout: pl.layout, entries, label: k.name });
+      const { group, uniform } = bindKernel(device, pl, bufs, scalars);
+      owned.push(uniform);
+      return group;
     };
     const fwdGroup = bind(fwd);
     const bwdGroup = bind(bwd);
@@ -297,12 +310,7 @@ export async function samplesWebgpu(ctx: WebgpuContext, p: CceProblem): Promise<
     alias_table: mk(smp.alias ? p.V * 8 : 0, smp.alias),
   };
   const scalars: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K, V2: smp.V2, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi };
-  const fields = [...pl.kernel.params.filter((q) => q.kind === 'scalar'), ...pl.kernel.dims.map((d) => ({ kind: 'scalar' as const, name: d, type: 'i32' as const }))];
-  const u = new DataView(new ArrayBuffer(roundUp(Math.max(4, fields.length * 4), 16)));
-  fields.forEach((f, i) => (f.type === 'u32' ? u.setUint32(i * 4, scalars[f.name]!, true) : u.setInt32(i * 4, scalars[f.name]!, true)));
-  const ub = device.createBuffer({ size: u.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(ub, 0, u.buffer);
-  const group = device.createBindGroup({ layout: pl.layout, entries: pl.params.filter((q) => q.binding !== undefined).map((q) => ({ binding: q.binding!, resource: { buffer: q.name === 'params' ? ub : bufs[q.name]! } })) });
+  const { group, uniform: ub } = bindKernel(device, pl, bufs, scalars);
   const programs = Math.ceil(p.N / s.rows);
   const gx = Math.min(programs, ctx.caps.maxGridX);
   const enc = device.createCommandEncoder();
