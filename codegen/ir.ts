@@ -9,14 +9,37 @@
 // Control flow is uniform (loop bounds are uniform); per-row and per-element decisions are masks and
 // selects, so the same program maps to SIMT targets (CUDA, WGSL: lanes of a row slot share the vector)
 // and to tile targets (Triton: a row is a [BLOCK_R] tensor, a vec a [BLOCK_R, BLOCK_D] tensor).
+//
+// Tile kernels (candidates shared by the rows of a program) add a candidate axis c of `kernel.cands`
+// entries, the same for every row of the program:
+//   cand  — one value per candidate of the tile (an item id, a mask);
+//   tile  — one value per row slot and candidate (a logit, a probability): [rows, cands];
+//   cvec  — one value per candidate and element d (a gathered item row): [cands, D].
+// A scope is a set of axes (r, c, d); operands broadcast to the union of their axes, which may not hold all
+// three — contractions (`mm`) consume the third. Tile targets print these as 2-D tensors and `mm` as a
+// tensor-core dot; the other targets run the `untile` pass first (codegen/untile.ts), which unrolls the
+// candidate axis into `cands` row / vec values.
 
 export type StorageDType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32';
 export type ValueType = 'f32' | 'i32' | 'u32' | 'bool';
-export type Scope = 'uniform' | 'row' | 'vec';
+export type Scope = 'uniform' | 'row' | 'vec' | 'cand' | 'tile' | 'cvec';
 
-export const SCOPE_RANK: Record<Scope, number> = { uniform: 0, row: 1, vec: 2 };
+const AXES: Record<Scope, string> = { uniform: '', row: 'r', vec: 'rd', cand: 'c', tile: 'rc', cvec: 'cd' };
+const BY_AXES = new Map(Object.entries(AXES).map(([s, a]) => [a, s as Scope]));
+export const TILE_SCOPES: ReadonlySet<Scope> = new Set(['cand', 'tile', 'cvec']);
+
+export class ScopeError extends Error {}
+
+/** Whether a value of scope `inner` can be used where `outer` is expected (its axes are a subset). */
+export function scopeWithin(inner: Scope, outer: Scope): boolean {
+  return [...AXES[inner]].every((a) => AXES[outer].includes(a));
+}
+/** The scope of an operation on operands of scopes a and b: the union of their axes. */
 export function widerScope(a: Scope, b: Scope): Scope {
-  return SCOPE_RANK[a] >= SCOPE_RANK[b] ? a : b;
+  const axes = ['r', 'c', 'd'].filter((x) => AXES[a].includes(x) || AXES[b].includes(x)).join('');
+  const s = BY_AXES.get(axes);
+  if (!s) throw new ScopeError(`a ${a} value and a ${b} value span rows, candidates and elements at once; contract one axis with mm()`);
+  return s;
 }
 
 /** Register type a storage dtype loads into: half and bfloat widen to f32 (accumulate in fp32). */
@@ -50,14 +73,41 @@ export type Expr = Typed &
     | { op: 'ref'; name: string }
     | { op: 'row' } // global row index of this row slot (i32)
     | { op: 'rowValid' } // row < rows dimension (bool)
-    | { op: 'd' } // element index along the vector dimension (i32, vec scope)
+    | { op: 'program' } // index of this program (i32, uniform)
+    | { op: 'cidx' } // candidate index within the tile, 0..cands−1 (i32, cand scope)
+    | { op: 'd' } // element index along the vector dimension (i32, vec or cvec scope)
     | { op: 'bin'; fn: BinFn; a: Expr; b: Expr }
     | { op: 'un'; fn: UnFn; a: Expr }
     | { op: 'select'; c: Expr; a: Expr; b: Expr }
     | { op: 'cast'; a: Expr }
     | { op: 'load'; tensor: string; index: Expr; mask?: Expr }
-    | { op: 'reduce'; fn: 'sum' | 'max'; a: Expr } // vec -> row, over d < vector length
+    | { op: 'reduce'; fn: 'sum' | 'max'; a: Expr; axis?: 'd' | 'c' } // over d < vector length (vec → row) or candidates (tile → row)
+    | MatMul
   );
+
+/**
+ * Tile contraction (a tensor-core dot on tile targets):
+ *   vec [r,d] · cvec [c,d] → tile [r,c] (over d);  tile [r,c] · cvec [c,d] → vec [r,d] (over c);
+ *   tile [r,c] · vec [r,d] → cvec [c,d] (over the program's rows: only as the value of an atomicAdd, where
+ *   the sum over rows is the atomic accumulation itself).
+ * `prec` is the storage precision the products may be taken in; an operand not marked exact (not a plain
+ * 16-bit load) is split into high and low parts of that precision, so the result stays fp32-accurate.
+ */
+export interface MatMul {
+  op: 'mm';
+  a: Expr;
+  b: Expr;
+  prec: 'f32' | 'f16' | 'bf16';
+  exact: readonly [boolean, boolean];
+}
+
+/** The scope of mm(a, b), or undefined when the pair is not a contraction. */
+export function mmScope(a: Scope, b: Scope): Scope | undefined {
+  if (a === 'vec' && b === 'cvec') return 'tile';
+  if (a === 'tile' && b === 'cvec') return 'vec';
+  if (a === 'tile' && b === 'vec') return 'cvec';
+  return undefined;
+}
 
 export type Stmt =
   | { k: 'let'; name: string; value: Expr }
@@ -94,6 +144,10 @@ export interface Kernel {
   rowDim: string;
   /** The dimension vec-scope values run along. */
   vecDim: string;
+  /** Tile kernels: entries of the candidate axis (cand / tile / cvec scopes). */
+  cands?: number;
+  /** Rows per program this kernel is written for (`program` then names a fixed group of rows). */
+  programRows?: number;
   params: readonly Param[];
   body: Stmt[];
 }
@@ -127,6 +181,8 @@ export function children(e: Expr): Expr[] {
       return [e.c, e.a, e.b];
     case 'load':
       return e.mask ? [e.index, e.mask] : [e.index];
+    case 'mm':
+      return [e.a, e.b];
     default:
       return [];
   }
@@ -167,6 +223,9 @@ export function mapExpr(e: Expr, fn: (e: Expr) => Expr): Expr {
     case 'load':
       out = { ...e, index: mapExpr(e.index, fn), mask: e.mask && mapExpr(e.mask, fn) };
       break;
+    case 'mm':
+      out = { ...e, a: mapExpr(e.a, fn), b: mapExpr(e.b, fn) };
+      break;
     default:
       out = e;
   }
@@ -200,6 +259,8 @@ export function exprToString(e: Expr): string {
       return e.name;
     case 'row':
     case 'rowValid':
+    case 'program':
+    case 'cidx':
     case 'd':
       return e.op;
     case 'bin':
@@ -213,6 +274,8 @@ export function exprToString(e: Expr): string {
     case 'load':
       return `${e.tensor}[${exprToString(e.index)}${e.mask ? ' if ' + exprToString(e.mask) : ''}]`;
     case 'reduce':
-      return `reduce_${e.fn}(${exprToString(e.a)})`;
+      return `reduce_${e.fn}${e.axis === 'c' ? '_c' : ''}(${exprToString(e.a)})`;
+    case 'mm':
+      return `mm(${exprToString(e.a)}, ${exprToString(e.b)})`;
   }
 }

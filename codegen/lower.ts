@@ -10,6 +10,7 @@
 //  - storage of vec values: a vec name used outside its region is a per-lane array (SIMT) / tile.
 import { type Expr, type Kernel, type Scope, type Stmt, type ValueType, mapExpr, children } from './ir.js';
 import { runPasses } from './passes.js';
+import { untile } from './untile.js';
 import { verifyKernel, VerifyError } from './verify.js';
 import { type DeviceCaps, type Schedule, blockD, checkScheduleShape, invocations, perLane } from '../dsl/schedule.js';
 
@@ -78,12 +79,18 @@ function refs(e: Expr, out: Set<string>): Set<string> {
   for (const c of children(e)) refs(c, out);
   return out;
 }
-const hasReduce = (e: Expr): boolean => e.op === 'reduce' || children(e).some(hasReduce);
+/** Reductions over d (lowered into vec regions); reductions over candidates stay expressions of tile targets. */
+const hasReduce = (e: Expr): boolean => (e.op === 'reduce' && e.axis !== 'c') || children(e).some(hasReduce);
+
+/** Targets whose printers take tile values (candidate axis) as they are; the others get the untile pass. */
+const TILE_TARGETS = new Set(['triton']);
 
 export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): LoweredKernel {
   checkScheduleShape(schedule);
   verifyKernel(k0);
-  const k = runPasses(k0);
+  if (k0.programRows !== undefined && schedule.rows !== k0.programRows)
+    throw new VerifyError(k0.name, 'schedule', `the kernel shares its candidates among ${k0.programRows} rows per program, the schedule has rows = ${schedule.rows}`);
+  const k = runPasses(k0.cands !== undefined && !TILE_TARGETS.has(caps?.target ?? '') ? untile(k0) : k0);
   verifyKernel(k);
   counter = 0;
   const symbols = new Map<string, SymbolInfo>();
@@ -181,7 +188,7 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
       const tgts: [('sum' | 'max'), string][] = [];
       const rewrite = (e: Expr): Expr =>
         mapExpr(e, (x) => {
-          if (x.op !== 'reduce') return x;
+          if (x.op !== 'reduce' || x.axis === 'c') return x;
           const name = `red${counter++}`;
           declare(name, 'f32', 'row');
           const pre: LStmt[] = [];

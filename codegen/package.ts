@@ -1,7 +1,7 @@
 // Emitting a set of CCE- kernel variants for one target: sources plus a manifest the runtimes read
 // (kernel names, parameters and bindings, schedule, dtypes, launch geometry).
 import { type CceOptions, cceBackward, cceForward, cceFused } from '../dsl/cce.js';
-import { CAPS, type DeviceCaps, type Schedule, warps } from '../dsl/schedule.js';
+import { CAPS, type DeviceCaps, type Schedule, fitShare, warps } from '../dsl/schedule.js';
 import { sharedBytes } from './lower.js';
 import { CODEGEN_VERSION, compileKernel } from './compile.js';
 import type { ParamDoc, TargetName } from '../targets/common.js';
@@ -12,7 +12,7 @@ export interface ManifestKernel {
   file: string;
   entry: string;
   pass: 'forward' | 'backward' | 'fused';
-  options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; transform?: string; correction?: string };
+  options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; share?: number; transform?: string; correction?: string };
   schedule: Schedule;
   launch: { rowsPerProgram: number; threadsPerProgram: number; warps: number; blockD: number; sharedBytes: number; maxD: number };
   parameters: ParamDoc[];
@@ -28,13 +28,15 @@ export interface Manifest {
 
 /** File-name tag of a variant: sampling (or full), dtype, upstream-gradient kind. */
 export function variantTag(o: CceOptions): string {
-  return [o.mode === 'full' ? 'full' : o.sampling, o.mode === 'sampled' && o.negatives === 'philox' ? 'philox' : '', o.dtype, o.grad === 'perRow' ? 'rowgrad' : ''].filter(Boolean).join('_');
+  const sampled = o.mode === 'sampled';
+  return [o.mode === 'full' ? 'full' : o.sampling, sampled && o.negatives === 'philox' ? 'philox' : '', sampled && o.share ? `share${o.share}` : '', o.dtype, o.grad === 'perRow' ? 'rowgrad' : ''].filter(Boolean).join('_');
 }
 
-export function emitVariants(target: TargetName, variants: readonly CceOptions[], schedule: Schedule, caps: DeviceCaps = CAPS[target]): { files: Map<string, string>; manifest: Manifest } {
+export function emitVariants(target: TargetName, variants: readonly CceOptions[], base: Schedule, caps: DeviceCaps = CAPS[target]): { files: Map<string, string>; manifest: Manifest } {
   const files = new Map<string, string>();
   const kernels: ManifestKernel[] = [];
   for (const o of variants) {
+    const schedule = o.mode === 'sampled' && o.share ? fitShare(base, o.share, caps) : base;
     // The fused kernel serves scalar upstream gradients (mean / sum).
     for (const pass of o.grad === 'scalar' ? (['forward', 'backward', 'fused'] as const) : (['forward', 'backward'] as const)) {
       if (pass === 'forward' && o.grad === 'perRow' && variants.some((v) => v !== o && variantTag({ ...v, grad: 'perRow' }) === variantTag(o) && v.grad === 'scalar')) continue;
@@ -46,7 +48,7 @@ export function emitVariants(target: TargetName, variants: readonly CceOptions[]
         file,
         entry: out.entry,
         pass,
-        options: { mode: o.mode, dtype: o.dtype, sampling: o.sampling, grad: o.grad, negatives: o.mode === 'sampled' ? o.negatives ?? 'tensor' : undefined, transform: o.transform?.origin, correction: o.correction?.origin },
+        options: { mode: o.mode, dtype: o.dtype, sampling: o.sampling, grad: o.grad, negatives: o.mode === 'sampled' ? o.negatives ?? 'tensor' : undefined, share: o.mode === 'sampled' ? o.share : undefined, transform: o.transform?.origin, correction: o.correction?.origin },
         schedule,
         launch: {
           rowsPerProgram: schedule.rows,
@@ -63,10 +65,17 @@ export function emitVariants(target: TargetName, variants: readonly CceOptions[]
   return { files, manifest: { generator: 'ccekit', version: CODEGEN_VERSION, target, device: caps.name, kernels } };
 }
 
-/** Every variant of one dtype: sampled (uniform, given q) and full CE, scalar and per-row upstream gradients. */
+/** Rows per group of the shared-negative variants emitted by default. */
+export const DEFAULT_SHARE = 64;
+
+/**
+ * Every variant of one dtype: sampled (uniform, given q; index tensor or in-kernel draws; per row or shared by
+ * a row tile) and full CE, scalar and per-row upstream gradients.
+ */
 export function allVariants(dtype: CceOptions['dtype'], extra: Partial<CceOptions> = {}): CceOptions[] {
   const out: CceOptions[] = [];
-  for (const [mode, sampling, negatives] of [['sampled', 'uniform', 'tensor'], ['sampled', 'given', 'tensor'], ['sampled', 'uniform', 'philox'], ['sampled', 'given', 'philox'], ['full', 'uniform', 'tensor']] as const)
-    for (const grad of ['scalar', 'perRow'] as const) out.push({ mode, sampling, negatives, grad, dtype, ...extra });
+  const kinds = [['sampled', 'uniform', 'tensor', 0], ['sampled', 'given', 'tensor', 0], ['sampled', 'uniform', 'philox', 0], ['sampled', 'given', 'philox', 0], ['sampled', 'uniform', 'tensor', DEFAULT_SHARE], ['sampled', 'given', 'philox', DEFAULT_SHARE], ['full', 'uniform', 'tensor', 0]] as const;
+  for (const [mode, sampling, negatives, share] of kinds)
+    for (const grad of ['scalar', 'perRow'] as const) out.push({ mode, sampling, negatives, grad, dtype, ...(share ? { share } : {}), ...extra });
   return out;
 }

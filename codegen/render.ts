@@ -1,8 +1,8 @@
 // Expression printing shared by every target: the walk, parenthesization, scope broadcasting and the
 // rewrites all targets want (integer powers as products) live here; a Dialect says how each leaf and
 // operator is spelled.
-import type { BinFn, Expr, Scope, TensorParam, UnFn, ValueType } from './ir.js';
-import { SCOPE_RANK } from './ir.js';
+import type { BinFn, Expr, MatMul, Scope, TensorParam, UnFn, ValueType } from './ir.js';
+import { scopeWithin } from './ir.js';
 import type { LoweredKernel, SymbolInfo } from './lower.js';
 
 export interface Dialect {
@@ -12,7 +12,14 @@ export interface Dialect {
   ref(name: string, sym: SymbolInfo | undefined, inRegion: boolean): string;
   row(): string;
   rowValid(): string;
-  d(): string;
+  /** Index of this program (uniform i32). */
+  program(): string;
+  /** d: the element index (vec or cvec scope). */
+  d(s: Scope): string;
+  /** Tile targets: the candidate index of the tile, a contraction, a reduction over candidates. */
+  cidx?(): string;
+  mm?(e: MatMul & { s: Scope }, a: string, b: string): string;
+  reduceCands?(fn: 'sum' | 'max', a: string): string;
   bin(fn: BinFn, a: string, b: string, operandType: ValueType): string;
   un(fn: UnFn, a: string, t: ValueType): string;
   select(c: string, a: string, b: string, t: ValueType): string;
@@ -50,7 +57,7 @@ export class ExprPrinter {
   print(e: Expr, want: Scope = e.s): string {
     const D = this.dialect;
     const code = this.inner(e);
-    return D.lift && SCOPE_RANK[e.s] < SCOPE_RANK[want] && e.op !== 'const' && e.op !== 'param' ? D.lift(code, e.s, want) : code;
+    return D.lift && e.s !== want && scopeWithin(e.s, want) && e.op !== 'const' && e.op !== 'param' ? D.lift(code, e.s, want) : code;
   }
 
   /** Print `e` at its own scope; operands are printed at the scope of `e`. */
@@ -68,8 +75,16 @@ export class ExprPrinter {
         return lift(D.row(), 'row');
       case 'rowValid':
         return lift(D.rowValid(), 'row');
+      case 'program':
+        return D.program();
       case 'd':
-        return D.d();
+        return D.d(e.s);
+      case 'cidx':
+        if (!D.cidx) throw new Error(`${this.lk.kernel.name}: a candidate-axis value reached a target without tiles (untile first)`);
+        return D.cidx();
+      case 'mm':
+        if (!D.mm) throw new Error(`${this.lk.kernel.name}: mm reached a target without tiles (untile first)`);
+        return D.mm(e, this.print(e.a), this.print(e.b));
       case 'bin': {
         if (e.fn === 'pow' && e.b.op === 'const' && Number.isInteger(e.b.v) && e.b.v >= 1 && e.b.v <= 4) {
           const a = this.print(e.a, e.s);
@@ -87,6 +102,7 @@ export class ExprPrinter {
         if (e.mask) throw new Error(`${this.lk.kernel.name}: masked load left in an expression (lowering bug)`);
         return lift(D.load(this.tensor(e.tensor), this.print(e.index, e.s)), e.s);
       case 'reduce':
+        if (e.axis === 'c' && D.reduceCands) return D.reduceCands(e.fn, this.print(e.a));
         throw new Error(`${this.lk.kernel.name}: reduce left in an expression (lowering bug)`);
     }
   }

@@ -9,8 +9,10 @@ import {
   type Scope,
   type Stmt,
   type ValueType,
-  SCOPE_RANK,
+  TILE_SCOPES,
   exprToString,
+  mmScope,
+  scopeWithin,
   valueTypeOf,
   widerScope,
 } from './ir.js';
@@ -46,7 +48,17 @@ export function verifyKernel(k: Kernel): void {
     }
   }
   if (!k.dims.includes(k.rowDim)) fail('kernel', `row dimension '${k.rowDim}' is not declared`);
+  if (k.cands !== undefined && !(Number.isInteger(k.cands) && k.cands >= 1)) fail('kernel', `cands = ${k.cands} must be a positive integer`);
 
+  let mmOverRowsOk = false;
+  const hasRowAxis = (e: Expr) => e.s === 'row' || e.s === 'vec' || e.s === 'tile';
+  const union = (a: Scope, b: Scope, here: string): Scope => {
+    try {
+      return widerScope(a, b);
+    } catch (err) {
+      return fail(here, (err as Error).message);
+    }
+  };
   const checkExpr = (e: Expr, env: Map<string, Sym>, where: string): void => {
     const here = `${where} (${exprToString(e).slice(0, 80)})`;
     switch (e.op) {
@@ -68,7 +80,13 @@ export function verifyKernel(k: Kernel): void {
       }
       case 'row':
       case 'd':
+      case 'program':
+      case 'cidx':
         if (e.t !== 'i32') fail(here, `${e.op} is i32`);
+        if (e.op === 'd' && e.s !== 'vec' && e.s !== 'cvec') fail(here, 'd is a vec or cvec value');
+        if (e.op === 'cidx' && e.s !== 'cand') fail(here, 'cidx is a cand value');
+        if (e.op === 'program' && e.s !== 'uniform') fail(here, 'program is uniform');
+        if (TILE_SCOPES.has(e.s) && k.cands === undefined) fail(here, 'a candidate-axis value in a kernel without cands');
         return;
       case 'rowValid':
         return;
@@ -82,7 +100,7 @@ export function verifyKernel(k: Kernel): void {
         if (e.fn === 'mulhi' && e.a.t !== 'u32') fail(here, `mulhi needs u32 operands, got ${e.a.t}`);
         const t = COMPARE_FNS.has(e.fn) || LOGIC_FNS.has(e.fn) ? 'bool' : e.a.t;
         if (e.t !== t) fail(here, `${e.fn} yields ${t}, annotated ${e.t}`);
-        if (e.s !== widerScope(e.a.s, e.b.s)) fail(here, 'scope annotation is wrong');
+        if (e.s !== union(e.a.s, e.b.s, here)) fail(here, 'scope annotation is wrong');
         return;
       }
       case 'un':
@@ -116,10 +134,23 @@ export function verifyKernel(k: Kernel): void {
       }
       case 'reduce':
         checkExpr(e.a, env, where);
-        if (e.a.s !== 'vec') fail(here, `reduce_${e.fn} needs a vec operand, got ${e.a.s}`);
+        if (e.axis === 'c') {
+          if (e.a.s !== 'tile') fail(here, `reduce_${e.fn} over candidates needs a tile operand, got ${e.a.s}`);
+        } else if (e.a.s !== 'vec') fail(here, `reduce_${e.fn} needs a vec operand, got ${e.a.s}`);
         if (e.a.t !== 'f32' || e.t !== 'f32') fail(here, `reduce_${e.fn} works on f32`);
         if (e.s !== 'row') fail(here, 'a reduction yields a row value');
         return;
+      case 'mm': {
+        checkExpr(e.a, env, where);
+        checkExpr(e.b, env, where);
+        const s = mmScope(e.a.s, e.b.s);
+        if (!s) fail(here, `mm of a ${e.a.s} and a ${e.b.s} value is not a contraction (vec·cvec, tile·cvec, tile·vec)`);
+        if (e.s !== s) fail(here, 'scope annotation is wrong');
+        if (e.a.t !== 'f32' || e.b.t !== 'f32' || e.t !== 'f32') fail(here, 'mm works on f32');
+        if (k.cands === undefined) fail(here, 'mm in a kernel without cands');
+        if (e.s === 'cvec' && !mmOverRowsOk) fail(here, 'a contraction over rows (tile·vec) may only be the value of an atomicAdd');
+        return;
+      }
     }
   };
 
@@ -129,7 +160,13 @@ export function verifyKernel(k: Kernel): void {
     const want = s.k === 'store' ? 'write' : 'atomic';
     if (p!.access !== want) fail(where, `'${s.tensor}' is not ${want === 'write' ? 'an output' : 'an accumulator'}`);
     checkExpr(s.index, env, where);
+    // A contraction over rows sums the rows' contributions, which only an atomic accumulation may do, and
+    // only scaled by values that are the same for every row (uniform or per candidate).
+    const byRows = (e: Expr): boolean =>
+      (e.op === 'mm' && e.s === 'cvec') || (e.op === 'bin' && e.fn === 'mul' && ((byRows(e.a) && !hasRowAxis(e.b)) || (byRows(e.b) && !hasRowAxis(e.a))));
+    mmOverRowsOk = s.k === 'atomicAdd' && byRows(s.value);
     checkExpr(s.value, env, where);
+    mmOverRowsOk = false;
     if (s.index.t !== 'i32') fail(where, `index into '${s.tensor}' is ${s.index.t}, not i32`);
     if (s.value.t !== valueTypeOf(p!.dtype)) fail(where, `${s.value.t} value into ${p!.dtype} tensor '${s.tensor}'`);
     if (s.k === 'atomicAdd' && s.value.t !== 'f32') fail(where, 'atomicAdd takes f32 values');
@@ -153,7 +190,7 @@ export function verifyKernel(k: Kernel): void {
           checkExpr(s.init, env, `var ${s.name}`);
           if (env.has(s.name) || scalars.has(s.name)) fail(`var ${s.name}`, 'name already declared');
           if (s.init.t !== s.t) fail(`var ${s.name}`, `initial value is ${s.init.t}, variable is ${s.t}`);
-          if (SCOPE_RANK[s.init.s] > SCOPE_RANK[s.s]) fail(`var ${s.name}`, `a ${s.init.s} initial value in a ${s.s} variable`);
+          if (!scopeWithin(s.init.s, s.s)) fail(`var ${s.name}`, `a ${s.init.s} initial value in a ${s.s} variable`);
           env.set(s.name, { t: s.t, s: s.s, mutable: true });
           break;
         case 'assign': {
@@ -162,7 +199,7 @@ export function verifyKernel(k: Kernel): void {
           if (!v!.mutable) fail(`assign ${s.name}`, 'assignment to a let (immutable)');
           checkExpr(s.value, env, `assign ${s.name}`);
           if (s.value.t !== v!.t) fail(`assign ${s.name}`, `${s.value.t} value into ${v!.t} variable`);
-          if (SCOPE_RANK[s.value.s] > SCOPE_RANK[v!.s]) fail(`assign ${s.name}`, `a ${s.value.s} value into a ${v!.s} variable`);
+          if (!scopeWithin(s.value.s, v!.s)) fail(`assign ${s.name}`, `a ${s.value.s} value into a ${v!.s} variable`);
           break;
         }
         case 'store':

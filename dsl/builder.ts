@@ -1,7 +1,7 @@
 // The kernel builder: declares tensors and sizes, records statements, and returns IR (codegen/ir.ts).
 import type { Access, Expr, Kernel, Param, Scope, StorageDType, Stmt, ValueType } from '../codegen/ir.js';
 import { widerScope } from '../codegen/ir.js';
-import { DslError, type Num, Val, type ValueOf, constant, select, TRUE } from './values.js';
+import { DslError, type Num, Val, type ValueOf, constant, reduceCands, select, TRUE } from './values.js';
 
 /** A tensor parameter; its dtype and symbolic shape are part of its type. */
 export class Tensor<D extends StorageDType = StorageDType, S extends readonly string[] = readonly string[]> {
@@ -37,6 +37,10 @@ export interface KernelInfo<VD extends string> {
   doc: string;
   rowDim: string;
   vecDim: VD;
+  /** Tile kernels: candidates per tile (the candidate axis of cand / tile / cvec values). */
+  cands?: number;
+  /** Rows per program the kernel is written for (the rows that share a tile's candidates). */
+  programRows?: number;
 }
 
 export class KernelBuilder<VD extends string = 'D'> {
@@ -91,6 +95,38 @@ export class KernelBuilder<VD extends string = 'D'> {
   /** Element index along the vector dimension (a vec value). */
   get d(): Val<'i32'> {
     return new Val<'i32'>({ op: 'd', t: 'i32', s: 'vec' });
+  }
+  /** Tile kernels: candidates per tile. */
+  get cands(): number {
+    if (this.info.cands === undefined) throw new DslError(`${this.info.name}: not a tile kernel (no cands)`);
+    return this.info.cands;
+  }
+  /** Index of this program (uniform): with programRows, the group of rows it owns. */
+  get program(): Val<'i32'> {
+    return new Val<'i32'>({ op: 'program', t: 'i32', s: 'uniform' });
+  }
+  /** Tile kernels: the candidate index within the tile, 0..cands−1 (a cand value). */
+  get cidx(): Val<'i32'> {
+    if (this.info.cands === undefined) throw new DslError(`${this.info.name}: cidx in a kernel without cands`);
+    return new Val<'i32'>({ op: 'cidx', t: 'i32', s: 'cand' });
+  }
+  /** Gather the rows n (a cand value) of a [rows, vecDim] tensor as a cvec value ([cands, D]). */
+  loadCandRows<D extends 'f32' | 'f16' | 'bf16'>(t: Tensor<D, readonly [string, VD]>, n: Val<'i32'>, mask: Val<'bool'> = TRUE): Val<'f32'> {
+    return this.load(t, this.candOffsets(n), this.cdValid.and(mask)) as Val<'f32'>;
+  }
+  /** Scatter-add a cvec value into rows n (a cand value) of an accumulator. */
+  atomicAddCandRows(t: Tensor<'f32', readonly [string, VD]>, n: Val<'i32'>, v: Val<'f32'>, mask: Val<'bool'> = TRUE): void {
+    this.atomicAdd(t, this.candOffsets(n), v, this.cdValid.and(mask));
+  }
+  private get cd(): Val<'i32'> {
+    return new Val<'i32'>({ op: 'd', t: 'i32', s: 'cvec' });
+  }
+  private candOffsets(n: Val<'i32'>): Val<'i32'> {
+    if (n.scope !== 'cand') throw new DslError(`${this.info.name}: candidate rows are indexed by a cand value, got ${n.scope}`);
+    return n.mul(this.dim(this.info.vecDim)).add(this.cd);
+  }
+  private get cdValid(): Val<'bool'> {
+    return this.cd.lt(this.dim(this.info.vecDim));
   }
 
   emit(s: Stmt): void {
@@ -191,6 +227,8 @@ export class KernelBuilder<VD extends string = 'D'> {
       dims: [...this.dims],
       rowDim: this.info.rowDim,
       vecDim: this.info.vecDim,
+      ...(this.info.cands !== undefined ? { cands: this.info.cands } : {}),
+      ...(this.info.programRows !== undefined ? { programRows: this.info.programRows } : {}),
       params: [...this.params],
       body: this.blocks[0],
     };
@@ -217,6 +255,14 @@ export class OnlineSoftmax {
     let acc = this.l.get().mul(this.m.get().sub(mNew).exp());
     logits.forEach((x, j) => (acc = acc.add(select(masks[j], x.sub(mNew).exp(), 0))));
     this.l.set(acc);
+    this.m.set(mNew);
+  }
+  /** Add a tile of logits ([rows, candidates]); masked-off logits are skipped. */
+  updateTile(logits: Val<'f32'>, mask: Val<'bool'>): void {
+    const kb = this.kb;
+    const mNew = kb.let('m_new', this.m.get().max(reduceCands('max', select(mask, logits, constant('f32', -3.0e38)))));
+    const p = kb.let('p_tile', select(mask, logits.sub(mNew).exp(), 0));
+    this.l.set(this.l.get().mul(this.m.get().sub(mNew).exp()).add(reduceCands('sum', p)));
     this.m.set(mNew);
   }
   /** log Σ exp; −3e38 (≈ −∞) when nothing was added. */

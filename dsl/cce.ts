@@ -12,8 +12,8 @@ import type { Kernel } from '../codegen/ir.js';
 import { KernelBuilder, OnlineSoftmax, type Tensor } from './builder.js';
 import { applyScalarFn, derivative, type ScalarFn, argRef } from './scalarfn.js';
 import type { Schedule } from './schedule.js';
-import { dot, f32, i32, select, type Val } from './values.js';
-import { type Sampler, sampleItem } from './sampling.js';
+import { DslError, dot, f32, i32, mm, reduceCands, select, type Val } from './values.js';
+import { STREAM_SHARED, type Sampler, sampleItem } from './sampling.js';
 
 export type FloatDType = 'f32' | 'f16' | 'bf16';
 
@@ -24,6 +24,13 @@ export interface CceOptions {
   sampling: 'uniform' | 'given';
   /** Sampled mode: negatives from an index tensor [N, K] (default) or drawn in the kernel (Philox4x32-10, seed). */
   negatives?: 'tensor' | 'philox';
+  /**
+   * Sampled mode: row-tile-shared negatives. Each group of `share` consecutive rows (one program) shares its
+   * K negatives (index tensor [G, K], G = ⌈N/share⌉, or Philox stream 1 keyed by the group). Every row still
+   * sees K i.i.d. draws from q, so its estimator is unchanged; logits and gradients become tile contractions
+   * (tensor cores) and dC gets one update per group and candidate instead of one per row.
+   */
+  share?: number;
   /** Backward: 'scalar' upstream gradient (mean / sum) or 'perRow' (reduction none). */
   grad: 'scalar' | 'perRow';
   /** Logit transform f(x) applied to every dot product (identity when absent). */
@@ -37,7 +44,8 @@ export const DEFAULT_OPTIONS: CceOptions = { mode: 'sampled', dtype: 'f32', samp
 /** A stable key of the options that change generated code (never shapes). */
 export function optionsKey(o: CceOptions): string {
   const fn = (f?: ScalarFn) => (f ? `${f.name}(${f.args.join(',')})=${JSON.stringify(f.body)}` : '-');
-  return [o.mode, o.dtype, o.mode === 'sampled' ? o.sampling : '', o.mode === 'sampled' ? o.negatives ?? 'tensor' : '', o.grad, fn(o.transform), fn(o.correction)].join('|');
+  const share = o.mode === 'sampled' && o.share ? `share${o.share}` : '';
+  return [o.mode, o.dtype, o.mode === 'sampled' ? o.sampling : '', o.mode === 'sampled' ? o.negatives ?? 'tensor' : '', o.grad, fn(o.transform), fn(o.correction), share].join('|');
 }
 
 const NEG_BIG = -3.0e38;
@@ -47,7 +55,9 @@ interface Common {
   E: Tensor<FloatDType, readonly ['N', 'D']>;
   C: Tensor<FloatDType, readonly ['V', 'D']>;
   sampled: boolean;
-  negatives?: Tensor<'i32', readonly ['N', 'K']>;
+  negatives?: Tensor<'i32', readonly [string, 'K']>;
+  /** Rows per group sharing negatives (tile kernels). */
+  share?: number;
   sampler?: Sampler;
   logq?: Tensor<'f32', readonly ['V']>;
   logqUniform?: Val<'f32'>;
@@ -57,12 +67,14 @@ interface Common {
   e: Val<'f32'>;
 }
 
-function prologue(name: string, doc: string, o: CceOptions): Common {
-  const kb = new KernelBuilder({ name, doc, rowDim: 'N', vecDim: 'D' });
+function prologue(name: string, doc: string, o: CceOptions, s: Schedule): Common {
+  const share = o.mode === 'sampled' ? o.share : undefined;
+  if (share !== undefined && s.rows !== share) throw new DslError(`${name}: negatives shared by ${share} rows need schedule.rows = ${share} (got ${s.rows})`);
+  const kb = new KernelBuilder(share ? { name: `${name}_shared`, doc, rowDim: 'N', vecDim: 'D', cands: s.samplesPerStep, programRows: share } : { name, doc, rowDim: 'N', vecDim: 'D' });
   const E = kb.input('E', o.dtype, ['N', 'D'] as const, 'hidden states, one row per position');
   const C = kb.input('C', o.dtype, ['V', 'D'] as const, 'item embeddings (the classifier)');
   const T = kb.input('targets', 'i32', ['N'] as const, 'target item per row, or ignore_index');
-  const c: Partial<Common> = { kb, E, C, sampled: o.mode === 'sampled' };
+  const c: Partial<Common> = { kb, E, C, sampled: o.mode === 'sampled', share };
   if (o.mode === 'sampled') {
     if (o.negatives === 'philox') {
       c.sampler = {
@@ -70,7 +82,10 @@ function prologue(name: string, doc: string, o: CceOptions): Common {
         seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
         alias: o.sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const, 'Walker alias table: [u32 threshold, alias item] per item') : undefined,
       };
-    } else c.negatives = kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row');
+    } else
+      c.negatives = share
+        ? kb.input('negatives', 'i32', ['G', 'K'] as const, `sampled negative items per group of ${share} rows`)
+        : kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row');
     if (o.sampling === 'given') c.logq = kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution');
     else c.logqUniform = kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)');
   }
@@ -120,6 +135,7 @@ function correctionOf(c: Common, o: CceOptions, cand: Candidate): Val<'f32'> | u
 
 /** Forward sweep: online softmax over the candidates; returns the target logit, the lse and the accepted count. */
 function forwardSweep(c: Common, o: CceOptions, s: Schedule): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
+  if (c.share) return sharedForwardSweep(c, o);
   const { kb } = c;
   const f = transformOf(o);
   kb.comment('target logit s0 = f(e · c_t)');
@@ -139,19 +155,63 @@ function forwardSweep(c: Common, o: CceOptions, s: Schedule): { s0: Val<'f32'>; 
     sm.update(logits, cs.map((x) => x.ok));
     if (c.sampled) kcount.set(cs.reduce((acc, x) => acc.add(select(x.ok, 1, 0)), kcount.get()));
   });
-  let lse: Val<'f32'>;
-  if (c.sampled) {
-    kb.comment('negatives: lse − log k; then merge with the target logit');
-    const kf = kcount.get().to('f32');
-    const neg = kb.let('neg_lse', select(kcount.get().gt(0), sm.lse().sub(kf.max(1).log()), NEG_BIG));
-    const mx = kb.let('mx', s0.max(neg));
-    lse = kb.let('lse_i', mx.add(s0.sub(mx).exp().add(neg.sub(mx).exp()).log()));
-  } else lse = kb.let('lse_i', sm.lse());
-  return { s0, lse, kcount: kcount.get() };
+  return { s0, lse: c.sampled ? mergeTarget(kb, s0, sm, kcount.get()) : kb.let('lse_i', sm.lse()), kcount: kcount.get() };
 }
 
-/** Backward sweep: recompute the logits, p = exp(s − lse); dE = Σ coef·c in registers, dC[n] += coef·e. */
-function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, logk: Val<'f32'> | undefined, g: Val<'f32'>): void {
+/** lse of the target logit and the accepted negatives (their online softmax minus log k). */
+function mergeTarget(kb: KernelBuilder<'D'>, s0: Val<'f32'>, sm: OnlineSoftmax, kcount: Val<'i32'>): Val<'f32'> {
+  kb.comment('negatives: lse − log k; then merge with the target logit');
+  const kf = kcount.to('f32');
+  const neg = kb.let('neg_lse', select(kcount.gt(0), sm.lse().sub(kf.max(1).log()), NEG_BIG));
+  const mx = kb.let('mx', s0.max(neg));
+  return kb.let('lse_i', mx.add(s0.sub(mx).exp().add(neg.sub(mx).exp()).log()));
+}
+
+/** Shared negatives, one tile of the candidate axis at kk: item ids and range (cand), acceptance per row (tile). */
+function sharedCandidates(c: Common, kk: Val<'i32'>): { n: Val<'i32'>; inRange: Val<'bool'>; ok: Val<'bool'> } {
+  const { kb } = c;
+  const K = kb.dim('K');
+  const slot = kb.let('slot', kk.add(kb.cidx));
+  const inRange = kb.let('in_range', slot.lt(K));
+  const n = c.sampler
+    ? kb.let('n', sampleItem(kb, c.sampler, kb.program, slot, kb.dim('V'), 'smp', STREAM_SHARED))
+    : kb.let('n', kb.load(c.negatives!, kb.program.mul(K).add(slot), inRange));
+  return { n, inRange, ok: kb.let('ok', c.live.and(inRange).and(n.ne(c.t))) };
+}
+
+/** Logits of a tile: f(e · c_n) + corr(log q(n)) for every row and shared candidate. */
+function sharedLogits(c: Common, o: CceOptions, n: Val<'i32'>, inRange: Val<'bool'>): { cc: Val<'f32'>; raw: Val<'f32'>; logit: Val<'f32'> } {
+  const { kb } = c;
+  const cc = kb.let('c_tile', kb.loadCandRows(c.C, n, inRange));
+  const raw = kb.let('raw', mm(c.e, cc, o.dtype, [true, true]));
+  const corr = correctionOf(c, o, { n, ok: inRange });
+  return { cc, raw, logit: kb.let('logit', corr ? transformOf(o)(raw).add(corr) : transformOf(o)(raw)) };
+}
+
+/** Forward sweep with row-tile-shared negatives: tiles of candidates, contractions on tensor cores. */
+function sharedForwardSweep(c: Common, o: CceOptions): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
+  const { kb } = c;
+  kb.comment('target logit s0 = f(e · c_t)');
+  const s0 = kb.let('s0', transformOf(o)(dot(c.e, kb.loadRow(c.C, c.tSafe, c.live))));
+  const sm = new OnlineSoftmax(kb, 'cand');
+  const kacc = kb.var('kacc_f', f32(0), 'row');
+  kb.loop('kk', 0, kb.dim('K'), kb.cands, (kk) => {
+    kb.comment(`a tile of ${kb.cands} negatives shared by the program's rows: gather once, logits as one contraction`);
+    const { n, inRange, ok } = sharedCandidates(c, kk);
+    const { logit } = sharedLogits(c, o, n, inRange);
+    sm.updateTile(logit, ok);
+    kacc.set(kacc.get().add(reduceCands('sum', select(ok, f32(1), f32(0)))));
+  });
+  const kcount = kb.let('kcount', kacc.get().to('i32'));
+  return { s0, lse: mergeTarget(kb, s0, sm, kcount), kcount };
+}
+
+/**
+ * Backward sweep: recompute the logits, p = exp(s − lse); dE = Σ coef·c in registers, dC[n] += coef·e.
+ * g: the upstream gradient per row (0 on ignored rows); gScalar: the same when it is one scalar for all rows.
+ */
+function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, logk: Val<'f32'> | undefined, g: Val<'f32'>, gScalar?: Val<'f32'>): void {
+  if (c.share) return sharedBackwardSweep(c, o, lse, logk!, g, gScalar);
   const { kb } = c;
   const f = transformOf(o);
   const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
@@ -188,10 +248,44 @@ function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, l
   kb.storeRow(dE, kb.row, dEacc.get(), kb.rowValid);
 }
 
+/**
+ * Backward sweep with shared negatives. Per tile: P = exp(logit − log k − lse)·f'(raw) on accepted entries;
+ * dE += P·C_tile (contraction over candidates), dC[n] += Pᵀ·E (over the program's rows, one atomic per
+ * candidate element). The upstream gradient multiplies afterwards, so the contractions see P ∈ [0, 1]
+ * (fp16 tensor cores would flush p·g to zero when g = 1/N is small); a per-row g on fp16 storage makes the
+ * contraction over rows an fp32 one.
+ */
+function sharedBackwardSweep(c: Common, o: CceOptions, lse: Val<'f32'>, logk: Val<'f32'>, g: Val<'f32'>, gScalar?: Val<'f32'>): void {
+  const { kb } = c;
+  const f = transformOf(o);
+  const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
+  const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)');
+  const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
+  kb.comment("target column: coefficient (p0 − 1)·f'(raw0), times g");
+  const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
+  const raw0 = kb.let('raw0', dot(c.e, ct));
+  const p0 = f(raw0).sub(lse).exp().sub(1);
+  const coef0 = kb.let('coef0', select(c.live, df ? p0.mul(df(raw0)) : p0, 0));
+  kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0.mul(g)), c.live);
+  const dEacc = kb.var('dE_acc', ct.mul(coef0), 'vec');
+  const overRows = o.dtype === 'f16' && !gScalar ? 'f32' : o.dtype;
+  kb.loop('kk', 0, kb.dim('K'), kb.cands, (kk) => {
+    kb.comment(`recompute a tile of logits; dE += P·C_tile, dC[n] += Pᵀ·E`);
+    const { n, inRange, ok } = sharedCandidates(c, kk);
+    const { cc, raw, logit } = sharedLogits(c, o, n, inRange);
+    const p = logit.sub(logk).sub(lse).exp();
+    const coef = kb.let('coef', select(ok, df ? p.mul(df(raw)) : p, 0));
+    dEacc.set(dEacc.get().add(mm(coef, cc, o.dtype, [false, true])));
+    const byRows = gScalar ? mm(coef, c.e, o.dtype, [false, true]).mul(gScalar) : mm(kb.let('coef_g', coef.mul(g)), c.e, overRows, [false, overRows !== 'f32']);
+    kb.atomicAddCandRows(dC, n, byRows, inRange);
+  });
+  kb.storeRow(dE, kb.row, dEacc.get().mul(g), kb.rowValid);
+}
+
 /** Forward: per-row lse and loss (and, sampled, the accepted count). */
 export function cceForward(o: CceOptions, s: Schedule): Kernel {
   const name = o.mode === 'sampled' ? 'cce_minus_fwd' : 'ce_full_fwd';
-  const c = prologue(name, 'CCE- forward: online softmax over gathered candidates; writes lse, loss' + (o.mode === 'sampled' ? ', accepted count' : ''), o);
+  const c = prologue(name, 'CCE- forward: online softmax over gathered candidates; writes lse, loss' + (o.mode === 'sampled' ? ', accepted count' : ''), o, s);
   const { kb } = c;
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
@@ -206,7 +300,7 @@ export function cceForward(o: CceOptions, s: Schedule): Kernel {
 /** Backward: dE (written per row) and dC (fp32 scatter-add) for an upstream gradient. */
 export function cceBackward(o: CceOptions, s: Schedule): Kernel {
   const name = o.mode === 'sampled' ? 'cce_minus_bwd' : 'ce_full_bwd';
-  const c = prologue(name, 'CCE- backward: recompute logits, p = exp(s − lse); dE = Σ coef·c, dC[n] += coef·e', o);
+  const c = prologue(name, 'CCE- backward: recompute logits, p = exp(s − lse); dE = Σ coef·c, dC[n] += coef·e', o, s);
   const { kb } = c;
   const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
   const KACC = c.sampled ? kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward') : undefined;
@@ -216,7 +310,7 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
   const g0 = DLOSS ? kb.load(DLOSS, kb.row, c.live).mul(scale) : scale;
   const g = kb.let('g', select(c.live, g0, 0));
   const logk = KACC ? kb.let('logk', kb.load(KACC, kb.row, c.live).to('f32').max(1).log()) : undefined;
-  backwardSweep(c, o, s, lse, logk, g);
+  backwardSweep(c, o, s, lse, logk, g, DLOSS ? undefined : scale);
   return kb.build();
 }
 
@@ -227,7 +321,7 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
  */
 export function cceFused(o: CceOptions, s: Schedule): Kernel {
   const name = o.mode === 'sampled' ? 'cce_minus_fused' : 'ce_full_fused';
-  const c = prologue(name, 'CCE- forward + backward in one pass over rows: loss, lse, dE, dC', o);
+  const c = prologue(name, 'CCE- forward + backward in one pass over rows: loss, lse, dE, dC', o, s);
   const { kb } = c;
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
@@ -235,7 +329,7 @@ export function cceFused(o: CceOptions, s: Schedule): Kernel {
   kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
   const g = kb.let('g', select(c.live, scale, 0));
   const logk = c.sampled ? kb.let('logk', kcount.to('f32').max(1).log()) : undefined;
-  backwardSweep(c, o, s, lse, logk, g);
+  backwardSweep(c, o, s, lse, logk, g, scale);
   return kb.build();
 }
 

@@ -1,4 +1,4 @@
-// In-kernel negative sampling: Philox4x32-10 keyed by the seed, counter (slot, row, 0, 0), so the backward
+// In-kernel negative sampling: Philox4x32-10 keyed by the seed, counter (slot, row, stream, 0), so the backward
 // regenerates the forward's negatives and every target draws the same items (runtime/philox.ts is the host twin).
 // Items: uniform over the catalog by a multiply-high of the first word (Lemire), or from a distribution q
 // through a Walker alias table (u32 thresholds, compared with the second word).
@@ -34,9 +34,13 @@ export interface Sampler {
   alias?: Tensor<'u32', readonly ['V2']>;
 }
 
-/** Negative `slot` of `row`: an item id in [0, V). */
-export function sampleItem(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'>, slot: Val<'i32'>, V: Val<'i32'>, name: string): Val<'i32'> {
-  const [x0, x1] = philox4x32(kb, [slot.to('u32'), row.to('u32'), u32(0), u32(0)], [s.seedLo, s.seedHi], name);
+/** Philox streams: negatives of one row (stream 0), or of a group of rows that share them (stream 1). */
+export const STREAM_ROW = 0;
+export const STREAM_SHARED = 1;
+
+/** Negative `slot` of `row` (or of group `row` in stream 1): an item id in [0, V). */
+export function sampleItem(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'>, slot: Val<'i32'>, V: Val<'i32'>, name: string, stream = STREAM_ROW): Val<'i32'> {
+  const [x0, x1] = philox4x32(kb, [slot.to('u32'), row.to('u32'), u32(stream), u32(0)], [s.seedLo, s.seedHi], name);
   const col = kb.let(`${name}_col`, x0!.mulhi(V.to('u32')).to('i32'));
   if (!s.alias) return col;
   const th = kb.let(`${name}_th`, kb.load(s.alias, col.mul(2)));

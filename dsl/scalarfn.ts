@@ -1,6 +1,6 @@
 // Scalar functions (logit transforms, sampling corrections) as IR templates: an f32 expression over named
 // arguments, applied by substitution and differentiated symbolically for the backward pass.
-import { type Expr, mapExpr } from '../codegen/ir.js';
+import { type Expr, mapExpr, widerScope } from '../codegen/ir.js';
 import { evalBin, foldExpr } from '../codegen/passes.js';
 import { Val } from './values.js';
 
@@ -29,10 +29,7 @@ export function applyScalarFn(fn: ScalarFn, args: readonly Val<'f32'>[]): Val<'f
   return new Val<'f32'>(e);
 }
 
-function widerOf(a: Expr['s'], b: Expr['s']): Expr['s'] {
-  const r = { uniform: 0, row: 1, vec: 2 };
-  return r[a] >= r[b] ? a : b;
-}
+const widerOf = widerScope;
 
 const C = (v: number): Expr => ({ op: 'const', t: 'f32', s: 'uniform', v });
 const B = (fn: 'add' | 'sub' | 'mul' | 'div' | 'pow', a: Expr, b: Expr): Expr => ({ op: 'bin', fn, t: 'f32', s: 'uniform', a, b });

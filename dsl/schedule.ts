@@ -14,8 +14,11 @@ export interface Schedule {
   vec: VecWidth;
   /** Register chunks per lane: a vector holds lanes·vec·dChunks elements (BLOCK_D ≥ D). */
   dChunks: Pow2;
-  /** Samples (candidate items) gathered per loop step; their loads are independent. */
-  samplesPerStep: 1 | 2 | 4 | 8 | 16;
+  /**
+   * Samples (candidate items) gathered per loop step; their loads are independent. With negatives shared by
+   * the rows of a program it is the candidate tile (K chunk): ≥ 16 for tensor-core dots.
+   */
+  samplesPerStep: 1 | 2 | 4 | 8 | 16 | 32 | 64;
   /** Software-pipelining depth (Triton's num_stages); SIMT emitters do not pipeline yet. */
   stages: 1 | 2 | 3 | 4 | 5;
 }
@@ -81,7 +84,7 @@ export const SCHEDULE_SPACE = {
   lanes: POW2,
   vec: [1, 2, 4, 8],
   dChunks: POW2,
-  samplesPerStep: [1, 2, 4, 8, 16],
+  samplesPerStep: [1, 2, 4, 8, 16, 32, 64],
   stages: [1, 2, 3, 4, 5],
 } as const;
 
@@ -114,4 +117,19 @@ export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Sch
   while (lanes < 32 && lanes * vec * 2 < D) lanes *= 2;
   const rows = Math.max(1, (lanes >= 16 ? 128 : 256) / lanes);
   return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
+}
+
+/**
+ * A schedule for negatives shared by `share` rows: a program is one group (rows = share). Lanes shrink (and
+ * register chunks grow, keeping BLOCK_D) until the program fits the device's invocations; tile targets get a
+ * candidate tile of at least 16 (the smallest tensor-core dot).
+ */
+export function fitShare(s: Schedule, share: number, caps: Pick<DeviceCaps, 'target' | 'maxInvocations'>): Schedule {
+  let { lanes, dChunks, samplesPerStep } = s as { lanes: number; dChunks: number; samplesPerStep: number };
+  while (share * lanes > caps.maxInvocations && lanes > 1) {
+    lanes /= 2;
+    dChunks *= 2;
+  }
+  if (caps.target === 'triton') samplesPerStep = Math.max(16, samplesPerStep);
+  return { ...s, rows: share as Pow2, lanes: lanes as Pow2, dChunks: Math.min(256, dChunks) as Pow2, samplesPerStep: samplesPerStep as Schedule['samplesPerStep'] };
 }

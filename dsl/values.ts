@@ -9,6 +9,7 @@ import {
   type UnFn,
   type ValueType,
   COMPARE_FNS,
+  mmScope,
   widerScope,
 } from '../codegen/ir.js';
 
@@ -159,4 +160,22 @@ export function dot(a: Val<'f32'>, b: Val<'f32'>): Val<'f32'> {
 export function matmul(a: Val<'f32'>, bs: readonly Val<'f32'>[]): Val<'f32'>[] {
   if (a.scope !== 'vec' || bs.some((b) => b.scope !== 'vec')) throw new DslError('matmul: operands must be vec values ([rows, D] and [S, D])');
   return bs.map((b) => dot(a, b));
+}
+
+/** Reduction of a tile value ([rows, candidates]) over its candidates: one value per row. */
+export function reduceCands(fn: 'sum' | 'max', x: Val<'f32'>): Val<'f32'> {
+  if (x.scope !== 'tile') throw new DslError(`reduceCands: operand must be a tile value (one per row and candidate), got ${x.scope}`);
+  return new Val<'f32'>({ op: 'reduce', fn, axis: 'c', t: 'f32', s: 'row', a: x.e });
+}
+
+/**
+ * Tile contraction (tensor cores on tile targets): vec·cvec → tile (each row with each candidate row),
+ * tile·cvec → vec (rows' weighted sums of candidate rows), tile·vec → cvec (candidates' weighted sums of
+ * the program's rows; only as the value of an atomicAdd). `prec`: the storage precision products may be
+ * taken in; `exact`: which operands are plain loads of that precision (others are split hi + lo).
+ */
+export function mm(a: Val<'f32'>, b: Val<'f32'>, prec: 'f32' | 'f16' | 'bf16', exact: readonly [boolean, boolean]): Val<'f32'> {
+  const s = mmScope(a.scope, b.scope);
+  if (!s) throw new DslError(`mm: a ${a.scope} value times a ${b.scope} value is not a tile contraction (vec·cvec, tile·cvec, tile·vec)`);
+  return new Val<'f32'>({ op: 'mm', t: 'f32', s, a: a.e, b: b.e, prec, exact });
 }

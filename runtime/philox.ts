@@ -65,24 +65,40 @@ export function buildAlias(q: ArrayLike<number>): AliasTable {
   return { threshold, alias };
 }
 
-/** The negatives a kernel draws in-kernel: slot j of row i from Philox(counter [j, i, 0, 0], key [seed_lo, seed_hi]). */
-export function philoxNegatives(N: number, K: number, V: number, seed: number, alias?: AliasTable): Int32Array {
+/**
+ * The negatives a kernel draws in-kernel: slot j of row i from Philox(counter [j, i, stream, 0], key [seed_lo,
+ * seed_hi]); stream 1 draws the negatives of row groups (shared negatives; i is then the group).
+ */
+export function philoxNegatives(N: number, K: number, V: number, seed: number, alias?: AliasTable, stream = 0): Int32Array {
   const out = new Int32Array(N * K);
   const key = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
   for (let i = 0; i < N; i++)
     for (let j = 0; j < K; j++) {
-      const [x0, x1] = philox4x32([j, i, 0, 0], key);
+      const [x0, x1] = philox4x32([j, i, stream, 0], key);
       const col = mulhi32(x0, V);
       out[i * K + j] = !alias || alias.threshold[col] === 0xffffffff || x1 < alias.threshold[col]! ? col : alias.alias[col]!;
     }
   return out;
 }
 
-/** A problem whose negatives the kernels draw (philoxSeed), with those negatives written out (for the reference). */
+/**
+ * The problem with its negatives written out per row [N, K] (for the reference): those the kernels draw
+ * (philoxSeed), and a shared group's negatives repeated for each of its rows (shareRows).
+ */
 export function materializeNegatives(p: CceProblem): CceProblem {
-  if (p.mode !== 'sampled' || p.philoxSeed === undefined) return p;
-  const alias = p.itemProbs ? buildAlias(p.itemProbs) : undefined;
-  return { ...p, negatives: philoxNegatives(p.N, p.K, p.V, p.philoxSeed, alias), philoxSeed: undefined };
+  if (p.mode !== 'sampled' || (p.philoxSeed === undefined && p.shareRows === undefined)) return p;
+  const alias = p.itemProbs && p.philoxSeed !== undefined ? buildAlias(p.itemProbs) : undefined;
+  const rows = p.shareRows ? Math.ceil(p.N / p.shareRows) : p.N;
+  const drawn = p.philoxSeed !== undefined ? philoxNegatives(rows, p.K, p.V, p.philoxSeed, alias, p.shareRows ? 1 : 0) : p.negatives!;
+  if (!p.shareRows) return { ...p, negatives: drawn, philoxSeed: undefined };
+  const perRow = new Int32Array(p.N * p.K);
+  for (let i = 0; i < p.N; i++) perRow.set(drawn.subarray(Math.floor(i / p.shareRows) * p.K, Math.floor(i / p.shareRows) * p.K + p.K), i * p.K);
+  return { ...p, negatives: perRow, philoxSeed: undefined, shareRows: undefined };
+}
+
+/** Groups of rows that share negatives (the first dimension of a shared negatives tensor); N without sharing. */
+export function negativeRows(p: Pick<CceProblem, 'N' | 'shareRows'>): number {
+  return p.shareRows ? Math.ceil(p.N / p.shareRows) : p.N;
 }
 
 /** Kernel inputs of the in-kernel sampler: the seed split in two u32 words, the alias table for a given q. */

@@ -20,8 +20,13 @@ export interface CceProblem {
   C: Float32Array | Uint16Array;
   /** N target item ids (or ignoreIndex). */
   targets: Int32Array;
-  /** N*K negative item ids, sampled mode. */
+  /** N*K negative item ids, sampled mode (G*K with shareRows). */
   negatives?: Int32Array;
+  /**
+   * Row-tile-shared negatives: each group of shareRows consecutive rows shares one set of K negatives
+   * (negatives is then [G, K], G = ⌈N/shareRows⌉; drawn ones come from Philox stream 1 keyed by the group).
+   */
+  shareRows?: number;
   /** Sampled mode without a negatives tensor: the kernels draw them (Philox4x32-10 with this seed, runtime/philox.ts). */
   philoxSeed?: number;
   /** V sampling probabilities q(v) (popularity sampling); absent = uniform q = 1/(V-1). */
@@ -117,7 +122,12 @@ export function validateProblem(p: CceProblem): void {
     fail('ignoreIndex', `must be an integer, got ${String(p.ignoreIndex)}`);
   }
 
+  if (p.shareRows !== undefined) {
+    if (!sampled) fail('shareRows', 'shared negatives need sampled mode');
+    if (![16, 32, 64, 128].includes(p.shareRows)) fail('shareRows', `must be 16, 32, 64 or 128 rows, got ${String(p.shareRows)}`);
+  }
   const { N, D, V, K } = p;
+  const negRows = p.shareRows ? Math.ceil(N / p.shareRows) : N;
   if (N * D > MAX_I32_OFFSET) fail('E', `N*D = ${N * D} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
   if (V * D > MAX_I32_OFFSET) fail('C', `V*D = ${V * D} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
   if (sampled && N * K > MAX_I32_OFFSET) {
@@ -136,8 +146,9 @@ export function validateProblem(p: CceProblem): void {
   } else if (sampled) {
     if (p.negatives === undefined || p.negatives === null) fail('negatives', 'required in sampled mode (or philoxSeed to draw them in the kernels)');
     if (!(p.negatives instanceof Int32Array)) fail('negatives', `must be an Int32Array, got ${describe(p.negatives)}`);
-    if (p.negatives.length !== N * K) {
-      fail('negatives', `length ${p.negatives.length} does not match N*K (${N}*${K}) = ${N * K}`);
+    if (p.negatives.length !== negRows * K) {
+      const shape = p.shareRows ? `G*K (⌈${N}/${p.shareRows}⌉*${K})` : `N*K (${N}*${K})`;
+      fail('negatives', `length ${p.negatives.length} does not match ${shape} = ${negRows * K}`);
     }
   }
   if (p.itemProbs !== undefined) {

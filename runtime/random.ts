@@ -78,6 +78,8 @@ export interface GenOptions {
   popularity?: boolean;
   /** Standard deviation of the entries of E and C; default 2/sqrt(D). */
   scale?: number;
+  /** Negatives shared by groups of this many rows ([G, K]); collisions hit one row of the group. */
+  shareRows?: number;
 }
 
 export const DEFAULT_IGNORE_INDEX = -100;
@@ -137,7 +139,17 @@ export function randomProblem(o: GenOptions): CceProblem {
   }
 
   let negatives: Int32Array | undefined;
-  if (mode === 'sampled') {
+  if (mode === 'sampled' && o.shareRows) {
+    const R = o.shareRows;
+    const G = Math.ceil(N / R);
+    negatives = new Int32Array(G * K);
+    for (let g = 0; g < G; g++)
+      for (let j = 0; j < K; j++) {
+        const t = targets[Math.min(N - 1, g * R + rng.int(R))]!;
+        const collide = t !== ignoreIndex && collisionRate > 0 && rng.next() < collisionRate;
+        negatives[g * K + j] = collide ? t : cdf !== undefined ? sampleCdf(cdf, rng.next()) : rng.int(V);
+      }
+  } else if (mode === 'sampled') {
     negatives = new Int32Array(N * K);
     for (let i = 0; i < N; i++) {
       const t = targets[i]!;
@@ -173,6 +185,7 @@ export function randomProblem(o: GenOptions): CceProblem {
     reduction: 'mean',
   };
   if (negatives !== undefined) problem.negatives = negatives;
+  if (mode === 'sampled' && o.shareRows) problem.shareRows = o.shareRows;
   if (itemProbs !== undefined) problem.itemProbs = itemProbs;
   return problem;
 }

@@ -14,6 +14,7 @@ const dialect: Dialect = {
   param: (name) => `P_${name}`,
   ref: (name, sym, inRegion) => (sym?.s === 'vec' && sym.array && inRegion ? `${name}[d]` : name),
   row: () => 'row',
+  program: () => 'program',
   rowValid: () => 'row_valid',
   d: () => 'd',
   bin: (fn: BinFn, a, b, t) => {
@@ -116,7 +117,7 @@ export function printJs(lk: LoweredKernel): string {
     `const st = (b, i, v, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); b[i] = v; };`,
     `const add = (b, i, v, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); b[i] += v; };`,
     `for (let row = 0; row < programs * ${lk.schedule.rows}; row++) {`,
-    `  const row_valid = row < P_${k.rowDim};`,
+    `  const row_valid = row < P_${k.rowDim}, program = Math.floor(row / ${lk.schedule.rows});`,
   ];
   for (const h of head.slice(0, -2)) out.line(h);
   out.line(head[head.length - 2]);

@@ -1,14 +1,14 @@
 // CPU runtime: runs the compiled CCE- kernels (IR → lowering → JS, float64) on a problem; the same API
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
-import { type CceOptions, cceBackward, cceForward, cceFused } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused, optionsKey } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
-import { CAPS, DEFAULT_SCHEDULE, type Schedule, fitD } from '../../dsl/schedule.js';
+import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, fitD, fitShare } from '../../dsl/schedule.js';
 import { lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { compileJs, type CpuKernelFn } from './jsgen.js';
 import type { ReferenceResult } from './reference.js';
-import { samplerInputs } from '../philox.js';
+import { negativeRows, samplerInputs } from '../philox.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -48,15 +48,26 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
     dtype: p.dtype,
     sampling: p.itemProbs ? 'given' : 'uniform',
     negatives: p.philoxSeed !== undefined ? 'philox' : 'tensor',
+    ...(p.shareRows ? { share: p.shareRows } : {}),
     grad: p.reduction === 'none' ? 'perRow' : 'scalar',
     transform: o.transform,
     correction: o.correction,
   };
 }
 
+/** The schedule a problem runs with: with shared negatives, a program is one group of rows. */
+export function scheduleForProblem(s: Schedule, p: CceProblem, caps: DeviceCaps = CAPS.wgsl): Schedule {
+  return fitD(p.shareRows && s.rows !== p.shareRows ? fitShare(s, p.shareRows, caps) : s, p.D);
+}
+
+/** Size parameters of the kernels. */
+export function problemDims(p: CceProblem): Record<string, number> {
+  return { N: p.N, D: p.D, V: p.V, K: p.K, G: negativeRows(p) };
+}
+
 const cache = new Map<string, CpuKernelFn>();
 function kernelFor(which: 'fwd' | 'bwd' | 'fused', opts: CceOptions, s: Schedule): CpuKernelFn {
-  const key = `${which}|${JSON.stringify(s)}|${opts.mode}|${opts.dtype}|${opts.sampling}|${opts.negatives}|${opts.grad}|${JSON.stringify(opts.transform?.body)}|${JSON.stringify(opts.correction?.body)}`;
+  const key = `${which}|${JSON.stringify(s)}|${optionsKey(opts)}`;
   let fn = cache.get(key);
   if (!fn) {
     const k = which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : cceFused(opts, s);
@@ -69,12 +80,12 @@ function kernelFor(which: 'fwd' | 'bwd' | 'fused', opts: CceOptions, s: Schedule
 export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   validateProblem(p);
   const opts = optionsFor(p, o);
-  const s = fitD(o.schedule ?? DEFAULT_SCHEDULE, p.D);
+  const s = scheduleForProblem(o.schedule ?? DEFAULT_SCHEDULE, p);
   const programs = Math.ceil(p.N / s.rows);
   const E = decode(p.dtype, p.E);
   const C = decode(p.dtype, p.C);
   const lq = logQ(p);
-  const dims: Record<string, number> = { N: p.N, D: p.D, V: p.V, K: p.K };
+  const dims = problemDims(p);
   const smp = samplerInputs(p);
   const scalars: Record<string, number> = { ...dims, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
   const rowLoss = new Float64Array(p.N).fill(NaN);

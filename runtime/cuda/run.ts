@@ -11,8 +11,8 @@ import { type CceOptions, cceBackward, cceForward, cceFused, optionsKey } from '
 import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
-import { samplerInputs } from '../philox.js';
-import { type CceResult, type RunOptions, optionsFor, reduceLoss, upstreamGradient } from '../cpu/run.js';
+import { negativeRows, samplerInputs } from '../philox.js';
+import { type CceResult, type RunOptions, optionsFor, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
 
@@ -137,14 +137,14 @@ export interface CudaResult extends CceResult {
 }
 
 /** Scalars every CCE- kernel may take, from a problem. */
-export function problemScalars(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'ignoreIndex'>, gradScale: number): Record<string, number> {
-  return { N: p.N, D: p.D, V: p.V, K: p.K, V2: 2 * p.V, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
+export function problemScalars(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'ignoreIndex' | 'shareRows'>, gradScale: number): Record<string, number> {
+  return { N: p.N, D: p.D, V: p.V, K: p.K, G: negativeRows(p), V2: 2 * p.V, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
 }
 
 export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {}): CudaResult {
   validateProblem(p);
   const opts = optionsFor(p, o);
-  const s = fitD(o.schedule ?? heuristicSchedule(p.D, p.dtype), p.D);
+  const s = scheduleForProblem(o.schedule ?? heuristicSchedule(p.D, p.dtype), p, rt.cuda.caps());
   const fwd = rt.kernel('fwd', opts, s);
   const bwd = rt.kernel('bwd', opts, s);
   const cu = rt.cuda;

@@ -11,7 +11,7 @@ import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
-import { type CceResult, type RunOptions, optionsFor, reduceLoss, upstreamGradient } from '../cpu/run.js';
+import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
 /** Default WebGPU schedule: 32 lanes a row (one subgroup on NVIDIA), 4-element row accesses, 4 rows per workgroup. */
@@ -137,9 +137,9 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   validateProblem(p);
   if (ctx.lost) throw new WebgpuError('WebGPU: the device was lost');
   const opts = optionsFor(p, o);
-  const s = fitD(o.schedule ?? WEBGPU_SCHEDULE, p.D);
+  const s = scheduleForProblem(o.schedule ?? WEBGPU_SCHEDULE, p, ctx.caps);
   const fwd = await getPipeline(ctx, 'fwd', opts, s);
-  const bwd = await getPipeline(ctx, 'bwd', opts, o.schedule ? s : fitD(WEBGPU_BWD_SCHEDULE, p.D));
+  const bwd = await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(WEBGPU_BWD_SCHEDULE, p, ctx.caps));
   if (bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
   const { device } = ctx;
   const limit = ctx.caps.maxStorageBindingBytes ?? Infinity;
@@ -180,7 +180,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const { nValid, gradScale } = up;
     const dloss = new Float32Array(up.dloss);
     bufs.dloss = buffer('dloss', dloss.byteLength, dloss);
-    const scalars: Record<string, number> = { N, D: p.D, V: p.V, K: p.K, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
+    const scalars: Record<string, number> = { ...problemDims(p), ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
 
     const bind = (pl: Pipeline): GPUBindGroup => {
       const { group, uniform } = bindKernel(device, pl, bufs, scalars);

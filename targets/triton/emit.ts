@@ -2,7 +2,7 @@
 // tensor; vec regions print as tensor statements, accumulations as tl.sum / tl.max over axis 1, and
 // lane reductions vanish (the tile is one value).
 import Handlebars from 'handlebars';
-import type { BinFn, Scope, UnFn, ValueType } from '../../codegen/ir.js';
+import { type BinFn, type MatMul, type Scope, type UnFn, type ValueType, widerScope } from '../../codegen/ir.js';
 import type { LStmt, LoweredKernel } from '../../codegen/lower.js';
 import { type Dialect, ExprPrinter, Lines, formatFloat } from '../../codegen/render.js';
 import { kernelDoc, type Emitted, paramsDoc } from '../common.js';
@@ -23,18 +23,20 @@ def {{name}}(
 {{#each params}}    {{{this}}},
 {{/each}}    BLOCK_R: tl.constexpr,
     BLOCK_D: tl.constexpr,
-):
+{{#if cands}}    BLOCK_C: tl.constexpr,
+{{/if}}):
     pid = tl.program_id(0)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)  # row slots of this program
     row_valid = rows < {{rowDim}}
     offs_d = tl.arange(0, BLOCK_D)
-{{{body}}}
+{{#if cands}}    offs_c = tl.arange(0, BLOCK_C)  # candidates of a tile, shared by the program's rows
+{{/if}}{{{body}}}
 
 
 def launch_{{name}}(grid_rows, **kwargs):
     """Launch over grid_rows rows with the emitted schedule."""
     grid = (triton.cdiv(grid_rows, {{rows}}),)
-    return {{name}}[grid](**kwargs, BLOCK_R={{rows}}, BLOCK_D={{blockD}}, num_warps={{numWarps}}, num_stages={{stages}})
+    return {{name}}[grid](**kwargs, BLOCK_R={{rows}}, BLOCK_D={{blockD}}, {{#if cands}}BLOCK_C={{cands}}, {{/if}}num_warps={{numWarps}}, num_stages={{stages}})
 `,
   { noEscape: true },
 );
@@ -45,7 +47,11 @@ const dialect: Dialect = {
   ref: (name) => name,
   row: () => 'rows',
   rowValid: () => 'row_valid',
+  program: () => 'pid',
   d: () => 'offs_d[None, :]',
+  cidx: () => 'offs_c',
+  reduceCands: (fn, a) => `tl.${fn}(${a}, axis=1)`,
+  mm: (e, a, b) => printMatMul(e, a, b),
   bin: (fn: BinFn, a, b, t) => {
     const ops: Partial<Record<BinFn, string>> = {
       add: '+', sub: '-', mul: '*', eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=',
@@ -68,10 +74,27 @@ const dialect: Dialect = {
   select: (c, a, b) => `tl.where(${c}, ${a}, ${b})`,
   cast: (a, _from, to) => `(${a}).to(${TL[to]})`,
   load: (p, index) => `tl.load(${p.name} + ${index})${p.dtype === 'f16' || p.dtype === 'bf16' ? '.to(tl.float32)' : ''}`,
-  lift: (code, from: Scope, to: Scope) => (from === 'row' && to === 'vec' ? `${code}[:, None]` : code),
+  lift: (code, from: Scope, to: Scope) => (from === 'row' || (from === 'cand' && to === 'cvec') ? `${code}[:, None]` : from === 'cand' ? `${code}[None, :]` : code),
 };
 
-const SHAPE: Record<Scope, string> = { uniform: '', row: '[BLOCK_R]', vec: '[BLOCK_R, BLOCK_D]' };
+const SHAPE: Record<Scope, string> = { uniform: '', row: '[BLOCK_R]', vec: '[BLOCK_R, BLOCK_D]', cand: '[BLOCK_C]', tile: '[BLOCK_R, BLOCK_C]', cvec: '[BLOCK_C, BLOCK_D]' };
+const DOT_TYPE = { f16: 'tl.float16', bf16: 'tl.bfloat16' } as const;
+
+/**
+ * tl.dot on tensor cores in the kernel's 16-bit storage type, accumulating in fp32. An operand that is not a
+ * plain 16-bit load (probabilities) is split into high and low 16-bit parts, so its products keep ~22 bits.
+ * fp32 kernels take the products in IEEE fp32 (no TF32).
+ */
+function printMatMul(e: MatMul & { s: Scope }, a: string, b: string): string {
+  const ta = e.s === 'cvec' ? (x: string) => `tl.trans(${x})` : (x: string) => x;
+  const tb = e.s === 'tile' ? (x: string) => `tl.trans(${x})` : (x: string) => x;
+  if (e.prec === 'f32') return `tl.dot(${ta(a)}, ${tb(b)}, input_precision="ieee")`;
+  const T = DOT_TYPE[e.prec];
+  const parts = (x: string, exact: boolean) => (exact ? [`${x}.to(${T})`] : [`${x}.to(${T})`, `(${x} - ${x}.to(${T}).to(tl.float32)).to(${T})`]);
+  const terms: string[] = [];
+  for (const pa of parts(a, e.exact[0])) for (const pb of parts(b, e.exact[1])) if (terms.length < 3) terms.push(`tl.dot(${ta(pa)}, ${tb(pb)})`);
+  return `(${terms.join(' + ')})`;
+}
 
 function printBody(lk: LoweredKernel): string {
   const out = new Lines('    ', 1);
@@ -102,7 +125,8 @@ function printBody(lk: LoweredKernel): string {
       }
       case 'store':
       case 'atomicAdd': {
-        const scope: Scope = [s.index, s.value, s.mask].some((e) => e?.s === 'vec') ? 'vec' : 'row';
+        const widest = [s.index, s.value, s.mask].reduce<Scope>((acc, e) => (e ? widerScope(acc, e.s) : acc), 'uniform');
+        const scope: Scope = widest === 'uniform' ? 'row' : widest;
         const mask = s.mask ? `, mask=${ep.print(s.mask, scope)}` : '';
         const fn = s.k === 'store' ? 'tl.store' : 'tl.atomic_add';
         out.line(`${fn}(${s.tensor} + ${ep.print(s.index, scope)}, ${ep.print(s.value, scope)}${mask})`);
@@ -145,6 +169,7 @@ export function emitTriton(lk: LoweredKernel, version: string): Emitted {
     rowDim: k.rowDim,
     rows: s.rows,
     blockD: lk.blockD,
+    cands: k.cands,
     body: printBody(lk),
   });
   return { source, entry: k.name, parameters: paramsDoc(lk, 'triton') };
