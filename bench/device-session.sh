@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check, webgpu, bench, torch)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -20,6 +20,8 @@ for step in "$@"; do
     philox) echo "== bench cuda philox"; run bench --device cuda --negatives philox --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda-philox.json" > "$OUT/bench-cuda-philox.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-philox.log" | tail -8 ;;
     fused) echo "== check + bench cuda fused"; run check --device cuda --fused --out "$OUT/check-cuda-fused.json" > "$OUT/check-cuda-fused.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda-fused.log" | tail -4; run bench --device cuda --fused --repeats ${REPEATS:-10} ${DB:+--db "$DB"} --out "$OUT/bench-cuda-fused.json" > "$OUT/bench-cuda-fused.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-fused.log" | tail -7 ;;
     torch) echo "== torch"; python3 bench/torch_baseline.py --out "$OUT/torch.json" --native --full-ce ${TORCH_SETTINGS:+--settings "$TORCH_SETTINGS"} > "$OUT/torch.log" 2>&1; tail -12 "$OUT/torch.log" ;;
+    shared) echo "== check + bench cuda shared (SIMT, untiled)"; run check --device cuda --quick --share 64 --out "$OUT/check-cuda-shared.json" > "$OUT/check-cuda-shared.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda-shared.log" | tail -4; run bench --device cuda --share 64 --negatives philox --fused --repeats ${REPEATS:-10} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda-shared.json" > "$OUT/bench-cuda-shared.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-shared.log" | tail -7 ;;
+    tshared) echo "== triton shared (tensor cores)"; python3 bench/triton_shared.py "$OUT/triton-shared.json" out/torch ${TSH_DIRS:-out/tsh/*} > "$OUT/triton-shared.log" 2>&1; grep -E "FAIL|checks" "$OUT/triton-shared.log"; tail -3 "$OUT/triton-shared.log" ;;
     *) echo "unknown step $step" ;;
   esac
 done

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { CceOptions } from '../dsl/cce.js';
 import { type Schedule, heuristicSchedule, parseSchedule } from '../dsl/schedule.js';
 import { type CheckRow, checkCases, runChecks } from '../runtime/check.js';
+import type { CceProblem } from '../runtime/problem.js';
 import { CudaBench } from '../runtime/cuda/bench.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
@@ -43,6 +44,7 @@ const CHECK_FLAGS = {
   seed: { kind: 'int', help: 'seed of the random inputs (default: time-based, fresh every run)' },
   quick: { kind: 'bool', help: 'a smaller grid of sizes' },
   fused: { kind: 'bool', help: 'check the fused forward+backward kernels (cases with reduction none are left out)' },
+  share: { kind: 'int', default: 0, min: 0, help: 'check row-tile-shared negatives: groups of this many rows (16, 32, 64, 128) share theirs' },
   schedule: { kind: 'str', metavar: 'JSON', help: 'schedule to check (default: the runtime default)' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON' },
 } as const satisfies FlagTable;
@@ -57,7 +59,11 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   const o = parseFlags('check', argv, CHECK_FLAGS);
   const seed = o.seed ?? Date.now() % 1_000_000;
   const schedule: Schedule | undefined = o.schedule ? parseSchedule(o.schedule) : undefined;
-  const cases = checkCases(seed, o.quick).filter((c) => !o.fused || c.problem.reduction !== 'none');
+  if (o.share && ![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'check');
+  const cases = checkCases(seed, o.quick)
+    .filter((c) => !o.fused || c.problem.reduction !== 'none')
+    .filter((c) => !o.share || c.problem.mode === 'sampled')
+    .map((c) => (o.share ? { ...c, label: `${c.label} R=${o.share}`, problem: shareProblem(c.problem, o.share) } : c));
   let device = 'cpu';
   let run: Parameters<typeof runChecks>[1];
   let close = () => {};
@@ -91,6 +97,12 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   return failed ? 1 : 0;
 }
 
+/** A sampled problem with its negatives shared by groups of `share` rows: group g takes row g's negatives. */
+function shareProblem(p: CceProblem, share: number): CceProblem {
+  if (!p.negatives) return { ...p, shareRows: share };
+  return { ...p, shareRows: share, negatives: p.negatives.slice(0, Math.ceil(p.N / share) * p.K) };
+}
+
 // ---------------------------------------------------------------- bench
 
 const BENCH_FLAGS = {
@@ -103,6 +115,7 @@ const BENCH_FLAGS = {
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json); tuned schedules are used where it has them' },
   negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'per-row negatives from an int32 index tensor, or drawn in the kernel (Philox, no index tensor)' },
   fused: { kind: 'bool', help: 'forward and backward in one kernel (mean reduction)' },
+  share: { kind: 'int', default: 0, min: 0, help: 'negatives shared by groups of this many rows (16, 32, 64, 128; 0: per row)' },
 } as const satisfies FlagTable;
 
 export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,...] [--dtype f16] [--out FILE]', 'Time ccekit CCE- (fwd+bwd, per-row negatives from an index tensor) at the paper-matched settings.', BENCH_FLAGS);
@@ -117,20 +130,22 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const card = rt.name;
   out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
   const rows: Record<string, unknown>[] = [];
-  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives };
+  if (o.share && ![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'bench');
+  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}) };
+  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o.fused ? '-fused' : ''}`;
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
-    const inputs = bench.inputs(st, o.dtype, 1, 2, o.negatives === 'tensor');
+    const inputs = bench.inputs({ ...st, shareRows: o.share || undefined }, o.dtype, 1, 2, o.negatives === 'tensor');
     try {
       const base = scheduleFor(rt, db, st, opts);
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
           const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused });
-          row = { impl: `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.fused ? '-fused' : ''}`, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
         } catch (e) {
-          row = { impl: `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.fused ? '-fused' : ''}`, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
         }
         rows.push(row);
         out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}`);

@@ -8,7 +8,7 @@ import { type CceOptions } from '../dsl/cce.js';
 import { type ScalarFn, derivative, evalScalarFn } from '../dsl/scalarfn.js';
 import { DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
 import { DslError } from '../dsl/values.js';
-import { allVariants, emitVariants } from '../codegen/package.js';
+import { DEFAULT_SHARE, allVariants, emitVariants } from '../codegen/package.js';
 import { VerifyError } from '../codegen/verify.js';
 import type { TargetName } from '../targets/common.js';
 import { type CceResult, optionsFor, runCceCpu } from '../runtime/cpu/run.js';
@@ -43,7 +43,7 @@ const SCHEDULE_FLAGS = {
   lanes: { kind: 'int', help: 'lanes that share one row vector', group: SCHED },
   vec: { kind: 'int', help: 'consecutive elements per lane per chunk (1, 2, 4, 8)', group: SCHED },
   'd-chunks': { kind: 'int', help: 'register chunks per lane (BLOCK_D = lanes·vec·d-chunks)', group: SCHED },
-  'samples-per-step': { kind: 'int', help: 'candidates gathered per loop step (1..16)', group: SCHED },
+  'samples-per-step': { kind: 'int', help: 'candidates gathered per loop step (1..16; shared negatives: the candidate tile, up to 64)', group: SCHED },
   stages: { kind: 'int', help: 'software-pipelining depth (Triton num_stages, 1..5)', group: SCHED },
   schedule: { kind: 'str', metavar: 'JSON', help: 'schedule as JSON (whole or partial, or a .json file); the flags above override it', group: SCHED },
 } as const satisfies FlagTable;
@@ -123,7 +123,8 @@ const EMIT_FLAGS = {
   db: { kind: 'str', metavar: 'FILE', help: 'torch: ship this tuning DB\'s entries (and their schedules) in the package' },
   out: { kind: 'str', metavar: 'DIR', help: 'output directory (created if missing)' },
   dtype: { kind: 'enum', values: ['f32', 'f16', 'bf16', 'all'], default: 'f32', help: 'storage dtype of E and C' },
-  variants: { kind: 'enum', values: ['all', 'sampled', 'full'], default: 'all', help: 'sampled: CCE- (uniform and given q); full: full-catalog CE' },
+  variants: { kind: 'enum', values: ['all', 'sampled', 'shared', 'full'], default: 'all', help: 'sampled: CCE- (uniform and given q, per-row and shared negatives); shared: only row-tile-shared negatives; full: full-catalog CE' },
+  share: { kind: 'int', default: DEFAULT_SHARE, min: 16, help: 'rows per group of the shared-negative variants (16, 32, 64, 128)' },
   ...SCHEDULE_FLAGS,
   ...FN_FLAGS,
 } as const satisfies FlagTable;
@@ -143,9 +144,11 @@ async function cmdEmit(argv: string[]): Promise<number> {
   const transform = await scalarFnFrom('emit', 'transform', o.transform, true);
   const correction = await scalarFnFrom('emit', 'correction', o.correction, false);
   const dtypes = o.dtype === 'all' ? DTYPES : [o.dtype];
+  if (![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'emit');
   const variants = dtypes
     .flatMap((dt) => allVariants(dt, { transform, correction }))
-    .filter((v) => o.variants === 'all' || v.mode === o.variants);
+    .map((v) => (v.mode === 'sampled' && v.share ? { ...v, share: o.share } : v))
+    .filter((v) => o.variants === 'all' || (o.variants === 'shared' ? v.mode === 'sampled' && !!v.share : v.mode === o.variants));
   const targets = o.target === 'all' ? TARGETS : [o.target];
   for (const t of targets) {
     const dir = o.target === 'all' ? join(o.out, t) : o.out;

@@ -73,7 +73,7 @@ export type Expr = Typed &
     | { op: 'ref'; name: string }
     | { op: 'row' } // global row index of this row slot (i32)
     | { op: 'rowValid' } // row < rows dimension (bool)
-    | { op: 'program' } // index of this program (i32, uniform)
+    | { op: 'group' } // index of the group of `groupRows` rows this program's rows belong to (i32, uniform)
     | { op: 'cidx' } // candidate index within the tile, 0..cands−1 (i32, cand scope)
     | { op: 'd' } // element index along the vector dimension (i32, vec or cvec scope)
     | { op: 'bin'; fn: BinFn; a: Expr; b: Expr }
@@ -146,8 +146,8 @@ export interface Kernel {
   vecDim: string;
   /** Tile kernels: entries of the candidate axis (cand / tile / cvec scopes). */
   cands?: number;
-  /** Rows per program this kernel is written for (`program` then names a fixed group of rows). */
-  programRows?: number;
+  /** Rows per group (`group` is row / groupRows); a program's rows lie in one group: schedule.rows divides it. */
+  groupRows?: number;
   params: readonly Param[];
   body: Stmt[];
 }
@@ -259,7 +259,7 @@ export function exprToString(e: Expr): string {
       return e.name;
     case 'row':
     case 'rowValid':
-    case 'program':
+    case 'group':
     case 'cidx':
     case 'd':
       return e.op;

@@ -88,8 +88,8 @@ const TILE_TARGETS = new Set(['triton']);
 export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): LoweredKernel {
   checkScheduleShape(schedule);
   verifyKernel(k0);
-  if (k0.programRows !== undefined && schedule.rows !== k0.programRows)
-    throw new VerifyError(k0.name, 'schedule', `the kernel shares its candidates among ${k0.programRows} rows per program, the schedule has rows = ${schedule.rows}`);
+  if (k0.groupRows !== undefined && k0.groupRows % schedule.rows !== 0)
+    throw new VerifyError(k0.name, 'schedule', `rows = ${schedule.rows} per program must divide the ${k0.groupRows} rows of a group that share candidates`);
   const k = runPasses(k0.cands !== undefined && !TILE_TARGETS.has(caps?.target ?? '') ? untile(k0) : k0);
   verifyKernel(k);
   counter = 0;

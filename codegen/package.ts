@@ -74,7 +74,7 @@ export const DEFAULT_SHARE = 64;
  */
 export function allVariants(dtype: CceOptions['dtype'], extra: Partial<CceOptions> = {}): CceOptions[] {
   const out: CceOptions[] = [];
-  const kinds = [['sampled', 'uniform', 'tensor', 0], ['sampled', 'given', 'tensor', 0], ['sampled', 'uniform', 'philox', 0], ['sampled', 'given', 'philox', 0], ['sampled', 'uniform', 'tensor', DEFAULT_SHARE], ['sampled', 'given', 'philox', DEFAULT_SHARE], ['full', 'uniform', 'tensor', 0]] as const;
+  const kinds = [['sampled', 'uniform', 'tensor', 0], ['sampled', 'given', 'tensor', 0], ['sampled', 'uniform', 'philox', 0], ['sampled', 'given', 'philox', 0], ['sampled', 'uniform', 'tensor', DEFAULT_SHARE], ['sampled', 'uniform', 'philox', DEFAULT_SHARE], ['sampled', 'given', 'philox', DEFAULT_SHARE], ['full', 'uniform', 'tensor', 0]] as const;
   for (const [mode, sampling, negatives, share] of kinds)
     for (const grad of ['scalar', 'perRow'] as const) out.push({ mode, sampling, negatives, grad, dtype, ...(share ? { share } : {}), ...extra });
   return out;

@@ -12,8 +12,8 @@ export interface Dialect {
   ref(name: string, sym: SymbolInfo | undefined, inRegion: boolean): string;
   row(): string;
   rowValid(): string;
-  /** Index of this program (uniform i32). */
-  program(): string;
+  /** Index of this program's row group: the program id divided by `programsPerGroup` (uniform i32). */
+  group(programsPerGroup: number): string;
   /** d: the element index (vec or cvec scope). */
   d(s: Scope): string;
   /** Tile targets: the candidate index of the tile, a contraction, a reduction over candidates. */
@@ -75,8 +75,8 @@ export class ExprPrinter {
         return lift(D.row(), 'row');
       case 'rowValid':
         return lift(D.rowValid(), 'row');
-      case 'program':
-        return D.program();
+      case 'group':
+        return D.group((this.lk.kernel.groupRows ?? this.lk.schedule.rows) / this.lk.schedule.rows);
       case 'd':
         return D.d(e.s);
       case 'cidx':

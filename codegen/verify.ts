@@ -80,12 +80,12 @@ export function verifyKernel(k: Kernel): void {
       }
       case 'row':
       case 'd':
-      case 'program':
+      case 'group':
       case 'cidx':
         if (e.t !== 'i32') fail(here, `${e.op} is i32`);
         if (e.op === 'd' && e.s !== 'vec' && e.s !== 'cvec') fail(here, 'd is a vec or cvec value');
         if (e.op === 'cidx' && e.s !== 'cand') fail(here, 'cidx is a cand value');
-        if (e.op === 'program' && e.s !== 'uniform') fail(here, 'program is uniform');
+        if (e.op === 'group' && (e.s !== 'uniform' || k.groupRows === undefined)) fail(here, 'group is uniform, in a kernel with groupRows');
         if (TILE_SCOPES.has(e.s) && k.cands === undefined) fail(here, 'a candidate-axis value in a kernel without cands');
         return;
       case 'rowValid':

@@ -39,8 +39,8 @@ export interface KernelInfo<VD extends string> {
   vecDim: VD;
   /** Tile kernels: candidates per tile (the candidate axis of cand / tile / cvec values). */
   cands?: number;
-  /** Rows per program the kernel is written for (the rows that share a tile's candidates). */
-  programRows?: number;
+  /** Rows per group (the rows that share candidates); a program's rows lie in one group. */
+  groupRows?: number;
 }
 
 export class KernelBuilder<VD extends string = 'D'> {
@@ -101,9 +101,10 @@ export class KernelBuilder<VD extends string = 'D'> {
     if (this.info.cands === undefined) throw new DslError(`${this.info.name}: not a tile kernel (no cands)`);
     return this.info.cands;
   }
-  /** Index of this program (uniform): with programRows, the group of rows it owns. */
-  get program(): Val<'i32'> {
-    return new Val<'i32'>({ op: 'program', t: 'i32', s: 'uniform' });
+  /** Index of the group of groupRows rows this program's rows belong to (uniform). */
+  get group(): Val<'i32'> {
+    if (this.info.groupRows === undefined) throw new DslError(`${this.info.name}: group in a kernel without groupRows`);
+    return new Val<'i32'>({ op: 'group', t: 'i32', s: 'uniform' });
   }
   /** Tile kernels: the candidate index within the tile, 0..cands−1 (a cand value). */
   get cidx(): Val<'i32'> {
@@ -228,7 +229,7 @@ export class KernelBuilder<VD extends string = 'D'> {
       rowDim: this.info.rowDim,
       vecDim: this.info.vecDim,
       ...(this.info.cands !== undefined ? { cands: this.info.cands } : {}),
-      ...(this.info.programRows !== undefined ? { programRows: this.info.programRows } : {}),
+      ...(this.info.groupRows !== undefined ? { groupRows: this.info.groupRows } : {}),
       params: [...this.params],
       body: this.blocks[0],
     };

@@ -69,8 +69,8 @@ interface Common {
 
 function prologue(name: string, doc: string, o: CceOptions, s: Schedule): Common {
   const share = o.mode === 'sampled' ? o.share : undefined;
-  if (share !== undefined && s.rows !== share) throw new DslError(`${name}: negatives shared by ${share} rows need schedule.rows = ${share} (got ${s.rows})`);
-  const kb = new KernelBuilder(share ? { name: `${name}_shared`, doc, rowDim: 'N', vecDim: 'D', cands: s.samplesPerStep, programRows: share } : { name, doc, rowDim: 'N', vecDim: 'D' });
+  if (share !== undefined && share % s.rows !== 0) throw new DslError(`${name}: rows = ${s.rows} per program must divide the ${share} rows that share negatives`);
+  const kb = new KernelBuilder(share ? { name: `${name}_shared`, doc, rowDim: 'N', vecDim: 'D', cands: s.samplesPerStep, groupRows: share } : { name, doc, rowDim: 'N', vecDim: 'D' });
   const E = kb.input('E', o.dtype, ['N', 'D'] as const, 'hidden states, one row per position');
   const C = kb.input('C', o.dtype, ['V', 'D'] as const, 'item embeddings (the classifier)');
   const T = kb.input('targets', 'i32', ['N'] as const, 'target item per row, or ignore_index');
@@ -174,8 +174,8 @@ function sharedCandidates(c: Common, kk: Val<'i32'>): { n: Val<'i32'>; inRange: 
   const slot = kb.let('slot', kk.add(kb.cidx));
   const inRange = kb.let('in_range', slot.lt(K));
   const n = c.sampler
-    ? kb.let('n', sampleItem(kb, c.sampler, kb.program, slot, kb.dim('V'), 'smp', STREAM_SHARED))
-    : kb.let('n', kb.load(c.negatives!, kb.program.mul(K).add(slot), inRange));
+    ? kb.let('n', sampleItem(kb, c.sampler, kb.group, slot, kb.dim('V'), 'smp', STREAM_SHARED))
+    : kb.let('n', kb.load(c.negatives!, kb.group.mul(K).add(slot), inRange));
   return { n, inRange, ok: kb.let('ok', c.live.and(inRange).and(n.ne(c.t))) };
 }
 

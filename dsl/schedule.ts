@@ -120,16 +120,22 @@ export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Sch
 }
 
 /**
- * A schedule for negatives shared by `share` rows: a program is one group (rows = share). Lanes shrink (and
- * register chunks grow, keeping BLOCK_D) until the program fits the device's invocations; tile targets get a
- * candidate tile of at least 16 (the smallest tensor-core dot).
+ * A schedule for negatives shared by groups of `share` rows (a program's rows must lie in one group). Tile
+ * targets take a whole group per program (one gather and one dC update per candidate for all its rows; lanes
+ * shrink, register chunks grow, until it fits) and a candidate tile of at least 16 (the smallest tensor-core
+ * dot); SIMT targets keep their rows per program (at most the group) and take at most 2 candidates a step:
+ * the untiled kernel's candidate rows are the same for all rows of a program (cache hits), and each candidate
+ * adds its sampler state and logit to every thread's registers.
  */
 export function fitShare(s: Schedule, share: number, caps: Pick<DeviceCaps, 'target' | 'maxInvocations'>): Schedule {
-  let { lanes, dChunks, samplesPerStep } = s as { lanes: number; dChunks: number; samplesPerStep: number };
+  const rows = Math.min(s.rows, share) as Pow2;
+  if (caps.target === 'cpu') return { ...s, rows };
+  if (caps.target !== 'triton') return { ...s, rows, samplesPerStep: Math.min(s.samplesPerStep, 2) as Schedule['samplesPerStep'] };
+  let { lanes, dChunks } = s as { lanes: number; dChunks: number };
   while (share * lanes > caps.maxInvocations && lanes > 1) {
     lanes /= 2;
     dChunks *= 2;
   }
-  if (caps.target === 'triton') samplesPerStep = Math.max(16, samplesPerStep);
-  return { ...s, rows: share as Pow2, lanes: lanes as Pow2, dChunks: Math.min(256, dChunks) as Pow2, samplesPerStep: samplesPerStep as Schedule['samplesPerStep'] };
+  const samplesPerStep = Math.max(16, s.samplesPerStep) as Schedule['samplesPerStep'];
+  return { ...s, rows: share as Pow2, lanes: lanes as Pow2, dChunks: Math.min(256, dChunks) as Pow2, samplesPerStep };
 }

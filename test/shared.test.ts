@@ -64,7 +64,8 @@ function problemOf(c: Case): CceProblem {
 }
 const gradOf = (p: CceProblem) => (p.reduction === 'none' ? Float64Array.from({ length: p.N }, (_, i) => 0.5 + (i % 4)) : 1.5);
 const name = (c: Case) => `N=${c.N} D=${c.D} V=${c.V} K=${c.K} ${c.dtype} ${c.reduction} R=${c.share}${c.philox ? ' philox' : ''}${c.popularity ? ' q' : ''}${c.fused ? ' fused' : ''} S=${c.S ?? 4}`;
-const scheduleOf = (c: Case): Schedule => ({ rows: c.share, lanes: 4, vec: 1, dChunks: 1, samplesPerStep: c.S ?? 4, stages: 1 });
+// Programs of a whole group, or of a part of one (its rows then gather the same candidates in several programs).
+const scheduleOf = (c: Case): Schedule => ({ rows: (c.N % 2 ? c.share : c.share / 4) as Schedule['rows'], lanes: 4, vec: 1, dChunks: 1, samplesPerStep: c.S ?? 4, stages: 1 });
 
 describe('shared negatives: problem and reference', () => {
   it('a group shares its negatives; the reference sees them repeated per row', () => {
@@ -144,7 +145,8 @@ describe('tile IR', () => {
     kb2.let('x', mm(t2, e2, 'f32', [false, true]));
     expect(() => verifyKernel(kb2.build())).toThrow(/contraction over rows \(tile·vec\) may only be the value of an atomicAdd/);
     void dC;
-    expect(() => lower(cceFused(o, s), { ...s, rows: 32 })).toThrow(/negatives shared by 64 rows need schedule.rows = 64|shares its candidates among 64 rows/);
+    expect(() => cceFused(o, { ...s, rows: 128 })).toThrow(/rows = 128 per program must divide the 64 rows that share negatives/);
+    expect(() => lower(cceFused(o, s), { ...s, rows: 128 })).toThrow(/rows = 128 per program must divide the 64 rows of a group/);
   });
 });
 

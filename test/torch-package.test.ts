@@ -27,16 +27,18 @@ describe('emitted PyTorch package', () => {
       writeFileSync(join(dir, name), text);
     }
     const fixtures = ([
-      ['uniform mean, collisions, ignored rows', 7, 3, 61, 5, 'mean', false],
-      ['popularity q, sum', 33, 8, 97, 13, 'sum', true],
-      ['none, K=1', 5, 64, 11, 1, 'none', false],
-      ['every negative collides', 4, 2, 5, 3, 'mean', false],
-    ] as const).map(([label, N, D, V, K, reduction, popularity], i) => {
-      const p = { ...randomProblem({ N, D, V, K, dtype: 'f32', seed: Date.now() % 10000 + i, collisionRate: i === 3 ? 1 : 0.15, ignoreFraction: N > 4 ? 0.2 : 0, popularity }), reduction: reduction as Reduction };
+      ['uniform mean, collisions, ignored rows', 7, 3, 61, 5, 'mean', false, 0],
+      ['popularity q, sum', 33, 8, 97, 13, 'sum', true, 0],
+      ['none, K=1', 5, 64, 11, 1, 'none', false, 0],
+      ['every negative collides', 4, 2, 5, 3, 'mean', false, 0],
+      ['negatives shared by 16 rows, none', 37, 6, 83, 11, 'none', false, 16],
+      ['negatives shared by 32 rows, popularity q, mean', 70, 5, 97, 9, 'mean', true, 32],
+    ] as const).map(([label, N, D, V, K, reduction, popularity, share], i) => {
+      const p = { ...randomProblem({ N, D, V, K, dtype: 'f32', seed: Date.now() % 10000 + i, collisionRate: i === 3 ? 1 : 0.15, ignoreFraction: N > 4 ? 0.2 : 0, popularity, shareRows: share || undefined }), reduction: reduction as Reduction };
       const gradOutput = reduction === 'none' ? Float64Array.from({ length: N }, (_, r) => 1 + r * 0.5) : 0.75;
       const ref = referenceCce(p, { gradOutput });
       return {
-        label, N, D, V, K, reduction,
+        label, N, D, V, K, reduction, shareRows: share || null,
         E: Array.from(decode('f32', p.E)), C: Array.from(decode('f32', p.C)),
         targets: Array.from(p.targets), negatives: Array.from(p.negatives!), itemProbs: p.itemProbs ? Array.from(p.itemProbs) : null,
         gradOutput: typeof gradOutput === 'number' ? gradOutput : Array.from(gradOutput),
@@ -47,7 +49,7 @@ describe('emitted PyTorch package', () => {
     writeFileSync(fx, JSON.stringify(fixtures));
     // The package's CPU twin of the in-kernel sampler must draw what the kernels draw (runtime/philox.ts).
     const seed = 2 ** 40 + 777;
-    writeFileSync(join(dir, 'philox.json'), JSON.stringify({ N: 6, K: 9, V: 1013, seed, expected: Array.from(philoxNegatives(6, 9, 1013, seed)) }));
+    writeFileSync(join(dir, 'philox.json'), JSON.stringify({ N: 6, K: 9, V: 1013, seed, expected: Array.from(philoxNegatives(6, 9, 1013, seed)), shared: Array.from(philoxNegatives(6, 9, 1013, seed, undefined, 1)) }));
     const r = spawnSync(PY, [join(__dirname, 'support', 'check_torch_package.py'), dir, fx], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/\d+ passed, 0 failed/);

@@ -14,7 +14,7 @@ const dialect: Dialect = {
   param: (name) => `P_${name}`,
   ref: (name, sym, inRegion) => (sym?.s === 'vec' && sym.array && inRegion ? `${name}[d]` : name),
   row: () => 'row',
-  program: () => 'program',
+  group: (n) => `Math.floor(program / ${n})`,
   rowValid: () => 'row_valid',
   d: () => 'd',
   bin: (fn: BinFn, a, b, t) => {

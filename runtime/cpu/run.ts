@@ -57,7 +57,7 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
 
 /** The schedule a problem runs with: with shared negatives, a program is one group of rows. */
 export function scheduleForProblem(s: Schedule, p: CceProblem, caps: DeviceCaps = CAPS.wgsl): Schedule {
-  return fitD(p.shareRows && s.rows !== p.shareRows ? fitShare(s, p.shareRows, caps) : s, p.D);
+  return fitD(p.shareRows ? fitShare(s, p.shareRows, caps) : s, p.D);
 }
 
 /** Size parameters of the kernels. */
@@ -80,7 +80,7 @@ function kernelFor(which: 'fwd' | 'bwd' | 'fused', opts: CceOptions, s: Schedule
 export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   validateProblem(p);
   const opts = optionsFor(p, o);
-  const s = scheduleForProblem(o.schedule ?? DEFAULT_SCHEDULE, p);
+  const s = scheduleForProblem(o.schedule ?? DEFAULT_SCHEDULE, p, CAPS.cpu);
   const programs = Math.ceil(p.N / s.rows);
   const E = decode(p.dtype, p.E);
   const C = decode(p.dtype, p.C);

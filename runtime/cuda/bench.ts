@@ -2,7 +2,8 @@
 // gigabyte-sized index tensors need no upload), the step is zero dC + forward + backward, timed with events
 // after warm-up, rotating between two input sets so the L2 cache does not flatter.
 import type { CceOptions } from '../../dsl/cce.js';
-import { type Schedule, fitD } from '../../dsl/schedule.js';
+import { type Schedule, fitD, fitShare } from '../../dsl/schedule.js';
+import { negativeRows } from '../philox.js';
 import type { DevicePtr } from './driver.js';
 import { type CompiledKernel, type CudaRuntime, buildCubin, problemScalars } from './run.js';
 
@@ -37,6 +38,8 @@ export interface BenchProblem {
   V: number;
   K: number;
   D: number;
+  /** Negatives shared by groups of rows: the index tensor is [G, K]. */
+  shareRows?: number;
 }
 
 export interface BenchTiming {
@@ -90,10 +93,11 @@ export class CudaBench {
     const perSet = Array.from({ length: sets }, (_, s) => {
       const E = alloc(p.N * p.D * el);
       const targets = alloc(p.N * 4);
-      const negatives = withNegatives ? alloc(p.N * p.K * 4) : 0n;
+      const negRows = negativeRows(p);
+      const negatives = withNegatives ? alloc(negRows * p.K * 4) : 0n;
       this.fillNormal(E, p.N * p.D, seed + 101 + s, scale, dtype);
       this.fillIndex(targets, p.N, seed + 202 + s, p.V);
-      if (withNegatives) this.fillIndex(negatives, p.N * p.K, seed + 303 + s, p.V);
+      if (withNegatives) this.fillIndex(negatives, negRows * p.K, seed + 303 + s, p.V);
       return { E, targets, negatives };
     });
     const dE = alloc(p.N * p.D * 4);
@@ -110,7 +114,7 @@ export class CudaBench {
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
   time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean } = {}): BenchTiming {
-    const s = fitD(schedule, p.D);
+    const s = o.mode === 'sampled' && o.share ? fitD(fitShare(schedule, o.share, this.rt.cuda.caps()), p.D) : fitD(schedule, p.D);
     const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
     const fused: CompiledKernel | undefined = opts.fused ? this.rt.kernel('fused', o, s) : undefined;
@@ -118,7 +122,7 @@ export class CudaBench {
     const own = !opts.inputs;
     const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox');
     try {
-      const scalars = { ...problemScalars({ ...p, ignoreIndex: -100 }, 1 / p.N), seed_lo: 12345, seed_hi: 0 };
+      const scalars = { ...problemScalars({ ...p, ignoreIndex: -100, shareRows: o.mode === 'sampled' ? o.share : undefined }, 1 / p.N), seed_lo: 12345, seed_hi: 0 };
       const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_table: inp.logq, C: inp.C, dE: inp.dE, dC: inp.dC, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
       const ev = [cu.event(), cu.event(), cu.event()];
       const total: number[] = [];

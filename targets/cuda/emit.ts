@@ -95,7 +95,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   param: (name) => name,
   ref: (name) => name,
   row: () => 'row',
-  program: () => '(int)blockIdx.x',
+  group: (n) => (n === 1 ? '(int)blockIdx.x' : `((int)blockIdx.x / ${n})`),
   rowValid: () => 'row_valid',
   d: () => 'd',
   bin: (fn: BinFn, a, b, t) => (fn === 'mulhi' ? `__umulhi(${a}, ${b})` : fn === 'pow' ? `powf(${a}, ${b})` : cBinary(fn, a, b, t === 'f32' ? 'fminf' : 'min', t === 'f32' ? 'fmaxf' : 'max')),

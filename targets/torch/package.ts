@@ -6,10 +6,10 @@ import Handlebars from 'handlebars';
 import { CODEGEN_VERSION, compileKernel } from '../../codegen/compile.js';
 import { sharedBytes } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFused } from '../../dsl/cce.js';
-import { CAPS, type Schedule, fitD, heuristicSchedule, warps } from '../../dsl/schedule.js';
+import { CAPS, type Schedule, fitD, fitShare, heuristicSchedule, warps } from '../../dsl/schedule.js';
 import type { ManifestKernel } from '../../codegen/package.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
-import { CUDA_PY, INIT_PY, LOSS_PY, REFERENCE_PY, SETUP_PY } from './python.js';
+import { CUDA_PY, INIT_PY, LOSS_PY, REFERENCE_PY, SETUP_PY, TILE_PY } from './python.js';
 
 export interface TorchPackageOptions {
   /** Hidden sizes to cover (each rounded up to a power of two); default 32..1024. */
@@ -20,6 +20,28 @@ export interface TorchPackageOptions {
 }
 
 const pow2 = (d: number) => 2 ** Math.ceil(Math.log2(Math.max(1, d)));
+
+/** Row groups of the shared-negative kernels the package carries (re-emit for others). */
+export const PACKAGE_SHARES = [64, 128] as const;
+
+/**
+ * Launch defaults of the Triton tile kernels (shared negatives on tensor cores), from the H100 search in
+ * bench/results/triton-shared-h100.json: candidate tile, and (warps, stages) for D ≥ 128 and below.
+ */
+const TILE_LAUNCH: Record<number, { cands: 32 | 64; wide: [number, number]; narrow: [number, number] }> = {
+  64: { cands: 32, wide: [8, 3], narrow: [4, 2] },
+  128: { cands: 64, wide: [8, 3], narrow: [4, 2] },
+};
+
+export interface TileKernel {
+  file: string;
+  entry: string;
+  pass: 'forward' | 'backward' | 'fused';
+  options: ManifestKernel['options'];
+  schedule: Schedule;
+  launch: { wide: [number, number]; narrow: [number, number] };
+  parameters: ManifestKernel['parameters'];
+}
 const tag = (s: Schedule) => `r${s.rows}l${s.lanes}v${s.vec}c${s.dChunks}s${s.samplesPerStep}`;
 
 /** Files of the package, relative to the output directory. */
@@ -27,6 +49,26 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   const files = new Map<string, string>();
   const dValues = [...new Set((o.dValues ?? [32, 64, 128, 256, 512, 1024]).map(pow2))].sort((a, b) => a - b);
   const kernels: ManifestKernel[] = [];
+  const tiles: TileKernel[] = [];
+  const cudaKernel = (opts: CceOptions, s: Schedule, pass: ManifestKernel['pass'], suffix: string) => {
+    const k = pass === 'forward' ? cceForward(opts, s) : pass === 'backward' ? cceBackward(opts, s) : cceFused(opts, s);
+    const out = compileKernel(k, s, 'cuda', CAPS.cuda);
+    const file = `${k.name}__${suffix}.cu`;
+    files.set(`ccekit_torch/kernels/${file}`, out.source);
+    kernels.push({
+      file,
+      entry: out.entry,
+      pass,
+      options: { mode: 'sampled', dtype: opts.dtype, sampling: opts.sampling, grad: opts.grad, negatives: opts.negatives, share: opts.share },
+      schedule: s,
+      launch: { rowsPerProgram: s.rows, threadsPerProgram: out.lowered.invocations, warps: warps(s), blockD: out.lowered.blockD, sharedBytes: sharedBytes(out.lowered, CAPS.cuda), maxD: out.lowered.blockD },
+      parameters: out.parameters,
+    });
+  };
+  const PASSES = ['forward', 'backward', 'fused'] as const;
+  // The fused kernel (mean / sum: gradients for a unit upstream scale, computed with the loss); the others for
+  // a per-row upstream gradient.
+  const optsFor = (pass: ManifestKernel['pass'], base: Omit<CceOptions, 'grad'>): CceOptions => ({ ...base, grad: pass === 'fused' ? 'scalar' : 'perRow' });
   for (const dtype of o.dtypes ?? ['f32', 'f16', 'bf16']) {
     const schedules = new Map<string, Schedule>();
     for (const d of dValues) {
@@ -37,27 +79,31 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
     }
     for (const e of o.tuning ?? []) if (e.key.dtype === dtype) schedules.set(tag(e.schedule), e.schedule);
     // Index-tensor kernels for uniform and given q; in-kernel (Philox) sampling for uniform q.
-    for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const)
+    for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const) {
+      const kind = `${sampling}${negatives === 'philox' ? '_philox' : ''}`;
       for (const s of schedules.values())
-        for (const pass of ['forward', 'backward', 'fused'] as const) {
-          // The fused kernel (mean / sum: gradients for a unit upstream scale, computed with the loss).
-          const opts: CceOptions = { mode: 'sampled', dtype, sampling, grad: pass === 'fused' ? 'scalar' : 'perRow', negatives };
-          const k = pass === 'forward' ? cceForward(opts, s) : pass === 'backward' ? cceBackward(opts, s) : cceFused(opts, s);
-          const out = compileKernel(k, s, 'cuda', CAPS.cuda);
-          const file = `${k.name}__${sampling}${negatives === 'philox' ? '_philox' : ''}_${dtype}__${tag(s)}.cu`;
-          files.set(`ccekit_torch/kernels/${file}`, out.source);
-          kernels.push({
-            file,
-            entry: out.entry,
-            pass,
-            options: { mode: 'sampled', dtype, sampling, grad: opts.grad, negatives },
-            schedule: s,
-            launch: { rowsPerProgram: s.rows, threadsPerProgram: out.lowered.invocations, warps: warps(s), blockD: out.lowered.blockD, sharedBytes: sharedBytes(out.lowered, CAPS.cuda), maxD: out.lowered.blockD },
-            parameters: out.parameters,
-          });
+        for (const pass of PASSES) cudaKernel(optsFor(pass, { mode: 'sampled', dtype, sampling, negatives }), s, pass, `${kind}_${dtype}__${tag(s)}`);
+      // Shared negatives: SIMT kernels (any NVIDIA GPU) at the heuristic schedules, Triton tile kernels
+      // (tensor cores; one file serves every D, BLOCK_D is a launch argument).
+      for (const share of PACKAGE_SHARES) {
+        const shareSchedules = new Map(dValues.map((d) => fitD(fitShare(heuristicSchedule(d, dtype), share, CAPS.cuda), d)).map((x) => [tag(x), x]));
+        for (const s of shareSchedules.values()) {
+          for (const pass of PASSES) cudaKernel(optsFor(pass, { mode: 'sampled', dtype, sampling, negatives, share }), s, pass, `${kind}_share${share}_${dtype}__${tag(s)}`);
         }
+        const t = TILE_LAUNCH[share]!;
+        const ts: Schedule = { rows: share as Schedule['rows'], lanes: 1, vec: 1, dChunks: 16, samplesPerStep: t.cands, stages: t.wide[1] as Schedule['stages'] };
+        for (const pass of PASSES) {
+          const opts = optsFor(pass, { mode: 'sampled', dtype, sampling, negatives, share });
+          const k = pass === 'forward' ? cceForward(opts, ts) : pass === 'backward' ? cceBackward(opts, ts) : cceFused(opts, ts);
+          const out = compileKernel(k, ts, 'triton', CAPS.triton);
+          const file = `${k.name}__${kind}_share${share}_${dtype}.py`;
+          files.set(`ccekit_torch/triton/${file}`, out.source);
+          tiles.push({ file, entry: out.entry, pass, options: { mode: 'sampled', dtype, sampling, grad: opts.grad, negatives, share }, schedule: ts, launch: { wide: t.wide, narrow: t.narrow }, parameters: out.parameters });
+        }
+      }
+    }
   }
-  const manifest = { generator: 'ccekit', version: CODEGEN_VERSION, target: 'torch', kernels };
+  const manifest = { generator: 'ccekit', version: CODEGEN_VERSION, target: 'torch', kernels, tiles };
   const fill = (t: string) => Handlebars.compile(t, { noEscape: true })({ version: CODEGEN_VERSION });
   files.set('ccekit_torch/manifest.json', JSON.stringify(manifest, null, 1) + '\n');
   files.set('ccekit_torch/tuning.json', JSON.stringify({ schema: 'ccekit-tuning/1', entries: Object.fromEntries((o.tuning ?? []).map((e, i) => [String(i), e])) }, null, 1) + '\n');
@@ -65,6 +111,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   files.set('ccekit_torch/loss.py', LOSS_PY);
   files.set('ccekit_torch/_reference.py', REFERENCE_PY);
   files.set('ccekit_torch/_cuda.py', CUDA_PY);
+  files.set('ccekit_torch/_tile.py', TILE_PY);
   files.set('setup.py', fill(SETUP_PY));
   return files;
 }

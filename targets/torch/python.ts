@@ -28,7 +28,7 @@ def _fail(argument, message):
     raise ValueError(f"{argument}: {message}")
 
 
-def _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction):
+def _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, share_rows=None):
     if not isinstance(e, torch.Tensor) or e.dim() != 2:
         _fail("e", "expected a 2-D tensor [N, D] of hidden states")
     if not isinstance(c, torch.Tensor) or c.dim() != 2:
@@ -60,11 +60,14 @@ def _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, re
     live = targets != ignore_index
     if bool(((targets < 0) | (targets >= v))[live].any()):
         _fail("targets", f"an item id is outside [0, V={v}) and is not ignore_index={ignore_index}")
+    if share_rows is not None and share_rows not in (16, 32, 64, 128):
+        _fail("share_rows", f"must be 16, 32, 64 or 128 rows, got {share_rows!r}")
+    rows = -(-n // share_rows) if share_rows else n
     if (negatives is None) == (num_negatives is None):
         _fail("negatives", "give exactly one of negatives (a tensor [N, K]) or num_negatives (K)")
     if negatives is not None:
-        if not isinstance(negatives, torch.Tensor) or negatives.dim() != 2 or negatives.shape[0] != n:
-            _fail("negatives", f"expected an integer tensor [N={n}, K]")
+        if not isinstance(negatives, torch.Tensor) or negatives.dim() != 2 or negatives.shape[0] != rows:
+            _fail("negatives", f"expected an integer tensor [N={n}, K]" if not share_rows else f"expected an integer tensor [G={rows}, K] (one row of negatives per group of {share_rows} rows)")
         if negatives.dtype not in _INT_DTYPES:
             _fail("negatives", f"dtype {negatives.dtype} is not an integer type")
         if negatives.shape[1] < 1:
@@ -86,7 +89,7 @@ def _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, re
     for name, t in (("e", e), ("c", c)):
         if not bool(torch.isfinite(t).all()):
             _fail(name, "contains NaN or Inf")
-    for name, size in (("e", n * d), ("c", v * d), ("negatives", n * k)):
+    for name, size in (("e", n * d), ("c", v * d), ("negatives", rows * k)):
         if size > _MAX_OFFSET:
             _fail(name, f"{size} elements overflow 32-bit offsets")
     return n, d, v, k
@@ -114,9 +117,11 @@ class CceMinusFunction(torch.autograd.Function):
     """CUDA kernels emitted by ccekit: forward writes per-row lse and the accepted count; backward recomputes."""
 
     @staticmethod
-    def forward(ctx, e, c, targets, negatives, logq, ignore_index, reduction):
-        from . import _cuda
+    def forward(ctx, e, c, targets, negatives, logq, ignore_index, reduction, share=None):
+        from . import _cuda, _tile
 
+        backend = _tile if share and _tile.available(e.device, share) else _cuda
+        ctx.backend, ctx.share = backend, share
         out_dtype = e.dtype
         ctx.e_dtype = e.dtype
         ctx.c_dtype = c.dtype  # gradients come back in the inputs' own dtypes (autocast: fp32 tables)
@@ -126,13 +131,13 @@ class CceMinusFunction(torch.autograd.Function):
         if ctx.fused:
             # mean / sum: the gradients are linear in the scalar upstream gradient, so one fused kernel computes
             # them for a unit scale together with the loss; backward only rescales them.
-            loss_rows, de, dc = _cuda.fused(e, c, targets, negatives, logq, ignore_index)
+            loss_rows, de, dc = backend.fused(e, c, targets, negatives, logq, ignore_index, share)
             live = (targets != ignore_index).sum()
             ctx.save_for_backward(de, dc, live)
             ctx.reduction = reduction
             total = loss_rows.sum()
             return total if reduction == "sum" else total / live.clamp_min(1).to(total.dtype)
-        loss_rows, lse, kacc = _cuda.forward(e, c, targets, negatives, logq, ignore_index)
+        loss_rows, lse, kacc = backend.forward(e, c, targets, negatives, logq, ignore_index, share)
         ctx.philox = negatives if isinstance(negatives, tuple) else None
         saved_neg = targets if ctx.philox else negatives  # placeholder tensor when the kernels draw them
         ctx.save_for_backward(e, c, targets, saved_neg, lse, kacc, *(() if logq is None else (logq,)))
@@ -150,13 +155,11 @@ class CceMinusFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        from . import _cuda
-
         if ctx.fused:
             de, dc, live = ctx.saved_tensors
             scale = grad_out.float() if ctx.reduction == "sum" else grad_out.float() / live.clamp_min(1).float()
             # In place: the saved unit-scale gradients are not needed again.
-            return de.mul_(scale).to(ctx.e_dtype), dc.mul_(scale).to(ctx.c_dtype), None, None, None, None, None
+            return de.mul_(scale).to(ctx.e_dtype), dc.mul_(scale).to(ctx.c_dtype), None, None, None, None, None, None
         saved = ctx.saved_tensors
         e, c, targets, negatives, lse, kacc = saved[:6]
         if ctx.philox:
@@ -170,8 +173,8 @@ class CceMinusFunction(torch.autograd.Function):
             dloss = g.expand(n).contiguous()
         else:
             dloss = (g / ctx.live.clamp_min(1).float()).expand(n).contiguous()
-        de, dc = _cuda.backward(e, c, targets, negatives, logq, lse, kacc, dloss, ctx.ignore_index)
-        return de.to(e.dtype), dc.to(ctx.c_dtype), None, None, None, None, None
+        de, dc = ctx.backend.backward(e, c, targets, negatives, logq, lse, kacc, dloss, ctx.ignore_index, ctx.share)
+        return de.to(e.dtype), dc.to(ctx.c_dtype), None, None, None, None, None, None
 
 
 def reference_cce_minus_loss(e, c, targets, negatives, item_probs=None, ignore_index=-100, reduction="mean"):
@@ -180,15 +183,21 @@ def reference_cce_minus_loss(e, c, targets, negatives, item_probs=None, ignore_i
     return _reference.cce_minus(e, c, targets, negatives, _logq(item_probs, v, e.device), ignore_index, reduction)
 
 
-def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, ignore_index=-100, reduction="mean", seed=None):
+def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, ignore_index=-100, reduction="mean", seed=None, share_rows=None):
     """CCE- loss. e [N, D] hidden states, c [V, D] item embeddings, targets [N] item ids (or ignore_index).
 
     Negatives: a tensor [N, K] of item ids drawn from q, or num_negatives=K to draw them here (uniform over the
     catalog, or from item_probs). A negative equal to the row's target is rejected; k_i = accepted count;
     logits s_i0 = e.c_t, s_ij = e.c_n - log(k_i q(n)) (uniform: q = 1/(V-1)); loss_i = logsumexp - s_i0.
     Rows whose target is ignore_index contribute nothing and leave the mean. Accumulation is fp32.
+
+    share_rows=R (16, 32, 64, 128; the package carries kernels for 64 and 128): row-tile-shared negatives. Each
+    group of R consecutive rows shares one set of K negatives (negatives is then [ceil(N/R), K]); every row
+    still sees K i.i.d. draws from q, so its estimator is unchanged, and the kernels compute logits and
+    gradients as tile products (tensor cores through Triton when it is installed).
     """
-    n, d, v, k = _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction)
+    n, d, v, k = _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, share_rows)
+    rows = -(-n // share_rows) if share_rows else n
     logq = _logq(item_probs, v, e.device)
     # Uniform negatives that the caller did not pass are drawn inside the kernels (Philox4x32-10, no index
     # tensor); the CPU path draws the same items with the same generator.
@@ -196,7 +205,7 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
     if philox:
         seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
     elif negatives is None:
-        negatives = _draw(n, k, v, item_probs, e.device, seed)
+        negatives = _draw(rows, k, v, item_probs, e.device, seed)
     if e.is_cuda:
         from . import _cuda
 
@@ -204,10 +213,12 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
             neg = (k, seed) if philox else negatives.to(torch.int32).contiguous()
             return CceMinusFunction.apply(
                 e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), neg,
-                None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction,
+                None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction, share_rows,
             )
     if philox:
-        negatives = _reference.philox_uniform(n, k, v, seed, e.device)
+        negatives = _reference.philox_uniform(rows, k, v, seed, e.device, stream=1 if share_rows else 0)
+    if share_rows:
+        negatives = negatives.repeat_interleave(share_rows, dim=0)[:n]
     return _reference.cce_minus(e, c, targets, negatives, logq, ignore_index, reduction)
 `;
 
@@ -229,11 +240,12 @@ def _mul32(a, b):
     return hi, ((m2 & 0xFFFF) << 16 | (lo & 0xFFFF)) & _M
 
 
-def philox_uniform(n, k, v, seed, device):
-    """The in-kernel sampler's draws: slot j of row i from Philox4x32-10(counter [j, i, 0, 0], key seed)."""
+def philox_uniform(n, k, v, seed, device, stream=0):
+    """The in-kernel sampler's draws: slot j of row i from Philox4x32-10(counter [j, i, stream, 0], key seed);
+    stream 1 draws the negatives of row groups (shared negatives; i is then the group)."""
     c0 = torch.arange(k, device=device, dtype=torch.int64).repeat(n)
     c1 = torch.arange(n, device=device, dtype=torch.int64).repeat_interleave(k)
-    c2 = torch.zeros_like(c0)
+    c2 = torch.full_like(c0, stream)
     c3 = torch.zeros_like(c0)
     k0, k1 = seed & _M, (seed >> 32) & _M
     for r in range(10):
@@ -425,13 +437,13 @@ def _bucket_ok(kernel, d):
     return s["lanes"] * s["vec"] * s["dChunks"] >= d and d % s["vec"] == 0
 
 
-def _pick(pass_, dtype, sampling, d, device, negatives="tensor"):
+def _pick(pass_, dtype, sampling, d, device, negatives="tensor", share=None):
     """The kernel for this pass: a tuned schedule for the device if the package has one, else the smallest fit."""
     name = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[dtype]
     cands = [k for k in _MANIFEST["kernels"] if k["pass"] == pass_ and k["options"]["dtype"] == name and k["options"]["sampling"] == sampling
-             and k["options"].get("negatives", "tensor") == negatives and _bucket_ok(k, d)]
+             and k["options"].get("negatives", "tensor") == negatives and k["options"].get("share") == share and _bucket_ok(k, d)]
     if not cands:
-        raise CcekitCudaError(f"no emitted kernel for D={d} {name} {sampling}; re-emit with --d-values covering {d}")
+        raise CcekitCudaError(f"no emitted kernel for D={d} {name} {sampling}{f' shared by {share} rows' if share else ''}; re-emit with --d-values covering {d}")
     dev = torch.cuda.get_device_name(device)
     tuned = {json.dumps(e["schedule"], sort_keys=True) for e in _TUNING.values() if e["key"]["device"]["name"] == dev and e["key"]["dtype"] == name}
     cands.sort(key=lambda k: (json.dumps(k["schedule"], sort_keys=True) not in tuned, k["launch"]["blockD"], -k["schedule"]["vec"]))
@@ -458,11 +470,12 @@ def _launch(kernel, device, rows, tensors, scalars):
     _check(f"cuLaunchKernel({kernel['entry']})", _cu.cuLaunchKernel(fn, grid, 1, 1, kernel["launch"]["threadsPerProgram"], 1, 1, 0, stream, params, None))
 
 
-def _scalars(e, c, negatives, ignore_index):
-    """negatives: an index tensor [N, K], or (K, seed) for the in-kernel Philox sampler."""
+def _scalars(e, c, negatives, ignore_index, share=None):
+    """negatives: an index tensor [N, K] ([G, K] when shared by groups of rows), or (K, seed) for the in-kernel
+    Philox sampler."""
     n, d = e.shape
     v = c.shape[0]
-    out = {"N": n, "D": d, "V": v, "V2": 2 * v, "ignore_index": ignore_index, "logq_uniform": -math.log(v - 1), "grad_scale": 1.0}
+    out = {"N": n, "D": d, "V": v, "V2": 2 * v, "G": -(-n // share) if share else n, "ignore_index": ignore_index, "logq_uniform": -math.log(v - 1), "grad_scale": 1.0}
     if isinstance(negatives, tuple):
         out.update(K=negatives[0], seed_lo=negatives[1] & 0xFFFFFFFF, seed_hi=(negatives[1] >> 32) & 0xFFFFFFFF)
     else:
@@ -474,10 +487,10 @@ def _kind(negatives):
     return "philox" if isinstance(negatives, tuple) else "tensor"
 
 
-def forward(e, c, targets, negatives, logq, ignore_index):
+def forward(e, c, targets, negatives, logq, ignore_index, share=None):
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
-    k = _pick("forward", e.dtype, sampling, d, e.device, _kind(negatives))
+    k = _pick("forward", e.dtype, sampling, d, e.device, _kind(negatives), share)
     if isinstance(negatives, tuple):
         negatives_t = None
     else:
@@ -486,31 +499,31 @@ def forward(e, c, targets, negatives, logq, ignore_index):
     lse = torch.empty(n, dtype=torch.float32, device=e.device)
     kacc = torch.empty(n, dtype=torch.int32, device=e.device)
     tensors = {"E": e, "C": c, "targets": targets, "negatives": negatives_t, "logq": logq, "loss": loss, "lse": lse, "kacc": kacc}
-    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index))
+    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index, share))
     return loss, lse, kacc
 
 
-def fused(e, c, targets, negatives, logq, ignore_index):
+def fused(e, c, targets, negatives, logq, ignore_index, share=None):
     """Loss rows and the gradients for a unit upstream scale per row (grad_scale 1), in one kernel."""
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
-    k = _pick("fused", e.dtype, sampling, d, e.device, _kind(negatives))
+    k = _pick("fused", e.dtype, sampling, d, e.device, _kind(negatives), share)
     loss = torch.empty(n, dtype=torch.float32, device=e.device)
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
     dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
     tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "loss": loss, "dE": de, "dC": dc}
-    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index))
+    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index, share))
     return loss, de, dc
 
 
-def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index):
+def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share=None):
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
-    k = _pick("backward", e.dtype, sampling, d, e.device, _kind(negatives))
+    k = _pick("backward", e.dtype, sampling, d, e.device, _kind(negatives), share)
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
     dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
     tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "lse": lse, "kacc": kacc, "dloss": dloss, "dE": de, "dC": dc}
-    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index))
+    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index, share))
     return de, dc
 `;
 
@@ -520,7 +533,87 @@ setup(
     name="ccekit-torch",
     version="{{version}}",
     packages=["ccekit_torch"],
-    package_data={"ccekit_torch": ["manifest.json", "tuning.json", "kernels/*.cu"]},
+    package_data={"ccekit_torch": ["manifest.json", "tuning.json", "kernels/*.cu", "triton/*.py"]},
     install_requires=["torch>=1.13"],
 )
+`;
+
+export const TILE_PY = `"""Shared negatives on tensor cores: ccekit's emitted Triton tile kernels (tl.dot), when Triton is installed.
+The same three entry points as _cuda (forward, fused, backward); ccekit_torch falls back to _cuda's SIMT kernels."""
+import importlib.util
+import os
+
+import torch
+
+from ._cuda import _MANIFEST, _scalars
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_modules = {}
+_ok = {}
+
+
+def available(device, share):
+    key = (str(device), share)
+    if key not in _ok:
+        try:
+            import triton  # noqa: F401
+
+            _ok[key] = device.type == "cuda" and any(t["options"].get("share") == share for t in _MANIFEST.get("tiles", []))
+        except ImportError:
+            _ok[key] = False
+    return _ok[key]
+
+
+def _entry(tile):
+    if tile["file"] not in _modules:
+        spec = importlib.util.spec_from_file_location("ccekit_tile_" + tile["file"][:-3], os.path.join(_HERE, "triton", tile["file"]))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _modules[tile["file"]] = getattr(mod, tile["entry"])
+    return _modules[tile["file"]]
+
+
+def _run(pass_, e, c, negatives, logq, share, tensors, ignore_index):
+    n, d = e.shape
+    name = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[e.dtype]
+    sampling = "uniform" if logq is None else "given"
+    kind = "philox" if isinstance(negatives, tuple) else "tensor"
+    tile = next(t for t in _MANIFEST["tiles"] if t["pass"] == pass_ and t["options"]["dtype"] == name and t["options"]["sampling"] == sampling
+                and t["options"]["negatives"] == kind and t["options"]["share"] == share)
+    args = dict(_scalars(e, c, negatives, ignore_index, share), **tensors)
+    block_d = max(16, 1 << (d - 1).bit_length())
+    warps, stages = tile["launch"]["wide" if d >= 128 else "narrow"]
+    s = tile["schedule"]
+    with torch.cuda.device(e.device):
+        _entry(tile)[(-(-n // s["rows"]),)](**{p["name"]: args.get(p["name"]) for p in tile["parameters"]}, BLOCK_R=s["rows"], BLOCK_D=block_d,
+                                            BLOCK_C=s["samplesPerStep"], num_warps=warps, num_stages=stages)
+
+
+def forward(e, c, targets, negatives, logq, ignore_index, share):
+    n = e.shape[0]
+    loss = torch.empty(n, dtype=torch.float32, device=e.device)
+    lse = torch.empty(n, dtype=torch.float32, device=e.device)
+    kacc = torch.empty(n, dtype=torch.int32, device=e.device)
+    neg = None if isinstance(negatives, tuple) else negatives
+    _run("forward", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, loss=loss, lse=lse, kacc=kacc), ignore_index)
+    return loss, lse, kacc
+
+
+def fused(e, c, targets, negatives, logq, ignore_index, share):
+    n, d = e.shape
+    loss = torch.empty(n, dtype=torch.float32, device=e.device)
+    de = torch.empty(n, d, dtype=torch.float32, device=e.device)
+    dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
+    neg = None if isinstance(negatives, tuple) else negatives
+    _run("fused", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, loss=loss, dE=de, dC=dc), ignore_index)
+    return loss, de, dc
+
+
+def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share):
+    n, d = e.shape
+    de = torch.empty(n, d, dtype=torch.float32, device=e.device)
+    dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
+    neg = None if isinstance(negatives, tuple) else negatives
+    _run("backward", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, lse=lse, kacc=kacc, dloss=dloss, dE=de, dC=dc), ignore_index)
+    return de, dc
 `;

@@ -47,7 +47,7 @@ const dialect: Dialect = {
   ref: (name) => name,
   row: () => 'rows',
   rowValid: () => 'row_valid',
-  program: () => 'pid',
+  group: (n) => (n === 1 ? 'pid' : `(pid // ${n})`),
   d: () => 'offs_d[None, :]',
   cidx: () => 'offs_c',
   reduceCands: (fn, a) => `tl.${fn}(${a}, axis=1)`,

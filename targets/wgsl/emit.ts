@@ -74,7 +74,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   param: (name) => `params.${name}`,
   ref: (name) => name,
   row: () => 'row',
-  program: () => 'pid',
+  group: (n) => (n === 1 ? 'pid' : `(pid / ${n}i)`),
   rowValid: () => 'row_valid',
   d: () => 'd',
   bin: (fn: BinFn, a, b) => (fn === 'mulhi' ? `ccekit_mulhi(${a}, ${b})` : fn === 'pow' ? `pow(${a}, ${b})` : cBinary(fn, a, b, 'min', 'max')),

@@ -27,9 +27,10 @@ for fx in fixtures:
         e = torch.tensor(fx["E"], dtype=torch.float64).view(n, d).to(dtype).requires_grad_()
         c = torch.tensor(fx["C"], dtype=torch.float64).view(v, d).to(dtype).requires_grad_()
         targets = torch.tensor(fx["targets"], dtype=torch.int64)
-        negatives = torch.tensor(fx["negatives"], dtype=torch.int64).view(n, k)
+        share = fx.get("shareRows")
+        negatives = torch.tensor(fx["negatives"], dtype=torch.int64).view(-(-n // share) if share else n, k)
         probs = torch.tensor(fx["itemProbs"], dtype=torch.float64) if fx["itemProbs"] is not None else None
-        loss = cce_minus_loss(e, c, targets, negatives=negatives, item_probs=probs, reduction=fx["reduction"])
+        loss = cce_minus_loss(e, c, targets, negatives=negatives, item_probs=probs, reduction=fx["reduction"], share_rows=share)
         grad = torch.tensor(fx["gradOutput"], dtype=dtype) if fx["reduction"] == "none" else torch.tensor(fx["gradOutput"], dtype=dtype)
         loss.backward(grad)
         errs = {"loss": rel(loss, fx["loss"]), "dE": rel(e.grad, fx["dE"]), "dC": rel(c.grad, fx["dC"])}
@@ -47,6 +48,10 @@ drawn = _reference.philox_uniform(ph["N"], ph["K"], ph["V"], ph["seed"], torch.d
 checks += 1
 failures += 0 if drawn == ph["expected"] else 1
 print(("ok  " if drawn == ph["expected"] else "FAIL") + " philox_uniform equals the host twin of the kernels' sampler")
+shared = _reference.philox_uniform(ph["N"], ph["K"], ph["V"], ph["seed"], torch.device("cpu"), stream=1).reshape(-1).tolist()
+checks += 1
+failures += 0 if shared == ph["shared"] and shared != drawn else 1
+print(("ok  " if shared == ph["shared"] and shared != drawn else "FAIL") + " philox_uniform stream 1 (shared negatives) equals the host twin")
 
 # Negatives drawn inside: reproducible with a seed, and the same function of the drawn tensor.
 e = torch.randn(9, 5, dtype=torch.float64)
@@ -67,6 +72,8 @@ bad = [
     ("num_negatives", lambda: cce_minus_loss(e, c, t, num_negatives=0)),
     ("item_probs", lambda: cce_minus_loss(e, c, t, num_negatives=2, item_probs=torch.zeros(40))),
     ("reduction", lambda: cce_minus_loss(e, c, t, num_negatives=2, reduction="avg")),
+    ("share_rows", lambda: cce_minus_loss(e, c, t, num_negatives=2, share_rows=24)),
+    ("negatives", lambda: cce_minus_loss(e, c, t, negatives=torch.zeros(9, 2, dtype=torch.int64), share_rows=16)),
     ("e", lambda: cce_minus_loss(e * float("nan"), c, t, num_negatives=2)),
     ("c", lambda: cce_minus_loss(e, torch.randn(1, 5, dtype=torch.float64), torch.zeros(9, dtype=torch.int64), num_negatives=2)),
 ]
