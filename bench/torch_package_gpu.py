@@ -73,6 +73,41 @@ for dtype in (torch.float32, torch.bfloat16):
     rows.append({"dtype": str(dtype), "philox": True, **errs, "ok": ok})
     print(f"{'ok  ' if ok else 'FAIL'} in-kernel sampling {dtype}: " + " ".join(f"{k} {v:.1e}" for k, v in errs.items()))
 
+# Row-tile-shared negatives (share_rows): Triton tile kernels (tensor cores) and, with Triton hidden, the SIMT
+# kernels; index tensors [G, K] and in-kernel draws (compared with the CPU path, which draws the same items).
+from ccekit_torch import _tile  # noqa: E402
+
+real_available = _tile.available
+for backend in ("triton", "simt"):
+    _tile.available = real_available if backend == "triton" else (lambda device, share, dtype=None: False)
+    for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 1e-3 + 2**-10), (torch.bfloat16, 1e-3 + 2**-8)):
+        for share in (64, 128):
+            for n, d, v, k, reduction, drawn in ((300, 64, 1009, 77, "none", False), (1000, 256, 20011, 255, "mean", True), (77, 40, 97, 33, "sum", False)):
+                e = (torch.randn(n, d, device=dev) * 2 / d**0.5).to(dtype)
+                c = (torch.randn(v, d, device=dev) * 2 / d**0.5).to(dtype)
+                t = torch.randint(0, v, (n,), device=dev)
+                t[torch.rand(n, device=dev) < 0.15] = -100
+                g_rows = -(-n // share)
+                neg = torch.randint(0, v, (g_rows, k), device=dev)
+                neg[0, :3] = t[0].clamp_min(0)
+                kw = dict(num_negatives=k, seed=2**33 + n) if drawn else dict(negatives=neg)
+                e1, c1 = e.clone().requires_grad_(), c.clone().requires_grad_()
+                loss = cce_minus_loss(e1, c1, t, reduction=reduction, share_rows=share, **kw)
+                gout = torch.rand_like(loss) + 0.5
+                loss.backward(gout)
+                e2, c2 = e.double().cpu().requires_grad_(), c.double().cpu().requires_grad_()
+                kw2 = dict(num_negatives=k, seed=2**33 + n) if drawn else dict(negatives=neg.cpu())
+                ref = cce_minus_loss(e2, c2, t.cpu(), reduction=reduction, share_rows=share, **kw2)
+                ref.backward(gout.double().cpu())
+                errs = {"loss": rel(loss.detach().cpu(), ref.detach()), "dE": rel(e1.grad.cpu(), e2.grad), "dC": rel(c1.grad.cpu(), c2.grad)}
+                ok = all(x <= tol for x in errs.values()) and e1.grad.dtype == dtype
+                fails += 0 if ok else 1
+                rows.append({"dtype": str(dtype), "N": n, "D": d, "V": v, "K": k, "share_rows": share, "backend": backend, "drawn": drawn, "reduction": reduction, **errs, "ok": ok})
+                if not ok:
+                    print("FAIL", rows[-1])
+    print(f"shared negatives through the package ({backend}): {sum(1 for r in rows if r.get('backend') == backend and r['ok'])} of {sum(1 for r in rows if r.get('backend') == backend)} passed")
+_tile.available = real_available
+
 # autocast: a Linear producing e in bf16, an fp32 embedding table, gradients in the parameters' dtypes.
 lin = torch.nn.Linear(64, 64).to(dev)
 emb = torch.nn.Parameter(torch.randn(5003, 64, device=dev) * 0.1)
@@ -137,11 +172,21 @@ base = torch.cuda.memory_allocated()
 ms_philox = step(ccekit_philox)
 peak_philox = (torch.cuda.max_memory_allocated() - base) / 2**20
 print(f"beauty fp16 through the package with in-kernel sampling (no index tensor): {ms_philox:.2f} ms, peak +{peak_philox:.0f} MiB")
+def ccekit_shared():
+    e.grad = c.grad = None
+    cce_minus_loss(e, c, t, num_negatives=k, seed=1, share_rows=64).backward()
+
+
+torch.cuda.reset_peak_memory_stats()
+base = torch.cuda.memory_allocated()
+ms_shared = step(ccekit_shared)
+peak_shared = (torch.cuda.max_memory_allocated() - base) / 2**20
+print(f"beauty fp16 through the package with negatives shared by 64 rows (Triton tile kernels): {ms_shared:.2f} ms, peak +{peak_shared:.0f} MiB")
 torch.cuda.reset_peak_memory_stats()
 base = torch.cuda.memory_allocated()
 ms_torch = step(torch_ce_minus)
 peak_torch = (torch.cuda.max_memory_allocated() - base) / 2**20
 print(f"beauty fp16 fwd+bwd through the package: {ms_cce:.2f} ms, peak +{peak_cce:.0f} MiB (incl. fp32 dC/dE and fp16 grads); torch CE-: {ms_torch:.2f} ms, peak +{peak_torch:.0f} MiB")
 if len(sys.argv) > 3:
-    json.dump({"card": torch.cuda.get_device_name(), "torch": torch.__version__, "checks": rows, "autocast_ok": auto_ok, "beauty_ms": {"ccekit_package": ms_cce, "ccekit_package_philox": ms_philox, "torch_ce_minus": ms_torch}, "beauty_peak_mib": {"ccekit_package": peak_cce, "ccekit_package_philox": peak_philox, "torch_ce_minus": peak_torch}}, open(sys.argv[3], "w"), indent=1)
+    json.dump({"card": torch.cuda.get_device_name(), "torch": torch.__version__, "checks": rows, "autocast_ok": auto_ok, "beauty_ms": {"ccekit_package": ms_cce, "ccekit_package_philox": ms_philox, "ccekit_package_shared64": ms_shared, "torch_ce_minus": ms_torch}, "beauty_peak_mib": {"ccekit_package": peak_cce, "ccekit_package_philox": peak_philox, "ccekit_package_shared64": peak_shared, "torch_ce_minus": peak_torch}}, open(sys.argv[3], "w"), indent=1)
 sys.exit(1 if fails else 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SASRec comparison on the GPU machine (issue: PyTorch CE- vs ccekit CCE-). Data from DATA_DIR (the device call
 # carries a copy of ../shared/data as .data/), the ccekit package from out/torch (ccekit emit --target torch).
-# Usage: bash examples/sasrec/h100.sh PART   (PART: same-beauty, same-video, large)
+# Usage: bash examples/sasrec/h100.sh PART   (PART: same-beauty, same-video, shared-beauty, shared-video, large)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DATA_DIR=${DATA_DIR:-.data}
@@ -14,6 +14,13 @@ case "$1" in
       for loss in ce-minus cce-minus; do
         run "$ds-$loss-s$seed" --data "$DATA_DIR/$ds.txt" --loss $loss --negatives 256 --batch-size 128 --epochs ${EPOCHS:-60} --seed $seed
       done
+    done ;;
+  shared-*)
+    # Row-tile-shared negatives (64 rows a group; SHUFFLE=1: rows grouped in a random order), ccekit only;
+    # compare with the per-row runs of same-*.
+    ds=${1#shared-}
+    for seed in ${SEEDS:-1 2}; do
+      run "$ds-cce-minus-shared64${SHUFFLE:+-shuffled}-s$seed" --data "$DATA_DIR/$ds.txt" --loss cce-minus --share-rows 64 ${SHUFFLE:+--shuffle-groups} --negatives 256 --batch-size 128 --epochs ${EPOCHS:-60} --seed $seed
     done ;;
   large)
     # K and batch sizes PyTorch CE- cannot hold in 40 GB (its [N, K, D] gathers), ccekit only.

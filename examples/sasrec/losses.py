@@ -10,7 +10,8 @@ mean over rows.
                -log(k_i q(n)) = log(V-1) - log(k_i). Gathers C[negatives] as [N, K, D].
     bce        SASRec's loss: one negative per row, uniform over the V-1 non-target items,
                BCE-with-logits(pos, 1) + BCE-with-logits(neg, 0).
-    cce-minus  ccekit's cce_minus_loss (the same loss as ce-minus without the [N, K, D] gather).
+    cce-minus  ccekit's cce_minus_loss (the same loss as ce-minus without the [N, K, D] gather); with
+               share_rows, the rows of each group of share_rows consecutive rows share their K negatives.
 """
 
 import math
@@ -85,8 +86,9 @@ def import_ccekit(package_dir):
     return cce_minus_loss
 
 
-def make_loss(name, V, num_negatives, ccekit_package="out/torch", amp_dtype=None):
-    """A function (E, C, targets) -> scalar loss for `name`, drawing its own negatives."""
+def make_loss(name, V, num_negatives, ccekit_package="out/torch", amp_dtype=None, share_rows=None, shuffle_groups=False):
+    """A function (E, C, targets) -> scalar loss for `name`, drawing its own negatives (cce-minus with share_rows:
+    one set of K negatives per group of share_rows consecutive rows)."""
     if V < 2:
         raise ValueError("the catalog needs at least 2 items")
     if name == "ce":
@@ -102,7 +104,12 @@ def make_loss(name, V, num_negatives, ccekit_package="out/torch", amp_dtype=None
             # Under autocast hand the kernels the half-precision inputs that autocast's matmuls would use.
             if amp_dtype is not None:
                 E, C = E.to(amp_dtype), C.to(amp_dtype)
-            return cce(E, C, t, num_negatives=num_negatives)
+            if shuffle_groups:
+                # Rows in a random order, so a group of share_rows rows mixes users instead of holding
+                # consecutive positions of one or two sequences (the mean loss does not depend on the order).
+                perm = torch.randperm(E.shape[0], device=E.device)
+                E, t = E[perm], t[perm]
+            return cce(E, C, t, num_negatives=num_negatives, share_rows=share_rows)
 
         return loss
     raise ValueError(f"unknown loss {name!r}; one of {', '.join(LOSSES)}")

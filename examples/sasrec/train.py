@@ -36,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--loss", choices=LOSSES, default="ce-minus")
     p.add_argument("--negatives", type=int, default=256, help="K negatives per row (ce-minus, cce-minus)")
     p.add_argument("--ccekit-package", default="out/torch", help="folder holding ccekit_torch/ (cce-minus)")
+    p.add_argument("--share-rows", type=int, default=None, help="cce-minus: negatives shared by groups of this many rows (64, 128)")
+    p.add_argument("--shuffle-groups", action="store_true", help="with --share-rows: group rows in a random order each step")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--heads", type=int, default=1)
@@ -204,7 +206,9 @@ def main(argv=None):
             model = torch.compile(raw_model)
         else:
             print("train.py: --compile needs torch >= 2; running eagerly", file=sys.stderr)
-    loss_fn = make_loss(args.loss, V, args.negatives, args.ccekit_package, amp_dtype)
+    if args.share_rows is not None and args.loss != "cce-minus":
+        raise SystemExit("train.py: --share-rows applies to --loss cce-minus")
+    loss_fn = make_loss(args.loss, V, args.negatives, args.ccekit_package, amp_dtype, args.share_rows, args.shuffle_groups)
     opt = torch.optim.Adam(raw_model.parameters(), lr=args.lr, betas=(0.9, 0.98))
     scaler = make_scaler(amp_dtype == torch.float16)
 

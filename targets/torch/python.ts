@@ -120,7 +120,7 @@ class CceMinusFunction(torch.autograd.Function):
     def forward(ctx, e, c, targets, negatives, logq, ignore_index, reduction, share=None):
         from . import _cuda, _tile
 
-        backend = _tile if share and _tile.available(e.device, share) else _cuda
+        backend = _tile if share and _tile.available(e.device, share, e.dtype) else _cuda
         ctx.backend, ctx.share = backend, share
         out_dtype = e.dtype
         ctx.e_dtype = e.dtype
@@ -552,7 +552,11 @@ _modules = {}
 _ok = {}
 
 
-def available(device, share):
+def available(device, share, dtype=torch.float16):
+    """Triton is installed, the package has tile kernels for this group size, and the storage is 16-bit (fp32
+    tiles take IEEE fp32 products and much shared memory; the SIMT kernels serve them)."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return False
     key = (str(device), share)
     if key not in _ok:
         try:
@@ -584,9 +588,16 @@ def _run(pass_, e, c, negatives, logq, share, tensors, ignore_index):
     block_d = max(16, 1 << (d - 1).bit_length())
     warps, stages = tile["launch"]["wide" if d >= 128 else "narrow"]
     s = tile["schedule"]
+    kwargs = {p["name"]: args.get(p["name"]) for p in tile["parameters"]}
     with torch.cuda.device(e.device):
-        _entry(tile)[(-(-n // s["rows"]),)](**{p["name"]: args.get(p["name"]) for p in tile["parameters"]}, BLOCK_R=s["rows"], BLOCK_D=block_d,
-                                            BLOCK_C=s["samplesPerStep"], num_warps=warps, num_stages=stages)
+        # Large D: fewer pipeline stages when the tiles do not fit the device's shared memory.
+        for st in range(stages, 0, -1):
+            try:
+                _entry(tile)[(-(-n // s["rows"]),)](**kwargs, BLOCK_R=s["rows"], BLOCK_D=block_d, BLOCK_C=s["samplesPerStep"], num_warps=warps, num_stages=st)
+                return
+            except Exception as err:  # triton.runtime.errors.OutOfResources
+                if "out of resource" not in str(err) or st == 1:
+                    raise
 
 
 def forward(e, c, targets, negatives, logq, ignore_index, share):

@@ -43,7 +43,8 @@ def launch_{{name}}(grid_rows, **kwargs):
 
 const dialect: Dialect = {
   constant: (v, t) => (t === 'f32' ? formatFloat(v) : t === 'bool' ? (v ? 'True' : 'False') : t === 'u32' ? `tl.full((), ${v >>> 0}, tl.uint32)` : String(v | 0)),
-  param: (name, t) => (t === 'u32' ? `${name}.to(tl.uint32)` : name),
+  // tl.cast, not .to(): Triton passes an int argument equal to 1 as a constexpr (a Python int).
+  param: (name, t) => (t === 'u32' ? `tl.cast(${name}, tl.uint32)` : name),
   ref: (name) => name,
   row: () => 'rows',
   rowValid: () => 'row_valid',
