@@ -197,6 +197,8 @@ const TUNE_FLAGS = {
   dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
   repeats: { kind: 'int', default: 5, min: 1, help: 'timed repetitions per candidate (finalists get 15)' },
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json)' },
+  negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'negatives from an index tensor or drawn in the kernel' },
+  share: { kind: 'int', default: 0, min: 0, help: 'tune the shared-negative kernels of groups of this many rows (16, 32, 64, 128)' },
 } as const satisfies FlagTable;
 
 export const TUNE_HELP = usage(
@@ -213,7 +215,8 @@ export async function cmdTune(argv: string[]): Promise<number> {
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const w of db.warnings) out(`warning: ${w}`);
   out(`ccekit tune on ${rt.name} (${rt.cuda.info.arch}), dtype ${o.dtype}, DB ${db.path}`);
-  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar' };
+  if (o.share && ![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'tune');
+  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}) };
   const rows: string[][] = [['setting', 'result', 'ms', 'p20', 'p80', 'schedule']];
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;

@@ -3,7 +3,7 @@
 // time the survivors on the real problem size (two rotating input sets), store the winner in the tuning DB.
 import { lower } from '../../codegen/lower.js';
 import { type CceOptions, optionsKey } from '../../dsl/cce.js';
-import { type DeviceCaps, type Pow2, type Schedule, type VecWidth, fitD, heuristicSchedule } from '../../dsl/schedule.js';
+import { type DeviceCaps, type Pow2, type Schedule, type VecWidth, fitD, fitShare, heuristicSchedule } from '../../dsl/schedule.js';
 import { cceBackward, cceForward } from '../../dsl/cce.js';
 import { gpuTolerance, relErr } from '../check.js';
 import { referenceCce } from '../cpu/reference.js';
@@ -66,9 +66,13 @@ export function tune(rt: CudaRuntime, bench: CudaBench, db: TuningDb, p: BenchPr
     return { entry: hit, cacheHit: true };
   }
   const caps = rt.cuda.caps();
-  const all = candidateSchedules(p.D, o.dtype, caps);
+  // Shared negatives: a program's rows must lie in one group (fitShare); duplicates after fitting drop out.
+  const share = o.mode === 'sampled' ? o.share : undefined;
+  const fit = (s: Schedule) => (share ? fitD(fitShare(s, share, caps), p.D) : s);
+  const all = [...new Map(candidateSchedules(p.D, o.dtype, caps).map((s) => [JSON.stringify(fit(s)), fit(s)])).values()];
   // A small problem with the same D and dtype, against the float64 reference.
-  const small = { ...randomProblem({ N: 97, V: 1031, K: 37, D: p.D, dtype: o.dtype, seed: 7, collisionRate: 0.1, ignoreFraction: 0.1 }), reduction: 'mean' as const };
+  const small0 = { ...randomProblem({ N: 97, V: 1031, K: 37, D: p.D, dtype: o.dtype, seed: 7, collisionRate: 0.1, ignoreFraction: 0.1, shareRows: share }), reduction: 'mean' as const };
+  const small = o.mode === 'sampled' && o.negatives === 'philox' ? { ...small0, negatives: undefined, philoxSeed: 77 } : small0;
   const ref = referenceCce(small);
   const tol = gpuTolerance(o.dtype);
   const candidates: TuneCandidate[] = [];
@@ -92,7 +96,7 @@ export function tune(rt: CudaRuntime, bench: CudaBench, db: TuningDb, p: BenchPr
     }
   });
   if (!alive.length) throw new Error(`tune: no candidate schedule works for ${JSON.stringify(p)}`);
-  const inputs = bench.inputs(p, o.dtype, 11);
+  const inputs = bench.inputs({ ...p, shareRows: share }, o.dtype, 11, 2, o.mode === 'full' || o.negatives !== 'philox');
   try {
     const first = alive.map((s, i) => {
       const t = bench.time(p, o, s, { repeats: opts.repeats ?? 5, warmup: 1, inputs });
