@@ -18,7 +18,7 @@ export type LStmt =
   | { k: 'decl'; name: string; t: ValueType; s: Scope; init?: Expr; mut: boolean }
   | { k: 'assign'; name: string; value: Expr }
   | { k: 'load'; name: string; t: ValueType; s: Scope; tensor: string; index: Expr; mask: Expr; row?: RowAccess }
-  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; row?: RowAccess }
+  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; row?: RowAccess; rowShared?: number }
   | { k: 'for'; v: string; start: Expr; end: Expr; step: number; body: LStmt[] }
   | { k: 'vec'; body: LStmt[] }
   | { k: 'accum'; fn: 'sum' | 'max'; target: string; value: Expr }
@@ -67,6 +67,11 @@ export interface LoweredKernel {
   invocations: number;
   /** The device record it was lowered for (emitters may use device features). */
   caps?: DeviceCaps;
+  /**
+   * SIMT: f32 slots of workgroup memory for atomic adds into a row that is the same for all rows of a program
+   * (a shared candidate): each is summed over the program's rows there first, then added once per element.
+   */
+  rowSharedSlots: number;
 }
 
 export const NEG_BIG = -3.0e38;
@@ -236,9 +241,33 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
     perLane: perLane(schedule),
     invocations: invocations(schedule),
     caps,
+    rowSharedSlots: 0,
   };
+  if (caps) markRowShared(lk, caps);
   if (caps) checkAgainstCaps(lk, caps);
   return lk;
+}
+
+/**
+ * SIMT targets: an atomic add of a whole row whose index is uniform (the same row for every row slot of the
+ * program, as with shared candidates) is marked rowShared = k: the printer sums the row slots' values in
+ * workgroup memory and adds the sum once per element, so the program makes one atomic update where it made
+ * `rows`. Left unmarked when the program has one row or the scratch does not fit next to the reductions'.
+ */
+function markRowShared(lk: LoweredKernel, caps: DeviceCaps): void {
+  if ((caps.target !== 'cuda' && caps.target !== 'wgsl') || lk.schedule.rows === 1) return;
+  const regions: LStmt[][] = [];
+  const walk = (b: LStmt[]) => b.forEach((s) => (s.k === 'vec' ? regions.push(s.body) : s.k === 'for' && walk(s.body)));
+  walk(lk.body);
+  const shared = (s: LStmt) => s.k === 'atomicAdd' && !!s.row && s.row.base.s === 'uniform' && (!s.row.mask || s.row.mask.s === 'uniform');
+  const most = Math.max(0, ...regions.map((r) => r.filter(shared).length));
+  const slots = most * lk.schedule.rows * lk.blockD;
+  if (!most || sharedBytes(lk, caps) + slots * 4 > caps.maxSharedBytes) return;
+  for (const r of regions) {
+    let k = 0;
+    for (const s of r) if (shared(s)) (s as { rowShared?: number }).rowShared = k++;
+  }
+  lk.rowSharedSlots = slots;
 }
 
 /** Merge adjacent vec regions; constant-initialised row declarations between two regions move above them. */
@@ -343,6 +372,9 @@ export function checkAgainstCaps(lk: LoweredKernel, caps: DeviceCaps): void {
 
 /** Workgroup / shared memory the SIMT reductions need. */
 export function sharedBytes(lk: LoweredKernel, caps: DeviceCaps): number {
+  return reduceBytes(lk, caps) + (lk.rowSharedSlots ?? 0) * 4;
+}
+function reduceBytes(lk: LoweredKernel, caps: DeviceCaps): number {
   const s = lk.schedule;
   if (s.lanes === 1 || caps.target === 'triton' || caps.target === 'cpu') return 0;
   if (caps.target === 'wgsl' && caps.subgroupSize === s.lanes) return 0;

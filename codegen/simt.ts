@@ -21,6 +21,8 @@ export interface SimtSyntax extends Dialect {
   /** Zero of a type. */
   zero(t: ValueType): string;
   statementEnd: string;
+  /** A barrier of the program's threads (workgroup memory visible to all). */
+  barrier: string;
   /**
    * Vector memory operations on `n` consecutive f32 registers `regs` at element `offset` of a tensor, for row
    * accesses when schedule.vec > 1 (the runtime guarantees vecDim % vec == 0). Absent: element by element.
@@ -73,6 +75,16 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
       }
       case 'store':
       case 'atomicAdd': {
+        if (s.k === 'atomicAdd' && s.rowShared !== undefined) {
+          // This row slot's share, summed over the program's rows after the region (rowSharedSum).
+          const at = `ccekit_rows[(${s.rowShared * lk.schedule.rows} + slot) * ${lk.blockD} + d]`;
+          out.line(syn.ifOpen(s.mask ? ep.print(s.mask) : syn.constant(1, 'bool')));
+          out.line(`  ${at} = ${ep.print(s.value)}${end}`);
+          out.line('} else {');
+          out.line(`  ${at} = ${syn.zero('f32')}${end}`);
+          out.line('}');
+          return;
+        }
         const text = (s.k === 'store' ? syn.store : syn.atomicAdd).call(syn, s.tensor, ep.print(s.index), ep.print(s.value));
         if (s.mask) {
           out.line(syn.ifOpen(ep.print(s.mask)));
@@ -93,6 +105,7 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
         for (const b of s.body) if ((b.k === 'decl' || b.k === 'load') && isArray(b.name)) out.line(syn.declareArray(b.name, b.t, lk.perLane));
         if (syn.vector && lk.schedule.vec > 1 && s.body.some(vectorizable)) {
           emitChunked(s.body);
+          rowSharedSum(s.body);
           return;
         }
         out.line(syn.forOpen('j', '0', String(lk.perLane), 1, true));
@@ -105,6 +118,7 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
         if (out.since(at).some((l) => /\bd\b/.test(l))) out.insert(at, syn.declare('d', 'i32', syn.elementIndex('j', lk), false));
         out.dedent();
         out.line('}');
+        rowSharedSum(s.body);
         return;
       }
       case 'accum': {
@@ -118,9 +132,35 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
         return;
     }
   };
+  /** After a region: each rowShared atomic's row, summed over the program's row slots, added once per element. */
+  function rowSharedSum(body: LStmt[]): void {
+    const adds = body.filter((b): b is Extract<LStmt, { k: 'store' | 'atomicAdd' }> => b.k === 'atomicAdd' && b.rowShared !== undefined);
+    if (!adds.length) return;
+    const { rows } = lk.schedule;
+    const BD = lk.blockD;
+    const dim = syn.param(lk.kernel.vecDim, 'i32');
+    out.line(syn.barrier);
+    out.line(syn.forOpen('ccekit_e', 'tid', String(BD), lk.invocations, false));
+    out.indent();
+    for (const b of adds) {
+      const acc = `ccekit_acc${b.rowShared}`;
+      out.line(syn.declare(acc, 'f32', syn.zero('f32'), true));
+      out.line(syn.forOpen('ccekit_r', '0', String(rows), 1, true));
+      out.line(`  ${acc} = ${acc} + ccekit_rows[(${b.rowShared! * rows} + ccekit_r) * ${BD} + ccekit_e]${end}`);
+      out.line('}');
+      const cond = b.row!.mask ? `ccekit_e < ${dim} && (${ep.print(b.row!.mask)})` : `ccekit_e < ${dim}`;
+      out.line(syn.ifOpen(cond));
+      out.line(`  ${syn.atomicAdd(b.tensor, `${ep.print(b.row!.base)} * ${dim} + ccekit_e`, acc)}`);
+      out.line('}');
+    }
+    out.dedent();
+    out.line('}');
+    out.line(syn.barrier);
+  }
+
   /** A row access of a float tensor: one vector operation per chunk of `vec` elements. */
   function vectorizable(b: LStmt): b is Extract<LStmt, { k: 'load' | 'store' | 'atomicAdd' }> & { row: RowAccessT } {
-    return (b.k === 'load' || b.k === 'store' || b.k === 'atomicAdd') && !!b.row && ep.tensorParam(b.tensor).dtype !== 'i32' && ep.tensorParam(b.tensor).dtype !== 'u32';
+    return (b.k === 'load' || b.k === 'store' || b.k === 'atomicAdd') && !(b.k === 'atomicAdd' && b.rowShared !== undefined) && !!b.row && ep.tensorParam(b.tensor).dtype !== 'i32' && ep.tensorParam(b.tensor).dtype !== 'u32';
   }
 
   /** Region as chunks of `vec` consecutive elements: vector loads, element statements, vector stores. */

@@ -115,6 +115,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   ifOpen: (c) => `if (${c}) {`,
   store: (t, i, v) => `${t}[${i}] = ${v};`,
   atomicAdd: (t, i, v) => `atomicAdd(&${t}[${i}], ${v});`,
+  barrier: '__syncthreads();',
   zero: (t) => (t === 'f32' ? '0.0f' : t === 'bool' ? 'false' : '0'),
   elementIndex: (j) => elementIndexExpr(j, lk.schedule),
   laneReduce: (fn, targets, lk2, out: Lines) => {
@@ -148,7 +149,10 @@ export function emitCuda(lk: LoweredKernel, version: string): Emitted {
     ...k.dims.map((d) => `const int ${d}`),
   ];
   const s = lk.schedule;
-  const sharedDecl = s.lanes > 32 ? `__shared__ float ccekit_red[${lk.maxReduceBatch}][${lk.invocations / 32}];` : '';
+  const sharedDecl = [
+    s.lanes > 32 ? `__shared__ float ccekit_red[${lk.maxReduceBatch}][${lk.invocations / 32}];` : '',
+    lk.rowSharedSlots ? `__shared__ float ccekit_rows[${lk.rowSharedSlots}];  // rows of shared-candidate updates, summed before one atomic` : '',
+  ].filter(Boolean).join('\n  ');
   const source = SKELETON({
     version,
     arch: 'sm_90a',

@@ -25,6 +25,8 @@ struct Params {
 {{/each}}@group(0) @binding({{paramsBinding}}) var<uniform> params: Params;
 {{#if reduceSlots}}
 var<workgroup> ccekit_red: array<f32, {{reduceSlots}}>;
+{{/if}}{{#if rowSharedSlots}}
+var<workgroup> ccekit_rows: array<f32, {{rowSharedSlots}}>;  // rows of shared-candidate updates, summed before one atomic
 {{/if}}
 // High 32 bits of a u32 product (WGSL has no 64-bit integers): 16-bit limbs.
 fn ccekit_mulhi(a: u32, b: u32) -> u32 {
@@ -98,6 +100,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   ifOpen: (c) => `if (${c}) {`,
   store: (t, i, v) => `${t}[${i}] = ${v};`,
   atomicAdd: (t, i, v) => `ccekit_atomic_add_${t}(${i}, ${v});`,
+  barrier: 'workgroupBarrier();',
   zero: (t) => (t === 'f32' ? '0.0f' : t === 'bool' ? 'false' : t === 'u32' ? '0u' : '0i'),
   elementIndex: (j) => elementIndexExpr(j, lk.schedule),
   laneReduce: (fn, targets, lk2, out: Lines) => {
@@ -158,6 +161,7 @@ export function emitWgsl(lk: LoweredKernel, version: string): Emitted {
     structEnd: '}',
     bindings,
     paramsBinding: params.find((p) => p.name === 'params')!.binding,
+    rowSharedSlots: lk.rowSharedSlots,
     reduceSlots: s.lanes > 1 && lk.caps?.subgroupSize !== s.lanes ? lk.maxReduceBatch * lk.invocations : 0,
     subgroups: s.lanes > 1 && lk.caps?.subgroupSize === s.lanes,
     helpers,
