@@ -207,29 +207,26 @@ export function stmtExprs(s: Stmt): Expr[] {
 
 /** Rebuild an expression bottom-up. */
 export function mapExpr(e: Expr, fn: (e: Expr) => Expr): Expr {
-  let out: Expr;
+  return fn(mapChildren(e, (x) => mapExpr(x, fn)));
+}
+
+/** The expression with its direct operands replaced by f(operand). */
+export function mapChildren(e: Expr, f: (x: Expr) => Expr): Expr {
   switch (e.op) {
     case 'bin':
-      out = { ...e, a: mapExpr(e.a, fn), b: mapExpr(e.b, fn) };
-      break;
+    case 'mm':
+      return { ...e, a: f(e.a), b: f(e.b) };
     case 'un':
     case 'cast':
     case 'reduce':
-      out = { ...e, a: mapExpr(e.a, fn) };
-      break;
+      return { ...e, a: f(e.a) };
     case 'select':
-      out = { ...e, c: mapExpr(e.c, fn), a: mapExpr(e.a, fn), b: mapExpr(e.b, fn) };
-      break;
+      return { ...e, c: f(e.c), a: f(e.a), b: f(e.b) };
     case 'load':
-      out = { ...e, index: mapExpr(e.index, fn), mask: e.mask && mapExpr(e.mask, fn) };
-      break;
-    case 'mm':
-      out = { ...e, a: mapExpr(e.a, fn), b: mapExpr(e.b, fn) };
-      break;
+      return { ...e, index: f(e.index), mask: e.mask && f(e.mask) };
     default:
-      out = e;
+      return e;
   }
-  return fn(out);
 }
 
 export function mapStmtExprs(s: Stmt, fn: (e: Expr) => Expr): Stmt {

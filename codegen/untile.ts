@@ -5,7 +5,7 @@
 // candidates a sum (max) of the copies, and an atomicAdd of a contraction over rows becomes `cands` per-row
 // atomic adds (the atomics do the sum over rows). The candidates stay shared by the rows of a program:
 // SIMT targets gather each candidate row once per program from cache rather than once per row from memory.
-import { type Expr, type Kernel, type Scope, type Stmt, TILE_SCOPES } from './ir.js';
+import { type Expr, type Kernel, type Scope, type Stmt, TILE_SCOPES, mapChildren } from './ir.js';
 
 const DOWN: Record<Scope, Scope> = { uniform: 'uniform', row: 'row', vec: 'vec', cand: 'uniform', tile: 'row', cvec: 'vec' };
 
@@ -24,7 +24,7 @@ export function untile(k: Kernel): Kernel {
     if (TILE_SCOPES.has(e.s)) throw new Error(`${k.name}: untile: a ${e.s} value where one value per row is needed`);
     if (e.op === 'reduce' && e.axis === 'c') return fold(e.fn, copies((j) => at(e.a, j)), 'row');
     if (e.op === 'mm') return fold('sum', copies((j) => mul(at(e.a, j), at(e.b, j), 'vec')), 'vec'); // tile·cvec → vec
-    return rebuild(e, flat);
+    return mapChildren(e, flat);
   };
   /** Copy j of a value (the identity on values without a candidate axis). */
   const at = (e: Expr, j: number): Expr => {
@@ -41,7 +41,7 @@ export function untile(k: Kernel): Kernel {
         // vec·cvec → tile: the dot of the row with candidate j; tile·vec → cvec: row's share of candidate j.
         return e.s === 'tile' ? { op: 'reduce', fn: 'sum', t: 'f32', s: 'row', a: mul(e.a, at(e.b, j), 'vec') } : mul(at(e.a, j), e.b, 'vec');
       default:
-        return { ...rebuild(e, (x) => at(x, j)), s };
+        return { ...mapChildren(e, (x) => at(x, j)), s };
     }
   };
   const isTile = (...es: (Expr | undefined)[]) => es.some((e) => e && TILE_SCOPES.has(e.s));
@@ -74,24 +74,4 @@ export function untile(k: Kernel): Kernel {
     body.forEach((s) => (s.k === 'var' && TILE_SCOPES.has(s.s) ? tileVars.add(s.name) : s.k === 'for' && collect(s.body)));
   collect(k.body);
   return { ...k, cands: undefined, body: block(k.body) };
-}
-
-/** Rebuild an expression with its direct children mapped by f. */
-function rebuild(e: Expr, f: (x: Expr) => Expr): Expr {
-  switch (e.op) {
-    case 'bin':
-      return { ...e, a: f(e.a), b: f(e.b) };
-    case 'un':
-    case 'cast':
-    case 'reduce':
-      return { ...e, a: f(e.a) };
-    case 'select':
-      return { ...e, c: f(e.c), a: f(e.a), b: f(e.b) };
-    case 'load':
-      return { ...e, index: f(e.index), mask: e.mask && f(e.mask) };
-    case 'mm':
-      return { ...e, a: f(e.a), b: f(e.b) };
-    default:
-      return e;
-  }
 }

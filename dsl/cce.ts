@@ -133,13 +133,27 @@ function correctionOf(c: Common, o: CceOptions, cand: Candidate): Val<'f32'> | u
   return o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
 }
 
+/** The target logit s0 = f(e · c_t). */
+function targetLogit(c: Common, o: CceOptions): Val<'f32'> {
+  c.kb.comment('target logit s0 = f(e · c_t)');
+  return c.kb.let('s0', transformOf(o)(dot(c.e, c.kb.loadRow(c.C, c.tSafe, c.live))));
+}
+
+/** The backward's outputs (dE per row, dC scatter-added) and f' of the logit transform (identity: none). */
+function gradientOutputs(c: Common, o: CceOptions) {
+  const { kb } = c;
+  const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
+  const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)');
+  const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
+  return { dE, dC, df };
+}
+
 /** Forward sweep: online softmax over the candidates; returns the target logit, the lse and the accepted count. */
 function forwardSweep(c: Common, o: CceOptions, s: Schedule): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
   if (c.share) return sharedForwardSweep(c, o);
   const { kb } = c;
   const f = transformOf(o);
-  kb.comment('target logit s0 = f(e · c_t)');
-  const s0 = kb.let('s0', f(dot(c.e, kb.loadRow(c.C, c.tSafe, c.live))));
+  const s0 = targetLogit(c, o);
   const sm = new OnlineSoftmax(kb, 'cand');
   const kcount = kb.var('kcount', i32(0), 'row');
   const S = s.samplesPerStep;
@@ -191,8 +205,7 @@ function sharedLogits(c: Common, o: CceOptions, n: Val<'i32'>, inRange: Val<'boo
 /** Forward sweep with row-tile-shared negatives: tiles of candidates, contractions on tensor cores. */
 function sharedForwardSweep(c: Common, o: CceOptions): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
   const { kb } = c;
-  kb.comment('target logit s0 = f(e · c_t)');
-  const s0 = kb.let('s0', transformOf(o)(dot(c.e, kb.loadRow(c.C, c.tSafe, c.live))));
+  const s0 = targetLogit(c, o);
   const sm = new OnlineSoftmax(kb, 'cand');
   const kacc = kb.var('kacc_f', f32(0), 'row');
   kb.loop('kk', 0, kb.dim('K'), kb.cands, (kk) => {
@@ -214,9 +227,7 @@ function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, l
   if (c.share) return sharedBackwardSweep(c, o, lse, logk!, g, gScalar);
   const { kb } = c;
   const f = transformOf(o);
-  const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
-  const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)');
-  const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
+  const { dE, dC, df } = gradientOutputs(c, o);
   const coefOf = (raw: Val<'f32'>, p: Val<'f32'>) => (df ? p.mul(g).mul(df(raw)) : p.mul(g));
   const dEacc = kb.var('dE_acc', f32(0), 'vec');
   if (c.sampled) {
@@ -258,9 +269,7 @@ function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, l
 function sharedBackwardSweep(c: Common, o: CceOptions, lse: Val<'f32'>, logk: Val<'f32'>, g: Val<'f32'>, gScalar?: Val<'f32'>): void {
   const { kb } = c;
   const f = transformOf(o);
-  const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
-  const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)');
-  const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
+  const { dE, dC, df } = gradientOutputs(c, o);
   kb.comment("target column: coefficient (p0 − 1)·f'(raw0), times g");
   const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
   const raw0 = kb.let('raw0', dot(c.e, ct));
