@@ -1,5 +1,6 @@
 // A small command-line parser for the ccekit CLI: `--name value`, `--name=value`, boolean switches, typed
 // numbers and enums, a usage text built from the same table. Every mistake is a UsageError with one line.
+import { SHARE_ROWS, SHARE_ROWS_TEXT } from '../runtime/problem.js';
 
 /** A mistake on the command line; main prints `ccekit: <message> (see ccekit <cmd> --help)`, exit 2. */
 export class UsageError extends Error {
@@ -110,6 +111,11 @@ export function parseFlags<const T extends FlagTable>(cmd: string, argv: readonl
 }
 
 /** Usage text: a synopsis, a description and the flag table (with defaults). */
+/** A --share flag: 0 (per-row negatives) or a group size of row-tile-shared negatives. */
+export function checkShare(share: number, cmd: string, allowZero = true): void {
+  if ((share !== 0 || !allowZero) && !SHARE_ROWS.includes(share)) throw new UsageError(`--share: ${SHARE_ROWS_TEXT} rows, got ${share}`, cmd);
+}
+
 export function usage(synopsis: string, description: string, table: FlagTable): string {
   const rows: [string, string, string | undefined][] = Object.entries(table).map(([name, f]) => {
     const meta = f.kind === 'bool' ? '' : ` ${f.metavar ?? (f.kind === 'enum' ? f.values.join('|') : f.kind === 'str' ? 'STR' : 'N')}`;

@@ -10,7 +10,7 @@ import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
 import { SETTINGS } from '../bench/settings.js';
-import { type FlagTable, UsageError, parseFlags, table, usage } from './args.js';
+import { type FlagTable, UsageError, checkShare, parseFlags, table, usage } from './args.js';
 import { TuningDb } from '../runtime/autotune/db.js';
 import { scheduleFor, tune } from '../runtime/autotune/tune.js';
 
@@ -59,7 +59,7 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   const o = parseFlags('check', argv, CHECK_FLAGS);
   const seed = o.seed ?? Date.now() % 1_000_000;
   const schedule: Schedule | undefined = o.schedule ? parseSchedule(o.schedule) : undefined;
-  if (o.share && ![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'check');
+  checkShare(o.share, 'check');
   const cases = checkCases(seed, o.quick)
     .filter((c) => !o.fused || c.problem.reduction !== 'none')
     .filter((c) => !o.share || c.problem.mode === 'sampled')
@@ -130,7 +130,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const card = rt.name;
   out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
   const rows: Record<string, unknown>[] = [];
-  if (o.share && ![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'bench');
+  checkShare(o.share, 'bench');
   const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}) };
   const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o.fused ? '-fused' : ''}`;
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
@@ -215,7 +215,7 @@ export async function cmdTune(argv: string[]): Promise<number> {
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const w of db.warnings) out(`warning: ${w}`);
   out(`ccekit tune on ${rt.name} (${rt.cuda.info.arch}), dtype ${o.dtype}, DB ${db.path}`);
-  if (o.share && ![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'tune');
+  checkShare(o.share, 'tune');
   const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}) };
   const rows: string[][] = [['setting', 'result', 'ms', 'p20', 'p80', 'schedule']];
   for (const n of names) {

@@ -20,7 +20,7 @@ import { type ReferenceOptions, referenceCce } from '../runtime/cpu/reference.js
 import { CceInputError, type CceProblem } from '../runtime/problem.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';
 import type { FloatDType } from '../runtime/numeric.js';
-import { type FlagTable, UsageError, isHelp, parseFlags, table, usage } from './args.js';
+import { type FlagTable, UsageError, checkShare, isHelp, parseFlags, table, usage } from './args.js';
 import { gpuTolerance, relErr } from '../runtime/check.js';
 import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune, openCuda } from './gpu.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
@@ -144,7 +144,7 @@ async function cmdEmit(argv: string[]): Promise<number> {
   const transform = await scalarFnFrom('emit', 'transform', o.transform, true);
   const correction = await scalarFnFrom('emit', 'correction', o.correction, false);
   const dtypes = o.dtype === 'all' ? DTYPES : [o.dtype];
-  if (![16, 32, 64, 128].includes(o.share)) throw new UsageError(`--share: 16, 32, 64 or 128 rows, got ${o.share}`, 'emit');
+  checkShare(o.share, 'emit', false);
   const variants = dtypes
     .flatMap((dt) => allVariants(dt, { transform, correction }))
     .map((v) => (v.mode === 'sampled' && v.share ? { ...v, share: o.share } : v))

@@ -119,6 +119,11 @@ export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Sch
   return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
 }
 
+/** A schedule fitted to a vector length D and, with negatives shared by groups of `share` rows, to the groups. */
+export function fitProblem(s: Schedule, D: number, caps: Pick<DeviceCaps, 'target' | 'maxInvocations'>, share?: number): Schedule {
+  return fitD(share ? fitShare(s, share, caps) : s, D);
+}
+
 /**
  * A schedule for negatives shared by groups of `share` rows (a program's rows must lie in one group). Tile
  * targets take a whole group per program (one gather and one dC update per candidate for all its rows; lanes

@@ -50,6 +50,11 @@ export const MAX_I32_OFFSET = 2 ** 31 - 1;
 
 const REDUCTIONS: readonly string[] = ['mean', 'sum', 'none'];
 
+/** Group sizes of row-tile-shared negatives (rows per group). */
+export const SHARE_ROWS: readonly number[] = [16, 32, 64, 128];
+/** "16, 32, 64 or 128", for messages. */
+export const SHARE_ROWS_TEXT = `${SHARE_ROWS.slice(0, -1).join(', ')} or ${SHARE_ROWS[SHARE_ROWS.length - 1]}`;
+
 function fail(argument: string, detail: string): never {
   throw new CceInputError(argument, `${argument}: ${detail}`);
 }
@@ -124,7 +129,7 @@ export function validateProblem(p: CceProblem): void {
 
   if (p.shareRows !== undefined) {
     if (!sampled) fail('shareRows', 'shared negatives need sampled mode');
-    if (![16, 32, 64, 128].includes(p.shareRows)) fail('shareRows', `must be 16, 32, 64 or 128 rows, got ${String(p.shareRows)}`);
+    if (!SHARE_ROWS.includes(p.shareRows)) fail('shareRows', `must be ${SHARE_ROWS_TEXT} rows, got ${String(p.shareRows)}`);
   }
   const { N, D, V, K } = p;
   const negRows = p.shareRows ? Math.ceil(N / p.shareRows) : N;

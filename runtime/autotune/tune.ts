@@ -3,7 +3,7 @@
 // time the survivors on the real problem size (two rotating input sets), store the winner in the tuning DB.
 import { lower } from '../../codegen/lower.js';
 import { type CceOptions, optionsKey } from '../../dsl/cce.js';
-import { type DeviceCaps, type Pow2, type Schedule, type VecWidth, fitD, fitShare, heuristicSchedule } from '../../dsl/schedule.js';
+import { type DeviceCaps, type Pow2, type Schedule, type VecWidth, fitD, fitProblem, heuristicSchedule } from '../../dsl/schedule.js';
 import { cceBackward, cceForward } from '../../dsl/cce.js';
 import { gpuTolerance, relErr } from '../check.js';
 import { referenceCce } from '../cpu/reference.js';
@@ -68,7 +68,7 @@ export function tune(rt: CudaRuntime, bench: CudaBench, db: TuningDb, p: BenchPr
   const caps = rt.cuda.caps();
   // Shared negatives: a program's rows must lie in one group (fitShare); duplicates after fitting drop out.
   const share = o.mode === 'sampled' ? o.share : undefined;
-  const fit = (s: Schedule) => (share ? fitD(fitShare(s, share, caps), p.D) : s);
+  const fit = (s: Schedule) => fitProblem(s, p.D, caps, share);
   const all = [...new Map(candidateSchedules(p.D, o.dtype, caps).map((s) => [JSON.stringify(fit(s)), fit(s)])).values()];
   // A small problem with the same D and dtype, against the float64 reference.
   const small0 = { ...randomProblem({ N: 97, V: 1031, K: 37, D: p.D, dtype: o.dtype, seed: 7, collisionRate: 0.1, ignoreFraction: 0.1, shareRows: share }), reduction: 'mean' as const };

@@ -2,7 +2,7 @@
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
 import { type CceOptions, cceBackward, cceForward, cceFused, optionsKey } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
-import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, fitD, fitShare } from '../../dsl/schedule.js';
+import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, fitProblem } from '../../dsl/schedule.js';
 import { lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
@@ -55,13 +55,13 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
   };
 }
 
-/** The schedule a problem runs with: with shared negatives, a program is one group of rows. */
-export function scheduleForProblem(s: Schedule, p: CceProblem, caps: DeviceCaps = CAPS.wgsl): Schedule {
-  return fitD(p.shareRows ? fitShare(s, p.shareRows, caps) : s, p.D);
+/** The schedule a problem runs with on a device (fitted to D and to the groups of shared negatives). */
+export function scheduleForProblem(s: Schedule, p: CceProblem, caps: DeviceCaps): Schedule {
+  return fitProblem(s, p.D, caps, p.shareRows);
 }
 
 /** Size parameters of the kernels. */
-export function problemDims(p: CceProblem): Record<string, number> {
+export function problemDims(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'shareRows'>): Record<string, number> {
   return { N: p.N, D: p.D, V: p.V, K: p.K, G: negativeRows(p) };
 }
 

@@ -2,7 +2,7 @@
 // gigabyte-sized index tensors need no upload), the step is zero dC + forward + backward, timed with events
 // after warm-up, rotating between two input sets so the L2 cache does not flatter.
 import type { CceOptions } from '../../dsl/cce.js';
-import { type Schedule, fitD, fitShare } from '../../dsl/schedule.js';
+import { type Schedule, fitProblem } from '../../dsl/schedule.js';
 import { negativeRows } from '../philox.js';
 import type { DevicePtr } from './driver.js';
 import { type CompiledKernel, type CudaRuntime, buildCubin, problemScalars } from './run.js';
@@ -114,7 +114,7 @@ export class CudaBench {
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
   time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean } = {}): BenchTiming {
-    const s = o.mode === 'sampled' && o.share ? fitD(fitShare(schedule, o.share, this.rt.cuda.caps()), p.D) : fitD(schedule, p.D);
+    const s = fitProblem(schedule, p.D, this.rt.cuda.caps(), o.mode === 'sampled' ? o.share : undefined);
     const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
     const fused: CompiledKernel | undefined = opts.fused ? this.rt.kernel('fused', o, s) : undefined;

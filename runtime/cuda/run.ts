@@ -8,11 +8,11 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFused, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
+import { type Schedule, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
-import { negativeRows, samplerInputs } from '../philox.js';
-import { type CceResult, type RunOptions, optionsFor, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
+import { samplerInputs } from '../philox.js';
+import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
 
@@ -138,7 +138,7 @@ export interface CudaResult extends CceResult {
 
 /** Scalars every CCE- kernel may take, from a problem. */
 export function problemScalars(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'ignoreIndex' | 'shareRows'>, gradScale: number): Record<string, number> {
-  return { N: p.N, D: p.D, V: p.V, K: p.K, G: negativeRows(p), V2: 2 * p.V, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
+  return { ...problemDims(p), V2: 2 * p.V, ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale };
 }
 
 export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {}): CudaResult {

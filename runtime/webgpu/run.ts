@@ -6,7 +6,7 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceSamples, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, fitD } from '../../dsl/schedule.js';
+import type { Schedule } from '../../dsl/schedule.js';
 import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';

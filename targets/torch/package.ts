@@ -6,7 +6,7 @@ import Handlebars from 'handlebars';
 import { CODEGEN_VERSION, compileKernel } from '../../codegen/compile.js';
 import { sharedBytes } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFused } from '../../dsl/cce.js';
-import { CAPS, type Schedule, fitD, fitShare, heuristicSchedule, warps } from '../../dsl/schedule.js';
+import { CAPS, type Schedule, fitD, fitProblem, heuristicSchedule, warps } from '../../dsl/schedule.js';
 import type { ManifestKernel } from '../../codegen/package.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
 import { CUDA_PY, INIT_PY, LOSS_PY, REFERENCE_PY, SETUP_PY, TILE_PY } from './python.js';
@@ -86,7 +86,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
       // Shared negatives: SIMT kernels (any NVIDIA GPU) at the heuristic schedules, Triton tile kernels
       // (tensor cores; one file serves every D, BLOCK_D is a launch argument).
       for (const share of PACKAGE_SHARES) {
-        const shareSchedules = new Map(dValues.map((d) => fitD(fitShare(heuristicSchedule(d, dtype), share, CAPS.cuda), d)).map((x) => [tag(x), x]));
+        const shareSchedules = new Map(dValues.map((d) => fitProblem(heuristicSchedule(d, dtype), d, CAPS.cuda, share)).map((x) => [tag(x), x]));
         for (const s of shareSchedules.values()) {
           for (const pass of PASSES) cudaKernel(optsFor(pass, { mode: 'sampled', dtype, sampling, negatives, share }), s, pass, `${kind}_share${share}_${dtype}__${tag(s)}`);
         }
