@@ -45,6 +45,7 @@ const CHECK_FLAGS = {
   quick: { kind: 'bool', help: 'a smaller grid of sizes' },
   fused: { kind: 'bool', help: 'check the fused forward+backward kernels (cases with reduction none are left out)' },
   share: { kind: 'int', default: 0, min: 0, help: 'check row-tile-shared negatives: groups of this many rows (16, 32, 64, 128) share theirs' },
+  deterministic: { kind: 'bool', help: 'check the deterministic dC (int64 fixed point): each case runs twice and dC must be bit-identical' },
   schedule: { kind: 'str', metavar: 'JSON', help: 'schedule to check (default: the runtime default)' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON' },
 } as const satisfies FlagTable;
@@ -70,17 +71,18 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   if (o.device === 'cuda') {
     const rt = openCuda();
     device = `${rt.name} (CUDA ${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
-    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused });
+    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, deterministic: o.deterministic });
   } else if (o.device === 'webgpu') {
     const ctx = await acquireWebgpu();
     if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'check');
     device = `${ctx.name} (WebGPU through Dawn)`;
-    run = (c) => runCceWebgpu(ctx, c.problem, { gradOutput: c.gradOutput, schedule });
+    run = (c) => runCceWebgpu(ctx, c.problem, { gradOutput: c.gradOutput, schedule, deterministic: o.deterministic });
     close = () => releaseWebgpu(ctx);
   } else {
     const { runCceCpu } = await import('../runtime/cpu/run.js');
-    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused });
+    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, deterministic: o.deterministic });
   }
+  if (o.deterministic) run = twice(run);
   out(`ccekit check on ${device}, seed ${seed}, ${cases.length} cases`);
   const rows: CheckRow[] = [];
   try {
@@ -95,6 +97,17 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   out(`${rows.length - failed} passed, ${failed} failed`);
   writeJson(o.out, { device, seed, rows });
   return failed ? 1 : 0;
+}
+
+/** Run a case twice; a dC that is not bit-identical between the runs fails it. */
+function twice(run: Parameters<typeof runChecks>[1]): Parameters<typeof runChecks>[1] {
+  return async (c) => {
+    const a = await run(c);
+    const b = await run(c);
+    const differ = a.dC.reduce((n, x, i) => (Object.is(x, b.dC[i]) ? n : n + 1), 0);
+    if (differ) throw new Error(`deterministic: ${differ} elements of dC differ between two runs`);
+    return a;
+  };
 }
 
 /** A sampled problem with its negatives shared by groups of `share` rows: group g takes row g's negatives. */
@@ -116,6 +129,8 @@ const BENCH_FLAGS = {
   negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'per-row negatives from an int32 index tensor, or drawn in the kernel (Philox, no index tensor)' },
   fused: { kind: 'bool', help: 'forward and backward in one kernel (mean reduction)' },
   share: { kind: 'int', default: 0, min: 0, help: 'negatives shared by groups of this many rows (16, 32, 64, 128; 0: per row)' },
+  deterministic: { kind: 'bool', help: 'dC in int64 fixed point with integer atomics (bit-identical from run to run), converted to fp32 in the step' },
+  'repeat-check': { kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ' },
 } as const satisfies FlagTable;
 
 export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,...] [--dtype f16] [--out FILE]', 'Time ccekit CCE- (fwd+bwd, per-row negatives from an index tensor) at the paper-matched settings.', BENCH_FLAGS);
@@ -131,24 +146,24 @@ export async function cmdBench(argv: string[]): Promise<number> {
   out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
   const rows: Record<string, unknown>[] = [];
   checkShare(o.share, 'bench');
-  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}) };
-  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o.fused ? '-fused' : ''}`;
+  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}), ...(o.deterministic ? { deterministic: true } : {}) };
+  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o.fused ? '-fused' : ''}${o.deterministic ? '-det' : ''}`;
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
-    const inputs = bench.inputs({ ...st, shareRows: o.share || undefined }, o.dtype, 1, 2, o.negatives === 'tensor');
+    const inputs = bench.inputs({ ...st, shareRows: o.share || undefined }, o.dtype, 1, 2, o.negatives === 'tensor', o.deterministic);
     try {
       const base = scheduleFor(rt, db, st, opts);
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
-          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused });
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers };
+          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, repeatCheck: o['repeat-check'] });
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}) };
         } catch (e) {
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
         }
         rows.push(row);
-        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}`);
+        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}${row.dC_differ_between_runs !== undefined ? ` dC elements differing between two runs: ${row.dC_differ_between_runs}` : ''}`);
       }
     } finally {
       inputs.release();

@@ -125,6 +125,12 @@ export interface TensorParam {
   dtype: StorageDType;
   shape: readonly string[];
   access: Access;
+  /**
+   * Accumulators only: deterministic fixed point. Each element is a two's-complement int64 in units of
+   * 1/scale (scalar parameter `<name>_scale`); an add rounds v·scale to an integer and adds it with integer
+   * atomics, so the sum is the same whatever the order of the adds (no float atomics).
+   */
+  fixed?: boolean;
   doc?: string;
 }
 export interface ScalarParam {

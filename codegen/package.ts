@@ -12,7 +12,7 @@ export interface ManifestKernel {
   file: string;
   entry: string;
   pass: 'forward' | 'backward' | 'fused';
-  options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; share?: number; transform?: string; correction?: string };
+  options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; share?: number; deterministic?: boolean; transform?: string; correction?: string };
   schedule: Schedule;
   launch: { rowsPerProgram: number; threadsPerProgram: number; warps: number; blockD: number; sharedBytes: number; maxD: number };
   parameters: ParamDoc[];
@@ -26,11 +26,14 @@ export interface Manifest {
   kernels: ManifestKernel[];
 }
 
-/** File-name tag of a variant: sampling (or full), dtype, upstream-gradient kind. */
+/** File-name tag of a variant: sampling (or full), dtype, upstream-gradient kind, deterministic dC. */
 export function variantTag(o: CceOptions): string {
   const sampled = o.mode === 'sampled';
-  return [o.mode === 'full' ? 'full' : o.sampling, sampled && o.negatives === 'philox' ? 'philox' : '', sampled && o.share ? `share${o.share}` : '', o.dtype, o.grad === 'perRow' ? 'rowgrad' : ''].filter(Boolean).join('_');
+  return [o.mode === 'full' ? 'full' : o.sampling, sampled && o.negatives === 'philox' ? 'philox' : '', sampled && o.share ? `share${o.share}` : '', o.dtype, o.grad === 'perRow' ? 'rowgrad' : '', o.deterministic ? 'det' : ''].filter(Boolean).join('_');
 }
+
+/** The forward kernel ignores the upstream-gradient kind and the dC mode: variants that differ only there share it. */
+const forwardTag = (o: CceOptions) => variantTag({ ...o, grad: 'scalar', deterministic: undefined });
 
 export function emitVariants(target: TargetName, variants: readonly CceOptions[], base: Schedule, caps: DeviceCaps = CAPS[target]): { files: Map<string, string>; manifest: Manifest } {
   const files = new Map<string, string>();
@@ -39,16 +42,16 @@ export function emitVariants(target: TargetName, variants: readonly CceOptions[]
     const schedule = o.mode === 'sampled' && o.share ? fitShare(base, o.share, caps) : base;
     // The fused kernel serves scalar upstream gradients (mean / sum).
     for (const pass of o.grad === 'scalar' ? (['forward', 'backward', 'fused'] as const) : (['forward', 'backward'] as const)) {
-      if (pass === 'forward' && o.grad === 'perRow' && variants.some((v) => v !== o && variantTag({ ...v, grad: 'perRow' }) === variantTag(o) && v.grad === 'scalar')) continue;
+      if (pass === 'forward' && (o.grad === 'perRow' || o.deterministic) && variants.some((v) => v !== o && v.grad === 'scalar' && !v.deterministic && forwardTag(v) === forwardTag(o))) continue;
       const k = pass === 'forward' ? cceForward(o, schedule) : pass === 'backward' ? cceBackward(o, schedule) : cceFused(o, schedule);
       const out = compileKernel(k, schedule, target, caps);
-      const file = `${k.name}__${variantTag(pass === 'forward' ? { ...o, grad: 'scalar' } : o)}.${EXT[target]}`;
+      const file = `${k.name}__${pass === 'forward' ? forwardTag(o) : variantTag(o)}.${EXT[target]}`;
       files.set(file, out.source);
       kernels.push({
         file,
         entry: out.entry,
         pass,
-        options: { mode: o.mode, dtype: o.dtype, sampling: o.sampling, grad: o.grad, negatives: o.mode === 'sampled' ? o.negatives ?? 'tensor' : undefined, share: o.mode === 'sampled' ? o.share : undefined, transform: o.transform?.origin, correction: o.correction?.origin },
+        options: { mode: o.mode, dtype: o.dtype, sampling: o.sampling, grad: o.grad, negatives: o.mode === 'sampled' ? o.negatives ?? 'tensor' : undefined, share: o.mode === 'sampled' ? o.share : undefined, ...(o.deterministic ? { deterministic: true } : {}), transform: o.transform?.origin, correction: o.correction?.origin },
         schedule,
         launch: {
           rowsPerProgram: schedule.rows,
@@ -70,12 +73,13 @@ export const DEFAULT_SHARE = 64;
 
 /**
  * Every variant of one dtype: sampled (uniform, given q; index tensor or in-kernel draws; per row or shared by
- * a row tile) and full CE, scalar and per-row upstream gradients.
+ * a row tile) and full CE, scalar and per-row upstream gradients; each with float-atomic and deterministic dC.
  */
 export function allVariants(dtype: CceOptions['dtype'], extra: Partial<CceOptions> = {}): CceOptions[] {
   const out: CceOptions[] = [];
   const kinds = [['sampled', 'uniform', 'tensor', 0], ['sampled', 'given', 'tensor', 0], ['sampled', 'uniform', 'philox', 0], ['sampled', 'given', 'philox', 0], ['sampled', 'uniform', 'tensor', DEFAULT_SHARE], ['sampled', 'uniform', 'philox', DEFAULT_SHARE], ['sampled', 'given', 'philox', DEFAULT_SHARE], ['full', 'uniform', 'tensor', 0]] as const;
-  for (const [mode, sampling, negatives, share] of kinds)
-    for (const grad of ['scalar', 'perRow'] as const) out.push({ mode, sampling, negatives, grad, dtype, ...(share ? { share } : {}), ...extra });
+  for (const deterministic of [false, true])
+    for (const [mode, sampling, negatives, share] of kinds)
+      for (const grad of ['scalar', 'perRow'] as const) out.push({ mode, sampling, negatives, grad, dtype, ...(share ? { share } : {}), ...(deterministic ? { deterministic } : {}), ...extra });
   return out;
 }

@@ -63,10 +63,10 @@ export class KernelBuilder<VD extends string = 'D'> {
     return new Val<'i32'>({ op: 'param', name, t: 'i32', s: 'uniform' });
   }
 
-  private tensor<D extends StorageDType, const S extends readonly string[]>(name: string, dtype: D, shape: S, access: Access, doc?: string): Tensor<D, S> {
+  private tensor<D extends StorageDType, const S extends readonly string[]>(name: string, dtype: D, shape: S, access: Access, doc?: string, fixed?: boolean): Tensor<D, S> {
     this.claim(name);
     for (const d of shape) this.dim(d);
-    this.params.push({ kind: 'tensor', name, dtype, shape, access, doc });
+    this.params.push({ kind: 'tensor', name, dtype, shape, access, doc, ...(fixed ? { fixed } : {}) });
     return new Tensor(name, dtype, shape, access);
   }
   input<D extends StorageDType, const S extends readonly string[]>(name: string, dtype: D, shape: S, doc?: string): Tensor<D, S> {
@@ -75,9 +75,14 @@ export class KernelBuilder<VD extends string = 'D'> {
   output<D extends StorageDType, const S extends readonly string[]>(name: string, dtype: D, shape: S, doc?: string): Tensor<D, S> {
     return this.tensor(name, dtype, shape, 'write', doc);
   }
-  /** An fp32 tensor that programs scatter-add into (zero it before the launch). */
-  accumulator<const S extends readonly string[]>(name: string, shape: S, doc?: string): Tensor<'f32', S> {
-    return this.tensor(name, 'f32', shape, 'atomic', doc);
+  /**
+   * A tensor that programs scatter-add f32 values into (zero it before the launch): fp32 with float atomics,
+   * or, `fixed`, deterministic int64 fixed point in units of 1/scale (adds a scalar `<name>_scale`).
+   */
+  accumulator<const S extends readonly string[]>(name: string, shape: S, doc?: string, fixed = false): Tensor<'f32', S> {
+    const t = this.tensor(name, 'f32', shape, 'atomic', fixed ? `${doc ?? ''} [int64 fixed point, units of 1/${name}_scale]`.trim() : doc, fixed);
+    if (fixed) this.scalar(`${name}_scale`, 'f32', `fixed-point scale of ${name} (a power of two)`);
+    return t;
   }
   scalar<T extends Num>(name: string, type: T, doc?: string): Val<T> {
     this.claim(name);

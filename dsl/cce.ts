@@ -31,6 +31,12 @@ export interface CceOptions {
    * (tensor cores) and dC gets one update per group and candidate instead of one per row.
    */
   share?: number;
+  /**
+   * dC without float atomics: int64 fixed point (units of 1/dC_scale) added with integer atomics, so dC is
+   * bit-identical from run to run whatever order the programs run in. The runtime picks the scale from a
+   * bound of |dC| (runtime/fixed.ts) and converts to float afterwards.
+   */
+  deterministic?: boolean;
   /** Backward: 'scalar' upstream gradient (mean / sum) or 'perRow' (reduction none). */
   grad: 'scalar' | 'perRow';
   /** Logit transform f(x) applied to every dot product (identity when absent). */
@@ -45,7 +51,7 @@ export const DEFAULT_OPTIONS: CceOptions = { mode: 'sampled', dtype: 'f32', samp
 export function optionsKey(o: CceOptions): string {
   const fn = (f?: ScalarFn) => (f ? `${f.name}(${f.args.join(',')})=${JSON.stringify(f.body)}` : '-');
   const share = o.mode === 'sampled' && o.share ? `share${o.share}` : '';
-  return [o.mode, o.dtype, o.mode === 'sampled' ? o.sampling : '', o.mode === 'sampled' ? o.negatives ?? 'tensor' : '', o.grad, fn(o.transform), fn(o.correction), share].join('|');
+  return [o.mode, o.dtype, o.mode === 'sampled' ? o.sampling : '', o.mode === 'sampled' ? o.negatives ?? 'tensor' : '', o.grad, fn(o.transform), fn(o.correction), share, ...(o.deterministic ? ['det'] : [])].join('|');
 }
 
 const NEG_BIG = -3.0e38;
@@ -143,7 +149,7 @@ function targetLogit(c: Common, o: CceOptions): Val<'f32'> {
 function gradientOutputs(c: Common, o: CceOptions) {
   const { kb } = c;
   const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
-  const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)');
+  const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)', o.deterministic);
   const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
   return { dE, dC, df };
 }

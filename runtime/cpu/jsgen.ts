@@ -6,7 +6,8 @@ import type { BinFn, UnFn } from '../../codegen/ir.js';
 import type { LStmt, LoweredKernel } from '../../codegen/lower.js';
 import { type Dialect, ExprPrinter, Lines, cBinary } from '../../codegen/render.js';
 
-export type CpuBuffers = Record<string, Float64Array | Int32Array | Uint32Array>;
+/** Buffers by parameter name; a fixed-point accumulator is a BigInt64Array (units of 1/scale). */
+export type CpuBuffers = Record<string, Float64Array | Int32Array | Uint32Array | BigInt64Array>;
 export type CpuKernelFn = (buffers: CpuBuffers, scalars: Record<string, number>, programs: number) => void;
 
 const dialect: Dialect = {
@@ -76,8 +77,9 @@ export function printJs(lk: LoweredKernel): string {
       }
       case 'store':
       case 'atomicAdd': {
-        const f = s.k === 'store' ? 'st' : 'add';
-        const text = `${f}(B_${s.tensor}, ${ep.print(s.index)}, ${ep.print(s.value)}, '${s.tensor}');`;
+        const fixed = s.k === 'atomicAdd' && ep.tensorParam(s.tensor).fixed;
+        const f = s.k === 'store' ? 'st' : fixed ? 'addq' : 'add';
+        const text = `${f}(B_${s.tensor}, ${ep.print(s.index)}, ${ep.print(s.value)}${fixed ? ` * P_${s.tensor}_scale` : ''}, '${s.tensor}');`;
         out.line(s.mask ? `if (${ep.print(s.mask)}) ${text}` : text);
         return;
       }
@@ -116,6 +118,7 @@ export function printJs(lk: LoweredKernel): string {
     `const ld = (b, i, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); return b[i]; };`,
     `const st = (b, i, v, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); b[i] = v; };`,
     `const add = (b, i, v, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); b[i] += v; };`,
+    `const addq = (b, i, v, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); b[i] += BigInt(Math.round(v)); };`,
     `for (let row = 0; row < programs * ${lk.schedule.rows}; row++) {`,
     `  const row_valid = row < P_${k.rowDim}, program = Math.floor(row / ${lk.schedule.rows});`,
   ];

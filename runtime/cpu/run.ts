@@ -9,6 +9,7 @@ import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { compileJs, type CpuKernelFn } from './jsgen.js';
 import type { ReferenceResult } from './reference.js';
 import { negativeRows, samplerInputs } from '../philox.js';
+import { fixedToFloat, problemFixedScale } from '../fixed.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -18,6 +19,10 @@ export interface RunOptions {
   gradOutput?: number | Float64Array;
   /** Mean / sum: forward and backward in one fused kernel (lse and the accepted count are not returned). */
   fused?: boolean;
+  /** dC in int64 fixed point with integer atomics: bit-identical from run to run (runtime/fixed.ts). */
+  deterministic?: boolean;
+  /** Deterministic: the fixed-point scale (a power of two; default from the bound of |dC|, runtime/fixed.ts). */
+  dCScale?: number;
 }
 
 /** What every runtime returns: the reference's result shape (float64 values). */
@@ -42,7 +47,7 @@ export function reduceLoss(p: CceProblem, rowLoss: Float64Array, nValid: number)
   return p.reduction === 'sum' ? sum : nValid > 0 ? sum / nValid : 0;
 }
 
-export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'correction'> = {}): CceOptions {
+export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'correction' | 'deterministic'> = {}): CceOptions {
   return {
     mode: p.mode,
     dtype: p.dtype,
@@ -52,6 +57,7 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
     grad: p.reduction === 'none' ? 'perRow' : 'scalar',
     transform: o.transform,
     correction: o.correction,
+    ...(o.deterministic ? { deterministic: true } : {}),
   };
 }
 
@@ -94,13 +100,16 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_table: smp.alias ?? new Uint32Array(0) };
   const { nValid, gradScale, dloss } = upstreamGradient(p, o.gradOutput);
   const dE = new Float64Array(p.N * p.D).fill(NaN);
-  const dC = new Float64Array(p.V * p.D);
+  const dCScale = o.deterministic ? o.dCScale ?? problemFixedScale(p, gradScale, dloss, !!o.transform) : 1;
+  const dCacc = o.deterministic ? new BigInt64Array(p.V * p.D) : new Float64Array(p.V * p.D);
+  const dC = () => (dCacc instanceof BigInt64Array ? fixedToFloat(dCacc, dCScale) : dCacc);
+  const bwdScalars = { ...scalars, grad_scale: gradScale, dC_scale: dCScale };
   if (o.fused) {
     if (p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
-    kernelFor('fused', opts, s)({ ...inputs, loss: rowLoss, dE, dC }, { ...scalars, grad_scale: gradScale }, programs);
-    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC };
+    kernelFor('fused', opts, s)({ ...inputs, loss: rowLoss, dE, dC: dCacc }, bwdScalars, programs);
+    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: dC() };
   }
   kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
-  kernelFor('bwd', opts, s)({ ...inputs, lse, kacc, dloss, dE, dC }, { ...scalars, grad_scale: gradScale }, programs);
-  return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC };
+  kernelFor('bwd', opts, s)({ ...inputs, lse, kacc, dloss, dE, dC: dCacc }, bwdScalars, programs);
+  return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC: dC() };
 }

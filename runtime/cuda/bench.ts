@@ -4,6 +4,7 @@
 import type { CceOptions } from '../../dsl/cce.js';
 import { type Schedule, fitProblem } from '../../dsl/schedule.js';
 import { negativeRows } from '../philox.js';
+import { fixedScale } from '../fixed.js';
 import type { DevicePtr } from './driver.js';
 import { type CompiledKernel, type CudaRuntime, buildCubin, problemScalars } from './run.js';
 
@@ -31,7 +32,14 @@ extern "C" __global__ void gen_index(int* out, long long n, unsigned seed, int h
     out[i] = (int)(((unsigned long long)a * (unsigned)hi) >> 32);
   }
 }
+// Deterministic dC: int64 fixed point (units of 1/scale) to fp32.
+extern "C" __global__ void fixed_to_float(float* out, const long long* in, long long n, float inv_scale) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    out[i] = (float)in[i] * inv_scale;
+}
 `;
+/** Box-Muller above draws |z| ≤ sqrt(−2·ln(1/16777217)) < 5.8 standard deviations. */
+const GEN_MAX_SIGMAS = 5.8;
 
 export interface BenchProblem {
   N: number;
@@ -53,17 +61,19 @@ export interface BenchTiming {
   extraBytes: number;
   schedule: Schedule;
   registers: { fwd: number; bwd: number };
+  /** With repeatCheck: elements of dC that differ between two runs on the same inputs. */
+  dCDiffer?: number;
 }
 
 export class CudaBench {
-  private gen?: { normal: unknown; index: unknown };
+  private gen?: { normal: unknown; index: unknown; fixed: unknown };
   constructor(readonly rt: CudaRuntime) {}
 
   private generators() {
     if (!this.gen) {
       const { cubin } = buildCubin(this.rt.nvrtc, GEN_SOURCE, 'ccekit_gen', this.rt.cuda.info.arch);
       const m = this.rt.cuda.loadModule(cubin);
-      this.gen = { normal: this.rt.cuda.getFunction(m, 'gen_normal'), index: this.rt.cuda.getFunction(m, 'gen_index') };
+      this.gen = { normal: this.rt.cuda.getFunction(m, 'gen_normal'), index: this.rt.cuda.getFunction(m, 'gen_index'), fixed: this.rt.cuda.getFunction(m, 'fixed_to_float') };
     }
     return this.gen;
   }
@@ -77,8 +87,16 @@ export class CudaBench {
     this.rt.cuda.launch(g.index, [4096, 1, 1], [256, 1, 1], 0, [new BigUint64Array([ptr]), new BigInt64Array([BigInt(n)]), new Uint32Array([seed]), new Int32Array([hi])], 'gen_index');
   }
 
-  /** Allocate and fill two input sets; returns a release function. */
-  inputs(p: BenchProblem, dtype: 'f32' | 'f16' | 'bf16', seed: number, sets = 2, withNegatives = true) {
+  fixedToFloat(out: DevicePtr, acc: DevicePtr, n: number, scale: number): void {
+    const g = this.generators();
+    this.rt.cuda.launch(g.fixed, [4096, 1, 1], [256, 1, 1], 0, [new BigUint64Array([out]), new BigUint64Array([acc]), new BigInt64Array([BigInt(n)]), new Float32Array([1 / scale])], 'fixed_to_float');
+  }
+
+  /**
+   * Allocate and fill two input sets; returns a release function. Deterministic: dC is also accumulated in an
+   * int64 buffer (counted as extra memory) and converted into the fp32 dC at the end of the step.
+   */
+  inputs(p: BenchProblem, dtype: 'f32' | 'f16' | 'bf16', seed: number, sets = 2, withNegatives = true, deterministic = false) {
     const cu = this.rt.cuda;
     const el = dtype === 'f32' ? 4 : 2;
     const owned: DevicePtr[] = [];
@@ -103,41 +121,50 @@ export class CudaBench {
     const dE = alloc(p.N * p.D * 4);
     const dC = alloc(p.V * p.D * 4);
     const baseline = cu.allocated;
+    const dCfixed = deterministic ? alloc(p.V * p.D * 8) : undefined;
     const loss = alloc(p.N * 4);
     const lse = alloc(p.N * 4);
     const kacc = alloc(p.N * 4);
     const logq = alloc(4);
     const dloss = alloc(4);
     cu.synchronize('input generation');
-    return { C, sets: perSet, dE, dC, loss, lse, kacc, logq, dloss, extraBytes: cu.allocated - baseline, release: () => owned.forEach((x) => cu.free(x)) };
+    // mean reduction: Σ|g| = 1; |E| ≤ GEN_MAX_SIGMAS·scale.
+    const dCScale = fixedScale(GEN_MAX_SIGMAS * scale, 1, false);
+    return { C, sets: perSet, dE, dC, dCfixed, dCScale, loss, lse, kacc, logq, dloss, extraBytes: cu.allocated - baseline, release: () => owned.forEach((x) => cu.free(x)) };
   }
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
-  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean } = {}): BenchTiming {
+  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; repeatCheck?: boolean } = {}): BenchTiming {
     const s = fitProblem(schedule, p.D, this.rt.cuda.caps(), o.mode === 'sampled' ? o.share : undefined);
     const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
     const fused: CompiledKernel | undefined = opts.fused ? this.rt.kernel('fused', o, s) : undefined;
     const cu = this.rt.cuda;
     const own = !opts.inputs;
-    const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox');
+    const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox', o.deterministic);
+    if (o.deterministic && !inp.dCfixed) throw new Error('deterministic: the inputs have no fixed-point dC buffer');
     try {
-      const scalars = { ...problemScalars({ ...p, ignoreIndex: -100, shareRows: o.mode === 'sampled' ? o.share : undefined }, 1 / p.N), seed_lo: 12345, seed_hi: 0 };
-      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_table: inp.logq, C: inp.C, dE: inp.dE, dC: inp.dC, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
+      const scalars = { ...problemScalars({ ...p, ignoreIndex: -100, shareRows: o.mode === 'sampled' ? o.share : undefined }, 1 / p.N), dC_scale: inp.dCScale, seed_lo: 12345, seed_hi: 0 };
+      const acc = o.deterministic ? inp.dCfixed! : inp.dC;
+      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_table: inp.logq, C: inp.C, dE: inp.dE, dC: acc, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
       const ev = [cu.event(), cu.event(), cu.event()];
       const total: number[] = [];
       const f: number[] = [];
       const b: number[] = [];
+      const step = (bufs: Record<string, DevicePtr>) => {
+        cu.fill32(acc, 0, p.V * p.D * (o.deterministic ? 2 : 1));
+        if (fused) this.rt.launch(fused, p.N, bufs, scalars);
+        else this.rt.launch(fwd, p.N, bufs, scalars);
+        cu.record(ev[1]);
+        if (!fused) this.rt.launch(bwd, p.N, bufs, scalars);
+        if (o.deterministic) this.fixedToFloat(inp.dC, acc, p.V * p.D, inp.dCScale);
+      };
       const reps = opts.repeats ?? 20;
       const warm = opts.warmup ?? 3;
       for (let r = 0; r < warm + reps; r++) {
         const bufs = buffers(r);
         cu.record(ev[0]);
-        cu.fill32(inp.dC, 0, p.V * p.D);
-        if (fused) this.rt.launch(fused, p.N, bufs, scalars);
-        else this.rt.launch(fwd, p.N, bufs, scalars);
-        cu.record(ev[1]);
-        if (!fused) this.rt.launch(bwd, p.N, bufs, scalars);
+        step(bufs);
         cu.record(ev[2]);
         const t01 = cu.elapsed(ev[0], ev[1]);
         const t12 = cu.elapsed(ev[1], ev[2]);
@@ -146,6 +173,17 @@ export class CudaBench {
           b.push(t12);
           total.push(t01 + t12);
         }
+      }
+      // Repeatability: the same inputs twice; how many elements of dC differ between the two runs.
+      let dCDiffer: number | undefined;
+      if (opts.repeatCheck) {
+        const runs = [0, 1].map(() => {
+          step(buffers(0));
+          cu.synchronize('repeat check');
+          return new Uint32Array(cu.download(inp.dC, p.V * p.D * 4));
+        });
+        dCDiffer = 0;
+        for (let i = 0; i < runs[0]!.length; i++) if (runs[0]![i] !== runs[1]![i]) dCDiffer++;
       }
       ev.forEach((e) => cu.destroyEvent(e));
       const q = (xs: number[], at: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(at * xs.length))]!;
@@ -159,6 +197,7 @@ export class CudaBench {
         extraBytes: inp.extraBytes,
         schedule: s,
         registers: { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
+        dCDiffer,
       };
     } finally {
       if (own) inp.release();

@@ -12,6 +12,7 @@ import { type Schedule, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
+import { fixedToFloat, problemFixedScale } from '../fixed.js';
 import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
@@ -158,6 +159,8 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
   try {
     const N = p.N;
     const up = upstreamGradient(p, o.gradOutput);
+    const dCBytes = o.deterministic ? 8 : 4;
+    const dCWords = (p.V * p.D * dCBytes) / 4;
     const { nValid, gradScale } = up;
     const dloss = new Float32Array(up.dloss);
     const lq = new Float32Array(logQ(p));
@@ -173,14 +176,15 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       lse: alloc(N * 4),
       kacc: alloc(N * 4),
       dE: alloc(N * p.D * 4),
-      dC: alloc(p.V * p.D * 4),
+      dC: alloc(p.V * p.D * dCBytes),
       alias_table: alloc(smp.alias ? p.V * 8 : 4, smp.alias),
     };
-    const scalars = { ...problemScalars(p, gradScale), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
+    const dCScale = o.deterministic ? o.dCScale ?? problemFixedScale(p, gradScale, up.dloss, !!o.transform) : 1;
+    const scalars = { ...problemScalars(p, gradScale), dC_scale: dCScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
     const fused = o.fused ? rt.kernel('fused', opts, s) : undefined;
     if (fused && p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
     const step = () => {
-      cu.fill32(b.dC, 0, p.V * p.D);
+      cu.fill32(b.dC, 0, dCWords);
       if (fused) return rt.launch(fused, N, b, scalars);
       rt.launch(fwd, N, b, scalars);
       rt.launch(bwd, N, b, scalars);
@@ -192,7 +196,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       const ev = [cu.event(), cu.event(), cu.event()];
       const samples: [number, number][] = [];
       for (let r = 0; r < o.repeats; r++) {
-        cu.fill32(b.dC, 0, p.V * p.D);
+        cu.fill32(b.dC, 0, dCWords);
         cu.record(ev[0]);
         rt.launch(fwd, N, b, scalars);
         cu.record(ev[1]);
@@ -218,7 +222,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     const lse = fused ? new Float64Array(0) : f64(b.lse, N);
     const kAccepted = fused ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(b.dE, N * p.D);
-    const dC = f64(b.dC, p.V * p.D);
+    const dC = o.deterministic ? fixedToFloat(new BigInt64Array(cu.download(b.dC, p.V * p.D * 8)), dCScale) : f64(b.dC, p.V * p.D);
     const loss = reduceLoss(p, rowLoss, nValid);
     return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: rt.name, schedule: s, timings };
   } finally {

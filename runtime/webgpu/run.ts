@@ -11,6 +11,7 @@ import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
+import { fixedToFloat, problemFixedScale } from '../fixed.js';
 import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
@@ -173,14 +174,15 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       lse: buffer('lse', N * 4),
       kacc: buffer('kacc', N * 4),
       dE: buffer('dE', N * p.D * 4),
-      dC: buffer('dC', p.V * p.D * 4),
+      dC: buffer('dC', p.V * p.D * (o.deterministic ? 8 : 4)),
       alias_table: buffer('alias_table', smp.alias ? p.V * 8 : 0, smp.alias),
     };
     const up = upstreamGradient(p, o.gradOutput);
     const { nValid, gradScale } = up;
     const dloss = new Float32Array(up.dloss);
     bufs.dloss = buffer('dloss', dloss.byteLength, dloss);
-    const scalars: Record<string, number> = { ...problemDims(p), ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
+    const dCScale = o.deterministic ? o.dCScale ?? problemFixedScale(p, gradScale, up.dloss, !!o.transform) : 1;
+    const scalars: Record<string, number> = { ...problemDims(p), ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, dC_scale: dCScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
 
     const bind = (pl: Pipeline): GPUBindGroup => {
       const { group, uniform } = bindKernel(device, pl, bufs, scalars);
@@ -272,7 +274,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const lse = f64(await read(bufs.lse, N * 4));
     const kAccepted = p.mode === 'sampled' ? new Int32Array(await read(bufs.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(await read(bufs.dE, N * p.D * 4));
-    const dC = f64(await read(bufs.dC, p.V * p.D * 4));
+    const dC = o.deterministic ? fixedToFloat(new BigInt64Array(await read(bufs.dC, p.V * p.D * 8)), dCScale) : f64(await read(bufs.dC, p.V * p.D * 4));
     const loss = reduceLoss(p, rowLoss, nValid);
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
     const method = querySet ? 'timestamp-query' : 'wall-clock';

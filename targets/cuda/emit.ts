@@ -44,6 +44,12 @@ __device__ __forceinline__ void ccekit_red2(float* p, const float* v) {
   for (int k = 0; k < 2; ++k) atomicAdd(p + k, v[k]);
 #endif
 }
+// Deterministic fixed-point accumulation: v·scale rounded to an int64, added with an integer atomic
+// (integer adds commute, so the sum does not depend on the order of the programs).
+__device__ __forceinline__ void ccekit_fixed_add(unsigned long long* p, float v, float scale) {
+  const long long q = __float2ll_rn(v * scale);
+  if (q != 0) atomicAdd(p, (unsigned long long)q);
+}
 #endif
 
 // schedule: {{scheduleText}}
@@ -85,8 +91,13 @@ const vector: NonNullable<SimtSyntax['vector']> = {
     pieces(n)
       .map(([o, w]) => `{ ${F32[w]![0]} t; ${F32[w]![1].map((c, k) => `t${c} = ${r}[${o + k}];`).join(' ')} *reinterpret_cast<${F32[w]![0]}*>(&${p.name}[${off} + ${o}]) = t; }`)
       .join('\n'),
-  atomicAdd: (p, off, n, r) => pieces(n).map(([o, w]) => `ccekit_red${w}(&${p.name}[${off} + ${o}], &${r}[${o}]);`).join('\n'),
+  atomicAdd: (p, off, n, r) =>
+    p.fixed
+      ? Array.from({ length: n }, (_, k) => fixedAdd(p.name, `${off} + ${k}`, `${r}[${k}]`)).join('\n')
+      : pieces(n).map(([o, w]) => `ccekit_red${w}(&${p.name}[${off} + ${o}], &${r}[${o}]);`).join('\n'),
 };
+const fixedAdd = (t: string, i: string, v: string) => `ccekit_fixed_add(&${t}[${i}], ${v}, ${t}_scale);`;
+const isFixed = (lk: LoweredKernel, t: string) => lk.kernel.params.some((p) => p.kind === 'tensor' && p.name === t && p.fixed);
 
 const syntax = (lk: LoweredKernel): SimtSyntax => ({
   vector,
@@ -114,7 +125,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   forOpen: (v, start, end, step, unrolled) => `${unrolled ? '#pragma unroll\n' : ''}for (int ${v} = ${start}; ${v} < ${end}; ${v} += ${step}) {`,
   ifOpen: (c) => `if (${c}) {`,
   store: (t, i, v) => `${t}[${i}] = ${v};`,
-  atomicAdd: (t, i, v) => `atomicAdd(&${t}[${i}], ${v});`,
+  atomicAdd: (t, i, v) => (isFixed(lk, t) ? fixedAdd(t, i, v) : `atomicAdd(&${t}[${i}], ${v});`),
   barrier: '__syncthreads();',
   zero: (t) => (t === 'f32' ? '0.0f' : t === 'bool' ? 'false' : '0'),
   elementIndex: (j) => elementIndexExpr(j, lk.schedule),
@@ -144,7 +155,7 @@ export function emitCuda(lk: LoweredKernel, version: string): Emitted {
   const k = lk.kernel;
   const params = [
     ...k.params.map((p) =>
-      p.kind === 'tensor' ? `${p.access === 'read' ? 'const ' : ''}${PTR[p.dtype]}* __restrict__ ${p.name}` : `const ${TYPE[p.type]} ${p.name}`,
+      p.kind === 'tensor' ? `${p.access === 'read' ? 'const ' : ''}${p.fixed ? 'unsigned long long' : PTR[p.dtype]}* __restrict__ ${p.name}` : `const ${TYPE[p.type]} ${p.name}`,
     ),
     ...k.dims.map((d) => `const int ${d}`),
   ];

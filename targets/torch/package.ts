@@ -59,16 +59,18 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
       file,
       entry: out.entry,
       pass,
-      options: { mode: 'sampled', dtype: opts.dtype, sampling: opts.sampling, grad: opts.grad, negatives: opts.negatives, share: opts.share },
+      options: { mode: 'sampled', dtype: opts.dtype, sampling: opts.sampling, grad: opts.grad, negatives: opts.negatives, share: opts.share, deterministic: !!opts.deterministic },
       schedule: s,
       launch: { rowsPerProgram: s.rows, threadsPerProgram: out.lowered.invocations, warps: warps(s), blockD: out.lowered.blockD, sharedBytes: sharedBytes(out.lowered, CAPS.cuda), maxD: out.lowered.blockD },
       parameters: out.parameters,
     });
   };
-  const PASSES = ['forward', 'backward', 'fused'] as const;
+  // Passes and dC modes: the forward once; backward and fused with float atomics and with the deterministic
+  // (int64 fixed-point) dC.
+  const PASSES = [['forward', false], ['backward', false], ['fused', false], ['backward', true], ['fused', true]] as const;
   // The fused kernel (mean / sum: gradients for a unit upstream scale, computed with the loss); the others for
   // a per-row upstream gradient.
-  const optsFor = (pass: ManifestKernel['pass'], base: Omit<CceOptions, 'grad'>): CceOptions => ({ ...base, grad: pass === 'fused' ? 'scalar' : 'perRow' });
+  const optsFor = (pass: ManifestKernel['pass'], det: boolean, base: Omit<CceOptions, 'grad'>): CceOptions => ({ ...base, grad: pass === 'fused' ? 'scalar' : 'perRow', ...(det ? { deterministic: true } : {}) });
   for (const dtype of o.dtypes ?? ['f32', 'f16', 'bf16']) {
     const schedules = new Map<string, Schedule>();
     for (const d of dValues) {
@@ -82,23 +84,23 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
     for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const) {
       const kind = `${sampling}${negatives === 'philox' ? '_philox' : ''}`;
       for (const s of schedules.values())
-        for (const pass of PASSES) cudaKernel(optsFor(pass, { mode: 'sampled', dtype, sampling, negatives }), s, pass, `${kind}_${dtype}__${tag(s)}`);
+        for (const [pass, det] of PASSES) cudaKernel(optsFor(pass, det, { mode: 'sampled', dtype, sampling, negatives }), s, pass, `${kind}_${dtype}${det ? '_det' : ''}__${tag(s)}`);
       // Shared negatives: SIMT kernels (any NVIDIA GPU) at the heuristic schedules, Triton tile kernels
       // (tensor cores; one file serves every D, BLOCK_D is a launch argument).
       for (const share of PACKAGE_SHARES) {
         const shareSchedules = new Map(dValues.map((d) => fitProblem(heuristicSchedule(d, dtype), d, CAPS.cuda, share)).map((x) => [tag(x), x]));
         for (const s of shareSchedules.values()) {
-          for (const pass of PASSES) cudaKernel(optsFor(pass, { mode: 'sampled', dtype, sampling, negatives, share }), s, pass, `${kind}_share${share}_${dtype}__${tag(s)}`);
+          for (const [pass, det] of PASSES) cudaKernel(optsFor(pass, det, { mode: 'sampled', dtype, sampling, negatives, share }), s, pass, `${kind}_share${share}_${dtype}${det ? '_det' : ''}__${tag(s)}`);
         }
         const t = TILE_LAUNCH[share]!;
         const ts: Schedule = { rows: share as Schedule['rows'], lanes: 1, vec: 1, dChunks: 16, samplesPerStep: t.cands, stages: t.wide[1] as Schedule['stages'] };
-        for (const pass of PASSES) {
-          const opts = optsFor(pass, { mode: 'sampled', dtype, sampling, negatives, share });
+        for (const [pass, det] of PASSES) {
+          const opts = optsFor(pass, det, { mode: 'sampled', dtype, sampling, negatives, share });
           const k = pass === 'forward' ? cceForward(opts, ts) : pass === 'backward' ? cceBackward(opts, ts) : cceFused(opts, ts);
           const out = compileKernel(k, ts, 'triton', CAPS.triton);
-          const file = `${k.name}__${kind}_share${share}_${dtype}.py`;
+          const file = `${k.name}__${kind}_share${share}_${dtype}${det ? '_det' : ''}.py`;
           files.set(`ccekit_torch/triton/${file}`, out.source);
-          tiles.push({ file, entry: out.entry, pass, options: { mode: 'sampled', dtype, sampling, grad: opts.grad, negatives, share }, schedule: ts, launch: { wide: t.wide, narrow: t.narrow }, parameters: out.parameters });
+          tiles.push({ file, entry: out.entry, pass, options: { mode: 'sampled', dtype, sampling, grad: opts.grad, negatives, share, deterministic: det }, schedule: ts, launch: { wide: t.wide, narrow: t.narrow }, parameters: out.parameters });
         }
       }
     }

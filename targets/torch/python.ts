@@ -117,11 +117,11 @@ class CceMinusFunction(torch.autograd.Function):
     """CUDA kernels emitted by ccekit: forward writes per-row lse and the accepted count; backward recomputes."""
 
     @staticmethod
-    def forward(ctx, e, c, targets, negatives, logq, ignore_index, reduction, share=None):
+    def forward(ctx, e, c, targets, negatives, logq, ignore_index, reduction, share=None, deterministic=False):
         from . import _cuda, _tile
 
         backend = _tile if share and _tile.available(e.device, share, e.dtype) else _cuda
-        ctx.backend, ctx.share = backend, share
+        ctx.backend, ctx.share, ctx.det = backend, share, deterministic
         out_dtype = e.dtype
         ctx.e_dtype = e.dtype
         ctx.c_dtype = c.dtype  # gradients come back in the inputs' own dtypes (autocast: fp32 tables)
@@ -131,7 +131,7 @@ class CceMinusFunction(torch.autograd.Function):
         if ctx.fused:
             # mean / sum: the gradients are linear in the scalar upstream gradient, so one fused kernel computes
             # them for a unit scale together with the loss; backward only rescales them.
-            loss_rows, de, dc = backend.fused(e, c, targets, negatives, logq, ignore_index, share)
+            loss_rows, de, dc = backend.fused(e, c, targets, negatives, logq, ignore_index, share, deterministic)
             live = (targets != ignore_index).sum()
             ctx.save_for_backward(de, dc, live)
             ctx.reduction = reduction
@@ -159,7 +159,7 @@ class CceMinusFunction(torch.autograd.Function):
             de, dc, live = ctx.saved_tensors
             scale = grad_out.float() if ctx.reduction == "sum" else grad_out.float() / live.clamp_min(1).float()
             # In place: the saved unit-scale gradients are not needed again.
-            return de.mul_(scale).to(ctx.e_dtype), dc.mul_(scale).to(ctx.c_dtype), None, None, None, None, None, None
+            return de.mul_(scale).to(ctx.e_dtype), dc.mul_(scale).to(ctx.c_dtype), None, None, None, None, None, None, None
         saved = ctx.saved_tensors
         e, c, targets, negatives, lse, kacc = saved[:6]
         if ctx.philox:
@@ -173,8 +173,8 @@ class CceMinusFunction(torch.autograd.Function):
             dloss = g.expand(n).contiguous()
         else:
             dloss = (g / ctx.live.clamp_min(1).float()).expand(n).contiguous()
-        de, dc = ctx.backend.backward(e, c, targets, negatives, logq, lse, kacc, dloss, ctx.ignore_index, ctx.share)
-        return de.to(e.dtype), dc.to(ctx.c_dtype), None, None, None, None, None, None
+        de, dc = ctx.backend.backward(e, c, targets, negatives, logq, lse, kacc, dloss, ctx.ignore_index, ctx.share, ctx.det)
+        return de.to(e.dtype), dc.to(ctx.c_dtype), None, None, None, None, None, None, None
 
 
 def reference_cce_minus_loss(e, c, targets, negatives, item_probs=None, ignore_index=-100, reduction="mean"):
@@ -183,7 +183,7 @@ def reference_cce_minus_loss(e, c, targets, negatives, item_probs=None, ignore_i
     return _reference.cce_minus(e, c, targets, negatives, _logq(item_probs, v, e.device), ignore_index, reduction)
 
 
-def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, ignore_index=-100, reduction="mean", seed=None, share_rows=None):
+def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, ignore_index=-100, reduction="mean", seed=None, share_rows=None, deterministic=False):
     """CCE- loss. e [N, D] hidden states, c [V, D] item embeddings, targets [N] item ids (or ignore_index).
 
     Negatives: a tensor [N, K] of item ids drawn from q, or num_negatives=K to draw them here (uniform over the
@@ -195,6 +195,10 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
     group of R consecutive rows shares one set of K negatives (negatives is then [ceil(N/R), K]); every row
     still sees K i.i.d. draws from q, so its estimator is unchanged, and the kernels compute logits and
     gradients as tile products (tensor cores through Triton when it is installed).
+
+    deterministic=True: the CUDA kernels accumulate the item-embedding gradient in int64 fixed point with
+    integer atomics (units of 2^-62 of a bound of |dC|), so it is bit-identical from run to run; it costs an
+    int64 [V, D] buffer while the backward runs. The CPU path is deterministic anyway.
     """
     n, d, v, k = _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, share_rows)
     rows = -(-n // share_rows) if share_rows else n
@@ -213,7 +217,7 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
             neg = (k, seed) if philox else negatives.to(torch.int32).contiguous()
             return CceMinusFunction.apply(
                 e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), neg,
-                None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction, share_rows,
+                None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction, share_rows, bool(deterministic),
             )
     if philox:
         negatives = _reference.philox_uniform(rows, k, v, seed, e.device, stream=1 if share_rows else 0)
@@ -437,11 +441,12 @@ def _bucket_ok(kernel, d):
     return s["lanes"] * s["vec"] * s["dChunks"] >= d and d % s["vec"] == 0
 
 
-def _pick(pass_, dtype, sampling, d, device, negatives="tensor", share=None):
+def _pick(pass_, dtype, sampling, d, device, negatives="tensor", share=None, det=False):
     """The kernel for this pass: a tuned schedule for the device if the package has one, else the smallest fit."""
     name = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[dtype]
     cands = [k for k in _MANIFEST["kernels"] if k["pass"] == pass_ and k["options"]["dtype"] == name and k["options"]["sampling"] == sampling
-             and k["options"].get("negatives", "tensor") == negatives and k["options"].get("share") == share and _bucket_ok(k, d)]
+             and k["options"].get("negatives", "tensor") == negatives and k["options"].get("share") == share
+             and k["options"].get("deterministic", False) == det and _bucket_ok(k, d)]
     if not cands:
         raise CcekitCudaError(f"no emitted kernel for D={d} {name} {sampling}{f' shared by {share} rows' if share else ''}; re-emit with --d-values covering {d}")
     dev = torch.cuda.get_device_name(device)
@@ -483,6 +488,25 @@ def _scalars(e, c, negatives, ignore_index, share=None):
     return out
 
 
+def dc_buffer(c, det):
+    """The dC accumulator: fp32 for float atomics, int64 fixed point for the deterministic kernels."""
+    return torch.zeros(c.shape, dtype=torch.int64 if det else torch.float32, device=c.device)
+
+
+def dc_scale(e, g_abs_sum):
+    """Fixed-point scale (a power of two) of the deterministic dC, as ccekit's runtime/fixed.ts picks it:
+    |dC| <= 2 * sum|g| * max|E| maps to 2^62, so the int64 sums cannot overflow."""
+    bound = 2.0 * float(e.detach().abs().max().float().item()) * float(g_abs_sum)
+    if not (bound > 0) or not math.isfinite(bound):
+        return 1.0
+    return 2.0 ** max(-126, min(127, 62 - math.ceil(math.log2(bound))))
+
+
+def dc_float(acc, scale):
+    """dC as fp32: the int64 fixed-point sums times 1/scale (exact power-of-two scaling)."""
+    return acc if acc.dtype == torch.float32 else acc.to(torch.float32).mul_(1.0 / scale)
+
+
 def _kind(negatives):
     return "philox" if isinstance(negatives, tuple) else "tensor"
 
@@ -503,28 +527,30 @@ def forward(e, c, targets, negatives, logq, ignore_index, share=None):
     return loss, lse, kacc
 
 
-def fused(e, c, targets, negatives, logq, ignore_index, share=None):
+def fused(e, c, targets, negatives, logq, ignore_index, share=None, det=False):
     """Loss rows and the gradients for a unit upstream scale per row (grad_scale 1), in one kernel."""
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
-    k = _pick("fused", e.dtype, sampling, d, e.device, _kind(negatives), share)
+    k = _pick("fused", e.dtype, sampling, d, e.device, _kind(negatives), share, det)
     loss = torch.empty(n, dtype=torch.float32, device=e.device)
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
-    dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
+    dc = dc_buffer(c, det)
+    scale = dc_scale(e, n) if det else 1.0
     tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "loss": loss, "dE": de, "dC": dc}
-    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index, share))
-    return loss, de, dc
+    _launch(k, e.device, n, tensors, dict(_scalars(e, c, negatives, ignore_index, share), dC_scale=scale))
+    return loss, de, dc_float(dc, scale)
 
 
-def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share=None):
+def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share=None, det=False):
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
-    k = _pick("backward", e.dtype, sampling, d, e.device, _kind(negatives), share)
+    k = _pick("backward", e.dtype, sampling, d, e.device, _kind(negatives), share, det)
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
-    dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
+    dc = dc_buffer(c, det)
+    scale = dc_scale(e, dloss.abs().sum().item()) if det else 1.0
     tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "lse": lse, "kacc": kacc, "dloss": dloss, "dE": de, "dC": dc}
-    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index, share))
-    return de, dc
+    _launch(k, e.device, n, tensors, dict(_scalars(e, c, negatives, ignore_index, share), dC_scale=scale))
+    return de, dc_float(dc, scale)
 `;
 
 export const SETUP_PY = `from setuptools import setup
@@ -545,7 +571,7 @@ import os
 
 import torch
 
-from ._cuda import _MANIFEST, _scalars
+from ._cuda import _MANIFEST, _scalars, dc_buffer, dc_float, dc_scale
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _modules = {}
@@ -577,14 +603,14 @@ def _entry(tile):
     return _modules[tile["file"]]
 
 
-def _run(pass_, e, c, negatives, logq, share, tensors, ignore_index):
+def _run(pass_, e, c, negatives, logq, share, tensors, ignore_index, det=False, scale=1.0):
     n, d = e.shape
     name = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[e.dtype]
     sampling = "uniform" if logq is None else "given"
     kind = "philox" if isinstance(negatives, tuple) else "tensor"
     tile = next(t for t in _MANIFEST["tiles"] if t["pass"] == pass_ and t["options"]["dtype"] == name and t["options"]["sampling"] == sampling
-                and t["options"]["negatives"] == kind and t["options"]["share"] == share)
-    args = dict(_scalars(e, c, negatives, ignore_index, share), **tensors)
+                and t["options"]["negatives"] == kind and t["options"]["share"] == share and t["options"].get("deterministic", False) == det)
+    args = dict(_scalars(e, c, negatives, ignore_index, share), dC_scale=scale, **tensors)
     block_d = max(16, 1 << (d - 1).bit_length())
     warps, stages = tile["launch"]["wide" if d >= 128 else "narrow"]
     s = tile["schedule"]
@@ -610,21 +636,23 @@ def forward(e, c, targets, negatives, logq, ignore_index, share):
     return loss, lse, kacc
 
 
-def fused(e, c, targets, negatives, logq, ignore_index, share):
+def fused(e, c, targets, negatives, logq, ignore_index, share, det=False):
     n, d = e.shape
     loss = torch.empty(n, dtype=torch.float32, device=e.device)
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
-    dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
+    dc = dc_buffer(c, det)
+    scale = dc_scale(e, n) if det else 1.0
     neg = None if isinstance(negatives, tuple) else negatives
-    _run("fused", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, loss=loss, dE=de, dC=dc), ignore_index)
-    return loss, de, dc
+    _run("fused", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, loss=loss, dE=de, dC=dc), ignore_index, det, scale)
+    return loss, de, dc_float(dc, scale)
 
 
-def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share):
+def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share, det=False):
     n, d = e.shape
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
-    dc = torch.zeros(c.shape[0], d, dtype=torch.float32, device=e.device)
+    dc = dc_buffer(c, det)
+    scale = dc_scale(e, dloss.abs().sum().item()) if det else 1.0
     neg = None if isinstance(negatives, tuple) else negatives
-    _run("backward", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, lse=lse, kacc=kacc, dloss=dloss, dE=de, dC=dc), ignore_index)
-    return de, dc
+    _run("backward", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, lse=lse, kacc=kacc, dloss=dloss, dE=de, dC=dc), ignore_index, det, scale)
+    return de, dc_float(dc, scale)
 `;

@@ -16,6 +16,8 @@ const SKELETON = Handlebars.compile(
 # schedule: {{scheduleText}}  (launch with num_warps={{numWarps}}, num_stages={{stages}})
 import triton
 import triton.language as tl
+{{#if libdevice}}from triton.language.extra import libdevice
+{{/if}}
 
 
 @triton.jit
@@ -130,7 +132,10 @@ function printBody(lk: LoweredKernel): string {
         const scope: Scope = widest === 'uniform' ? 'row' : widest;
         const mask = s.mask ? `, mask=${ep.print(s.mask, scope)}` : '';
         const fn = s.k === 'store' ? 'tl.store' : 'tl.atomic_add';
-        out.line(`${fn}(${s.tensor} + ${ep.print(s.index, scope)}, ${ep.print(s.value, scope)}${mask})`);
+        let value = ep.print(s.value, scope);
+        // Deterministic fixed point: an int64 in units of 1/scale, added with integer atomics.
+        if (s.k === 'atomicAdd' && ep.tensorParam(s.tensor).fixed) value = `libdevice.rint(${value} * ${s.tensor}_scale).to(tl.int64)`;
+        out.line(`${fn}(${s.tensor} + ${ep.print(s.index, scope)}, ${value}${mask})`);
         return;
       }
       case 'for':
@@ -171,6 +176,7 @@ export function emitTriton(lk: LoweredKernel, version: string): Emitted {
     rows: s.rows,
     blockD: lk.blockD,
     cands: k.cands,
+    libdevice: k.params.some((p) => p.kind === 'tensor' && p.fixed),
     body: printBody(lk),
   });
   return { source, entry: k.name, parameters: paramsDoc(lk, 'triton') };

@@ -126,6 +126,34 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   },
 });
 
+/**
+ * Deterministic fixed point (p.fixed): element i is an int64 in words 2i (low) and 2i+1 (high), units of
+ * 1/scale. round(v·scale) is split into two u32 words exactly (|v·scale| < 2^62; at 2^31 and above the value
+ * is a multiple of 256, so its low word fits f32); the low word is added first and its carry goes with the
+ * high word. Integer adds commute: the sum does not depend on the order of the programs.
+ */
+function fixedHelper(tensor: string): string {
+  return `fn ccekit_atomic_add_${tensor}(i: i32, v: f32) {
+  let x = round(v * params.${tensor}_scale);
+  var lo: u32;
+  var hi: u32;
+  if (abs(x) < 2147483648.0f) {
+    let q = i32(x);
+    lo = bitcast<u32>(q);
+    hi = select(0u, 0xffffffffu, q < 0i);
+  } else {
+    let h = floor(x * 2.3283064365386963e-10f);
+    lo = u32(x - h * 4294967296.0f);
+    hi = bitcast<u32>(i32(h));
+  }
+  if (lo != 0u) {
+    let old = atomicAdd(&${tensor}[2i * i], lo);
+    hi += select(0u, 1u, old + lo < old);
+  }
+  if (hi != 0u) { atomicAdd(&${tensor}[2i * i + 1i], hi); }
+}`;
+}
+
 function atomicHelper(tensor: string): string {
   return `fn ccekit_atomic_add_${tensor}(i: i32, v: f32) {
   var old = atomicLoad(&${tensor}[i]);
@@ -146,7 +174,7 @@ export function emitWgsl(lk: LoweredKernel, version: string): Emitted {
     if (p.kind !== 'tensor') continue;
     const b = params.find((q) => q.name === p.name)!.binding!;
     bindings.push(`@group(0) @binding(${b}) var<storage, ${p.access === 'read' ? 'read' : 'read_write'}> ${p.name}: ${storageType(p)};`);
-    if (p.access === 'atomic') helpers.push(atomicHelper(p.name));
+    if (p.access === 'atomic') helpers.push(p.fixed ? fixedHelper(p.name) : atomicHelper(p.name));
   }
   const uniforms = [
     ...k.params.filter((p) => p.kind === 'scalar').map((p) => `${p.name}: ${p.kind === 'scalar' ? p.type : ''}`),
