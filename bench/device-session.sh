@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -22,6 +22,12 @@ for step in "$@"; do
     torch) echo "== torch"; python3 bench/torch_baseline.py --out "$OUT/torch.json" --native --full-ce ${TORCH_SETTINGS:+--settings "$TORCH_SETTINGS"} > "$OUT/torch.log" 2>&1; tail -12 "$OUT/torch.log" ;;
     shared) echo "== check + bench cuda shared (SIMT, untiled)"; run check --device cuda --quick --share 64 --out "$OUT/check-cuda-shared.json" > "$OUT/check-cuda-shared.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda-shared.log" | tail -4; run bench --device cuda --share 64 --negatives philox --fused --repeats ${REPEATS:-10} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda-shared.json" > "$OUT/bench-cuda-shared.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-shared.log" | tail -7 ;;
     tshared) echo "== triton shared (tensor cores)"; python3 bench/triton_shared.py "$OUT/triton-shared.json" out/torch ${TSH_DIRS:-out/tsh/*} > "$OUT/triton-shared.log" 2>&1; grep -E "FAIL|checks" "$OUT/triton-shared.log"; tail -3 "$OUT/triton-shared.log" ;;
+    det) echo "== deterministic dC: checks (CUDA, WebGPU), CUDA benches with and without, repeat checks"
+      for f in "" "--fused --share 64" "--fused"; do run check --device cuda --quick --deterministic $f > "$OUT/check-cuda-det.log" 2>&1; echo "cuda check --deterministic $f: $(grep -E "passed" "$OUT/check-cuda-det.log")"; grep FAIL "$OUT/check-cuda-det.log" | head -3; done
+      run check --device webgpu --quick --deterministic > "$OUT/check-webgpu-det.log" 2>&1; echo "webgpu check --deterministic: $(grep -E "passed" "$OUT/check-webgpu-det.log")"; grep FAIL "$OUT/check-webgpu-det.log" | head -3
+      for v in "" "--share 64"; do for d in "" "--deterministic"; do tag=$(echo "philox-fused$v$d" | tr -d ' -'); run bench --device cuda --negatives philox --fused $v $d --repeat-check --repeats ${REPEATS:-10} ${DB:+--db "$DB"} --out "$OUT/bench-cuda-$tag.json" > "$OUT/bench-cuda-$tag.log" 2>&1; echo "-- $tag"; grep -E "ms \(fwd" "$OUT/bench-cuda-$tag.log" | sed -E 's/\{.*\} regs \{[^}]*\}//'; done; done ;;
+    wgdet) echo "== webgpu bench, deterministic dC"; run bench --device webgpu --deterministic --repeats 5 --settings ${WGSETTINGS:-beauty,small-d,ml20m,megamarket} --out "$OUT/bench-webgpu-det.json" > "$OUT/bench-webgpu-det.log" 2>&1; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-webgpu-det.log" | tail -8 ;;
+    tdet) echo "== torch package, deterministic dC"; [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --db bench/results/tuning-h100.json --out out/torch > /dev/null; python3 bench/torch_deterministic_gpu.py out/torch "$OUT/torch-deterministic.json" > "$OUT/torch-deterministic.log" 2>&1; grep -vE "^ok " "$OUT/torch-deterministic.log" | tail -16 ;;
     *) echo "unknown step $step" ;;
   esac
 done

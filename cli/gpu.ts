@@ -139,7 +139,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const o = parseFlags('bench', argv, BENCH_FLAGS);
   const names = settingNames(o.settings, 'bench');
   const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
-  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share);
+  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic);
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const card = rt.name;
@@ -174,7 +174,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0): Promise<number> {
+async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false): Promise<number> {
   const ctx = await acquireWebgpu();
   if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'bench');
   const { randomProblem } = await import('../runtime/random.js');
@@ -186,11 +186,11 @@ async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repea
       let row: Record<string, unknown>;
       try {
         const p = randomProblem({ ...st, dtype, seed: 1, shareRows: share || undefined });
-        const r = await runCceWebgpu(ctx, p, { repeats });
+        const r = await runCceWebgpu(ctx, p, { repeats, deterministic });
         const [f, b] = r.timings;
         const samples = f!.samples.map((x, i) => x + b!.samples[i]!);
         const q = (at: number) => [...samples].sort((x, y) => x - y)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;
-        row = { impl: `ccekit-webgpu${share ? `-shared${share}` : ''}`, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, note: `${f!.method}; dC cleared outside the timed passes` };
+        row = { impl: `ccekit-webgpu${share ? `-shared${share}` : ''}${deterministic ? '-det' : ''}`, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, note: `${f!.method}; dC cleared outside the timed passes${deterministic ? '; int64 dC converted on the host, untimed' : ''}` };
       } catch (e) {
         row = { impl: 'ccekit-webgpu', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, note: (e as Error).message.split('\n')[0] };
       }

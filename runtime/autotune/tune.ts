@@ -52,8 +52,10 @@ export function tuneKey(rt: CudaRuntime, p: BenchProblem, o: CceOptions): TuneKe
 
 /** The schedule to use for a problem: the tuning DB's if it has one, else the heuristic default. */
 export function scheduleFor(rt: CudaRuntime, db: TuningDb | undefined, p: BenchProblem, o: CceOptions): { schedule: Schedule; tuned: boolean } {
-  // In-kernel sampling shares the memory pattern of index-tensor sampling: fall back to that entry.
-  const e = db?.get(tuneKey(rt, p, o)) ?? (o.negatives === 'philox' ? db?.get(tuneKey(rt, p, { ...o, negatives: 'tensor' })) : undefined);
+  // In-kernel sampling shares the memory pattern of index-tensor sampling, and the deterministic dC that of
+  // float atomics: fall back to those entries.
+  const fallbacks: CceOptions[] = [o, ...(o.deterministic ? [{ ...o, deterministic: undefined }] : [])].flatMap((x) => (x.negatives === 'philox' ? [x, { ...x, negatives: 'tensor' as const }] : [x]));
+  const e = fallbacks.map((x) => db?.get(tuneKey(rt, p, x))).find((x) => x !== undefined);
   return e ? { schedule: fitD(e.schedule, p.D), tuned: true } : { schedule: heuristicSchedule(p.D, o.dtype), tuned: false };
 }
 

@@ -1,0 +1,113 @@
+"""GPU check and timing of the emitted PyTorch package's deterministic dC (run on the GPU machine):
+  python3 bench/torch_deterministic_gpu.py out/torch OUT.json
+Checks cce_minus_loss(..., deterministic=True) against its float64 reference on fresh random inputs (SIMT
+kernels per row, Triton tile kernels and SIMT kernels for shared negatives), runs each twice and requires
+bit-identical gradients; then, at the paper's settings (fp16, mean), times one step with float-atomic and with
+deterministic dC and counts the elements of dC that differ between two runs on the same inputs."""
+import json
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, sys.argv[1])
+from ccekit_torch import _tile, cce_minus_loss  # noqa: E402
+
+dev = torch.device("cuda")
+torch.manual_seed(int(time.time()) % 100000)
+card = torch.cuda.get_device_name()
+rows, fails = [], 0
+
+
+def rel(a, b):
+    a, b = a.double().reshape(-1), b.double().reshape(-1)
+    if not torch.isfinite(a).all():
+        return float("inf")
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def bits(x):
+    return x.view(torch.int32 if x.dtype == torch.float32 else torch.int16)
+
+
+def grads(e, c, t, **kw):
+    e1, c1 = e.clone().requires_grad_(), c.clone().requires_grad_()
+    loss = cce_minus_loss(e1, c1, t, **kw)
+    loss.backward(torch.ones_like(loss) if loss.dim() else None)
+    return loss.detach(), e1.grad, c1.grad
+
+
+real_available = _tile.available
+cases = [  # n, d, v, k, reduction, share, drawn, backend
+    (513, 64, 4099, 127, "mean", None, False, "simt"), (300, 256, 1009, 255, "none", None, True, "simt"),
+    (1000, 256, 20011, 255, "mean", 64, True, "triton"), (77, 40, 97, 33, "sum", 128, False, "triton"),
+    (1000, 128, 5003, 127, "mean", 64, True, "simt"),
+]
+for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 1e-3 + 2**-10), (torch.bfloat16, 1e-3 + 2**-8)):
+    for n, d, v, k, reduction, share, drawn, backend in cases:
+        _tile.available = real_available if backend == "triton" else (lambda device, share, dtype=None: False)
+        e = (torch.randn(n, d, device=dev) * 2 / d**0.5).to(dtype)
+        c = (torch.randn(v, d, device=dev) * 2 / d**0.5).to(dtype)
+        t = torch.randint(0, v, (n,), device=dev)
+        t[torch.rand(n, device=dev) < 0.15] = -100
+        rows_neg = -(-n // share) if share else n
+        neg = torch.randint(0, v, (rows_neg, k), device=dev)
+        kw = dict(num_negatives=k, seed=2**33 + n) if drawn else dict(negatives=neg)
+        kw.update(reduction=reduction, share_rows=share)
+        a = grads(e, c, t, deterministic=True, **kw)
+        b = grads(e, c, t, deterministic=True, **kw)
+        ref = grads(e.double().cpu(), c.double().cpu(), t.cpu(), **(kw if drawn else dict(kw, negatives=neg.cpu())))
+        errs = {"loss": rel(a[0].cpu(), ref[0]), "dE": rel(a[1].cpu(), ref[1]), "dC": rel(a[2].cpu(), ref[2])}
+        same = all(torch.equal(bits(x), bits(y)) for x, y in zip(a[1:], b[1:]))
+        ok = all(x <= tol for x in errs.values()) and same
+        fails += 0 if ok else 1
+        rows.append({"dtype": str(dtype), "N": n, "D": d, "V": v, "K": k, "reduction": reduction, "share_rows": share, "drawn": drawn, "backend": backend, **errs, "bit_identical_twice": same, "ok": ok})
+        print(f"{'ok  ' if ok else 'FAIL'} {rows[-1]}")
+_tile.available = real_available
+print(f"deterministic dC through the package: {len(rows) - fails} passed, {fails} failed ({card})")
+
+SETTINGS = {"beauty": (32768, 176450, 511, 256), "ml20m": (131072, 15405, 511, 256), "megamarket": (32768, 1661327, 255, 256),
+            "zvuk": (131072, 893022, 2047, 256), "small-d": (65536, 100000, 511, 64)}
+
+
+def timed(fn, reps=5):
+    for _ in range(2):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        ts.append(a.elapsed_time(b))
+    return sorted(ts)[len(ts) // 2]
+
+
+timing = []
+for name, (n, v, k, d) in SETTINGS.items():
+    e = (torch.randn(n, d, device=dev) * 2 / d**0.5).half().requires_grad_()
+    c = (torch.randn(v, d, device=dev) * 2 / d**0.5).half().requires_grad_()
+    t = torch.randint(0, v, (n,), device=dev)
+    for share in (None, 64):
+        for det in (False, True):
+            def step():
+                e.grad = c.grad = None
+                cce_minus_loss(e, c, t, num_negatives=k, seed=7, share_rows=share, deterministic=det).backward()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            ms = timed(step, reps=3 if name == "zvuk" and not share else 5)
+            peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+            step()
+            g1 = c.grad.clone()
+            step()
+            differ = int((bits(g1) != bits(c.grad)).sum())
+            row = {"setting": name, "N": n, "V": v, "K": k, "D": d, "dtype": "f16", "share_rows": share, "deterministic": det, "ms": ms,
+                   "peak_mib_incl_grads": peak, "dC_elements_differing_between_two_runs": differ, "card": card, "path": "ccekit_torch package, in-kernel sampling, mean"}
+            timing.append(row)
+            print(f"{name:11s} share={share or '-':>3} det={det!s:5s} {ms:8.2f} ms  peak +{peak:7.0f} MiB  dC differing between runs: {differ}")
+    del e, c, t
+    torch.cuda.empty_cache()
+json.dump({"card": card, "torch": torch.__version__, "checks": rows, "timing": timing}, open(sys.argv[2], "w"), indent=1)
+sys.exit(1 if fails else 0)
