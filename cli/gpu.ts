@@ -8,7 +8,7 @@ import type { CceProblem } from '../runtime/problem.js';
 import { CudaBench } from '../runtime/cuda/bench.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
-import { runCceWebgpu } from '../runtime/webgpu/run.js';
+import { WEBGPU_SCHEDULE, runCceWebgpu } from '../runtime/webgpu/run.js';
 import { SETTINGS } from '../bench/settings.js';
 import { type FlagTable, UsageError, checkShare, parseFlags, table, usage } from './args.js';
 import { TuningDb } from '../runtime/autotune/db.js';
@@ -139,7 +139,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const o = parseFlags('bench', argv, BENCH_FLAGS);
   const names = settingNames(o.settings, 'bench');
   const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
-  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic);
+  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, o.schedules ? extra : [undefined]);
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const card = rt.name;
@@ -174,7 +174,8 @@ export async function cmdBench(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false): Promise<number> {
+/** schedules: undefined runs the WebGPU defaults (WEBGPU_SCHEDULE forward, WEBGPU_BWD_SCHEDULE backward); a (partial) schedule over WEBGPU_SCHEDULE serves both. */
+async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false, schedules: (Partial<Schedule> | undefined)[] = [undefined]): Promise<number> {
   const ctx = await acquireWebgpu();
   if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'bench');
   const { randomProblem } = await import('../runtime/random.js');
@@ -183,19 +184,22 @@ async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repea
   try {
     for (const n of names) {
       const st = SETTINGS.find((s) => s.name === n)!;
-      let row: Record<string, unknown>;
-      try {
-        const p = randomProblem({ ...st, dtype, seed: 1, shareRows: share || undefined });
-        const r = await runCceWebgpu(ctx, p, { repeats, deterministic });
-        const [f, b] = r.timings;
-        const samples = f!.samples.map((x, i) => x + b!.samples[i]!);
-        const q = (at: number) => [...samples].sort((x, y) => x - y)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;
-        row = { impl: `ccekit-webgpu${share ? `-shared${share}` : ''}${deterministic ? '-det' : ''}`, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, note: `${f!.method}; dC cleared outside the timed passes${deterministic ? '; int64 dC converted on the host, untimed' : ''}` };
-      } catch (e) {
-        row = { impl: 'ccekit-webgpu', setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, note: (e as Error).message.split('\n')[0] };
+      const p = randomProblem({ ...st, dtype, seed: 1, shareRows: share || undefined });
+      for (const x of schedules) {
+        let row: Record<string, unknown>;
+        const impl = `ccekit-webgpu${share ? `-shared${share}` : ''}${deterministic ? '-det' : ''}`;
+        try {
+          const r = await runCceWebgpu(ctx, p, { repeats, deterministic, ...(x ? { schedule: { ...WEBGPU_SCHEDULE, ...x } } : {}) });
+          const [f, b] = r.timings;
+          const samples = f!.samples.map((y, i) => y + b!.samples[i]!);
+          const q = (at: number) => [...samples].sort((y, z) => y - z)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, bwd_schedule: r.bwdSchedule, note: `${f!.method}; dC cleared outside the timed passes${deterministic ? '; int64 dC converted on the host, untimed' : ''}` };
+        } catch (e) {
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, schedule: x, note: (e as Error).message.split('\n')[0] };
+        }
+        rows.push(row);
+        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.bwd_schedule ?? row.schedule)}`);
       }
-      rows.push(row);
-      out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`}`);
     }
   } finally {
     releaseWebgpu(ctx);

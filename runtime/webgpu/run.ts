@@ -132,6 +132,8 @@ export interface WebgpuResult extends CceResult {
   device: string;
   timings: KernelTiming[];
   schedule: Schedule;
+  /** The backward's schedule (WEBGPU_BWD_SCHEDULE unless a schedule was given). */
+  bwdSchedule: Schedule;
 }
 
 export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuRunOptions = {}): Promise<WebgpuResult> {
@@ -284,7 +286,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     querySet?.destroy();
     qbuf?.destroy();
     readTs?.destroy();
-    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s };
+    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s, bwdSchedule: bwd.lowered.schedule };
   } finally {
     for (const b of owned) b.destroy();
   }
