@@ -174,7 +174,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** schedules: undefined runs the WebGPU defaults (WEBGPU_SCHEDULE forward, WEBGPU_BWD_SCHEDULE backward); a (partial) schedule over WEBGPU_SCHEDULE serves both. */
+/** schedules: undefined runs the WebGPU defaults (webgpuSchedules); a (partial) schedule over WEBGPU_SCHEDULE serves both passes. */
 async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false, schedules: (Partial<Schedule> | undefined)[] = [undefined]): Promise<number> {
   const ctx = await acquireWebgpu();
   if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'bench');

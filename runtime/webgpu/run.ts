@@ -24,11 +24,28 @@ export const WEBGPU_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 4, dChunks: 
  */
 export const WEBGPU_BWD_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 8, samplesPerStep: 4, stages: 1 };
 /**
- * Default for both passes with shared negatives: 8 rows a workgroup (8 partial rows summed in workgroup memory
- * before each candidate's atomic update; 16 KiB of workgroup memory allow no more at D = 256), one candidate a
- * step. On an H100 it beat rows 4 / 2 and 2–8 candidates a step (bench/results/webgpu-shared-schedules-h100.json).
+ * Default schedules of the two passes, from H100 runs (bench/results/webgpu-h100-schedules.md):
+ * - shared negatives: 256 threads, lanes ≈ D/8 (vec 4, 2 chunks), the rest rows — 8 rows at D = 256, 32 at
+ *   D = 64 — whose partial rows are summed in workgroup memory (8 KiB) before each candidate's atomic
+ *   update, one candidate a step; the same schedule for both passes;
+ * - per-row negatives at D ≤ 64: 8 rows of 32 lanes, one element a lane, 4 candidates a step, both passes;
+ * - per-row negatives above: WEBGPU_SCHEDULE forward, WEBGPU_BWD_SCHEDULE backward.
  */
-export const WEBGPU_SHARED_SCHEDULE: Schedule = { rows: 8, lanes: 32, vec: 4, dChunks: 2, samplesPerStep: 1, stages: 1 };
+export function webgpuSchedules(D: number, shared: boolean): { fwd: Schedule; bwd: Schedule } {
+  const d = 2 ** Math.ceil(Math.log2(Math.max(1, D)));
+  if (shared) {
+    const lanes = Math.min(32, Math.max(4, d / 8));
+    const dChunks = Math.max(2, d / (lanes * 4));
+    const rows = Math.min(256 / lanes, Math.max(1, 2048 / (lanes * 4 * dChunks)));
+    const s = { rows, lanes, vec: 4, dChunks, samplesPerStep: 1, stages: 1 } as Schedule;
+    return { fwd: s, bwd: s };
+  }
+  if (d <= 64) {
+    const s: Schedule = { rows: 8, lanes: 32, vec: 1, dChunks: 2, samplesPerStep: 4, stages: 1 };
+    return { fwd: s, bwd: s };
+  }
+  return { fwd: WEBGPU_SCHEDULE, bwd: WEBGPU_BWD_SCHEDULE };
+}
 
 interface Pipeline {
   kernel: Kernel;
@@ -138,7 +155,7 @@ export interface WebgpuResult extends CceResult {
   device: string;
   timings: KernelTiming[];
   schedule: Schedule;
-  /** The backward's schedule (WEBGPU_BWD_SCHEDULE unless a schedule was given). */
+  /** The backward's schedule (webgpuSchedules unless a schedule was given). */
   bwdSchedule: Schedule;
 }
 
@@ -146,10 +163,10 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   validateProblem(p);
   if (ctx.lost) throw new WebgpuError('WebGPU: the device was lost');
   const opts = optionsFor(p, o);
-  const given = o.schedule ?? (p.shareRows ? WEBGPU_SHARED_SCHEDULE : undefined);
-  const s = scheduleForProblem(given ?? WEBGPU_SCHEDULE, p, ctx.caps);
+  const def = webgpuSchedules(p.D, !!p.shareRows);
+  const s = scheduleForProblem(o.schedule ?? def.fwd, p, ctx.caps);
   const fwd = await getPipeline(ctx, 'fwd', opts, s);
-  const bwd = await getPipeline(ctx, 'bwd', opts, given ? s : scheduleForProblem(WEBGPU_BWD_SCHEDULE, p, ctx.caps));
+  const bwd = await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps));
   if (bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
   const { device } = ctx;
   const limit = ctx.caps.maxStorageBindingBytes ?? Infinity;
