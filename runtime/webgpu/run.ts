@@ -24,7 +24,7 @@ export const WEBGPU_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 4, dChunks: 
  */
 export const WEBGPU_BWD_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 8, samplesPerStep: 4, stages: 1 };
 /**
- * Default schedules of the two passes, from H100 runs (bench/results/webgpu-h100-schedules.md):
+ * Default schedules of the two passes, from H100 runs (bench/results/h100-deterministic-webgpu.md):
  * - shared negatives: 256 threads, lanes ≈ D/8 (vec 4, 2 chunks), the rest rows — 8 rows at D = 256, 32 at
  *   D = 64 — whose partial rows are summed in workgroup memory (8 KiB) before each candidate's atomic
  *   update, one candidate a step; the same schedule for both passes;
