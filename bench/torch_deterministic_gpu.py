@@ -8,7 +8,12 @@ import json
 import sys
 import time
 
+import os
+
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import median_ms  # noqa: E402
 
 sys.path.insert(0, sys.argv[1])
 from ccekit_torch import _tile, cce_minus_loss  # noqa: E402
@@ -70,21 +75,6 @@ SETTINGS = {"beauty": (32768, 176450, 511, 256), "ml20m": (131072, 15405, 511, 2
             "zvuk": (131072, 893022, 2047, 256), "small-d": (65536, 100000, 511, 64)}
 
 
-def timed(fn, reps=5):
-    for _ in range(2):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b))
-    return sorted(ts)[len(ts) // 2]
-
-
 timing = []
 for name, (n, v, k, d) in SETTINGS.items():
     e = (torch.randn(n, d, device=dev) * 2 / d**0.5).half().requires_grad_()
@@ -97,7 +87,7 @@ for name, (n, v, k, d) in SETTINGS.items():
                 cce_minus_loss(e, c, t, num_negatives=k, seed=7, share_rows=share, deterministic=det).backward()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-            ms = timed(step, reps=3 if name == "zvuk" and not share else 5)
+            ms = median_ms(step, reps=3 if name == "zvuk" and not share else 5, warmup=2)
             peak = (torch.cuda.max_memory_allocated() - base) / 2**20
             step()
             g1 = c.grad.clone()

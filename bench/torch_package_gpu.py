@@ -7,7 +7,12 @@ import json
 import sys
 import time
 
+import os
+
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import median_ms  # noqa: E402
 
 sys.path.insert(0, sys.argv[1])
 from ccekit_torch import cce_minus_loss, reference_cce_minus_loss  # noqa: E402
@@ -122,19 +127,8 @@ print(f"autocast bf16: loss {float(loss):.4f}, grads {'ok' if auto_ok else 'FAIL
 fails += 0 if auto_ok else 1
 
 # One paper-sized step (beauty: N=32768, V=176450, K=511, D=256, fp16), package vs the PyTorch CE- formula.
-def step(fn, reps=10):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(b))
-    return sorted(ts)[len(ts) // 2]
+step = median_ms
+
 
 n, v, k, d = 32768, 176450, 511, 256
 e = (torch.randn(n, d, device=dev) * 0.1).half().requires_grad_()
