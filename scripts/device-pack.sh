@@ -10,6 +10,10 @@ rm -rf "$out" && mkdir -p "$out/node_modules"
 npx esbuild cli/main.ts --bundle --platform=node --format=esm --target=node20 --outfile="$out/ccekit.mjs" \
   --external:webgpu --external:koffi --log-level=warning \
   --banner:js="import{createRequire as __cr}from'module';import{fileURLToPath as __fu}from'url';import{dirname as __dn}from'path';const require=__cr(import.meta.url);const __filename=__fu(import.meta.url);const __dirname=__dn(__filename);"
+# The WGSL floors (bench/wgsl-floors.ts): run with CCEKIT_ENTRY=wgsl-floors.mjs bash scripts/device-run.sh
+npx esbuild bench/wgsl-floors.ts --bundle --platform=node --format=esm --target=node20 --outfile="$out/wgsl-floors.mjs" \
+  --external:webgpu --log-level=warning \
+  --banner:js="import{createRequire as __cr}from'module';const require=__cr(import.meta.url);"
 node_bin=$(command -v node)
 cp "$node_bin" "$out/node" && strip "$out/node" && xz -T2 -6 "$out/node"
 mkdir -p "$out/node_modules/@koromix/koffi-linux-x64/linux_x64" "$out/node_modules/webgpu/dist/linux-x64"

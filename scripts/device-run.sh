@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs ccekit on a GPU server from the .device/ folder that scripts/device-pack.sh built:
 #   bash scripts/device-run.sh check --device cuda
+#   CCEKIT_ENTRY=wgsl-floors.mjs bash scripts/device-run.sh beauty,zvuk   (another bundled entry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 d=.device
@@ -10,4 +11,4 @@ w="$d/node_modules/webgpu/dist/linux-x64"
 # Vulkan loader for Dawn (the image has the NVIDIA ICD but no loader): .gl/*.deb, see the device README.
 if [ -d .gl ] && [ ! -f /tmp/.ccekit-gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; touch /tmp/.ccekit-gl; fi
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-exec "$d/node" "$d/ccekit.mjs" "$@"
+exec "$d/node" "$d/${CCEKIT_ENTRY:-ccekit.mjs}" "$@"
