@@ -217,11 +217,12 @@ const TUNE_FLAGS = {
   repeats: { kind: 'int', default: 5, min: 1, help: 'timed repetitions per candidate (finalists get 15)' },
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json)' },
   negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'negatives from an index tensor or drawn in the kernel' },
-  share: { kind: 'int', default: 0, min: 0, help: 'tune the shared-negative kernels of groups of this many rows (16, 32, 64, 128)' },
+  share: { kind: 'str', default: '0', metavar: 'R[,R...]', help: 'tune the shared-negative kernels of groups of R rows (16, 32, 64, 128); a list tunes each and compares them (R changes the estimator: it is reported, never chosen for you)' },
+  deterministic: { kind: 'bool', help: 'tune the deterministic-dC kernels (int64 fixed point)' },
 } as const satisfies FlagTable;
 
 export const TUNE_HELP = usage(
-  'ccekit tune --device cuda [--settings beauty,...] [--dtype f16] [--db FILE]',
+  'ccekit tune --device cuda [--settings beauty,...] [--dtype f16] [--share 16,32,64,128] [--db FILE]',
   'Search schedules for each problem size: prune by device limits and spills, reject candidates that disagree with\nthe float64 reference, time the rest, store the winner in the persistent tuning DB (a second run is a cache hit).',
   TUNE_FLAGS,
 );
@@ -229,20 +230,26 @@ export const TUNE_HELP = usage(
 export async function cmdTune(argv: string[]): Promise<number> {
   const o = parseFlags('tune', argv, TUNE_FLAGS);
   const names = settingNames(o.settings, 'tune');
+  const shares = o.share.split(',').map((x) => Number(x.trim()));
+  for (const r of shares) {
+    if (!Number.isInteger(r)) throw new UsageError(`--share: a comma-separated list of group sizes, got '${o.share}'`, 'tune');
+    checkShare(r, 'tune');
+  }
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const w of db.warnings) out(`warning: ${w}`);
   out(`ccekit tune on ${rt.name} (${rt.cuda.info.arch}), dtype ${o.dtype}, DB ${db.path}`);
-  checkShare(o.share, 'tune');
-  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}) };
-  const rows: string[][] = [['setting', 'result', 'ms', 'p20', 'p80', 'schedule']];
+  const rows: string[][] = [['setting', ...(shares.length > 1 || shares[0] ? ['R'] : []), 'result', 'ms', 'p20', 'p80', 'schedule']];
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
-    out(`-- ${n} (N=${st.N} V=${st.V} K=${st.K} D=${st.D})`);
-    const t0 = performance.now();
-    const r = tune(rt, bench, db, st, opts, { repeats: o.repeats, progress: (l) => out(`   ${l}`) });
-    rows.push([n, r.cacheHit ? 'cache hit' : `tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s`, r.entry.ms.toFixed(3), r.entry.p20.toFixed(3), r.entry.p80.toFixed(3), JSON.stringify(r.entry.schedule)]);
+    for (const share of shares) {
+      const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(share ? { share } : {}), ...(o.deterministic ? { deterministic: true } : {}) };
+      out(`-- ${n} (N=${st.N} V=${st.V} K=${st.K} D=${st.D})${share ? ` negatives shared by ${share} rows` : ''}`);
+      const t0 = performance.now();
+      const r = tune(rt, bench, db, st, opts, { repeats: o.repeats, progress: (l) => out(`   ${l}`) });
+      rows.push([n, ...(rows[0]!.includes('R') ? [String(share || '-')] : []), r.cacheHit ? 'cache hit' : `tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s`, r.entry.ms.toFixed(3), r.entry.p20.toFixed(3), r.entry.p80.toFixed(3), JSON.stringify(r.entry.schedule)]);
+    }
   }
   out(table(rows));
   return 0;

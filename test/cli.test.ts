@@ -95,6 +95,8 @@ describe('ccekit CLI', () => {
     expectOneLineError(await ccekit('run', '--d'), '--d needs a value');
     expectOneLineError(await ccekit('frobnicate'), "unknown command 'frobnicate'", '(see ccekit --help)');
     expectOneLineError(await ccekit('emit', '--target', 'cuda'), '--out');
+    expectOneLineError(await ccekit('tune', '--share', '16,12'), '--share', 'got 12');
+    expectOneLineError(await ccekit('tune', '--share', '64,x'), '--share', "'64,x'");
   });
 
   it('reports library errors in one line (exit 2)', async () => {
