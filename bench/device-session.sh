@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -29,6 +29,10 @@ for step in "$@"; do
     wgdet) echo "== webgpu bench, deterministic dC"; run bench --device webgpu --deterministic --repeats 5 --settings ${WGSETTINGS:-beauty,small-d,ml20m,megamarket} --out "$OUT/bench-webgpu-det.json" > "$OUT/bench-webgpu-det.log" 2>&1; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-webgpu-det.log" | tail -8 ;;
     tdet) echo "== torch package, deterministic dC"; [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --db bench/results/tuning-h100.json --out out/torch > /dev/null; python3 bench/torch_deterministic_gpu.py out/torch "$OUT/torch-deterministic.json" > "$OUT/torch-deterministic.log" 2>&1; grep -vE "^ok " "$OUT/torch-deterministic.log" | tail -16 ;;
     wgfloors) echo "== WGSL floors"; CCEKIT_ENTRY=wgsl-floors.mjs run ${WGSETTINGS:-beauty,ml20m,megamarket,zvuk,small-d} 2>&1 | grep -v "^Warning" | tee "$OUT/wgsl-floors.txt" ;;
+    frozen) echo "== frozen item table: forward + dE in one sweep (checks, CUDA benches next to the fused kernels, package)"
+      for f in "" "--share 64"; do run check --device cuda --quick --frozen-c $f > "$OUT/check-cuda-frozen.log" 2>&1; echo "cuda check --frozen-c $f: $(grep -E "passed" "$OUT/check-cuda-frozen.log")"; grep FAIL "$OUT/check-cuda-frozen.log" | head -3; done
+      for v in "" "--share 64"; do for m in "--fused" "--frozen-c"; do tag=$(echo "philox$v$m" | tr -d ' -'); run bench --device cuda --negatives philox $v $m --repeats ${REPEATS:-10} ${DB:+--db "$DB"} --out "$OUT/bench-cuda-$tag.json" > "$OUT/bench-cuda-$tag.log" 2>&1; echo "-- $tag"; grep -E "ms \(fwd" "$OUT/bench-cuda-$tag.log" | sed -E 's/\{.*//'; done; done
+      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --db bench/results/tuning-h100.json --out out/torch > /dev/null; python3 bench/torch_frozen_gpu.py out/torch "$OUT/torch-frozen.json" > "$OUT/torch-frozen.log" 2>&1; grep -vE "^ok " "$OUT/torch-frozen.log" | tail -24 ;;
     *) echo "unknown step $step" ;;
   esac
 done

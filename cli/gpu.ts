@@ -46,6 +46,7 @@ const CHECK_FLAGS = {
   fused: { kind: 'bool', help: 'check the fused forward+backward kernels (cases with reduction none are left out)' },
   share: { kind: 'int', default: 0, min: 0, help: 'check row-tile-shared negatives: groups of this many rows (16, 32, 64, 128) share theirs' },
   deterministic: { kind: 'bool', help: 'check the deterministic dC (int64 fixed point): each case runs twice and dC must be bit-identical' },
+  'frozen-c': { kind: 'bool', help: 'check the one-sweep forward + dE kernels for item embeddings without a gradient (mean / sum cases; CUDA and CPU)' },
   schedule: { kind: 'str', metavar: 'JSON', help: 'schedule to check (default: the runtime default)' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON' },
 } as const satisfies FlagTable;
@@ -62,7 +63,7 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   const schedule: Schedule | undefined = o.schedule ? parseSchedule(o.schedule) : undefined;
   checkShare(o.share, 'check');
   const cases = checkCases(seed, o.quick)
-    .filter((c) => !o.fused || c.problem.reduction !== 'none')
+    .filter((c) => !(o.fused || o['frozen-c']) || c.problem.reduction !== 'none')
     .filter((c) => !o.share || c.problem.mode === 'sampled')
     .map((c) => (o.share ? { ...c, label: `${c.label} R=${o.share}`, problem: shareProblem(c.problem, o.share) } : c));
   let device = 'cpu';
@@ -71,8 +72,9 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   if (o.device === 'cuda') {
     const rt = openCuda();
     device = `${rt.name} (CUDA ${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
-    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, deterministic: o.deterministic });
+    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], deterministic: o.deterministic });
   } else if (o.device === 'webgpu') {
+    if (o['frozen-c']) throw new UsageError('--frozen-c: the WebGPU runtime runs forward + backward only', 'check');
     const ctx = await acquireWebgpu();
     if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'check');
     device = `${ctx.name} (WebGPU through Dawn)`;
@@ -80,7 +82,7 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     close = () => releaseWebgpu(ctx);
   } else {
     const { runCceCpu } = await import('../runtime/cpu/run.js');
-    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, deterministic: o.deterministic });
+    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], deterministic: o.deterministic });
   }
   if (o.deterministic) run = twice(run);
   out(`ccekit check on ${device}, seed ${seed}, ${cases.length} cases`);
@@ -130,6 +132,7 @@ const BENCH_FLAGS = {
   fused: { kind: 'bool', help: 'forward and backward in one kernel (mean reduction)' },
   share: { kind: 'int', default: 0, min: 0, help: 'negatives shared by groups of this many rows (16, 32, 64, 128; 0: per row)' },
   deterministic: { kind: 'bool', help: 'dC in int64 fixed point with integer atomics (bit-identical from run to run), converted to fp32 in the step' },
+  'frozen-c': { kind: 'bool', help: 'item embeddings without a gradient: forward + dE in one sweep (no dC)' },
   'repeat-check': { kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ' },
 } as const satisfies FlagTable;
 
@@ -147,7 +150,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const rows: Record<string, unknown>[] = [];
   checkShare(o.share, 'bench');
   const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}), ...(o.deterministic ? { deterministic: true } : {}) };
-  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o.fused ? '-fused' : ''}${o.deterministic ? '-det' : ''}`;
+  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o['frozen-c'] ? '-frozenC' : o.fused ? '-fused' : ''}${o.deterministic ? '-det' : ''}`;
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
@@ -157,7 +160,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
-          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, repeatCheck: o['repeat-check'] });
+          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], repeatCheck: o['repeat-check'] });
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}) };
         } catch (e) {
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };

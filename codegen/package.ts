@@ -1,6 +1,6 @@
 // Emitting a set of CCE- kernel variants for one target: sources plus a manifest the runtimes read
 // (kernel names, parameters and bindings, schedule, dtypes, launch geometry).
-import { type CceOptions, cceBackward, cceForward, cceFused } from '../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE } from '../dsl/cce.js';
 import { CAPS, type DeviceCaps, type Schedule, fitShare, warps } from '../dsl/schedule.js';
 import { sharedBytes } from './lower.js';
 import { CODEGEN_VERSION, compileKernel } from './compile.js';
@@ -11,7 +11,7 @@ export const EXT: Record<TargetName, string> = { wgsl: 'wgsl', cuda: 'cu', trito
 export interface ManifestKernel {
   file: string;
   entry: string;
-  pass: 'forward' | 'backward' | 'fused';
+  pass: 'forward' | 'backward' | 'fused' | 'fused_de';
   options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; share?: number; deterministic?: boolean; transform?: string; correction?: string };
   schedule: Schedule;
   launch: { rowsPerProgram: number; threadsPerProgram: number; warps: number; blockD: number; sharedBytes: number; maxD: number };
@@ -40,10 +40,12 @@ export function emitVariants(target: TargetName, variants: readonly CceOptions[]
   const kernels: ManifestKernel[] = [];
   for (const o of variants) {
     const schedule = o.mode === 'sampled' && o.share ? fitShare(base, o.share, caps) : base;
-    // The fused kernel serves scalar upstream gradients (mean / sum).
-    for (const pass of o.grad === 'scalar' ? (['forward', 'backward', 'fused'] as const) : (['forward', 'backward'] as const)) {
+    // The fused kernels serve scalar upstream gradients (mean / sum); fused_de (forward + dE, no dC) does not
+    // depend on the dC mode, so the float-atomic variant carries it.
+    const passes = o.grad === 'perRow' ? (['forward', 'backward'] as const) : o.deterministic ? (['forward', 'backward', 'fused'] as const) : (['forward', 'backward', 'fused', 'fused_de'] as const);
+    for (const pass of passes) {
       if (pass === 'forward' && (o.grad === 'perRow' || o.deterministic) && variants.some((v) => v !== o && v.grad === 'scalar' && !v.deterministic && forwardTag(v) === forwardTag(o))) continue;
-      const k = pass === 'forward' ? cceForward(o, schedule) : pass === 'backward' ? cceBackward(o, schedule) : cceFused(o, schedule);
+      const k = pass === 'forward' ? cceForward(o, schedule) : pass === 'backward' ? cceBackward(o, schedule) : pass === 'fused' ? cceFused(o, schedule) : cceFusedDE(o, schedule);
       const out = compileKernel(k, schedule, target, caps);
       const file = `${k.name}__${pass === 'forward' ? forwardTag(o) : variantTag(o)}.${EXT[target]}`;
       files.set(file, out.source);

@@ -252,24 +252,33 @@ export class OnlineSoftmax {
     this.m = kb.var(`${name}_max`, constant('f32', -3.0e38), 'row');
     this.l = kb.var(`${name}_sum`, constant('f32', 0), 'row');
   }
-  /** Add a chunk of logits at once (one rescale per chunk); masked-off logits are skipped. */
-  update(logits: readonly Val<'f32'>[], masks: readonly Val<'bool'>[]): void {
+  /**
+   * Add a chunk of logits at once (one rescale per chunk); masked-off logits are skipped. With `weights`, also
+   * returns the rescale of what was accumulated before, exp(m_old − m_new), and each logit's weight
+   * exp(x − m_new) (0 when masked), for sums that ride along (flash-attention style).
+   */
+  update(logits: readonly Val<'f32'>[], masks: readonly Val<'bool'>[], weights = false): { scale: Val<'f32'>; weights: Val<'f32'>[] } {
     const kb = this.kb;
     let cm = this.m.get();
     logits.forEach((x, j) => (cm = cm.max(select(masks[j], x, constant('f32', -3.0e38)))));
     const mNew = kb.let('m_new', cm);
-    let acc = this.l.get().mul(this.m.get().sub(mNew).exp());
-    logits.forEach((x, j) => (acc = acc.add(select(masks[j], x.sub(mNew).exp(), 0))));
-    this.l.set(acc);
+    const scaleOf = () => this.m.get().sub(mNew).exp();
+    const weightOf = (x: Val<'f32'>, j: number) => select(masks[j], x.sub(mNew).exp(), 0);
+    const scale = weights ? kb.let('m_scale', scaleOf()) : scaleOf();
+    const w = logits.map((x, j) => (weights ? kb.let(`w_${j}`, weightOf(x, j)) : weightOf(x, j)));
+    this.l.set(w.reduce((acc, x) => acc.add(x), this.l.get().mul(scale)));
     this.m.set(mNew);
+    return { scale, weights: w };
   }
-  /** Add a tile of logits ([rows, candidates]); masked-off logits are skipped. */
-  updateTile(logits: Val<'f32'>, mask: Val<'bool'>): void {
+  /** Add a tile of logits ([rows, candidates]); masked-off logits are skipped. Returns the rescale and the weights as update does. */
+  updateTile(logits: Val<'f32'>, mask: Val<'bool'>): { scale: Val<'f32'>; weights: Val<'f32'> } {
     const kb = this.kb;
     const mNew = kb.let('m_new', this.m.get().max(reduceCands('max', select(mask, logits, constant('f32', -3.0e38)))));
     const p = kb.let('p_tile', select(mask, logits.sub(mNew).exp(), 0));
-    this.l.set(this.l.get().mul(this.m.get().sub(mNew).exp()).add(reduceCands('sum', p)));
+    const scale = kb.let('m_scale', this.m.get().sub(mNew).exp());
+    this.l.set(this.l.get().mul(scale).add(reduceCands('sum', p)));
     this.m.set(mNew);
+    return { scale, weights: p };
   }
   /** log Σ exp; −3e38 (≈ −∞) when nothing was added. */
   lse(): Val<'f32'> {

@@ -9,7 +9,7 @@
 // the count k_i, and subtracts log k_i at the end. Full mode: candidates are all items 0..V−1.
 // Rows whose target is ignore_index produce 0 loss, 0 lse and 0 gradients.
 import type { Kernel } from '../codegen/ir.js';
-import { KernelBuilder, OnlineSoftmax, type Tensor } from './builder.js';
+import { KernelBuilder, OnlineSoftmax, type Tensor, type Var } from './builder.js';
 import { applyScalarFn, derivative, type ScalarFn, argRef } from './scalarfn.js';
 import type { Schedule } from './schedule.js';
 import { DslError, dot, f32, i32, mm, reduceCands, select, type Val } from './values.js';
@@ -150,15 +150,28 @@ function gradientOutputs(c: Common, o: CceOptions) {
   const { kb } = c;
   const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
   const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (zero it first)', o.deterministic);
-  const df = o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
-  return { dE, dC, df };
+  return { dE, dC, df: derivativeOf(o) };
 }
 
+/**
+ * dE carried along the forward's one sweep (flash-attention style): A = Σ_j exp(u_j − m)·f'(raw_j)·c_j over the
+ * negatives (u_j their logit before − log k), rescaled whenever the running max m moves; at the end
+ * Σ_j p_j·f'(raw_j)·c_j = A·exp(m − log k − lse).
+ */
+interface OnlineDE {
+  acc: Var<'f32'>;
+  /** The running max after the sweep. */
+  max?: Val<'f32'>;
+}
+
+const derivativeOf = (o: CceOptions) => (o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined);
+
 /** Forward sweep: online softmax over the candidates; returns the target logit, the lse and the accepted count. */
-function forwardSweep(c: Common, o: CceOptions, s: Schedule): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
-  if (c.share) return sharedForwardSweep(c, o);
+function forwardSweep(c: Common, o: CceOptions, s: Schedule, de?: OnlineDE): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
+  if (c.share) return sharedForwardSweep(c, o, de);
   const { kb } = c;
   const f = transformOf(o);
+  const df = derivativeOf(o);
   const s0 = targetLogit(c, o);
   const sm = new OnlineSoftmax(kb, 'cand');
   const kcount = kb.var('kcount', i32(0), 'row');
@@ -167,14 +180,25 @@ function forwardSweep(c: Common, o: CceOptions, s: Schedule): { s0: Val<'f32'>; 
   kb.loop('kk', 0, end, S, (kk) => {
     kb.comment(`gather ${S} candidates, dot them with e, fold them into the online softmax`);
     const cs = candidates(c, kk, S);
-    const raw = cs.map((x, j) => kb.let(`raw_${j}`, dot(c.e, kb.loadRow(c.C, x.n, x.ok))));
-    const logits = cs.map((x, j) => {
+    const logitOf = (x: Candidate, j: number, raw: Val<'f32'>) => {
       const corr = correctionOf(c, o, x);
-      return kb.let(`s_${j}`, corr ? f(raw[j]).add(corr) : f(raw[j]));
-    });
-    sm.update(logits, cs.map((x) => x.ok));
+      return kb.let(`s_${j}`, corr ? f(raw).add(corr) : f(raw));
+    };
+    if (de)
+      // One candidate at a time: gather, logit, fold the row into dE (one gathered row live at a time).
+      cs.forEach((x, j) => {
+        const raw = kb.let(`raw_${j}`, dot(c.e, kb.loadRow(c.C, x.n, x.ok)));
+        const { scale, weights } = sm.update([logitOf(x, j, raw)], [x.ok], true);
+        // The row again (an L1 hit) rather than kept live across the softmax update.
+        de.acc.set(de.acc.get().mul(scale).add(kb.loadRow(c.C, x.n, x.ok).mul(df ? weights[0]!.mul(df(raw)) : weights[0]!)));
+      });
+    else {
+      const raw = cs.map((x, j) => kb.let(`raw_${j}`, dot(c.e, kb.loadRow(c.C, x.n, x.ok))));
+      sm.update(cs.map((x, j) => logitOf(x, j, raw[j]!)), cs.map((x) => x.ok));
+    }
     if (c.sampled) kcount.set(cs.reduce((acc, x) => acc.add(select(x.ok, 1, 0)), kcount.get()));
   });
+  if (de) de.max = sm.m.get();
   return { s0, lse: c.sampled ? mergeTarget(kb, s0, sm, kcount.get()) : kb.let('lse_i', sm.lse()), kcount: kcount.get() };
 }
 
@@ -209,18 +233,22 @@ function sharedLogits(c: Common, o: CceOptions, n: Val<'i32'>, inRange: Val<'boo
 }
 
 /** Forward sweep with row-tile-shared negatives: tiles of candidates, contractions on tensor cores. */
-function sharedForwardSweep(c: Common, o: CceOptions): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
+function sharedForwardSweep(c: Common, o: CceOptions, de?: OnlineDE): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
   const { kb } = c;
+  const df = derivativeOf(o);
   const s0 = targetLogit(c, o);
   const sm = new OnlineSoftmax(kb, 'cand');
   const kacc = kb.var('kacc_f', f32(0), 'row');
   kb.loop('kk', 0, kb.dim('K'), kb.cands, (kk) => {
     kb.comment(`a tile of ${kb.cands} negatives shared by the program's rows: gather once, logits as one contraction`);
     const { n, inRange, ok } = sharedCandidates(c, kk);
-    const { logit } = sharedLogits(c, o, n, inRange);
-    sm.updateTile(logit, ok);
+    const { cc, raw, logit } = sharedLogits(c, o, n, inRange);
+    const { scale, weights } = sm.updateTile(logit, ok);
+    // The weights are in [0, 1]: the contraction over candidates suits 16-bit tensor cores (hi/lo split).
+    if (de) de.acc.set(de.acc.get().mul(scale).add(mm(df ? weights.mul(df(raw)) : weights, cc, o.dtype, [false, true])));
     kacc.set(kacc.get().add(reduceCands('sum', select(ok, f32(1), f32(0)))));
   });
+  if (de) de.max = sm.m.get();
   const kcount = kb.let('kcount', kacc.get().to('i32'));
   return { s0, lse: mergeTarget(kb, s0, sm, kcount), kcount };
 }
@@ -345,6 +373,36 @@ export function cceFused(o: CceOptions, s: Schedule): Kernel {
   const g = kb.let('g', select(c.live, scale, 0));
   const logk = c.sampled ? kb.let('logk', kcount.to('f32').max(1).log()) : undefined;
   backwardSweep(c, o, s, lse, logk, g, scale);
+  return kb.build();
+}
+
+/**
+ * Forward and dE in one sweep, for item embeddings that need no gradient (a frozen item table) and an upstream
+ * gradient known before the launch (mean / sum): dE rides along the online softmax with the running-max
+ * rescale, so the candidates are gathered once instead of twice and nothing is scattered.
+ */
+export function cceFusedDE(o: CceOptions, s: Schedule): Kernel {
+  const name = o.mode === 'sampled' ? 'cce_minus_fused_de' : 'ce_full_fused_de';
+  const c = prologue(name, 'CCE- forward + dE in one sweep (no dC): loss, dE', o, s);
+  const { kb } = c;
+  const f = transformOf(o);
+  const df = derivativeOf(o);
+  const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
+  const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
+  const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
+  const de: OnlineDE = { acc: kb.var('dE_online', f32(0), 'vec') };
+  const { s0, lse, kcount } = forwardSweep(c, o, s, de);
+  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
+  kb.comment("dE = g·(Σ_j p_j·f'(raw_j)·c_j + (p0 − 1)·f'(raw0)·c_t); the sum is A·exp(m − log k − lse)");
+  const logk = c.sampled ? kcount.to('f32').max(1).log() : f32(0);
+  const factor = kb.let('p_factor', select(c.live, de.max!.sub(logk).sub(lse).exp(), 0));
+  const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
+  const raw0 = kb.let('raw0', dot(c.e, ct));
+  // Full CE: the target is one of the candidates (its p is in A); sampled: its own column.
+  const p0 = c.sampled ? f(raw0).sub(lse).exp().sub(1) : f32(-1);
+  const coef0 = kb.let('coef0', select(c.live, df ? p0.mul(df(raw0)) : p0, 0));
+  const g = kb.let('g', select(c.live, scale, 0));
+  kb.storeRow(dE, kb.row, de.acc.get().mul(factor).add(ct.mul(coef0)).mul(g), kb.rowValid);
   return kb.build();
 }
 

@@ -13,8 +13,8 @@ const TARGETS: readonly TargetName[] = ['cuda', 'triton', 'wgsl'];
 describe.each(TARGETS)('%s', (target) => {
   const { files, manifest } = emitVariants(target, [VARIANT], DEFAULT_SCHEDULE);
 
-  it('emits a forward, a backward and a fused kernel (scalar upstream gradient)', () => {
-    expect(manifest.kernels.map((k) => k.pass)).toEqual(['forward', 'backward', 'fused']);
+  it('emits a forward, a backward, a fused kernel and a forward + dE kernel (scalar upstream gradient)', () => {
+    expect(manifest.kernels.map((k) => k.pass)).toEqual(['forward', 'backward', 'fused', 'fused_de']);
   });
 
   it.each(manifest.kernels.map((k) => [k.pass, k.file] as const))('%s: %s', (_, file) => {

@@ -1,6 +1,6 @@
 // CPU runtime: runs the compiled CCE- kernels (IR → lowering → JS, float64) on a problem; the same API
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
-import { type CceOptions, cceBackward, cceForward, cceFused, optionsKey } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
 import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, fitProblem } from '../../dsl/schedule.js';
 import { lower } from '../../codegen/lower.js';
@@ -21,6 +21,11 @@ export interface RunOptions {
   fused?: boolean;
   /** dC in int64 fixed point with integer atomics: bit-identical from run to run (runtime/fixed.ts). */
   deterministic?: boolean;
+  /**
+   * Mean / sum with item embeddings that need no gradient: forward and dE in one sweep (cceFusedDE); dC, lse
+   * and the accepted counts are not returned (empty arrays).
+   */
+  frozenC?: boolean;
   /** Deterministic: the fixed-point scale (a power of two; default from the bound of |dC|, runtime/fixed.ts). */
   dCScale?: number;
 }
@@ -72,11 +77,11 @@ export function problemDims(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'shareRo
 }
 
 const cache = new Map<string, CpuKernelFn>();
-function kernelFor(which: 'fwd' | 'bwd' | 'fused', opts: CceOptions, s: Schedule): CpuKernelFn {
+function kernelFor(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE', opts: CceOptions, s: Schedule): CpuKernelFn {
   const key = `${which}|${JSON.stringify(s)}|${optionsKey(opts)}`;
   let fn = cache.get(key);
   if (!fn) {
-    const k = which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : cceFused(opts, s);
+    const k = which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : which === 'fused' ? cceFused(opts, s) : cceFusedDE(opts, s);
     fn = compileJs(lower(k, s, CAPS.cpu));
     cache.set(key, fn);
   }
@@ -104,6 +109,11 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const dCacc = o.deterministic ? new BigInt64Array(p.V * p.D) : new Float64Array(p.V * p.D);
   const dC = () => (dCacc instanceof BigInt64Array ? fixedToFloat(dCacc, dCScale) : dCacc);
   const bwdScalars = { ...scalars, grad_scale: gradScale, dC_scale: dCScale };
+  if (o.frozenC) {
+    if (p.reduction === 'none') throw new Error('frozenC: needs a scalar upstream gradient (reduction mean or sum)');
+    kernelFor('fusedDE', opts, s)({ ...inputs, loss: rowLoss, dE }, bwdScalars, programs);
+    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: new Float64Array(0) };
+  }
   if (o.fused) {
     if (p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
     kernelFor('fused', opts, s)({ ...inputs, loss: rowLoss, dE, dC: dCacc }, bwdScalars, programs);

@@ -134,11 +134,12 @@ export class CudaBench {
   }
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
-  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; repeatCheck?: boolean } = {}): BenchTiming {
+  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; frozenC?: boolean; repeatCheck?: boolean } = {}): BenchTiming {
     const s = fitProblem(schedule, p.D, this.rt.cuda.caps(), o.mode === 'sampled' ? o.share : undefined);
     const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
-    const fused: CompiledKernel | undefined = opts.fused ? this.rt.kernel('fused', o, s) : undefined;
+    // frozenC: item embeddings without a gradient, forward + dE in one sweep (no dC to clear or scatter).
+    const fused: CompiledKernel | undefined = opts.frozenC ? this.rt.kernel('fusedDE', o, s) : opts.fused ? this.rt.kernel('fused', o, s) : undefined;
     const cu = this.rt.cuda;
     const own = !opts.inputs;
     const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox', o.deterministic);
@@ -152,12 +153,12 @@ export class CudaBench {
       const f: number[] = [];
       const b: number[] = [];
       const step = (bufs: Record<string, DevicePtr>) => {
-        cu.fill32(acc, 0, p.V * p.D * (o.deterministic ? 2 : 1));
+        if (!opts.frozenC) cu.fill32(acc, 0, p.V * p.D * (o.deterministic ? 2 : 1));
         if (fused) this.rt.launch(fused, p.N, bufs, scalars);
         else this.rt.launch(fwd, p.N, bufs, scalars);
         cu.record(ev[1]);
         if (!fused) this.rt.launch(bwd, p.N, bufs, scalars);
-        if (o.deterministic) this.fixedToFloat(inp.dC, acc, p.V * p.D, inp.dCScale);
+        if (o.deterministic && !opts.frozenC) this.fixedToFloat(inp.dC, acc, p.V * p.D, inp.dCScale);
       };
       const reps = opts.repeats ?? 20;
       const warm = opts.warmup ?? 3;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
-import { type CceOptions, cceBackward, cceForward, cceFused, optionsKey } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
 import { type Schedule, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
@@ -72,11 +72,11 @@ export class CudaRuntime {
     return this.cuda.info.name;
   }
 
-  kernel(which: 'fwd' | 'bwd' | 'fused', o: CceOptions, s: Schedule): CompiledKernel {
+  kernel(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE', o: CceOptions, s: Schedule): CompiledKernel {
     const key = `${which}|${JSON.stringify(s)}|${optionsKey(o)}`;
     const hit = this.kernels.get(key);
     if (hit) return hit;
-    const kernel = which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : cceFused(o, s);
+    const kernel = which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : which === 'fused' ? cceFused(o, s) : cceFusedDE(o, s);
     const lowered = lower(kernel, s, this.cuda.caps());
     const { source } = emitCuda(lowered, CODEGEN_VERSION);
     let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch);
@@ -181,8 +181,8 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     };
     const dCScale = o.deterministic ? o.dCScale ?? problemFixedScale(p, gradScale, up.dloss, !!o.transform) : 1;
     const scalars = { ...problemScalars(p, gradScale), dC_scale: dCScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
-    const fused = o.fused ? rt.kernel('fused', opts, s) : undefined;
-    if (fused && p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
+    const fused = o.frozenC ? rt.kernel('fusedDE', opts, s) : o.fused ? rt.kernel('fused', opts, s) : undefined;
+    if (fused && p.reduction === 'none') throw new Error(`${o.frozenC ? 'frozenC' : 'fused'}: needs a scalar upstream gradient (reduction mean or sum)`);
     const step = () => {
       cu.fill32(b.dC, 0, dCWords);
       if (fused) return rt.launch(fused, N, b, scalars);
@@ -222,7 +222,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     const lse = fused ? new Float64Array(0) : f64(b.lse, N);
     const kAccepted = fused ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(b.dE, N * p.D);
-    const dC = o.deterministic ? fixedToFloat(new BigInt64Array(cu.download(b.dC, p.V * p.D * 8)), dCScale) : f64(b.dC, p.V * p.D);
+    const dC = o.frozenC ? new Float64Array(0) : o.deterministic ? fixedToFloat(new BigInt64Array(cu.download(b.dC, p.V * p.D * 8)), dCScale) : f64(b.dC, p.V * p.D);
     const loss = reduceLoss(p, rowLoss, nValid);
     return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: rt.name, schedule: s, timings };
   } finally {

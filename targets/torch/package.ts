@@ -5,7 +5,7 @@
 import Handlebars from 'handlebars';
 import { CODEGEN_VERSION, compileKernel } from '../../codegen/compile.js';
 import { sharedBytes } from '../../codegen/lower.js';
-import { type CceOptions, cceBackward, cceForward, cceFused } from '../../dsl/cce.js';
+import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE } from '../../dsl/cce.js';
 import { CAPS, type Schedule, fitD, fitProblem, heuristicSchedule, warps } from '../../dsl/schedule.js';
 import type { ManifestKernel } from '../../codegen/package.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
@@ -36,12 +36,14 @@ const TILE_LAUNCH: Record<number, { cands: 32 | 64; wide: [number, number]; narr
 export interface TileKernel {
   file: string;
   entry: string;
-  pass: 'forward' | 'backward' | 'fused';
+  pass: 'forward' | 'backward' | 'fused' | 'fused_de';
   options: ManifestKernel['options'];
   schedule: Schedule;
   launch: { wide: [number, number]; narrow: [number, number] };
   parameters: ManifestKernel['parameters'];
 }
+const kernelOf = (pass: ManifestKernel['pass'], o: CceOptions, s: Schedule) =>
+  pass === 'forward' ? cceForward(o, s) : pass === 'backward' ? cceBackward(o, s) : pass === 'fused' ? cceFused(o, s) : cceFusedDE(o, s);
 const tag = (s: Schedule) => `r${s.rows}l${s.lanes}v${s.vec}c${s.dChunks}s${s.samplesPerStep}`;
 
 /** Files of the package, relative to the output directory. */
@@ -51,7 +53,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   const kernels: ManifestKernel[] = [];
   const tiles: TileKernel[] = [];
   const cudaKernel = (opts: CceOptions, s: Schedule, pass: ManifestKernel['pass'], suffix: string) => {
-    const k = pass === 'forward' ? cceForward(opts, s) : pass === 'backward' ? cceBackward(opts, s) : cceFused(opts, s);
+    const k = kernelOf(pass, opts, s);
     const out = compileKernel(k, s, 'cuda', CAPS.cuda);
     const file = `${k.name}__${suffix}.cu`;
     files.set(`ccekit_torch/kernels/${file}`, out.source);
@@ -66,11 +68,11 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
     });
   };
   // Passes and dC modes: the forward once; backward and fused with float atomics and with the deterministic
-  // (int64 fixed-point) dC.
-  const PASSES = [['forward', false], ['backward', false], ['fused', false], ['backward', true], ['fused', true]] as const;
+  // (int64 fixed-point) dC; forward + dE in one sweep for item tables without a gradient.
+  const PASSES = [['forward', false], ['backward', false], ['fused', false], ['backward', true], ['fused', true], ['fused_de', false]] as const;
   // The fused kernel (mean / sum: gradients for a unit upstream scale, computed with the loss); the others for
   // a per-row upstream gradient.
-  const optsFor = (pass: ManifestKernel['pass'], det: boolean, base: Omit<CceOptions, 'grad'>): CceOptions => ({ ...base, grad: pass === 'fused' ? 'scalar' : 'perRow', ...(det ? { deterministic: true } : {}) });
+  const optsFor = (pass: ManifestKernel['pass'], det: boolean, base: Omit<CceOptions, 'grad'>): CceOptions => ({ ...base, grad: pass === 'fused' || pass === 'fused_de' ? 'scalar' : 'perRow', ...(det ? { deterministic: true } : {}) });
   for (const dtype of o.dtypes ?? ['f32', 'f16', 'bf16']) {
     const schedules = new Map<string, Schedule>();
     for (const d of dValues) {
@@ -96,7 +98,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
         const ts: Schedule = { rows: share as Schedule['rows'], lanes: 1, vec: 1, dChunks: 16, samplesPerStep: t.cands, stages: t.wide[1] as Schedule['stages'] };
         for (const [pass, det] of PASSES) {
           const opts = optsFor(pass, det, { mode: 'sampled', dtype, sampling, negatives, share });
-          const k = pass === 'forward' ? cceForward(opts, ts) : pass === 'backward' ? cceBackward(opts, ts) : cceFused(opts, ts);
+          const k = kernelOf(pass, opts, ts);
           const out = compileKernel(k, ts, 'triton', CAPS.triton);
           const file = `${k.name}__${kind}_share${share}_${dtype}${det ? '_det' : ''}.py`;
           files.set(`ccekit_torch/triton/${file}`, out.source);

@@ -131,7 +131,12 @@ class CceMinusFunction(torch.autograd.Function):
         if ctx.fused:
             # mean / sum: the gradients are linear in the scalar upstream gradient, so one fused kernel computes
             # them for a unit scale together with the loss; backward only rescales them.
-            loss_rows, de, dc = backend.fused(e, c, targets, negatives, logq, ignore_index, share, deterministic)
+            if ctx.needs_input_grad[1]:
+                loss_rows, de, dc = backend.fused(e, c, targets, negatives, logq, ignore_index, share, deterministic)
+            else:
+                # Item embeddings without a gradient: forward and dE in one sweep; dC is never formed.
+                loss_rows, de = backend.fused_de(e, c, targets, negatives, logq, ignore_index, share)
+                dc = None
             live = (targets != ignore_index).sum()
             ctx.save_for_backward(de, dc, live)
             ctx.reduction = reduction
@@ -159,7 +164,8 @@ class CceMinusFunction(torch.autograd.Function):
             de, dc, live = ctx.saved_tensors
             scale = grad_out.float() if ctx.reduction == "sum" else grad_out.float() / live.clamp_min(1).float()
             # In place: the saved unit-scale gradients are not needed again.
-            return de.mul_(scale).to(ctx.e_dtype), dc.mul_(scale).to(ctx.c_dtype), None, None, None, None, None, None, None
+            dc = None if dc is None else dc.mul_(scale).to(ctx.c_dtype)
+            return de.mul_(scale).to(ctx.e_dtype), dc, None, None, None, None, None, None, None
         saved = ctx.saved_tensors
         e, c, targets, negatives, lse, kacc = saved[:6]
         if ctx.philox:
@@ -541,6 +547,18 @@ def fused(e, c, targets, negatives, logq, ignore_index, share=None, det=False):
     return loss, de, dc_float(dc, scale)
 
 
+def fused_de(e, c, targets, negatives, logq, ignore_index, share=None):
+    """Loss rows and dE for a unit upstream scale per row, in one sweep (item embeddings without a gradient)."""
+    n, d = e.shape
+    sampling = "uniform" if logq is None else "given"
+    k = _pick("fused_de", e.dtype, sampling, d, e.device, _kind(negatives), share)
+    loss = torch.empty(n, dtype=torch.float32, device=e.device)
+    de = torch.empty(n, d, dtype=torch.float32, device=e.device)
+    tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "loss": loss, "dE": de}
+    _launch(k, e.device, n, tensors, _scalars(e, c, negatives, ignore_index, share))
+    return loss, de
+
+
 def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share=None, det=False):
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
@@ -645,6 +663,15 @@ def fused(e, c, targets, negatives, logq, ignore_index, share, det=False):
     neg = None if isinstance(negatives, tuple) else negatives
     _run("fused", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, loss=loss, dE=de, dC=dc), ignore_index, det, scale)
     return loss, de, dc_float(dc, scale)
+
+
+def fused_de(e, c, targets, negatives, logq, ignore_index, share):
+    n, d = e.shape
+    loss = torch.empty(n, dtype=torch.float32, device=e.device)
+    de = torch.empty(n, d, dtype=torch.float32, device=e.device)
+    neg = None if isinstance(negatives, tuple) else negatives
+    _run("fused_de", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, loss=loss, dE=de), ignore_index)
+    return loss, de
 
 
 def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share, det=False):
