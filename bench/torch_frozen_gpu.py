@@ -12,7 +12,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cuda_timing import median_ms  # noqa: E402
+from gpu_common import DTYPE_TOL, PACKAGE_CASES, SETTINGS, case_inputs, median_ms, rel  # noqa: E402
 
 sys.path.insert(0, sys.argv[1])
 from ccekit_torch import _tile, cce_minus_loss  # noqa: E402
@@ -23,27 +23,12 @@ card = torch.cuda.get_device_name()
 rows, fails = [], 0
 
 
-def rel(a, b):
-    a, b = a.double().reshape(-1), b.double().reshape(-1)
-    if not torch.isfinite(a).all():
-        return float("inf")
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
-
 
 real_available = _tile.available
-cases = [  # n, d, v, k, reduction, share, drawn, backend
-    (513, 64, 4099, 127, "mean", None, False, "simt"), (300, 256, 1009, 255, "sum", None, True, "simt"),
-    (1000, 256, 20011, 255, "mean", 64, True, "triton"), (77, 40, 97, 33, "sum", 128, False, "triton"),
-    (1000, 128, 5003, 127, "mean", 64, True, "simt"),
-]
-for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 1e-3 + 2**-10), (torch.bfloat16, 1e-3 + 2**-8)):
-    for n, d, v, k, reduction, share, drawn, backend in cases:
+for dtype, tol in DTYPE_TOL:
+    for n, d, v, k, reduction, share, drawn, backend in PACKAGE_CASES:
         _tile.available = real_available if backend == "triton" else (lambda device, share, dtype=None: False)
-        e = (torch.randn(n, d, device=dev) * 2 / d**0.5).to(dtype)
-        c = (torch.randn(v, d, device=dev) * 2 / d**0.5).to(dtype)
-        t = torch.randint(0, v, (n,), device=dev)
-        t[torch.rand(n, device=dev) < 0.15] = -100
-        neg = torch.randint(0, v, (-(-n // share) if share else n, k), device=dev)
+        e, c, t, neg = case_inputs(n, d, v, k, share, dtype, dev)
         kw = dict(num_negatives=k, seed=2**33 + n) if drawn else dict(negatives=neg)
         e1 = e.clone().requires_grad_()
         loss = cce_minus_loss(e1, c, t, reduction=reduction, share_rows=share, **kw)
@@ -60,8 +45,6 @@ for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 1e-3 + 2**-10), (torch
 _tile.available = real_available
 print(f"frozen item table through the package: {len(rows) - fails} passed, {fails} failed ({card})")
 
-SETTINGS = {"beauty": (32768, 176450, 511, 256), "ml20m": (131072, 15405, 511, 256), "megamarket": (32768, 1661327, 255, 256),
-            "zvuk": (131072, 893022, 2047, 256), "small-d": (65536, 100000, 511, 64)}
 timing = []
 for name, (n, v, k, d) in SETTINGS.items():
     e = (torch.randn(n, d, device=dev) * 2 / d**0.5).half().requires_grad_()

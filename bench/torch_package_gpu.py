@@ -12,7 +12,7 @@ import os
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cuda_timing import median_ms  # noqa: E402
+from gpu_common import median_ms, rel  # noqa: E402
 
 sys.path.insert(0, sys.argv[1])
 from ccekit_torch import cce_minus_loss, reference_cce_minus_loss  # noqa: E402
@@ -22,12 +22,6 @@ torch.manual_seed(int(time.time()) % 100000)
 rows = []
 fails = 0
 
-
-def rel(a, b):
-    a, b = a.double().reshape(-1), b.double().reshape(-1)
-    if not torch.isfinite(a).all():
-        return float("inf")
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
 # Tolerances on what the package returns: the loss ('none': per row) and the gradients come back in the

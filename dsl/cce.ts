@@ -123,8 +123,9 @@ function candidates(c: Common, kk: Val<'i32'>, S: number): Candidate[] {
         : kb.let(`n_${j}`, kb.load(c.negatives!, kb.row.mul(K).add(slot), inRange));
       out.push({ n, ok: kb.let(`ok_${j}`, inRange.and(n.ne(c.t))) });
     } else {
+      // The target joins the other items' online softmax at the end (mergeTarget), as in sampled mode.
       const n = kb.let(`n_${j}`, slot);
-      out.push({ n, ok: kb.let(`ok_${j}`, c.live.and(n.lt(kb.dim('V')))) });
+      out.push({ n, ok: kb.let(`ok_${j}`, c.live.and(n.lt(kb.dim('V'))).and(n.ne(c.t))) });
     }
   }
   return out;
@@ -167,7 +168,13 @@ interface OnlineDE {
 const derivativeOf = (o: CceOptions) => (o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined);
 
 /** Forward sweep: online softmax over the candidates; returns the target logit, the lse and the accepted count. */
-function forwardSweep(c: Common, o: CceOptions, s: Schedule, de?: OnlineDE): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
+/** What a forward sweep yields per row: the target logit, lse, loss and lse of the other candidates (see mergeTarget), accepted count. */
+interface Sweep extends Merged {
+  s0: Val<'f32'>;
+  kcount: Val<'i32'>;
+}
+
+function forwardSweep(c: Common, o: CceOptions, s: Schedule, de?: OnlineDE): Sweep {
   if (c.share) return sharedForwardSweep(c, o, de);
   const { kb } = c;
   const f = transformOf(o);
@@ -199,16 +206,28 @@ function forwardSweep(c: Common, o: CceOptions, s: Schedule, de?: OnlineDE): { s
     if (c.sampled) kcount.set(cs.reduce((acc, x) => acc.add(select(x.ok, 1, 0)), kcount.get()));
   });
   if (de) de.max = sm.m.get();
-  return { s0, lse: c.sampled ? mergeTarget(kb, s0, sm, kcount.get()) : kb.let('lse_i', sm.lse()), kcount: kcount.get() };
+  return { s0, ...mergeTarget(kb, s0, sm, c.sampled ? kcount.get() : undefined), kcount: kcount.get() };
 }
 
-/** lse of the target logit and the accepted negatives (their online softmax minus log k). */
-function mergeTarget(kb: KernelBuilder<'D'>, s0: Val<'f32'>, sm: OnlineSoftmax, kcount: Val<'i32'>): Val<'f32'> {
-  kb.comment('negatives: lse − log k; then merge with the target logit');
-  const kf = kcount.to('f32');
-  const neg = kb.let('neg_lse', select(kcount.gt(0), sm.lse().sub(kf.max(1).log()), NEG_BIG));
+interface Merged {
+  lse: Val<'f32'>;
+  /** lse − s0, as softplus(neg − s0): accurate when the target dominates (a loss of 1e−8 survives fp32). */
+  loss: Val<'f32'>;
+  /** lse of the other candidates (negatives: − log k); ≈ −∞ when none was accepted. */
+  neg: Val<'f32'>;
+}
+
+/** lse of the target logit and the other candidates' online softmax (sampled: the accepted negatives, minus log k). */
+function mergeTarget(kb: KernelBuilder<'D'>, s0: Val<'f32'>, sm: OnlineSoftmax, kcount?: Val<'i32'>): Merged {
+  kb.comment('other candidates (sampled: lse − log k), then merged with the target logit');
+  const neg = kcount ? kb.let('neg_lse', select(kcount.gt(0), sm.lse().sub(kcount.to('f32').max(1).log()), NEG_BIG)) : kb.let('neg_lse', sm.lse());
   const mx = kb.let('mx', s0.max(neg));
-  return kb.let('lse_i', mx.add(s0.sub(mx).exp().add(neg.sub(mx).exp()).log()));
+  const x = kb.let('neg_gap', neg.sub(s0));
+  return {
+    lse: kb.let('lse_i', mx.add(s0.sub(mx).exp().add(neg.sub(mx).exp()).log())),
+    loss: kb.let('loss_i', x.max(0).add(x.abs().neg().exp().log1p())),
+    neg,
+  };
 }
 
 /** Shared negatives, one tile of the candidate axis at kk: item ids and range (cand), acceptance per row (tile). */
@@ -233,7 +252,7 @@ function sharedLogits(c: Common, o: CceOptions, n: Val<'i32'>, inRange: Val<'boo
 }
 
 /** Forward sweep with row-tile-shared negatives: tiles of candidates, contractions on tensor cores. */
-function sharedForwardSweep(c: Common, o: CceOptions, de?: OnlineDE): { s0: Val<'f32'>; lse: Val<'f32'>; kcount: Val<'i32'> } {
+function sharedForwardSweep(c: Common, o: CceOptions, de?: OnlineDE): Sweep {
   const { kb } = c;
   const df = derivativeOf(o);
   const s0 = targetLogit(c, o);
@@ -250,7 +269,7 @@ function sharedForwardSweep(c: Common, o: CceOptions, de?: OnlineDE): { s0: Val<
   });
   if (de) de.max = sm.m.get();
   const kcount = kb.let('kcount', kacc.get().to('i32'));
-  return { s0, lse: mergeTarget(kb, s0, sm, kcount), kcount };
+  return { s0, ...mergeTarget(kb, s0, sm, kcount), kcount };
 }
 
 /**
@@ -264,14 +283,8 @@ function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, l
   const { dE, dC, df } = gradientOutputs(c, o);
   const coefOf = (raw: Val<'f32'>, p: Val<'f32'>) => (df ? p.mul(g).mul(df(raw)) : p.mul(g));
   const dEacc = kb.var('dE_acc', f32(0), 'vec');
-  if (c.sampled) {
-    kb.comment('target column: coefficient (p0 − 1)·g·f\'(raw0)');
-    const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
-    const raw0 = kb.let('raw0', dot(c.e, ct));
-    const coef0 = kb.let('coef0', select(c.live, coefOf(raw0, f(raw0).sub(lse).exp().sub(1)), 0));
-    dEacc.set(dEacc.get().add(ct.mul(coef0)));
-    kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0), c.live);
-  }
+  // Σ p over the other candidates: 1 − p0, without the cancellation of p0 − 1 when the target dominates.
+  const psum = kb.var('p_others', f32(0), 'row');
   const S = s.samplesPerStep;
   const end = c.sampled ? kb.dim('K') : kb.dim('V');
   kb.loop('kk', 0, end, S, (kk) => {
@@ -279,18 +292,23 @@ function backwardSweep(c: Common, o: CceOptions, s: Schedule, lse: Val<'f32'>, l
     const cs = candidates(c, kk, S);
     const rows = cs.map((x, j) => kb.let(`c_${j}`, kb.loadRow(c.C, x.n, x.ok)));
     const raw = cs.map((x, j) => kb.let(`raw_${j}`, dot(c.e, rows[j])));
-    const coefs = cs.map((x, j) => {
+    const ps = cs.map((x, j) => {
       const corr = correctionOf(c, o, x);
       let sj = corr ? f(raw[j]).add(corr) : f(raw[j]);
       if (logk) sj = sj.sub(logk);
-      let p = sj.sub(lse).exp();
-      if (!c.sampled) p = p.sub(select(x.n.eq(c.t), 1, 0).to('f32'));
-      return kb.let(`coef_${j}`, select(x.ok, coefOf(raw[j], p), 0));
+      return kb.let(`p_${j}`, select(x.ok, sj.sub(lse).exp(), 0));
     });
+    psum.set(ps.reduce((acc, p) => acc.add(p), psum.get()));
+    const coefs = cs.map((x, j) => kb.let(`coef_${j}`, coefOf(raw[j], ps[j])));
     dEacc.set(coefs.reduce((acc, cf, j) => acc.add(rows[j].mul(cf)), dEacc.get()));
     cs.forEach((x, j) => kb.atomicAddRow(dC, x.n, c.e.mul(coefs[j]), x.ok));
   });
-  kb.storeRow(dE, kb.row, dEacc.get(), kb.rowValid);
+  kb.comment("target: coefficient (p0 − 1)·g·f'(raw0) = −Σ p_others·g·f'(raw0)");
+  const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
+  const raw0 = kb.let('raw0', dot(c.e, ct));
+  const coef0 = kb.let('coef0', select(c.live, coefOf(raw0, psum.get().neg()), 0));
+  kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0), c.live);
+  kb.storeRow(dE, kb.row, dEacc.get().add(ct.mul(coef0)), kb.rowValid);
 }
 
 /**
@@ -304,25 +322,28 @@ function sharedBackwardSweep(c: Common, o: CceOptions, lse: Val<'f32'>, logk: Va
   const { kb } = c;
   const f = transformOf(o);
   const { dE, dC, df } = gradientOutputs(c, o);
-  kb.comment("target column: coefficient (p0 − 1)·f'(raw0), times g");
-  const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
-  const raw0 = kb.let('raw0', dot(c.e, ct));
-  const p0 = f(raw0).sub(lse).exp().sub(1);
-  const coef0 = kb.let('coef0', select(c.live, df ? p0.mul(df(raw0)) : p0, 0));
-  kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0.mul(g)), c.live);
-  const dEacc = kb.var('dE_acc', ct.mul(coef0), 'vec');
+  const dEacc = kb.var('dE_acc', f32(0), 'vec');
+  // Σ p over the negatives: 1 − p0, without the cancellation of p0 − 1 when the target dominates.
+  const psum = kb.var('p_others', f32(0), 'row');
   const overRows = o.dtype === 'f16' && !gScalar ? 'f32' : o.dtype;
   kb.loop('kk', 0, kb.dim('K'), kb.cands, (kk) => {
     kb.comment(`recompute a tile of logits; dE += P·C_tile, dC[n] += Pᵀ·E`);
     const { n, inRange, ok } = sharedCandidates(c, kk);
     const { cc, raw, logit } = sharedLogits(c, o, n, inRange);
-    const p = logit.sub(logk).sub(lse).exp();
-    const coef = kb.let('coef', select(ok, df ? p.mul(df(raw)) : p, 0));
+    const p = kb.let('p', select(ok, logit.sub(logk).sub(lse).exp(), 0));
+    psum.set(psum.get().add(reduceCands('sum', p)));
+    const coef = kb.let('coef', df ? p.mul(df(raw)) : p);
     dEacc.set(dEacc.get().add(mm(coef, cc, o.dtype, [false, true])));
     const byRows = gScalar ? mm(coef, c.e, o.dtype, [false, true]).mul(gScalar) : mm(kb.let('coef_g', coef.mul(g)), c.e, overRows, [false, overRows !== 'f32']);
     kb.atomicAddCandRows(dC, n, byRows, inRange);
   });
-  kb.storeRow(dE, kb.row, dEacc.get().mul(g), kb.rowValid);
+  kb.comment("target: coefficient (p0 − 1)·f'(raw0) = −Σ p_others·f'(raw0), times g");
+  const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
+  const raw0 = kb.let('raw0', dot(c.e, ct));
+  const p0 = psum.get().neg();
+  const coef0 = kb.let('coef0', select(c.live, df ? p0.mul(df(raw0)) : p0, 0));
+  kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0.mul(g)), c.live);
+  kb.storeRow(dE, kb.row, dEacc.get().add(ct.mul(coef0)).mul(g), kb.rowValid);
 }
 
 /** Forward: per-row lse and loss (and, sampled, the accepted count). */
@@ -333,8 +354,8 @@ export function cceForward(o: CceOptions, s: Schedule): Kernel {
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
   const KACC = c.sampled ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
-  const { s0, lse, kcount } = forwardSweep(c, o, s);
-  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
+  const { lse, loss, kcount } = forwardSweep(c, o, s);
+  kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
   kb.store(LSE, kb.row, select(c.live, lse, 0), kb.rowValid);
   if (KACC) kb.store(KACC, kb.row, kcount, kb.rowValid);
   return kb.build();
@@ -368,8 +389,8 @@ export function cceFused(o: CceOptions, s: Schedule): Kernel {
   const { kb } = c;
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
-  const { s0, lse, kcount } = forwardSweep(c, o, s);
-  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
+  const { lse, loss, kcount } = forwardSweep(c, o, s);
+  kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
   const g = kb.let('g', select(c.live, scale, 0));
   const logk = c.sampled ? kb.let('logk', kcount.to('f32').max(1).log()) : undefined;
   backwardSweep(c, o, s, lse, logk, g, scale);
@@ -385,21 +406,20 @@ export function cceFusedDE(o: CceOptions, s: Schedule): Kernel {
   const name = o.mode === 'sampled' ? 'cce_minus_fused_de' : 'ce_full_fused_de';
   const c = prologue(name, 'CCE- forward + dE in one sweep (no dC): loss, dE', o, s);
   const { kb } = c;
-  const f = transformOf(o);
   const df = derivativeOf(o);
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
   const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
   const de: OnlineDE = { acc: kb.var('dE_online', f32(0), 'vec') };
-  const { s0, lse, kcount } = forwardSweep(c, o, s, de);
-  kb.store(LOSS, kb.row, select(c.live, lse.sub(s0), 0), kb.rowValid);
+  const { lse, loss, neg, kcount } = forwardSweep(c, o, s, de);
+  kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
   kb.comment("dE = g·(Σ_j p_j·f'(raw_j)·c_j + (p0 − 1)·f'(raw0)·c_t); the sum is A·exp(m − log k − lse)");
   const logk = c.sampled ? kcount.to('f32').max(1).log() : f32(0);
   const factor = kb.let('p_factor', select(c.live, de.max!.sub(logk).sub(lse).exp(), 0));
   const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
   const raw0 = kb.let('raw0', dot(c.e, ct));
-  // Full CE: the target is one of the candidates (its p is in A); sampled: its own column.
-  const p0 = c.sampled ? f(raw0).sub(lse).exp().sub(1) : f32(-1);
+  // p0 − 1 = −(the other candidates' share) = −exp(neg − lse): no cancellation when the target dominates.
+  const p0 = neg.sub(lse).exp().neg();
   const coef0 = kb.let('coef0', select(c.live, df ? p0.mul(df(raw0)) : p0, 0));
   const g = kb.let('g', select(c.live, scale, 0));
   kb.storeRow(dE, kb.row, de.acc.get().mul(factor).add(ct.mul(coef0)).mul(g), kb.rowValid);

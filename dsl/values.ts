@@ -90,6 +90,13 @@ export class Val<T extends ValueType = ValueType> {
   log(this: Val<'f32'>): Val<'f32'> {
     return un('log', this);
   }
+  /** log(1 + x), accurate for tiny x. */
+  log1p(this: Val<'f32'>): Val<'f32'> {
+    return un('log1p', this);
+  }
+  abs(this: Val<'f32'>): Val<'f32'> {
+    return un('abs', this);
+  }
   /** Convert to another register type (i32 → f32, ...). */
   to<U extends Num>(t: U): Val<U> {
     if (this.e.t === t) return this as unknown as Val<U>;

@@ -11,24 +11,12 @@ import { runCceCpu, type RunOptions } from '../runtime/cpu/run.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
 import { fixedScale, fixedToFloat, TRANSFORM_HEADROOM } from '../runtime/fixed.js';
 import type { FloatDType } from '../runtime/numeric.js';
-import type { CceProblem, Reduction } from '../runtime/problem.js';
-import { randomProblem } from '../runtime/random.js';
+import type { CceProblem } from '../runtime/problem.js';
 import { acquireWebgpu, releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
+import { type ProblemCase, caseName, caseProblem } from './support/cases.js';
 
-const seed = () => Math.floor(Math.random() * 1e9);
-
-interface Case {
-  N: number;
-  D: number;
-  V: number;
-  K: number;
-  dtype: FloatDType;
-  reduction: Reduction;
-  mode?: 'full';
-  philox?: boolean;
-  popularity?: boolean;
-  share?: 16 | 32;
+interface Case extends ProblemCase {
   fused?: boolean;
 }
 const CASES: Case[] = [
@@ -39,12 +27,8 @@ const CASES: Case[] = [
   { N: 50, D: 57, V: 97, K: 33, dtype: 'f16', reduction: 'sum', share: 32, fused: true },
   { N: 41, D: 19, V: 123, K: 0, dtype: 'f32', reduction: 'mean', mode: 'full', fused: true },
 ];
-const name = (c: Case) => `${c.mode ?? 'sampled'} N=${c.N} D=${c.D} V=${c.V} K=${c.K} ${c.dtype} ${c.reduction}${c.philox ? ' philox' : ''}${c.popularity ? ' q' : ''}${c.share ? ` R=${c.share}` : ''}${c.fused ? ' fused' : ''}`;
-
-function problemOf(c: Case): CceProblem {
-  const p = randomProblem({ ...c, seed: seed(), mode: c.mode, ignoreFraction: 0.1, collisionRate: c.share ? 0 : 0.1, popularity: c.popularity, shareRows: c.share });
-  return { ...p, reduction: c.reduction, ...(c.philox ? { negatives: undefined, philoxSeed: seed() } : {}) };
-}
+const name = (c: Case) => `${caseName(c)}${c.fused ? ' fused' : ''}`;
+const problemOf = (c: Case): CceProblem => caseProblem(c, { collisionRate: c.share ? 0 : 0.1 });
 const gradOf = (p: CceProblem) => (p.reduction === 'none' ? Float64Array.from({ length: p.N }, (_, i) => 0.25 + (i % 5) * 0.5) : 1.5);
 const tol = (dtype: FloatDType) => (dtype === 'f32' ? 1e-4 : 1e-3);
 

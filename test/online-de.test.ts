@@ -10,25 +10,12 @@ import { compileScalarFunction } from '../codegen/frontend.js';
 import { relErr } from '../runtime/check.js';
 import { runCceCpu } from '../runtime/cpu/run.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
-import type { FloatDType } from '../runtime/numeric.js';
 import type { CceProblem } from '../runtime/problem.js';
-import { randomProblem } from '../runtime/random.js';
+import { type ProblemCase, caseName, caseProblem } from './support/cases.js';
 
-const seed = () => Math.floor(Math.random() * 1e9);
-
-interface Case {
-  N: number;
-  D: number;
-  V: number;
-  K: number;
-  dtype: FloatDType;
+interface Case extends ProblemCase {
   reduction: 'mean' | 'sum';
-  mode?: 'full';
-  philox?: boolean;
-  popularity?: boolean;
-  share?: 16 | 32;
   S: Schedule['samplesPerStep'];
-  scale?: number;
 }
 const CASES: Case[] = [
   { N: 1, D: 1, V: 2, K: 1, dtype: 'f32', reduction: 'mean', S: 1 },
@@ -39,12 +26,8 @@ const CASES: Case[] = [
   { N: 50, D: 57, V: 97, K: 33, dtype: 'f32', reduction: 'sum', share: 32, S: 16, scale: 3 },
   { N: 41, D: 19, V: 123, K: 0, dtype: 'bf16', reduction: 'mean', mode: 'full', S: 4 },
 ];
-const name = (c: Case) => `${c.mode ?? 'sampled'} N=${c.N} D=${c.D} V=${c.V} K=${c.K} ${c.dtype} ${c.reduction} S=${c.S}${c.philox ? ' philox' : ''}${c.popularity ? ' q' : ''}${c.share ? ` R=${c.share}` : ''}${c.scale ? ' large logits' : ''}`;
-
-function problemOf(c: Case): CceProblem {
-  const p = randomProblem({ ...c, seed: seed(), mode: c.mode, ignoreFraction: 0.1, collisionRate: c.share ? 0 : 0.1, popularity: c.popularity, shareRows: c.share, scale: c.scale });
-  return { ...p, reduction: c.reduction, ...(c.philox ? { negatives: undefined, philoxSeed: seed() } : {}) };
-}
+const name = (c: Case) => `${caseName(c)} S=${c.S}`;
+const problemOf = (c: Case): CceProblem => caseProblem(c, { collisionRate: c.share ? 0 : 0.1 });
 const schedule = (c: Case): Schedule => ({ rows: c.share ? 8 : 4, lanes: 4, vec: 1, dChunks: 4, samplesPerStep: c.S, stages: 1 });
 
 describe('forward + dE in one sweep (CPU executor) vs the float64 reference', () => {
@@ -63,7 +46,7 @@ describe('forward + dE in one sweep (CPU executor) vs the float64 reference', ()
     const softcap = compileScalarFunction((x: number) => cap * Math.tanh(x / cap), { constants: { cap } });
     const transform = { f: (x: number) => 20 * Math.tanh(x / 20), df: (x: number) => 1 - Math.tanh(x / 20) ** 2 };
     for (const share of [undefined, 16]) {
-      const q = { ...randomProblem({ N: 50, D: 19, V: 120, K: 13, dtype: 'f32', seed: seed(), shareRows: share, scale: 3 }), reduction: 'sum' as const };
+      const q = caseProblem({ N: 50, D: 19, V: 120, K: 13, dtype: 'f32', reduction: 'sum', share, scale: 3 });
       const ref = referenceCce(q, { transform, gradOutput: 0.75 });
       const got = runCceCpu(q, { transform: softcap, frozenC: true, gradOutput: 0.75, schedule: schedule({ share, S: 4 } as Case) });
       expect(relErr(got.dE, ref.dE)).toBeLessThan(1e-10);

@@ -19,6 +19,7 @@ import { materializeNegatives, philoxNegatives } from '../runtime/philox.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import { type CceProblem, type Reduction, validateProblem } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
+import { type ProblemCase, caseName, caseProblem } from './support/cases.js';
 import { acquireWebgpu, releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
 
@@ -34,16 +35,8 @@ function expectClose(got: CceResult, ref: ReferenceResult, tl: number, tg: numbe
   expect(relErr(got.dC, ref.dC)).toBeLessThan(tg);
 }
 
-interface Case {
-  N: number;
-  D: number;
-  V: number;
-  K: number;
-  dtype: FloatDType;
-  reduction: Reduction;
+interface Case extends ProblemCase {
   share: 16 | 32 | 64;
-  popularity?: boolean;
-  philox?: boolean;
   fused?: boolean;
   S?: Schedule['samplesPerStep'];
 }
@@ -58,12 +51,9 @@ const CASES: Case[] = [
   { N: 97, D: 33, V: 400, K: 40, dtype: 'f32', reduction: 'sum', share: 32, philox: true, fused: true, S: 16 },
 ];
 
-function problemOf(c: Case): CceProblem {
-  const p = { ...randomProblem({ N: c.N, D: c.D, V: c.V, K: c.K, dtype: c.dtype, seed: seed(), collisionRate: 0.1, ignoreFraction: c.N > 1 ? 0.15 : 0, popularity: c.popularity, shareRows: c.share }), reduction: c.reduction };
-  return c.philox ? { ...p, negatives: undefined, philoxSeed: seed() } : p;
-}
+const problemOf = (c: Case): CceProblem => caseProblem(c, { ignoreFraction: c.N > 1 ? 0.15 : 0 });
 const gradOf = (p: CceProblem) => (p.reduction === 'none' ? Float64Array.from({ length: p.N }, (_, i) => 0.5 + (i % 4)) : 1.5);
-const name = (c: Case) => `N=${c.N} D=${c.D} V=${c.V} K=${c.K} ${c.dtype} ${c.reduction} R=${c.share}${c.philox ? ' philox' : ''}${c.popularity ? ' q' : ''}${c.fused ? ' fused' : ''} S=${c.S ?? 4}`;
+const name = (c: Case) => `${caseName(c)}${c.fused ? ' fused' : ''} S=${c.S ?? 4}`;
 // Programs of a whole group, or of a part of one (its rows then gather the same candidates in several programs).
 const scheduleOf = (c: Case): Schedule => ({ rows: (c.N % 2 ? c.share : c.share / 4) as Schedule['rows'], lanes: 4, vec: 1, dChunks: 1, samplesPerStep: c.S ?? 4, stages: 1 });
 

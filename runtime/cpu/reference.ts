@@ -132,17 +132,25 @@ export function referenceCceF64(
     for (const s of logits) sum += Math.exp(s - m);
     const rowLse = m + Math.log(sum);
 
+    // The target's logit and the other candidates' share: loss = softplus(lse_others − s_t) and p_t − 1 =
+    // −Σ_others p, free of the cancellation of lse − s_t and p_t − 1 when the target dominates.
     let targetLogit = 0;
-    for (let c = 0; c < logits.length; c++) if (isTarget[c]) targetLogit = logits[c]!;
+    let others = 0;
+    for (let c = 0; c < logits.length; c++) {
+      if (isTarget[c]) targetLogit = logits[c]!;
+      else others += Math.exp(logits[c]! - m);
+    }
+    const x = others > 0 ? m + Math.log(others) - targetLogit : -Infinity;
+    const pOthers = others * Math.exp(m - rowLse);
     lse[i] = rowLse;
-    rowLoss[i] = rowLse - targetLogit;
+    rowLoss[i] = Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
 
     // Gradients: coef = (p_c - [c is target]) * g_i * f'(r_c).
     const gi = g[i]!;
     if (gi === 0) continue;
     for (let c = 0; c < logits.length; c++) {
-      const prob = Math.exp(logits[c]! - rowLse);
-      const coef = (prob - (isTarget[c] ? 1 : 0)) * gi * df(raw[c]!);
+      const prob = isTarget[c] ? -pOthers : Math.exp(logits[c]! - rowLse);
+      const coef = prob * gi * df(raw[c]!);
       const v = items[c]!;
       for (let d = 0; d < D; d++) {
         const ie = i * D + d;

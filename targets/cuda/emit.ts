@@ -47,8 +47,7 @@ __device__ __forceinline__ void ccekit_red2(float* p, const float* v) {
 // Deterministic fixed-point accumulation: v·scale rounded to an int64, added with an integer atomic
 // (integer adds commute, so the sum does not depend on the order of the programs).
 __device__ __forceinline__ void ccekit_fixed_add(unsigned long long* p, float v, float scale) {
-  const long long q = __float2ll_rn(v * scale);
-  if (q != 0) atomicAdd(p, (unsigned long long)q);
+  atomicAdd(p, (unsigned long long)__float2ll_rn(v * scale));
 }
 #endif
 

@@ -70,7 +70,7 @@ const dialect: Dialect = {
   un: (fn: UnFn, a) => {
     const f: Record<UnFn, string> = {
       neg: `(-${a})`, exp: `tl.exp(${a})`, log: `tl.log(${a})`, tanh: `(2.0 * tl.sigmoid(2.0 * ${a}) - 1.0)`, sqrt: `tl.sqrt(${a})`,
-      abs: `tl.abs(${a})`, not: `(${a} == 0)`, log1p: `tl.log(1.0 + ${a})`, sigmoid: `tl.sigmoid(${a})`,
+      abs: `tl.abs(${a})`, not: `(${a} == 0)`, log1p: log1p(a), sigmoid: `tl.sigmoid(${a})`,
     };
     return f[fn];
   },
@@ -79,6 +79,16 @@ const dialect: Dialect = {
   load: (p, index) => `tl.load(${p.name} + ${index})${p.dtype === 'f16' || p.dtype === 'bf16' ? '.to(tl.float32)' : ''}`,
   lift: (code, from: Scope, to: Scope) => (from === 'row' || (from === 'cand' && to === 'cvec') ? `${code}[:, None]` : from === 'cand' ? `${code}[None, :]` : code),
 };
+
+/**
+ * log(1 + x) accurate for small |x| (tl.log near 1 is accurate only in absolute terms): for |x| < 0.5,
+ * 2·atanh(z) with z = x/(2 + x) as an odd series (terms to z^13), else log(1 + x).
+ */
+function log1p(x: string): string {
+  const z = `(${x} / (2.0 + ${x}))`;
+  const w = `(${z} * ${z})`;
+  return `tl.where(tl.abs(${x}) < 0.5, 2.0 * ${z} * (1.0 + ${w} * (0.33333333 + ${w} * (0.2 + ${w} * (0.14285714 + ${w} * (0.11111111 + ${w} * (0.09090909 + ${w} * 0.07692308)))))), tl.log(1.0 + ${x}))`;
+}
 
 const SHAPE: Record<Scope, string> = { uniform: '', row: '[BLOCK_R]', vec: '[BLOCK_R, BLOCK_D]', cand: '[BLOCK_C]', tile: '[BLOCK_R, BLOCK_C]', cvec: '[BLOCK_C, BLOCK_D]' };
 const DOT_TYPE = { f16: 'tl.float16', bf16: 'tl.bfloat16' } as const;
