@@ -4,7 +4,7 @@ import { relErr } from '../runtime/check.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { referenceCce, type ReferenceResult } from '../runtime/cpu/reference.js';
 import type { FloatDType } from '../runtime/numeric.js';
-import type { Reduction } from '../runtime/problem.js';
+import type { CceProblem, Reduction } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
 import { acquireWebgpu, releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
 import { checkBindings, runCceWebgpu, WEBGPU_SCHEDULE, type WebgpuResult } from '../runtime/webgpu/run.js';
@@ -74,6 +74,26 @@ describe('WebGPU runtime (Dawn)', () => {
     for (const [dtype, popularity] of [['f16', false], ['f32', true]] as const) {
       const p = { ...randomProblem({ N: 77, D: 4 * size - 4, V: 401, K: 19, dtype, seed: seed(), collisionRate: 0.1, ignoreFraction: 0.1, popularity }), reduction: 'mean' as const };
       expectClose(await runCceWebgpu(ctx, p, { schedule }), referenceCce(p), dtype);
+    }
+  });
+
+  it('a dominant target (loss ≈ 1e-7): loss and gradients stay accurate in fp32, sampled and full CE', async (t) => {
+    if (!ctx) return t.skip();
+    for (const mode of ['sampled', 'full'] as const) {
+      // Every row's target logit is 16, the others about 0: loss ≈ Σ exp(s_j − 16); lse − s_t would lose it.
+      const N = 5, D = 4, V = 7, K = mode === 'sampled' ? 3 : 0;
+      const E = new Float32Array(N * D).fill(2);
+      const C = Float32Array.from({ length: V * D }, () => (Math.random() - 0.5) * 0.1);
+      const targets = new Int32Array(N);
+      for (let d = 0; d < D; d++) C[d] = 2;
+      const negatives = mode === 'sampled' ? Int32Array.from({ length: N * K }, (_, i) => 1 + (i % 6)) : undefined;
+      const p: CceProblem = { mode, N, D, V, K, dtype: 'f32', E, C, targets, negatives, ignoreIndex: -100, reduction: 'sum' };
+      const ref = referenceCce(p, { gradOutput: 1 });
+      expect(Math.max(...ref.rowLoss)).toBeLessThan(1e-5);
+      const got = await runCceWebgpu(ctx, p, { gradOutput: 1 });
+      expect(relErr(got.rowLoss, ref.rowLoss)).toBeLessThan(1e-4);
+      expect(relErr(got.dE, ref.dE)).toBeLessThan(1e-4);
+      expect(relErr(got.dC, ref.dC)).toBeLessThan(1e-4);
     }
   });
 
