@@ -52,3 +52,19 @@ def case_inputs(n, d, v, k, share, dtype, dev):
     t[torch.rand(n, device=dev) < 0.15] = -100
     neg = torch.randint(0, v, (-(-n // share) if share else n, k), device=dev)
     return e, c, t, neg
+
+
+def package_cases(tile, dev):
+    """Every dtype × PACKAGE_CASES check with fresh inputs: (dtype, tol, row fields, (e, c, t, neg), loss kwargs).
+    tile: the package's _tile module; its Triton path is hidden for the 'simt' cases and restored afterwards."""
+    real = tile.available
+    try:
+        for dtype, tol in DTYPE_TOL:
+            for n, d, v, k, reduction, share, drawn, backend in PACKAGE_CASES:
+                tile.available = real if backend == "triton" else (lambda device, share, dtype=None: False)
+                e, c, t, neg = case_inputs(n, d, v, k, share, dtype, dev)
+                kw = dict(num_negatives=k, seed=2**33 + n) if drawn else dict(negatives=neg)
+                fields = {"dtype": str(dtype), "N": n, "D": d, "V": v, "K": k, "reduction": reduction, "share_rows": share, "drawn": drawn, "backend": backend}
+                yield dtype, tol, fields, (e, c, t, neg), dict(kw, reduction=reduction, share_rows=share)
+    finally:
+        tile.available = real

@@ -13,7 +13,7 @@ import os
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import DTYPE_TOL, PACKAGE_CASES, SETTINGS, bits, case_inputs, median_ms, rel  # noqa: E402
+from gpu_common import SETTINGS, bits, median_ms, package_cases, rel  # noqa: E402
 
 sys.path.insert(0, sys.argv[1])
 from ccekit_torch import _tile, cce_minus_loss  # noqa: E402
@@ -33,23 +33,16 @@ def grads(e, c, t, **kw):
     return loss.detach(), e1.grad, c1.grad
 
 
-real_available = _tile.available
-for dtype, tol in DTYPE_TOL:
-    for n, d, v, k, reduction, share, drawn, backend in PACKAGE_CASES:
-        _tile.available = real_available if backend == "triton" else (lambda device, share, dtype=None: False)
-        e, c, t, neg = case_inputs(n, d, v, k, share, dtype, dev)
-        kw = dict(num_negatives=k, seed=2**33 + n) if drawn else dict(negatives=neg)
-        kw.update(reduction=reduction, share_rows=share)
-        a = grads(e, c, t, deterministic=True, **kw)
-        b = grads(e, c, t, deterministic=True, **kw)
-        ref = grads(e.double().cpu(), c.double().cpu(), t.cpu(), **(kw if drawn else dict(kw, negatives=neg.cpu())))
-        errs = {"loss": rel(a[0].cpu(), ref[0]), "dE": rel(a[1].cpu(), ref[1]), "dC": rel(a[2].cpu(), ref[2])}
-        same = all(torch.equal(bits(x), bits(y)) for x, y in zip(a[1:], b[1:]))
-        ok = all(x <= tol for x in errs.values()) and same
-        fails += 0 if ok else 1
-        rows.append({"dtype": str(dtype), "N": n, "D": d, "V": v, "K": k, "reduction": reduction, "share_rows": share, "drawn": drawn, "backend": backend, **errs, "bit_identical_twice": same, "ok": ok})
-        print(f"{'ok  ' if ok else 'FAIL'} {rows[-1]}")
-_tile.available = real_available
+for dtype, tol, fields, (e, c, t, neg), kw in package_cases(_tile, dev):
+    a = grads(e, c, t, deterministic=True, **kw)
+    b = grads(e, c, t, deterministic=True, **kw)
+    ref = grads(e.double().cpu(), c.double().cpu(), t.cpu(), **(dict(kw, negatives=neg.cpu()) if "negatives" in kw else kw))
+    errs = {"loss": rel(a[0].cpu(), ref[0]), "dE": rel(a[1].cpu(), ref[1]), "dC": rel(a[2].cpu(), ref[2])}
+    same = all(torch.equal(bits(x), bits(y)) for x, y in zip(a[1:], b[1:]))
+    ok = all(x <= tol for x in errs.values()) and same
+    fails += 0 if ok else 1
+    rows.append({**fields, **errs, "bit_identical_twice": same, "ok": ok})
+    print(f"{'ok  ' if ok else 'FAIL'} {rows[-1]}")
 print(f"deterministic dC through the package: {len(rows) - fails} passed, {fails} failed ({card})")
 
 

@@ -12,7 +12,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import DTYPE_TOL, PACKAGE_CASES, SETTINGS, case_inputs, median_ms, rel  # noqa: E402
+from gpu_common import SETTINGS, median_ms, package_cases, rel  # noqa: E402
 
 sys.path.insert(0, sys.argv[1])
 from ccekit_torch import _tile, cce_minus_loss  # noqa: E402
@@ -24,25 +24,18 @@ rows, fails = [], 0
 
 
 
-real_available = _tile.available
-for dtype, tol in DTYPE_TOL:
-    for n, d, v, k, reduction, share, drawn, backend in PACKAGE_CASES:
-        _tile.available = real_available if backend == "triton" else (lambda device, share, dtype=None: False)
-        e, c, t, neg = case_inputs(n, d, v, k, share, dtype, dev)
-        kw = dict(num_negatives=k, seed=2**33 + n) if drawn else dict(negatives=neg)
-        e1 = e.clone().requires_grad_()
-        loss = cce_minus_loss(e1, c, t, reduction=reduction, share_rows=share, **kw)
-        loss.backward()
-        e2 = e.double().cpu().requires_grad_()
-        kw2 = kw if drawn else dict(negatives=neg.cpu())
-        ref = cce_minus_loss(e2, c.double().cpu(), t.cpu(), reduction=reduction, share_rows=share, **kw2)
-        ref.backward()
-        errs = {"loss": rel(loss.detach().cpu(), ref.detach()), "dE": rel(e1.grad.cpu(), e2.grad)}
-        ok = all(x <= tol for x in errs.values()) and e1.grad.dtype == dtype
-        fails += 0 if ok else 1
-        rows.append({"dtype": str(dtype), "N": n, "D": d, "V": v, "K": k, "reduction": reduction, "share_rows": share, "drawn": drawn, "backend": backend, **errs, "ok": ok})
-        print(f"{'ok  ' if ok else 'FAIL'} {rows[-1]}")
-_tile.available = real_available
+for dtype, tol, fields, (e, c, t, neg), kw in package_cases(_tile, dev):
+    e1 = e.clone().requires_grad_()
+    loss = cce_minus_loss(e1, c, t, **kw)
+    loss.backward()
+    e2 = e.double().cpu().requires_grad_()
+    ref = cce_minus_loss(e2, c.double().cpu(), t.cpu(), **(dict(kw, negatives=neg.cpu()) if "negatives" in kw else kw))
+    ref.backward()
+    errs = {"loss": rel(loss.detach().cpu(), ref.detach()), "dE": rel(e1.grad.cpu(), e2.grad)}
+    ok = all(x <= tol for x in errs.values()) and e1.grad.dtype == dtype
+    fails += 0 if ok else 1
+    rows.append({**fields, **errs, "ok": ok})
+    print(f"{'ok  ' if ok else 'FAIL'} {rows[-1]}")
 print(f"frozen item table through the package: {len(rows) - fails} passed, {fails} failed ({card})")
 
 timing = []
