@@ -34,9 +34,13 @@ export function sumAbsGrad(p: Pick<CceProblem, 'N' | 'targets' | 'ignoreIndex' |
   return s;
 }
 
-/** The fixed-point scale of a problem and its upstream gradient. */
-export function problemFixedScale(p: CceProblem, gradScale: number, dloss: ArrayLike<number>, transform: boolean): number {
-  return fixedScale(maxAbs(p), sumAbsGrad(p, gradScale, dloss), transform);
+/**
+ * The dC_scale a run passes to its kernels: 1 with float atomics; deterministic, the caller's scale or the one
+ * the problem's bound gives.
+ */
+export function runDCScale(p: CceProblem, o: { deterministic?: boolean; dCScale?: number; transform?: unknown }, gradScale: number, dloss: ArrayLike<number>): number {
+  if (!o.deterministic) return 1;
+  return o.dCScale ?? fixedScale(maxAbs(p), sumAbsGrad(p, gradScale, dloss), !!o.transform);
 }
 
 /** int64 fixed point (units of 1/scale) → float64. */

@@ -9,7 +9,7 @@ import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { compileJs, type CpuKernelFn } from './jsgen.js';
 import type { ReferenceResult } from './reference.js';
 import { negativeRows, samplerInputs } from '../philox.js';
-import { fixedToFloat, problemFixedScale } from '../fixed.js';
+import { fixedToFloat, runDCScale } from '../fixed.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -105,7 +105,7 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_table: smp.alias ?? new Uint32Array(0) };
   const { nValid, gradScale, dloss } = upstreamGradient(p, o.gradOutput);
   const dE = new Float64Array(p.N * p.D).fill(NaN);
-  const dCScale = o.deterministic ? o.dCScale ?? problemFixedScale(p, gradScale, dloss, !!o.transform) : 1;
+  const dCScale = runDCScale(p, o, gradScale, dloss);
   const dCacc = o.deterministic ? new BigInt64Array(p.V * p.D) : new Float64Array(p.V * p.D);
   const dC = () => (dCacc instanceof BigInt64Array ? fixedToFloat(dCacc, dCScale) : dCacc);
   const bwdScalars = { ...scalars, grad_scale: gradScale, dC_scale: dCScale };

@@ -12,7 +12,7 @@ import { type Schedule, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
-import { fixedToFloat, problemFixedScale } from '../fixed.js';
+import { fixedToFloat, runDCScale } from '../fixed.js';
 import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
@@ -179,7 +179,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       dC: alloc(p.V * p.D * dCBytes),
       alias_table: alloc(smp.alias ? p.V * 8 : 4, smp.alias),
     };
-    const dCScale = o.deterministic ? o.dCScale ?? problemFixedScale(p, gradScale, up.dloss, !!o.transform) : 1;
+    const dCScale = runDCScale(p, o, gradScale, up.dloss);
     const scalars = { ...problemScalars(p, gradScale), dC_scale: dCScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
     const fused = o.frozenC ? rt.kernel('fusedDE', opts, s) : o.fused ? rt.kernel('fused', opts, s) : undefined;
     if (fused && p.reduction === 'none') throw new Error(`${o.frozenC ? 'frozenC' : 'fused'}: needs a scalar upstream gradient (reduction mean or sum)`);

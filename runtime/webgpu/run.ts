@@ -11,7 +11,7 @@ import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
-import { fixedToFloat, problemFixedScale } from '../fixed.js';
+import { fixedToFloat, runDCScale } from '../fixed.js';
 import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
@@ -207,7 +207,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const { nValid, gradScale } = up;
     const dloss = new Float32Array(up.dloss);
     bufs.dloss = buffer('dloss', dloss.byteLength, dloss);
-    const dCScale = o.deterministic ? o.dCScale ?? problemFixedScale(p, gradScale, up.dloss, !!o.transform) : 1;
+    const dCScale = runDCScale(p, o, gradScale, up.dloss);
     const scalars: Record<string, number> = { ...problemDims(p), ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: gradScale, dC_scale: dCScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
 
     const bind = (pl: Pipeline): GPUBindGroup => {
