@@ -110,12 +110,12 @@ export function parseFlags<const T extends FlagTable>(cmd: string, argv: readonl
   return out as Parsed<T>;
 }
 
-/** Usage text: a synopsis, a description and the flag table (with defaults). */
 /** A --share flag: 0 (per-row negatives) or a group size of row-tile-shared negatives. */
 export function checkShare(share: number, cmd: string, allowZero = true): void {
   if ((share !== 0 || !allowZero) && !SHARE_ROWS.includes(share)) throw new UsageError(`--share: ${SHARE_ROWS_TEXT} rows, got ${share}`, cmd);
 }
 
+/** Usage text: a synopsis, a description and the flag table (with defaults). */
 export function usage(synopsis: string, description: string, table: FlagTable): string {
   const rows: [string, string, string | undefined][] = Object.entries(table).map(([name, f]) => {
     const meta = f.kind === 'bool' ? '' : ` ${f.metavar ?? (f.kind === 'enum' ? f.values.join('|') : f.kind === 'str' ? 'STR' : 'N')}`;

@@ -255,7 +255,8 @@ export class OnlineSoftmax {
   /**
    * Add a chunk of logits at once (one rescale per chunk); masked-off logits are skipped. With `weights`, also
    * returns the rescale of what was accumulated before, exp(m_old − m_new), and each logit's weight
-   * exp(x − m_new) (0 when masked), for sums that ride along (flash-attention style).
+   * exp(x − m_new) (0 when masked), for sums that ride along (flash-attention style). Without it they are
+   * unnamed expressions of the running max, which the update then moves: do not use them afterwards.
    */
   update(logits: readonly Val<'f32'>[], masks: readonly Val<'bool'>[], weights = false): { scale: Val<'f32'>; weights: Val<'f32'>[] } {
     const kb = this.kb;

@@ -167,13 +167,13 @@ interface OnlineDE {
 
 const derivativeOf = (o: CceOptions) => (o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined);
 
-/** Forward sweep: online softmax over the candidates; returns the target logit, the lse and the accepted count. */
 /** What a forward sweep yields per row: the target logit, lse, loss and lse of the other candidates (see mergeTarget), accepted count. */
 interface Sweep extends Merged {
   s0: Val<'f32'>;
   kcount: Val<'i32'>;
 }
 
+/** Forward sweep: online softmax over the candidates, the target merged at the end; with `de`, dE rides along. */
 function forwardSweep(c: Common, o: CceOptions, s: Schedule, de?: OnlineDE): Sweep {
   if (c.share) return sharedForwardSweep(c, o, de);
   const { kb } = c;
