@@ -22,6 +22,17 @@ export interface Emitted {
   parameters: ParamDoc[];
 }
 
+/**
+ * log(1 + x) for |x| < 0.5 as 2·atanh(z), z = x / (2 + x) ∈ (−1/3, 1/5): 2z·(1 + w/3 + w²/5 + … + w⁶/13),
+ * w = z² (relative error < 2e-8, below fp32's), for targets whose log is accurate near 1 only in absolute terms
+ * (WGSL, Triton's tl.log).
+ * z, w: the target's spelling of both; lit: of a float literal.
+ */
+export function log1pSeries(z: string, w: string, lit: (v: number) => string): string {
+  const odd = [1, 3, 5, 7, 9, 11, 13].map((k) => lit(1 / k));
+  return `${lit(2)} * ${z} * ${odd.slice(0, -1).reduceRight((acc, c) => `(${c} + ${w} * ${acc})`, odd[odd.length - 1]!)}`;
+}
+
 /** d of element j of this lane (see codegen/simt.ts). */
 export function elementIndexExpr(j: string, s: Schedule): string {
   if (s.vec === 1) return s.lanes === 1 ? j : `${j} * ${s.lanes} + lane`;

@@ -5,7 +5,7 @@ import Handlebars from 'handlebars';
 import { type BinFn, type MatMul, type Scope, type UnFn, type ValueType, widerScope } from '../../codegen/ir.js';
 import type { LStmt, LoweredKernel } from '../../codegen/lower.js';
 import { type Dialect, ExprPrinter, Lines, formatFloat } from '../../codegen/render.js';
-import { kernelDoc, type Emitted, paramsDoc } from '../common.js';
+import { kernelDoc, type Emitted, log1pSeries, paramsDoc } from '../common.js';
 import { warps } from '../../dsl/schedule.js';
 
 const TL: Record<ValueType, string> = { f32: 'tl.float32', i32: 'tl.int32', u32: 'tl.uint32', bool: 'tl.int1' };
@@ -80,14 +80,10 @@ const dialect: Dialect = {
   lift: (code, from: Scope, to: Scope) => (from === 'row' || (from === 'cand' && to === 'cvec') ? `${code}[:, None]` : from === 'cand' ? `${code}[None, :]` : code),
 };
 
-/**
- * log(1 + x) accurate for small |x| (tl.log near 1 is accurate only in absolute terms): for |x| < 0.5,
- * 2·atanh(z) with z = x/(2 + x) as an odd series (terms to z^13), else log(1 + x).
- */
+/** log(1 + x) accurate for small |x| (tl.log near 1 is accurate only in absolute terms): the series below 0.5. */
 function log1p(x: string): string {
   const z = `(${x} / (2.0 + ${x}))`;
-  const w = `(${z} * ${z})`;
-  return `tl.where(tl.abs(${x}) < 0.5, 2.0 * ${z} * (1.0 + ${w} * (0.33333333 + ${w} * (0.2 + ${w} * (0.14285714 + ${w} * (0.11111111 + ${w} * (0.09090909 + ${w} * 0.07692308)))))), tl.log(1.0 + ${x}))`;
+  return `tl.where(tl.abs(${x}) < 0.5, ${log1pSeries(z, `(${z} * ${z})`, formatFloat)}, tl.log(1.0 + ${x}))`;
 }
 
 const SHAPE: Record<Scope, string> = { uniform: '', row: '[BLOCK_R]', vec: '[BLOCK_R, BLOCK_D]', cand: '[BLOCK_C]', tile: '[BLOCK_R, BLOCK_C]', cvec: '[BLOCK_C, BLOCK_D]' };

@@ -7,7 +7,7 @@ import type { BinFn, TensorParam, UnFn, ValueType } from '../../codegen/ir.js';
 import type { LoweredKernel } from '../../codegen/lower.js';
 import { type Lines, cBinary, formatFloat } from '../../codegen/render.js';
 import { type SimtSyntax, printSimtBody } from '../../codegen/simt.js';
-import { elementIndexExpr, kernelDoc, type Emitted, paramsDoc } from '../common.js';
+import { elementIndexExpr, kernelDoc, type Emitted, log1pSeries, paramsDoc } from '../common.js';
 
 const TYPE: Record<ValueType, string> = { f32: 'f32', i32: 'i32', u32: 'u32', bool: 'bool' };
 
@@ -28,13 +28,12 @@ var<workgroup> ccekit_red: array<f32, {{reduceSlots}}>;
 {{/if}}{{#if rowSharedSlots}}
 var<workgroup> ccekit_rows: array<f32, {{rowSharedSlots}}>;  // rows of shared-candidate updates, summed before one atomic
 {{/if}}
-// log(1 + x) accurate for small |x| (WGSL has no log1p, and its log near 1 is only accurate to 2^-21 absolute):
-// for |x| < 0.5, 2·atanh(z) with z = x/(2 + x), |z| ≤ 1/3, as an odd series (terms to z^13: error < 1e-9).
+// log(1 + x) accurate for small |x| (WGSL has no log1p, and its log near 1 is only accurate to 2^-21 absolute).
 fn ccekit_log1p(x: f32) -> f32 {
   if (abs(x) >= 0.5f) { return log(1.0f + x); }
   let z = x / (2.0f + x);
   let w = z * z;
-  return 2.0f * z * (1.0f + w * (0.33333333f + w * (0.2f + w * (0.14285714f + w * (0.11111111f + w * (0.09090909f + w * 0.07692308f))))));
+  return {{{log1pSeries}}};
 }
 // High 32 bits of a u32 product (WGSL has no 64-bit integers): 16-bit limbs.
 fn ccekit_mulhi(a: u32, b: u32) -> u32 {
@@ -198,6 +197,7 @@ export function emitWgsl(lk: LoweredKernel, version: string): Emitted {
     bindings,
     paramsBinding: params.find((p) => p.name === 'params')!.binding,
     rowSharedSlots: lk.rowSharedSlots,
+    log1pSeries: log1pSeries('z', 'w', (v) => `${formatFloat(v)}f`),
     reduceSlots: s.lanes > 1 && lk.caps?.subgroupSize !== s.lanes ? lk.maxReduceBatch * lk.invocations : 0,
     subgroups: s.lanes > 1 && lk.caps?.subgroupSize === s.lanes,
     helpers,
