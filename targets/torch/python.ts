@@ -501,8 +501,9 @@ def dc_buffer(c, det):
 
 def dc_scale(e, g_abs_sum):
     """Fixed-point scale (a power of two) of the deterministic dC, as ccekit's runtime/fixed.ts picks it:
-    |dC| <= 2 * sum|g| * max|E| maps to 2^62, so the int64 sums cannot overflow."""
-    bound = 2.0 * float(e.detach().abs().max().float().item()) * float(g_abs_sum)
+    |dC| <= 2 * sum|g| * max|E| maps to 2^62, so the int64 sums cannot overflow. g_abs_sum: a number or a
+    device scalar (one host sync for both reductions)."""
+    bound = 2.0 * float((e.detach().abs().max().float() * g_abs_sum).item())
     if not (bound > 0) or not math.isfinite(bound):
         return 1.0
     return 2.0 ** max(-126, min(127, 62 - math.ceil(math.log2(bound))))
@@ -565,7 +566,7 @@ def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, sha
     k = _pick("backward", e.dtype, sampling, d, e.device, _kind(negatives), share, det)
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
     dc = dc_buffer(c, det)
-    scale = dc_scale(e, dloss.abs().sum().item()) if det else 1.0
+    scale = dc_scale(e, dloss.abs().sum()) if det else 1.0
     tensors = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "lse": lse, "kacc": kacc, "dloss": dloss, "dE": de, "dC": dc}
     _launch(k, e.device, n, tensors, dict(_scalars(e, c, negatives, ignore_index, share), dC_scale=scale))
     return de, dc_float(dc, scale)
@@ -678,7 +679,7 @@ def backward(e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, sha
     n, d = e.shape
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
     dc = dc_buffer(c, det)
-    scale = dc_scale(e, dloss.abs().sum().item()) if det else 1.0
+    scale = dc_scale(e, dloss.abs().sum()) if det else 1.0
     neg = None if isinstance(negatives, tuple) else negatives
     _run("backward", e, c, negatives, logq, share, dict(E=e, C=c, targets=targets, negatives=neg, logq=logq, lse=lse, kacc=kacc, dloss=dloss, dE=de, dC=dc), ignore_index, det, scale)
     return de, dc_float(dc, scale)
