@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
 run() { bash scripts/device-run.sh "$@"; }
+# checks DEVICE "FLAGS" ...: one ccekit check per flag set, --quick except for CUDA with no flags (the full suite); a summary line each.
+checks() { local dev=$1; shift; for f in "$@"; do local q=$([ -z "$f" ] && [ "$dev" = cuda ] || echo --quick); run check --device "$dev" $q $f > "$OUT/check.log" 2>&1; echo "$dev $q $f: $(grep -E "passed" "$OUT/check.log")"; grep FAIL "$OUT/check.log" | head -3; done; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 for step in "$@"; do
   case "$step" in
@@ -23,16 +25,18 @@ for step in "$@"; do
     shared) echo "== check + bench cuda shared (SIMT, untiled)"; run check --device cuda --quick --share 64 --out "$OUT/check-cuda-shared.json" > "$OUT/check-cuda-shared.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda-shared.log" | tail -4; run bench --device cuda --share 64 --negatives philox --fused --repeats ${REPEATS:-10} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda-shared.json" > "$OUT/bench-cuda-shared.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda-shared.log" | tail -7 ;;
     tshared) echo "== triton shared (tensor cores)"; python3 bench/triton_shared.py "$OUT/triton-shared.json" out/torch ${TSH_DIRS:-out/tsh/*} > "$OUT/triton-shared.log" 2>&1; grep -E "FAIL|checks" "$OUT/triton-shared.log"; tail -3 "$OUT/triton-shared.log" ;;
     det) echo "== deterministic dC: checks (CUDA, WebGPU), CUDA benches with and without, repeat checks"
-      for f in "" "--fused --share 64" "--fused"; do run check --device cuda --quick --deterministic $f > "$OUT/check-cuda-det.log" 2>&1; echo "cuda check --deterministic $f: $(grep -E "passed" "$OUT/check-cuda-det.log")"; grep FAIL "$OUT/check-cuda-det.log" | head -3; done
-      run check --device webgpu --quick --deterministic > "$OUT/check-webgpu-det.log" 2>&1; echo "webgpu check --deterministic: $(grep -E "passed" "$OUT/check-webgpu-det.log")"; grep FAIL "$OUT/check-webgpu-det.log" | head -3
+      checks cuda "--deterministic" "--deterministic --fused --share 64" "--deterministic --fused"; checks webgpu "--deterministic"
       for v in "" "--share 64"; do for d in "" "--deterministic"; do tag=$(echo "philox-fused$v$d" | tr -d ' -'); run bench --device cuda --negatives philox --fused $v $d --repeat-check --repeats ${REPEATS:-10} ${DB:+--db "$DB"} --out "$OUT/bench-cuda-$tag.json" > "$OUT/bench-cuda-$tag.log" 2>&1; echo "-- $tag"; grep -E "ms \(fwd" "$OUT/bench-cuda-$tag.log" | sed -E 's/\{.*\} regs \{[^}]*\}//'; done; done ;;
     wgdet) echo "== webgpu bench, deterministic dC"; run bench --device webgpu --deterministic --repeats 5 --settings ${WGSETTINGS:-beauty,small-d,ml20m,megamarket} --out "$OUT/bench-webgpu-det.json" > "$OUT/bench-webgpu-det.log" 2>&1; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-webgpu-det.log" | tail -8 ;;
     tdet) echo "== torch package, deterministic dC"; [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --db bench/results/tuning-h100.json --out out/torch > /dev/null; python3 bench/torch_deterministic_gpu.py out/torch "$OUT/torch-deterministic.json" > "$OUT/torch-deterministic.log" 2>&1; grep -vE "^ok " "$OUT/torch-deterministic.log" | tail -16 ;;
     wgfloors) echo "== WGSL floors"; CCEKIT_ENTRY=wgsl-floors.mjs run ${WGSETTINGS:-beauty,ml20m,megamarket,zvuk,small-d} 2>&1 | grep -v "^Warning" | tee "$OUT/wgsl-floors.txt" ;;
     frozen) echo "== frozen item table: forward + dE in one sweep (checks, CUDA benches next to the fused kernels, package)"
-      for f in "" "--share 64"; do run check --device cuda --quick --frozen-c $f > "$OUT/check-cuda-frozen.log" 2>&1; echo "cuda check --frozen-c $f: $(grep -E "passed" "$OUT/check-cuda-frozen.log")"; grep FAIL "$OUT/check-cuda-frozen.log" | head -3; done
+      checks cuda "--frozen-c" "--frozen-c --share 64"
       for v in "" "--share 64"; do for m in "--fused" "--frozen-c"; do tag=$(echo "philox$v$m" | tr -d ' -'); run bench --device cuda --negatives philox $v $m --repeats ${REPEATS:-10} ${DB:+--db "$DB"} --out "$OUT/bench-cuda-$tag.json" > "$OUT/bench-cuda-$tag.log" 2>&1; echo "-- $tag"; grep -E "ms \(fwd" "$OUT/bench-cuda-$tag.log" | sed -E 's/\{.*//'; done; done
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --db bench/results/tuning-h100.json --out out/torch > /dev/null; python3 bench/torch_frozen_gpu.py out/torch "$OUT/torch-frozen.json" > "$OUT/torch-frozen.log" 2>&1; grep -vE "^ok " "$OUT/torch-frozen.log" | tail -24 ;;
+    validate) echo "== after a kernel change: the correctness suites on every path (CUDA, WebGPU)"
+      checks cuda "" "--fused" "--share 64" "--fused --share 64" "--frozen-c" "--frozen-c --share 64" "--deterministic" "--deterministic --fused --share 64"
+      checks webgpu "" "--share 64" "--deterministic" ;;
     *) echo "unknown step $step" ;;
   esac
 done
