@@ -114,7 +114,12 @@ export type Stmt =
   | { k: 'var'; name: string; t: ValueType; s: Scope; init: Expr }
   | { k: 'assign'; name: string; value: Expr }
   | { k: 'store'; tensor: string; index: Expr; value: Expr; mask?: Expr }
-  | { k: 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr }
+  /**
+   * Add into an accumulator: f32 (float atomics, or int64 fixed point) or i32 (an integer counter). On an i32
+   * counter, `old` names the value before the add (0 where the mask is off): a slot index handed out by the
+   * counter. SIMT targets run a row's statements on each of its lanes, so counters need schedule.lanes = 1.
+   */
+  | { k: 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; old?: string }
   | { k: 'for'; v: string; start: Expr; end: Expr; step: number; unroll: boolean; body: Stmt[] }
   | { k: 'comment'; text: string };
 

@@ -18,7 +18,7 @@ export type LStmt =
   | { k: 'decl'; name: string; t: ValueType; s: Scope; init?: Expr; mut: boolean }
   | { k: 'assign'; name: string; value: Expr }
   | { k: 'load'; name: string; t: ValueType; s: Scope; tensor: string; index: Expr; mask: Expr; row?: RowAccess }
-  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; row?: RowAccess; rowShared?: number }
+  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; row?: RowAccess; rowShared?: number; old?: string }
   | { k: 'for'; v: string; start: Expr; end: Expr; step: number; body: LStmt[] }
   | { k: 'vec'; body: LStmt[] }
   | { k: 'accum'; fn: 'sum' | 'max'; target: string; value: Expr }
@@ -170,7 +170,9 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
           const mask = s.mask && hoistLoads(s.mask, pre);
           for (const p of pre) sink.push(...wrap(p, (p as { s: Scope }).s));
           const scope = [index, value, mask].reduce<Scope>((a, e) => (e && e.s === 'vec' ? 'vec' : e && e.s === 'row' && a === 'uniform' ? 'row' : a), 'uniform');
-          sink.push(...wrap({ k: s.k, tensor: s.tensor, index, value, mask, row: scope === 'vec' ? rowAccessOf(index, mask, k.vecDim) : undefined }, scope));
+          const old = s.k === 'atomicAdd' ? s.old : undefined;
+          if (old) declare(old, 'i32', scope);
+          sink.push(...wrap({ k: s.k, tensor: s.tensor, index, value, mask, row: scope === 'vec' ? rowAccessOf(index, mask, k.vecDim) : undefined, ...(old ? { old } : {}) }, scope));
           return;
         }
         case 'for':
@@ -333,6 +335,7 @@ export function stmtNames(s: LStmt): Set<string> {
       add(s.index);
       add(s.value);
       add(s.mask);
+      if (s.k === 'atomicAdd' && s.old) out.add(s.old);
       break;
     case 'accum':
       out.add(s.target);
@@ -368,6 +371,9 @@ export function checkAgainstCaps(lk: LoweredKernel, caps: DeviceCaps): void {
     if (regs > caps.maxRegisters) fail('schedule', `about ${regs} registers per thread (${arrays} vectors × ${lk.perLane} elements) exceed ${caps.maxRegisters}`);
   }
   if (s.lanes > 1 && caps.target === 'cuda' && s.lanes > 32 && s.lanes % 32 !== 0) fail('schedule', 'lanes above 32 must be a multiple of 32');
+  const counters = lk.kernel.params.some((p) => p.kind === 'tensor' && p.access === 'atomic' && p.dtype === 'i32');
+  if (counters && s.lanes > 1 && (caps.target === 'cuda' || caps.target === 'wgsl'))
+    fail('schedule', `i32 counters need lanes = 1 (each lane of a row would add), got ${s.lanes}`);
 }
 
 /** Workgroup / shared memory the SIMT reductions need. */

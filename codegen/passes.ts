@@ -19,6 +19,7 @@ export function unrollLoops(body: readonly Stmt[]): Stmt[] {
       const renames = new Map<string, string>();
       const declared = (st: Stmt) => {
         if (st.k === 'let' || st.k === 'var') renames.set(st.name, `${st.name}_${j}`);
+        if (st.k === 'atomicAdd' && st.old) renames.set(st.old, `${st.old}_${j}`);
         if (st.k === 'for') st.body.forEach(declared);
       };
       inner.forEach(declared);
@@ -32,6 +33,7 @@ export function unrollLoops(body: readonly Stmt[]): Stmt[] {
         const m = mapStmtExprs(st, sub);
         if ((m.k === 'let' || m.k === 'var' || m.k === 'assign') && renames.has(m.name)) return { ...m, name: renames.get(m.name)! } as Stmt;
         if (m.k === 'for') return { ...m, body: m.body.map(rename) };
+        if (m.k === 'atomicAdd' && m.old && renames.has(m.old)) return { ...m, old: renames.get(m.old)! };
         return m;
       };
       out.push(...inner.map(rename));

@@ -14,6 +14,8 @@ export interface SimtSyntax extends Dialect {
   ifOpen(cond: string): string;
   store(tensor: string, index: string, value: string): string;
   atomicAdd(tensor: string, index: string, value: string): string;
+  /** An add into an i32 counter as an expression whose value is the counter before the add. */
+  fetchAdd(tensor: string, index: string, value: string): string;
   /** Cross-lane reduction of row partials (all lanes end with the result). */
   laneReduce(fn: 'sum' | 'max', targets: string[], lk: LoweredKernel, out: Lines): void;
   /** The element index expression for element j of this lane. */
@@ -83,6 +85,16 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
           out.line('} else {');
           out.line(`  ${at} = ${syn.zero('f32')}${end}`);
           out.line('}');
+          return;
+        }
+        if (s.k === 'atomicAdd' && s.old) {
+          out.line(syn.declare(s.old, 'i32', syn.zero('i32'), true));
+          const text = `${s.old} = ${syn.fetchAdd(s.tensor, ep.print(s.index), ep.print(s.value))}${end}`;
+          if (s.mask) {
+            out.line(syn.ifOpen(ep.print(s.mask)));
+            out.line(`  ${text}`);
+            out.line('}');
+          } else out.line(text);
           return;
         }
         const text = (s.k === 'store' ? syn.store : syn.atomicAdd).call(syn, s.tensor, ep.print(s.index), ep.print(s.value));

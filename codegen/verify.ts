@@ -169,7 +169,8 @@ export function verifyKernel(k: Kernel): void {
     mmOverRowsOk = false;
     if (s.index.t !== 'i32') fail(where, `index into '${s.tensor}' is ${s.index.t}, not i32`);
     if (s.value.t !== valueTypeOf(p!.dtype)) fail(where, `${s.value.t} value into ${p!.dtype} tensor '${s.tensor}'`);
-    if (s.k === 'atomicAdd' && s.value.t !== 'f32') fail(where, 'atomicAdd takes f32 values');
+    if (s.k === 'atomicAdd' && s.value.t !== 'f32' && !(s.value.t === 'i32' && p!.dtype === 'i32' && !p!.fixed)) fail(where, 'atomicAdd takes f32 values (i32 into an i32 counter)');
+    if (s.k === 'atomicAdd' && s.old !== undefined && p!.dtype !== 'i32') fail(where, `the value before the add (${s.old}) comes from i32 counters only`);
     if (s.mask) {
       checkExpr(s.mask, env, where);
       if (s.mask.t !== 'bool') fail(where, `mask is ${s.mask.t}, not bool`);
@@ -203,9 +204,17 @@ export function verifyKernel(k: Kernel): void {
           break;
         }
         case 'store':
-        case 'atomicAdd':
-          checkAccess(s, env, `${s.k} ${s.tensor}`);
+          checkAccess(s, env, `store ${s.tensor}`);
           break;
+        case 'atomicAdd': {
+          checkAccess(s, env, `atomicAdd ${s.tensor}`);
+          if (s.old === undefined) break;
+          const scope = [s.index, s.value, s.mask].reduce<Scope>((a, e) => (e ? widerScope(a, e.s) : a), 'uniform');
+          if (scope !== 'uniform' && scope !== 'row') fail(`atomicAdd ${s.tensor}`, `the value before the add is one per row, but the add is ${scope}`);
+          if (env.has(s.old) || scalars.has(s.old)) fail(`atomicAdd ${s.tensor}`, `name ${s.old} already declared`);
+          env.set(s.old, { t: 'i32', s: scope, mutable: false });
+          break;
+        }
         case 'for': {
           const where = `for ${s.v}`;
           checkExpr(s.start, env, where);

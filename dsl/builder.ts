@@ -84,6 +84,10 @@ export class KernelBuilder<VD extends string = 'D'> {
     if (fixed) this.scalar(`${name}_scale`, 'f32', `fixed-point scale of ${name} (a power of two)`);
     return t;
   }
+  /** An i32 tensor that programs add into with integer atomics (counts, slot cursors); zero or fill it first. */
+  counter<const S extends readonly string[]>(name: string, shape: S, doc?: string): Tensor<'i32', S> {
+    return this.tensor(name, 'i32', shape, 'atomic', doc);
+  }
   scalar<T extends Num>(name: string, type: T, doc?: string): Val<T> {
     this.claim(name);
     this.params.push({ kind: 'scalar', name, type, doc });
@@ -197,9 +201,19 @@ export class KernelBuilder<VD extends string = 'D'> {
     if (t.access !== 'write') throw new DslError(`${this.info.name}: store into '${t.name}', which is not an output`);
     this.emit({ k: 'store', tensor: t.name, index: index.e, value: value.e, mask: mask?.e });
   }
-  atomicAdd(t: Tensor<'f32'>, index: Val<'i32'>, value: Val<'f32'>, mask?: Val<'bool'>): void {
+  atomicAdd<D extends 'f32' | 'i32'>(t: Tensor<D>, index: Val<'i32'>, value: Val<ValueOf<D>>, mask?: Val<'bool'>): void {
     if (t.access !== 'atomic') throw new DslError(`${this.info.name}: atomicAdd into '${t.name}', which is not an accumulator`);
     this.emit({ k: 'atomicAdd', tensor: t.name, index: index.e, value: value.e, mask: mask?.e });
+  }
+  /** Add `value` to an i32 counter and return what it held before (0 where the mask is off): slot allocation. */
+  fetchAdd(name: string, t: Tensor<'i32'>, index: Val<'i32'>, value: Val<'i32'> | number, mask?: Val<'bool'>): Val<'i32'> {
+    if (t.access !== 'atomic') throw new DslError(`${this.info.name}: fetchAdd on '${t.name}', which is not a counter`);
+    const old = this.fresh(name);
+    this.claim(old);
+    const v = typeof value === 'number' ? constant('i32', value) : value;
+    this.emit({ k: 'atomicAdd', tensor: t.name, index: index.e, value: v.e, mask: mask?.e, old });
+    const s = widerScope(widerScope(index.scope, v.scope), mask?.scope ?? 'uniform');
+    return new Val<'i32'>({ op: 'ref', name: old, t: 'i32', s });
   }
 
   /** Element offsets of row `r` of a [rows, vecDim] tensor: r * vecDim + d (a vec value). */

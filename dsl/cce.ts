@@ -131,7 +131,7 @@ function candidates(c: Common, kk: Val<'i32'>, S: number): Candidate[] {
   return out;
 }
 
-const transformOf = (o: CceOptions) => (x: Val<'f32'>) => (o.transform ? applyScalarFn(o.transform, [x]) : x);
+export const transformOf = (o: CceOptions) => (x: Val<'f32'>) => (o.transform ? applyScalarFn(o.transform, [x]) : x);
 
 /** Correction added to a negative's logit: corr(log q(n)), −log q by default. */
 function correctionOf(c: Common, o: CceOptions, cand: Candidate): Val<'f32'> | undefined {
@@ -165,7 +165,7 @@ interface OnlineDE {
   max?: Val<'f32'>;
 }
 
-const derivativeOf = (o: CceOptions) => (o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined);
+export const derivativeOf = (o: CceOptions) => (o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined);
 
 /** What a forward sweep yields per row: the target logit, lse, loss and lse of the other candidates (see mergeTarget), accepted count. */
 interface Sweep extends Merged {
@@ -401,18 +401,27 @@ export function cceFused(o: CceOptions, s: Schedule): Kernel {
  * Forward and dE in one sweep, for item embeddings that need no gradient (a frozen item table) and an upstream
  * gradient known before the launch (mean / sum): dE rides along the online softmax with the running-max
  * rescale, so the candidates are gathered once instead of twice and nothing is scattered.
+ *
+ * `byItem`: the first kernel of dC reduced by item (dsl/byitem.ts) — the same sweep also writes lse and the
+ * accepted count per row and adds the target's term to dC; the negatives' terms follow, grouped by item.
  */
-export function cceFusedDE(o: CceOptions, s: Schedule): Kernel {
-  const name = o.mode === 'sampled' ? 'cce_minus_fused_de' : 'ce_full_fused_de';
-  const c = prologue(name, 'CCE- forward + dE in one sweep (no dC): loss, dE', o, s);
+export function cceFusedDE(o: CceOptions, s: Schedule, byItem = false): Kernel {
+  if (byItem && (o.mode !== 'sampled' || o.share || o.deterministic)) throw new DslError('dC by item: per-row sampled negatives with float dC only');
+  const name = o.mode === 'sampled' ? (byItem ? 'cce_minus_fused_de_by_item' : 'cce_minus_fused_de') : 'ce_full_fused_de';
+  const c = prologue(name, byItem ? 'CCE- forward + dE in one sweep, lse and accepted counts for dC by item, the target term of dC' : 'CCE- forward + dE in one sweep (no dC): loss, dE', o, s);
   const { kb } = c;
   const df = derivativeOf(o);
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
+  const LSE = byItem ? kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (for dC by item)') : undefined;
+  const KACC = byItem ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row (for dC by item)') : undefined;
+  const dC = byItem ? kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings: the targets\' terms here (zero it first)') : undefined;
   const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
   const de: OnlineDE = { acc: kb.var('dE_online', f32(0), 'vec') };
   const { lse, loss, neg, kcount } = forwardSweep(c, o, s, de);
   kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
+  if (LSE) kb.store(LSE, kb.row, select(c.live, lse, 0), kb.rowValid);
+  if (KACC) kb.store(KACC, kb.row, kcount, kb.rowValid);
   kb.comment("dE = g·(Σ_j p_j·f'(raw_j)·c_j + (p0 − 1)·f'(raw0)·c_t); the sum is A·exp(m − log k − lse)");
   const logk = c.sampled ? kcount.to('f32').max(1).log() : f32(0);
   const factor = kb.let('p_factor', select(c.live, de.max!.sub(logk).sub(lse).exp(), 0));
@@ -423,6 +432,7 @@ export function cceFusedDE(o: CceOptions, s: Schedule): Kernel {
   const coef0 = kb.let('coef0', select(c.live, df ? p0.mul(df(raw0)) : p0, 0));
   const g = kb.let('g', select(c.live, scale, 0));
   kb.storeRow(dE, kb.row, de.acc.get().mul(factor).add(ct.mul(coef0)).mul(g), kb.rowValid);
+  if (dC) kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0.mul(g)), c.live);
   return kb.build();
 }
 

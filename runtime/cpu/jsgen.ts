@@ -77,6 +77,12 @@ export function printJs(lk: LoweredKernel): string {
       }
       case 'store':
       case 'atomicAdd': {
+        if (s.k === 'atomicAdd' && s.old) {
+          out.line(`let ${s.old} = 0;`);
+          const text = `${s.old} = fadd(B_${s.tensor}, ${ep.print(s.index)}, ${ep.print(s.value)}, '${s.tensor}');`;
+          out.line(s.mask ? `if (${ep.print(s.mask)}) ${text}` : text);
+          return;
+        }
         const fixed = s.k === 'atomicAdd' && ep.tensorParam(s.tensor).fixed;
         const f = s.k === 'store' ? 'st' : fixed ? 'addq' : 'add';
         const text = `${f}(B_${s.tensor}, ${ep.print(s.index)}, ${ep.print(s.value)}${fixed ? ` * P_${s.tensor}_scale` : ''}, '${s.tensor}');`;
@@ -119,6 +125,7 @@ export function printJs(lk: LoweredKernel): string {
     `const ld = (b, i, n) => b[ccekit_at(b, i, n)];`,
     `const st = (b, i, v, n) => { b[ccekit_at(b, i, n)] = v; };`,
     `const add = (b, i, v, n) => { b[ccekit_at(b, i, n)] += v; };`,
+    `const fadd = (b, i, v, n) => { const o = b[ccekit_at(b, i, n)]; b[i] = o + v; return o; };`,
     `const addq = (b, i, v, n) => { b[ccekit_at(b, i, n)] += BigInt(Math.round(v)); };`,
     `for (let row = 0; row < programs * ${lk.schedule.rows}; row++) {`,
     `  const row_valid = row < P_${k.rowDim}, program = Math.floor(row / ${lk.schedule.rows});`,

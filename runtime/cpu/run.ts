@@ -10,6 +10,9 @@ import { compileJs, type CpuKernelFn } from './jsgen.js';
 import type { ReferenceResult } from './reference.js';
 import { negativeRows, samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
+import type { Kernel } from '../../codegen/ir.js';
+import { COUNTER_SCHEDULE } from '../../dsl/byitem.js';
+import { type ByItemBuffers, type ByItemOps, byItemKernel, byItemPlan, runByItemChunks } from '../byitem.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -26,6 +29,13 @@ export interface RunOptions {
    * and the accepted counts are not returned (empty arrays).
    */
   frozenC?: boolean;
+  /**
+   * Mean / sum, per-row sampled negatives: dC reduced by item (dsl/byitem.ts) instead of one float atomic per
+   * pair — the forward with dE in one sweep, then per chunk of rows count, scan, fill and reduce.
+   */
+  byItem?: boolean;
+  /** dC by item: bytes of the pair buffer (sets the chunk of rows; default BY_ITEM_PAIR_BYTES). */
+  pairBytes?: number;
   /** Deterministic: the fixed-point scale (a power of two; default from the bound of |dC|, runtime/fixed.ts). */
   dCScale?: number;
 }
@@ -76,16 +86,29 @@ export function problemDims(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'shareRo
   return { N: p.N, D: p.D, V: p.V, K: p.K, G: negativeRows(p) };
 }
 
+/** Why a problem cannot take dC by item, or undefined. */
+export function byItemUnsupported(p: CceProblem, o: RunOptions): string | undefined {
+  if (p.reduction === 'none') return 'needs a scalar upstream gradient (reduction mean or sum)';
+  if (p.mode !== 'sampled' || p.shareRows) return 'is for per-row sampled negatives';
+  if (o.deterministic) return 'sums runs of pairs in float registers: not deterministic';
+  return undefined;
+}
+
 const cache = new Map<string, CpuKernelFn>();
-function kernelFor(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE', opts: CceOptions, s: Schedule): CpuKernelFn {
-  const key = `${which}|${JSON.stringify(s)}|${optionsKey(opts)}`;
+function compiled(key: string, make: () => { kernel: Kernel; schedule: Schedule }): CpuKernelFn {
   let fn = cache.get(key);
   if (!fn) {
-    const k = which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : which === 'fused' ? cceFused(opts, s) : cceFusedDE(opts, s);
-    fn = compileJs(lower(k, s, CAPS.cpu));
+    const { kernel, schedule } = make();
+    fn = compileJs(lower(kernel, schedule, CAPS.cpu));
     cache.set(key, fn);
   }
   return fn;
+}
+function kernelFor(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE' | 'fusedDEByItem', opts: CceOptions, s: Schedule): CpuKernelFn {
+  return compiled(`${which}|${JSON.stringify(s)}|${optionsKey(opts)}`, () => ({
+    kernel: which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : which === 'fused' ? cceFused(opts, s) : cceFusedDE(opts, s, which === 'fusedDEByItem'),
+    schedule: s,
+  }));
 }
 
 export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
@@ -113,6 +136,29 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
     if (p.reduction === 'none') throw new Error('frozenC: needs a scalar upstream gradient (reduction mean or sum)');
     kernelFor('fusedDE', opts, s)({ ...inputs, loss: rowLoss, dE }, bwdScalars, programs);
     return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: new Float64Array(0) };
+  }
+  if (o.byItem) {
+    const why = byItemUnsupported(p, o);
+    if (why) throw new Error(`byItem: ${why}`);
+    kernelFor('fusedDEByItem', opts, s)({ ...inputs, loss: rowLoss, dE, lse, kacc, dC: dCacc }, bwdScalars, programs);
+    const plan = byItemPlan(p, o.pairBytes);
+    const buffers: ByItemBuffers<Int32Array | Float64Array | Uint32Array> = {
+      counts: new Int32Array(p.V),
+      local: plan.levels.map((l) => new Int32Array(l.n)),
+      totals: plan.levels.map((l) => new Int32Array(l.blocks)),
+      pairs: new Int32Array(plan.capacity),
+      inputs: { ...inputs, lse, kacc, dC: dCacc as Float64Array },
+    };
+    const ops: ByItemOps<Int32Array | Float64Array | Uint32Array> = {
+      launch: (k, rows, bufs, sc) => {
+        const fn = compiled(`byItem|${k}|${JSON.stringify(s)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, s));
+        const sched = k === 'reduce' ? s : COUNTER_SCHEDULE;
+        fn(bufs, sc, Math.ceil(rows / sched.rows));
+      },
+      fill32: (b, v, n) => b.fill(b instanceof Int32Array ? v | 0 : v, 0, n),
+    };
+    runByItemChunks(ops, p, plan, buffers, bwdScalars);
+    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC: dC() };
   }
   if (o.fused) {
     if (p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');

@@ -125,6 +125,7 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   ifOpen: (c) => `if (${c}) {`,
   store: (t, i, v) => `${t}[${i}] = ${v};`,
   atomicAdd: (t, i, v) => (isFixed(lk, t) ? fixedAdd(t, i, v) : `atomicAdd(&${t}[${i}], ${v});`),
+  fetchAdd: (t, i, v) => `atomicAdd(&${t}[${i}], ${v})`,
   barrier: '__syncthreads();',
   zero: (t) => (t === 'f32' ? '0.0f' : t === 'bool' ? 'false' : '0'),
   elementIndex: (j) => elementIndexExpr(j, lk.schedule),

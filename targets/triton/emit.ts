@@ -141,7 +141,10 @@ function printBody(lk: LoweredKernel): string {
         let value = ep.print(s.value, scope);
         // Deterministic fixed point: an int64 in units of 1/scale, added with integer atomics.
         if (s.k === 'atomicAdd' && ep.tensorParam(s.tensor).fixed) value = `libdevice.rint(${value} * ${s.tensor}_scale).to(tl.int64)`;
-        out.line(`${fn}(${s.tensor} + ${ep.print(s.index, scope)}, ${value}${mask})`);
+        const call = `${fn}(${s.tensor} + ${ep.print(s.index, scope)}, ${value}${mask})`;
+        // A counter's value before the add (0 where the mask is off).
+        if (s.k === 'atomicAdd' && s.old) out.line(`${s.old} = ${s.mask ? `tl.where(${ep.print(s.mask, scope)}, ${call}, 0)` : call}`);
+        else out.line(call);
         return;
       }
       case 'for':

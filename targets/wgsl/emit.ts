@@ -59,8 +59,9 @@ fn {{name}}(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
   { noEscape: true },
 );
 
+const counter = (p: TensorParam) => p.access === 'atomic' && p.dtype === 'i32' && !p.fixed;
 const storageType = (p: TensorParam): string =>
-  p.access === 'atomic' ? 'array<atomic<u32>>' : p.dtype === 'f16' || p.dtype === 'bf16' ? 'array<u32>' : `array<${p.dtype}>`;
+  counter(p) ? 'array<atomic<i32>>' : p.access === 'atomic' ? 'array<atomic<u32>>' : p.dtype === 'f16' || p.dtype === 'bf16' ? 'array<u32>' : `array<${p.dtype}>`;
 
 /** Row accesses of `vec` elements: 16-bit storage reads one u32 word per pair; f32 and atomics go per element. */
 const half2 = (p: TensorParam, w: string, k: number, r: string) =>
@@ -106,7 +107,8 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   forOpen: (v, start, end, step) => `for (var ${v}: i32 = ${start}; ${v} < ${end}; ${v} += ${step}i) {`,
   ifOpen: (c) => `if (${c}) {`,
   store: (t, i, v) => `${t}[${i}] = ${v};`,
-  atomicAdd: (t, i, v) => `ccekit_atomic_add_${t}(${i}, ${v});`,
+  atomicAdd: (t, i, v) => (counter(lk.kernel.params.find((p) => p.name === t) as TensorParam) ? `atomicAdd(&${t}[${i}], ${v});` : `ccekit_atomic_add_${t}(${i}, ${v});`),
+  fetchAdd: (t, i, v) => `atomicAdd(&${t}[${i}], ${v})`,
   barrier: 'workgroupBarrier();',
   zero: (t) => (t === 'f32' ? '0.0f' : t === 'bool' ? 'false' : t === 'u32' ? '0u' : '0i'),
   elementIndex: (j) => elementIndexExpr(j, lk.schedule),
@@ -181,7 +183,7 @@ export function emitWgsl(lk: LoweredKernel, version: string): Emitted {
     if (p.kind !== 'tensor') continue;
     const b = params.find((q) => q.name === p.name)!.binding!;
     bindings.push(`@group(0) @binding(${b}) var<storage, ${p.access === 'read' ? 'read' : 'read_write'}> ${p.name}: ${storageType(p)};`);
-    if (p.access === 'atomic') helpers.push(p.fixed ? fixedHelper(p.name) : atomicHelper(p.name));
+    if (p.access === 'atomic' && !counter(p)) helpers.push(p.fixed ? fixedHelper(p.name) : atomicHelper(p.name));
   }
   const uniforms = [
     ...k.params.filter((p) => p.kind === 'scalar').map((p) => `${p.name}: ${p.kind === 'scalar' ? p.type : ''}`),

@@ -1,0 +1,93 @@
+// Host side of dC by item (dsl/byitem.ts), shared by the runtimes: the chunk plan, the scan levels and the
+// launch sequence, over whatever buffers and launches a runtime has.
+import type { Kernel } from '../codegen/ir.js';
+import { COUNTER_SCHEDULE, SCAN_WIDTH, SEGMENT, cceCountPairs, cceFillPairs, cceReduceByItem, scanAdd, scanBlocks } from '../dsl/byitem.js';
+import type { CceOptions } from '../dsl/cce.js';
+import type { Schedule } from '../dsl/schedule.js';
+import type { CceProblem } from './problem.js';
+
+/** Default budget of the pair buffer: 48 MiB of i32 pair ids (extra memory stays ≤ 64 MiB with the counters). */
+export const BY_ITEM_PAIR_BYTES = 48 << 20;
+
+export interface ScanLevel {
+  /** Entries scanned at this level. */
+  n: number;
+  /** Blocks of SCAN_WIDTH entries (the next level's n). */
+  blocks: number;
+}
+
+export interface ByItemPlan {
+  /** Rows per chunk. */
+  chunkRows: number;
+  /** Entries of the pair buffer (chunkRows·K). */
+  capacity: number;
+  /** Scan levels over the V item counts, down to one block. */
+  levels: ScanLevel[];
+  /** Extra device bytes: the pair buffer, the counters and the scan's buffers, lse and the accepted counts. */
+  extraBytes: number;
+}
+
+export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_ITEM_PAIR_BYTES): ByItemPlan {
+  if (p.N * p.K >= 2 ** 31) throw new Error(`dC by item: N·K = ${p.N * p.K} pair ids do not fit i32`);
+  const chunkRows = Math.max(1, Math.min(p.N, Math.floor(pairBytes / 4 / p.K)));
+  const levels: ScanLevel[] = [];
+  for (let n = p.V; ; ) {
+    const blocks = Math.ceil(n / SCAN_WIDTH);
+    levels.push({ n, blocks });
+    if (blocks === 1) break;
+    n = blocks;
+  }
+  const scanWords = levels.reduce((a, l) => a + 2 * l.n + l.blocks, 0);
+  return { chunkRows, capacity: chunkRows * p.K, levels, extraBytes: 4 * (chunkRows * p.K + scanWords + 2 * p.N) };
+}
+
+export type ByItemKernel = 'count' | 'fill' | 'scan' | 'scanAdd' | 'reduce';
+
+/** A kernel of the sequence and its schedule: `s` (the problem's, fitted to D) for the reduction, one thread a row for the rest. */
+export function byItemKernel(k: ByItemKernel, o: CceOptions, s: Schedule): { kernel: Kernel; schedule: Schedule } {
+  if (k === 'reduce') return { kernel: cceReduceByItem(o, s), schedule: s };
+  const kernel = k === 'count' ? cceCountPairs(o) : k === 'fill' ? cceFillPairs(o) : k === 'scan' ? scanBlocks() : scanAdd();
+  return { kernel, schedule: COUNTER_SCHEDULE };
+}
+
+/** What the launch sequence needs from a runtime. */
+export interface ByItemOps<B> {
+  launch(k: ByItemKernel, rows: number, buffers: Record<string, B>, scalars: Record<string, number>): void;
+  fill32(b: B, value: number, words: number): void;
+}
+
+/**
+ * Buffers: `counts` (V i32, becomes the fill's cursor), per scan level `local` (n i32) and `totals` (blocks
+ * i32; level l + 1 scans level l's totals), `pairs` (capacity i32), plus the problem's inputs, lse, kacc and dC.
+ */
+export interface ByItemBuffers<B> {
+  counts: B;
+  local: B[];
+  totals: B[];
+  pairs: B;
+  inputs: Record<string, B>;
+}
+
+/** The negatives' dC terms, chunk by chunk, after the forward wrote lse, kacc and the targets' terms. */
+export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 'K' | 'V'>, plan: ByItemPlan, b: ByItemBuffers<B>, scalars: Record<string, number>): void {
+  const L = plan.levels;
+  for (let r0 = 0; r0 < p.N; r0 += plan.chunkRows) {
+    const P = Math.min(plan.chunkRows, p.N - r0) * p.K;
+    const s = { ...scalars, pair0: r0 * p.K, P, Q: P, S: Math.ceil(P / SEGMENT) };
+    ops.fill32(b.counts, 0, p.V);
+    ops.launch('count', P, { ...b.inputs, counts: b.counts }, s);
+    // Up: block sums of each level; level l scans `counts` (l = 0) or level l − 1's totals.
+    const src = (l: number) => (l === 0 ? b.counts : b.totals[l - 1]!);
+    L.forEach((lv, l) => ops.launch('scan', lv.blocks, { src: src(l), local: b.local[l]!, totals: b.totals[l]! }, { ...s, n: lv.n, B: lv.blocks }));
+    // Down: the top level's local sums are its prefix sums; each lower level adds its block's base, in place of its source.
+    for (let l = L.length - 2; l >= 0; l--) {
+      const base = l + 1 === L.length - 1 ? b.local[l + 1]! : src(l + 1);
+      ops.launch('scanAdd', L[l]!.blocks, { local: b.local[l]!, base, dst: src(l) }, { ...s, n: L[l]!.n, B: L[l]!.blocks });
+    }
+    // A single level: its local sums are the prefix sums; hand them over as the cursor.
+    const cursor = L.length === 1 ? b.local[0]! : b.counts;
+    ops.fill32(b.pairs, 0xffffffff, P);
+    ops.launch('fill', P, { ...b.inputs, cursor, pairs: b.pairs }, s);
+    ops.launch('reduce', s.S, { ...b.inputs, pairs: b.pairs }, s);
+  }
+}
