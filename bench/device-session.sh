@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -30,6 +30,9 @@ for step in "$@"; do
     wgdet) echo "== webgpu bench, deterministic dC"; run bench --device webgpu --deterministic --repeats 5 --settings ${WGSETTINGS:-beauty,small-d,ml20m,megamarket} --out "$OUT/bench-webgpu-det.json" > "$OUT/bench-webgpu-det.log" 2>&1; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-webgpu-det.log" | tail -8 ;;
     tdet) echo "== torch package, deterministic dC"; [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --db bench/results/tuning-h100.json --out out/torch > /dev/null; python3 bench/torch_deterministic_gpu.py out/torch "$OUT/torch-deterministic.json" > "$OUT/torch-deterministic.log" 2>&1; grep -vE "^ok " "$OUT/torch-deterministic.log" | tail -16 ;;
     wgfloors) echo "== WGSL floors"; CCEKIT_ENTRY=wgsl-floors.mjs run ${WGSETTINGS:-beauty,ml20m,megamarket,zvuk,small-d} 2>&1 | grep -v "^Warning" | tee "$OUT/wgsl-floors.txt" ;;
+    byitem) echo "== dC by item (per-row negatives): checks, CUDA benches next to the fused kernels"
+      checks cuda "--by-item"
+      for neg in philox tensor; do for m in "--fused" "--by-item"; do tag=$(echo "$neg$m" | tr -d ' -'); run bench --device cuda --negatives $neg $m --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda-$tag.json" > "$OUT/bench-cuda-$tag.log" 2>&1; echo "-- $tag"; grep -E "ms \(fwd|error" "$OUT/bench-cuda-$tag.log" | sed -E 's/\{.*\} regs//'; done; done ;;
     frozen) echo "== frozen item table: forward + dE in one sweep (checks, CUDA benches next to the fused kernels, package)"
       checks cuda "--frozen-c" "--frozen-c --share 64"
       for v in "" "--share 64"; do for m in "--fused" "--frozen-c"; do tag=$(echo "philox$v$m" | tr -d ' -'); run bench --device cuda --negatives philox $v $m --repeats ${REPEATS:-10} ${DB:+--db "$DB"} --out "$OUT/bench-cuda-$tag.json" > "$OUT/bench-cuda-$tag.log" 2>&1; echo "-- $tag"; grep -E "ms \(fwd" "$OUT/bench-cuda-$tag.log" | sed -E 's/\{.*//'; done; done

@@ -5,6 +5,7 @@ import type { CceOptions } from '../dsl/cce.js';
 import { type Schedule, heuristicSchedule, parseSchedule } from '../dsl/schedule.js';
 import { type CheckRow, checkCases, runChecks } from '../runtime/check.js';
 import type { CceProblem } from '../runtime/problem.js';
+import { byItemPlan, reduceSchedule } from '../runtime/byitem.js';
 import { CudaBench } from '../runtime/cuda/bench.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
@@ -47,6 +48,7 @@ const CHECK_FLAGS = {
   share: { kind: 'int', default: 0, min: 0, help: 'check row-tile-shared negatives: groups of this many rows (16, 32, 64, 128) share theirs' },
   deterministic: { kind: 'bool', help: 'check the deterministic dC (int64 fixed point): each case runs twice and dC must be bit-identical' },
   'frozen-c': { kind: 'bool', help: 'check the one-sweep forward + dE kernels for item embeddings without a gradient (mean / sum cases; CUDA and CPU)' },
+  'by-item': { kind: 'bool', help: 'check dC reduced by item (per-row sampled negatives, mean / sum cases): forward + dE in one sweep, then count, scan, fill, reduce' },
   schedule: { kind: 'str', metavar: 'JSON', help: 'schedule to check (default: the runtime default)' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON' },
 } as const satisfies FlagTable;
@@ -63,7 +65,8 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   const schedule: Schedule | undefined = o.schedule ? parseSchedule(o.schedule) : undefined;
   checkShare(o.share, 'check');
   const cases = checkCases(seed, o.quick)
-    .filter((c) => !(o.fused || o['frozen-c']) || c.problem.reduction !== 'none')
+    .filter((c) => !(o.fused || o['frozen-c'] || o['by-item']) || c.problem.reduction !== 'none')
+    .filter((c) => !o['by-item'] || c.problem.mode === 'sampled')
     .filter((c) => !o.share || c.problem.mode === 'sampled')
     .map((c) => (o.share ? { ...c, label: `${c.label} R=${o.share}`, problem: shareProblem(c.problem, o.share) } : c));
   let device = 'cpu';
@@ -72,17 +75,17 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   if (o.device === 'cuda') {
     const rt = openCuda();
     device = `${rt.name} (CUDA ${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
-    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], deterministic: o.deterministic });
+    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic });
   } else if (o.device === 'webgpu') {
     if (o['frozen-c']) throw new UsageError('--frozen-c: the WebGPU runtime runs forward + backward only', 'check');
     const ctx = await acquireWebgpu();
     if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'check');
     device = `${ctx.name} (WebGPU through Dawn)`;
-    run = (c) => runCceWebgpu(ctx, c.problem, { gradOutput: c.gradOutput, schedule, deterministic: o.deterministic });
+    run = (c) => runCceWebgpu(ctx, c.problem, { gradOutput: c.gradOutput, schedule, byItem: o['by-item'], deterministic: o.deterministic });
     close = () => releaseWebgpu(ctx);
   } else {
     const { runCceCpu } = await import('../runtime/cpu/run.js');
-    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], deterministic: o.deterministic });
+    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic });
   }
   if (o.deterministic) run = twice(run);
   out(`ccekit check on ${device}, seed ${seed}, ${cases.length} cases`);
@@ -133,6 +136,9 @@ const BENCH_FLAGS = {
   share: { kind: 'int', default: 0, min: 0, help: 'negatives shared by groups of this many rows (16, 32, 64, 128; 0: per row)' },
   deterministic: { kind: 'bool', help: 'dC in int64 fixed point with integer atomics (bit-identical from run to run), converted to fp32 in the step' },
   'frozen-c': { kind: 'bool', help: 'item embeddings without a gradient: forward + dE in one sweep (no dC)' },
+  'by-item': { kind: 'bool', help: 'per-row negatives: forward + dE in one sweep, then dC reduced by item (chunks of rows: count, scan, fill, reduce) instead of one float atomic per pair' },
+  'pair-mib': { kind: 'int', default: 48, min: 1, help: 'with --by-item: MiB of the pair buffers (sets the chunk of rows)' },
+  'reduce-schedule': { kind: 'str', metavar: 'JSON', help: 'with --by-item: the reduction\'s (partial) schedule over its default (about D/32 lanes a row)' },
   'repeat-check': { kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ' },
 } as const satisfies FlagTable;
 
@@ -142,7 +148,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const o = parseFlags('bench', argv, BENCH_FLAGS);
   const names = settingNames(o.settings, 'bench');
   const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
-  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, o.schedules ? extra : [undefined]);
+  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, o.schedules ? extra : [undefined], o['by-item']);
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const card = rt.name;
@@ -150,7 +156,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const rows: Record<string, unknown>[] = [];
   checkShare(o.share, 'bench');
   const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}), ...(o.deterministic ? { deterministic: true } : {}) };
-  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o['frozen-c'] ? '-frozenC' : o.fused ? '-fused' : ''}${o.deterministic ? '-det' : ''}`;
+  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o['frozen-c'] ? '-frozenC' : o['by-item'] ? '-byitem' : o.fused ? '-fused' : ''}${o.deterministic ? '-det' : ''}`;
   const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
@@ -160,13 +166,13 @@ export async function cmdBench(argv: string[]): Promise<number> {
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
-          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], repeatCheck: o['repeat-check'] });
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}) };
+          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], pairBytes: o['pair-mib'] * 2 ** 20, reduceSchedule: o['reduce-schedule'] ? { ...reduceSchedule(st.D), ...(JSON.parse(o['reduce-schedule']) as Partial<Schedule>) } : undefined, repeatCheck: o['repeat-check'] });
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}), ...(t.byItemMs ? { by_item_ms: t.byItemMs, reduce_schedule: t.reduceSchedule, chunks: t.chunks } : {}) };
         } catch (e) {
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
         }
         rows.push(row);
-        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}${row.dC_differ_between_runs !== undefined ? ` dC elements differing between two runs: ${row.dC_differ_between_runs}` : ''}`);
+        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}${row.dC_differ_between_runs !== undefined ? ` dC elements differing between two runs: ${row.dC_differ_between_runs}` : ''}${row.by_item_ms ? ` by item (${row.chunks} chunks, ms): ${Object.entries(row.by_item_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}` : ''}`);
       }
     } finally {
       inputs.release();
@@ -178,7 +184,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
 }
 
 /** schedules: undefined runs the WebGPU defaults (webgpuSchedules); a (partial) schedule over WEBGPU_SCHEDULE serves both passes. */
-async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false, schedules: (Partial<Schedule> | undefined)[] = [undefined]): Promise<number> {
+async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false, schedules: (Partial<Schedule> | undefined)[] = [undefined], byItem = false): Promise<number> {
   const ctx = await acquireWebgpu();
   if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'bench');
   const { randomProblem } = await import('../runtime/random.js');
@@ -190,13 +196,13 @@ async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repea
       const p = randomProblem({ ...st, dtype, seed: 1, shareRows: share || undefined });
       for (const x of schedules) {
         let row: Record<string, unknown>;
-        const impl = `ccekit-webgpu${share ? `-shared${share}` : ''}${deterministic ? '-det' : ''}`;
+        const impl = `ccekit-webgpu${share ? `-shared${share}` : ''}${byItem ? '-byitem' : ''}${deterministic ? '-det' : ''}`;
         try {
-          const r = await runCceWebgpu(ctx, p, { repeats, deterministic, ...(x ? { schedule: { ...WEBGPU_SCHEDULE, ...x } } : {}) });
+          const r = await runCceWebgpu(ctx, p, { repeats, deterministic, byItem, ...(x ? { schedule: { ...WEBGPU_SCHEDULE, ...x } } : {}) });
           const [f, b] = r.timings;
           const samples = f!.samples.map((y, i) => y + b!.samples[i]!);
           const q = (at: number) => [...samples].sort((y, z) => y - z)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, bwd_schedule: r.bwdSchedule, note: `${f!.method}; dC cleared outside the timed passes${deterministic ? '; int64 dC converted on the host, untimed' : ''}` };
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (byItem ? byItemPlan(st).extraBytes : st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, bwd_schedule: r.bwdSchedule, note: `${f!.method}; dC cleared outside the timed passes${deterministic ? '; int64 dC converted on the host, untimed' : ''}` };
         } catch (e) {
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, schedule: x, note: (e as Error).message.split('\n')[0] };
         }

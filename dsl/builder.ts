@@ -48,6 +48,8 @@ export class KernelBuilder<VD extends string = 'D'> {
   private readonly dims: string[] = [];
   private readonly blocks: Stmt[][] = [[]];
   private readonly names = new Set<string>();
+  /** Names the target skeletons and printers declare themselves; fresh() steps around them, claim() refuses them. */
+  static readonly RESERVED: readonly string[] = ['tid', 'slot', 'lane', 'pid', 'row', 'rows', 'row_valid', 'lid', 'wid', 'nwg', 'params', 'd', 'd0', 'j', 'c', 'v', 'offs_d', 'offs_c', 'program'];
 
   constructor(readonly info: KernelInfo<VD>) {
     this.dim(info.rowDim);
@@ -148,13 +150,14 @@ export class KernelBuilder<VD extends string = 'D'> {
 
   private claim(name: string): void {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new DslError(`${this.info.name}: '${name}' is not a valid identifier`);
+    if (KernelBuilder.RESERVED.includes(name) || name.startsWith('ccekit_')) throw new DslError(`${this.info.name}: '${name}' is reserved for the generated code`);
     if (this.names.has(name)) throw new DslError(`${this.info.name}: the name '${name}' is declared twice`);
     this.names.add(name);
   }
   /** A fresh name derived from `base`. */
   fresh(base: string): string {
     let n = base;
-    for (let i = 1; this.names.has(n); i++) n = `${base}_${i}`;
+    for (let i = 1; this.names.has(n) || KernelBuilder.RESERVED.includes(n); i++) n = `${base}_${i}`;
     return n;
   }
 

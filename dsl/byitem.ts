@@ -3,25 +3,36 @@
 // atomic floor). Instead, per chunk of rows:
 //   count  — regenerate the pairs (Philox or the index tensor) and count the accepted ones per item;
 //   scan   — exclusive prefix sums of the counts: each item's slice of a pair buffer;
-//   fill   — regenerate the pairs again and write each pair id into its item's slice (an integer cursor);
-//   reduce — walk the buffer in segments of SEGMENT pairs: consecutive pairs of one item share its row c_n
+//   fill   — regenerate the pairs again and write each pair's row and item into its item's slice (an integer
+//            cursor hands out the entries);
+//   reduce — walk the buffers in segments of SEGMENT pairs: consecutive pairs of one item share its row c_n
 //            (loaded once), recompute p = exp(s − lse_i) from lse and the accepted count the forward wrote,
 //            sum coef·e_i in registers and add the sum to dC[n] once per item and segment.
 // The forward (cceFusedDE with byItem) writes loss, dE, lse, the accepted counts and the targets' dC terms.
 // Float atomics drop from one per pair and element to about one per item, segment and element; the pair
-// buffer holds one i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
+// buffers hold two i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
 import type { Kernel } from '../codegen/ir.js';
 import { KernelBuilder, type Tensor } from './builder.js';
 import { type CceOptions, derivativeOf, type FloatDType, transformOf } from './cce.js';
 import { type Sampler, sampleItem } from './sampling.js';
 import { applyScalarFn } from './scalarfn.js';
-import type { Schedule } from './schedule.js';
+import { type Schedule, fitD } from './schedule.js';
 import { DslError, dot, f32, i32, select, type Val } from './values.js';
 
 /** Pairs per segment of the reduce kernel: its rows walk this many consecutive buffer entries. */
 export const SEGMENT = 32;
 /** Entries per program row of the scan kernels (sequential per thread). */
 export const SCAN_WIDTH = 64;
+
+/**
+ * Default schedule of the reduction: few lanes a row (about D/32), so a warp walks several segments at once and
+ * the per-pair scalar work (loads of row and item, lse, exp) is shared by fewer lanes; 4-element accesses.
+ */
+export function reduceSchedule(D: number): Schedule {
+  let lanes = 1;
+  while (lanes < 32 && lanes * 32 < D) lanes *= 2;
+  return fitD({ rows: Math.max(1, 128 / lanes) as Schedule['rows'], lanes: lanes as Schedule['lanes'], vec: 4, dChunks: 1, samplesPerStep: 1, stages: 1 }, D);
+}
 
 /** Schedule of the counting, filling and scan kernels: one thread per row (their counters need lanes = 1). */
 export const COUNTER_SCHEDULE: Schedule = { rows: 128, lanes: 1, vec: 1, dChunks: 1, samplesPerStep: 1, stages: 1 };
@@ -54,15 +65,14 @@ function pairSource(kb: KernelBuilder<'D'>, o: CceOptions): Pairs {
 function pairItem(src: Pairs, pid: Val<'i32'>, valid: Val<'bool'>): { grow: Val<'i32'>; n: Val<'i32'> } {
   const { kb } = src;
   const K = kb.dim('K');
-  const safe = kb.let('pid_safe', select(valid, pid, 0));
-  const grow = kb.let('prow', safe.div(K));
-  const slot = kb.let('pslot', safe.sub(grow.mul(K)));
-  const n = src.sampler ? sampleItem(kb, src.sampler, grow, slot, kb.dim('V'), 'smp') : kb.load(src.negatives!, safe, valid);
+  const grow = kb.let('prow', pid.div(K));
+  const slot = kb.let('pslot', pid.sub(grow.mul(K)));
+  const n = src.sampler ? sampleItem(kb, src.sampler, grow, slot, kb.dim('V'), 'smp') : kb.load(src.negatives!, pid, valid);
   return { grow, n: kb.let('n', n) };
 }
 
 /** Counting and filling: one pair per row (pair id pair0 + row); `ok` when it is an accepted negative. */
-function pairKernel(name: string, doc: string, o: CceOptions): { kb: KernelBuilder<'D'>; pid: Val<'i32'>; n: Val<'i32'>; ok: Val<'bool'> } {
+function pairKernel(name: string, doc: string, o: CceOptions): { kb: KernelBuilder<'D'>; grow: Val<'i32'>; n: Val<'i32'>; ok: Val<'bool'> } {
   check(o);
   const kb = new KernelBuilder({ name, doc, rowDim: 'P', vecDim: 'D' });
   const T = kb.input('targets', 'i32', ['N'] as const, 'target item per row, or ignore_index');
@@ -73,7 +83,7 @@ function pairKernel(name: string, doc: string, o: CceOptions): { kb: KernelBuild
   const { grow, n } = pairItem(src, pid, kb.rowValid);
   const t = kb.let('t', kb.load(T, grow, kb.rowValid));
   const ok = kb.let('ok', kb.rowValid.and(t.ne(ignore)).and(n.ne(t)));
-  return { kb, pid, n, ok };
+  return { kb, grow, n, ok };
 }
 
 /** Count the accepted negatives of a chunk's pairs per item. */
@@ -84,13 +94,15 @@ export function cceCountPairs(o: CceOptions): Kernel {
   return kb.build();
 }
 
-/** Write each accepted pair's id into its item's slice of the pair buffer. */
+/** Write each accepted pair's row and item into its item's slice of the pair buffers. */
 export function cceFillPairs(o: CceOptions): Kernel {
-  const { kb, pid, n, ok } = pairKernel('cce_minus_fill_pairs', 'dC by item, step 3: pair ids grouped by item', o);
+  const { kb, grow, n, ok } = pairKernel('cce_minus_fill_pairs', 'dC by item, step 3: the pairs\' rows and items, grouped by item', o);
   const cursor = kb.counter('cursor', ['V'] as const, 'next free entry of each item (the exclusive prefix sums of the counts)');
-  const pairs = kb.output('pairs', 'i32', ['Q'] as const, 'pair ids (row·K + slot) grouped by item; −1 where unused');
+  const rows = kb.output('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused (cleared before)');
+  const items = kb.output('pair_items', 'i32', ['Q'] as const, 'item of each pair (the reduction reads it instead of drawing it again)');
   const at = kb.fetchAdd('at', cursor, n, 1, ok);
-  kb.store(pairs, at, pid, ok);
+  kb.store(rows, at, grow.add(1), ok);
+  kb.store(items, at, n, ok);
   return kb.build();
 }
 
@@ -141,10 +153,10 @@ export function cceReduceByItem(o: CceOptions, s: Schedule): Kernel {
   const kb = new KernelBuilder({ name: 'cce_minus_dc_by_item', doc: 'dC by item, step 4: sums of coef·e over runs of one item\'s pairs, one dC update per run', rowDim: 'S', vecDim: 'D' });
   const E = kb.input('E', o.dtype as FloatDType, ['N', 'D'] as const, 'hidden states, one row per position');
   const C = kb.input('C', o.dtype as FloatDType, ['V', 'D'] as const, 'item embeddings (the classifier)');
-  const pairs = kb.input('pairs', 'i32', ['Q'] as const, 'pair ids (row·K + slot) grouped by item; −1 where unused');
+  const pairRows = kb.input('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused');
+  const pairItems = kb.input('pair_items', 'i32', ['Q'] as const, 'item of each pair');
   const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
   const KACC = kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward');
-  const src = pairSource(kb, o);
   const logq = o.sampling === 'given' ? kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution') : undefined;
   const logqUniform = logq ? undefined : kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)');
   const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (adds the negatives\' terms)');
@@ -157,9 +169,9 @@ export function cceReduceByItem(o: CceOptions, s: Schedule): Kernel {
   kb.loop('j', 0, SEGMENT, 1, (j) => {
     const pos = kb.let('pos', kb.row.mul(SEGMENT).add(j));
     const inb = kb.let('inb', kb.rowValid.and(pos.lt(kb.dim('Q'))));
-    const pid = kb.let('pid', select(inb, kb.load(pairs, pos, inb), -1));
-    const valid = kb.let('valid', pid.ge(0));
-    const { grow, n } = pairItem(src, pid, valid);
+    const grow = kb.let('prow', kb.load(pairRows, pos, inb).sub(1));
+    const valid = kb.let('valid', grow.ge(0));
+    const n = kb.let('n', kb.load(pairItems, pos, valid));
     const fresh = kb.let('fresh', valid.and(n.ne(item.get())));
     kb.comment('a new item: add the finished run to dC, load the new item\'s row');
     kb.atomicAddRow(dC, item.get(), acc.get(), fresh.and(item.get().ge(0)));

@@ -1,12 +1,12 @@
 // Host side of dC by item (dsl/byitem.ts), shared by the runtimes: the chunk plan, the scan levels and the
 // launch sequence, over whatever buffers and launches a runtime has.
 import type { Kernel } from '../codegen/ir.js';
-import { COUNTER_SCHEDULE, SCAN_WIDTH, SEGMENT, cceCountPairs, cceFillPairs, cceReduceByItem, scanAdd, scanBlocks } from '../dsl/byitem.js';
+import { COUNTER_SCHEDULE, SCAN_WIDTH, reduceSchedule, SEGMENT, cceCountPairs, cceFillPairs, cceReduceByItem, scanAdd, scanBlocks } from '../dsl/byitem.js';
 import type { CceOptions } from '../dsl/cce.js';
 import type { Schedule } from '../dsl/schedule.js';
 import type { CceProblem } from './problem.js';
 
-/** Default budget of the pair buffer: 48 MiB of i32 pair ids (extra memory stays ≤ 64 MiB with the counters). */
+/** Default budget of the pair buffers: 48 MiB of i32 rows and items (extra memory stays ≤ 64 MiB with the counters). */
 export const BY_ITEM_PAIR_BYTES = 48 << 20;
 
 export interface ScanLevel {
@@ -19,17 +19,17 @@ export interface ScanLevel {
 export interface ByItemPlan {
   /** Rows per chunk. */
   chunkRows: number;
-  /** Entries of the pair buffer (chunkRows·K). */
+  /** Entries of each pair buffer (chunkRows·K). */
   capacity: number;
   /** Scan levels over the V item counts, down to one block. */
   levels: ScanLevel[];
-  /** Extra device bytes: the pair buffer, the counters and the scan's buffers, lse and the accepted counts. */
+  /** Extra device bytes: the pair buffers, the counters and the scan's buffers, lse and the accepted counts. */
   extraBytes: number;
 }
 
 export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_ITEM_PAIR_BYTES): ByItemPlan {
   if (p.N * p.K >= 2 ** 31) throw new Error(`dC by item: N·K = ${p.N * p.K} pair ids do not fit i32`);
-  const chunkRows = Math.max(1, Math.min(p.N, Math.floor(pairBytes / 4 / p.K)));
+  const chunkRows = Math.max(1, Math.min(p.N, Math.floor(pairBytes / 8 / p.K)));
   const levels: ScanLevel[] = [];
   for (let n = p.V; ; ) {
     const blocks = Math.ceil(n / SCAN_WIDTH);
@@ -38,14 +38,16 @@ export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_
     n = blocks;
   }
   const scanWords = levels.reduce((a, l) => a + 2 * l.n + l.blocks, 0);
-  return { chunkRows, capacity: chunkRows * p.K, levels, extraBytes: 4 * (chunkRows * p.K + scanWords + 2 * p.N) };
+  return { chunkRows, capacity: chunkRows * p.K, levels, extraBytes: 4 * (2 * chunkRows * p.K + scanWords + 2 * p.N) };
 }
 
 export type ByItemKernel = 'count' | 'fill' | 'scan' | 'scanAdd' | 'reduce';
 
-/** A kernel of the sequence and its schedule: `s` (the problem's, fitted to D) for the reduction, one thread a row for the rest. */
-export function byItemKernel(k: ByItemKernel, o: CceOptions, s: Schedule): { kernel: Kernel; schedule: Schedule } {
-  if (k === 'reduce') return { kernel: cceReduceByItem(o, s), schedule: s };
+export { reduceSchedule };
+
+/** A kernel of the sequence and its schedule: `reduce` (fitted to D) for the reduction, one thread a row for the rest. */
+export function byItemKernel(k: ByItemKernel, o: CceOptions, reduce: Schedule): { kernel: Kernel; schedule: Schedule } {
+  if (k === 'reduce') return { kernel: cceReduceByItem(o, reduce), schedule: reduce };
   const kernel = k === 'count' ? cceCountPairs(o) : k === 'fill' ? cceFillPairs(o) : k === 'scan' ? scanBlocks() : scanAdd();
   return { kernel, schedule: COUNTER_SCHEDULE };
 }
@@ -53,18 +55,21 @@ export function byItemKernel(k: ByItemKernel, o: CceOptions, s: Schedule): { ker
 /** What the launch sequence needs from a runtime. */
 export interface ByItemOps<B> {
   launch(k: ByItemKernel, rows: number, buffers: Record<string, B>, scalars: Record<string, number>): void;
-  fill32(b: B, value: number, words: number): void;
+  /** Zero the first `words` 32-bit words. */
+  clear(b: B, words: number): void;
 }
 
 /**
  * Buffers: `counts` (V i32, becomes the fill's cursor), per scan level `local` (n i32) and `totals` (blocks
- * i32; level l + 1 scans level l's totals), `pairs` (capacity i32), plus the problem's inputs, lse, kacc and dC.
+ * i32; level l + 1 scans level l's totals), `rows` and `items` (capacity i32 each), plus the problem's inputs,
+ * lse, kacc and dC.
  */
 export interface ByItemBuffers<B> {
   counts: B;
   local: B[];
   totals: B[];
-  pairs: B;
+  rows: B;
+  items: B;
   inputs: Record<string, B>;
 }
 
@@ -74,7 +79,7 @@ export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 
   for (let r0 = 0; r0 < p.N; r0 += plan.chunkRows) {
     const P = Math.min(plan.chunkRows, p.N - r0) * p.K;
     const s = { ...scalars, pair0: r0 * p.K, P, Q: P, S: Math.ceil(P / SEGMENT) };
-    ops.fill32(b.counts, 0, p.V);
+    ops.clear(b.counts, p.V);
     ops.launch('count', P, { ...b.inputs, counts: b.counts }, s);
     // Up: block sums of each level; level l scans `counts` (l = 0) or level l − 1's totals.
     const src = (l: number) => (l === 0 ? b.counts : b.totals[l - 1]!);
@@ -86,8 +91,8 @@ export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 
     }
     // A single level: its local sums are the prefix sums; hand them over as the cursor.
     const cursor = L.length === 1 ? b.local[0]! : b.counts;
-    ops.fill32(b.pairs, 0xffffffff, P);
-    ops.launch('fill', P, { ...b.inputs, cursor, pairs: b.pairs }, s);
-    ops.launch('reduce', s.S, { ...b.inputs, pairs: b.pairs }, s);
+    ops.clear(b.rows, P);
+    ops.launch('fill', P, { ...b.inputs, cursor, pair_rows: b.rows, pair_items: b.items }, s);
+    ops.launch('reduce', s.S, { ...b.inputs, pair_rows: b.rows, pair_items: b.items }, s);
   }
 }

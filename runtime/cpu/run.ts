@@ -2,7 +2,7 @@
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
-import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, fitProblem } from '../../dsl/schedule.js';
+import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, fitD, fitProblem } from '../../dsl/schedule.js';
 import { lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
@@ -12,7 +12,7 @@ import { negativeRows, samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { COUNTER_SCHEDULE } from '../../dsl/byitem.js';
-import { type ByItemBuffers, type ByItemOps, byItemKernel, byItemPlan, runByItemChunks } from '../byitem.js';
+import { type ByItemBuffers, type ByItemOps, byItemKernel, byItemPlan, reduceSchedule, runByItemChunks } from '../byitem.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -34,8 +34,10 @@ export interface RunOptions {
    * pair — the forward with dE in one sweep, then per chunk of rows count, scan, fill and reduce.
    */
   byItem?: boolean;
-  /** dC by item: bytes of the pair buffer (sets the chunk of rows; default BY_ITEM_PAIR_BYTES). */
+  /** dC by item: bytes of the pair buffers (sets the chunk of rows; default BY_ITEM_PAIR_BYTES). */
   pairBytes?: number;
+  /** dC by item: the reduction's schedule (default reduceSchedule(D)). */
+  reduceSchedule?: Schedule;
   /** Deterministic: the fixed-point scale (a power of two; default from the bound of |dC|, runtime/fixed.ts). */
   dCScale?: number;
 }
@@ -142,20 +144,22 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
     if (why) throw new Error(`byItem: ${why}`);
     kernelFor('fusedDEByItem', opts, s)({ ...inputs, loss: rowLoss, dE, lse, kacc, dC: dCacc }, bwdScalars, programs);
     const plan = byItemPlan(p, o.pairBytes);
+    const rs = fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D);
     const buffers: ByItemBuffers<Int32Array | Float64Array | Uint32Array> = {
       counts: new Int32Array(p.V),
       local: plan.levels.map((l) => new Int32Array(l.n)),
       totals: plan.levels.map((l) => new Int32Array(l.blocks)),
-      pairs: new Int32Array(plan.capacity),
+      rows: new Int32Array(plan.capacity),
+      items: new Int32Array(plan.capacity),
       inputs: { ...inputs, lse, kacc, dC: dCacc as Float64Array },
     };
     const ops: ByItemOps<Int32Array | Float64Array | Uint32Array> = {
       launch: (k, rows, bufs, sc) => {
-        const fn = compiled(`byItem|${k}|${JSON.stringify(s)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, s));
-        const sched = k === 'reduce' ? s : COUNTER_SCHEDULE;
+        const fn = compiled(`byItem|${k}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs));
+        const sched = k === 'reduce' ? rs : COUNTER_SCHEDULE;
         fn(bufs, sc, Math.ceil(rows / sched.rows));
       },
-      fill32: (b, v, n) => b.fill(b instanceof Int32Array ? v | 0 : v, 0, n),
+      clear: (b, n) => b.fill(0, 0, n),
     };
     runByItemChunks(ops, p, plan, buffers, bwdScalars);
     return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC: dC() };

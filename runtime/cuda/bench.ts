@@ -6,7 +6,8 @@ import { type Schedule, fitProblem } from '../../dsl/schedule.js';
 import { negativeRows } from '../philox.js';
 import { fixedScale } from '../fixed.js';
 import type { DevicePtr } from './driver.js';
-import { type CompiledKernel, type CudaRuntime, buildCubin, problemScalars } from './run.js';
+import { type CompiledKernel, type CudaRuntime, buildCubin, cudaByItem, problemScalars } from './run.js';
+import { reduceSchedule } from '../byitem.js';
 
 const GEN_SOURCE = `
 __device__ __forceinline__ unsigned ccekit_hash(unsigned x) {
@@ -63,6 +64,10 @@ export interface BenchTiming {
   registers: { fwd: number; bwd: number };
   /** With repeatCheck: elements of dC that differ between two runs on the same inputs. */
   dCDiffer?: number;
+  /** dC by item: ms of each kernel kind in one step timed launch by launch, the reduction's schedule, chunks of rows. */
+  byItemMs?: Record<string, number>;
+  reduceSchedule?: Schedule;
+  chunks?: number;
 }
 
 export class CudaBench {
@@ -134,15 +139,22 @@ export class CudaBench {
   }
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
-  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; frozenC?: boolean; repeatCheck?: boolean } = {}): BenchTiming {
+  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; frozenC?: boolean; byItem?: boolean; pairBytes?: number; reduceSchedule?: Schedule; repeatCheck?: boolean } = {}): BenchTiming {
     const s = fitProblem(schedule, p.D, this.rt.cuda.caps(), o.mode === 'sampled' ? o.share : undefined);
     const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
     // frozenC: item embeddings without a gradient, forward + dE in one sweep (no dC to clear or scatter).
-    const fused: CompiledKernel | undefined = opts.frozenC ? this.rt.kernel('fusedDE', o, s) : opts.fused ? this.rt.kernel('fused', o, s) : undefined;
+    // byItem: the forward with dE in one sweep, then dC by item (runtime/byitem.ts) as the timed "backward".
+    if (opts.byItem && (o.share || o.deterministic || opts.frozenC)) throw new Error('byItem: per-row negatives with float dC');
+    const fused: CompiledKernel | undefined = opts.byItem ? this.rt.kernel('fusedDEByItem', o, s) : opts.frozenC ? this.rt.kernel('fusedDE', o, s) : opts.fused ? this.rt.kernel('fused', o, s) : undefined;
     const cu = this.rt.cuda;
     const own = !opts.inputs;
     const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox', o.deterministic);
+    const extra: DevicePtr[] = [];
+    const before = cu.allocated;
+    const allocExtra = (bytes: number) => (extra.push(cu.malloc(bytes)), extra[extra.length - 1]!);
+    const byItem = opts.byItem ? cudaByItem(this.rt, o, opts.reduceSchedule ?? reduceSchedule(p.D), p, allocExtra, opts.pairBytes) : undefined;
+    const byItemBytes = cu.allocated - before;
     if (o.deterministic && !inp.dCfixed) throw new Error('deterministic: the inputs have no fixed-point dC buffer');
     try {
       const scalars = { ...problemScalars({ ...p, ignoreIndex: -100, shareRows: o.mode === 'sampled' ? o.share : undefined }, 1 / p.N), dC_scale: inp.dCScale, seed_lo: 12345, seed_hi: 0 };
@@ -157,7 +169,8 @@ export class CudaBench {
         if (fused) this.rt.launch(fused, p.N, bufs, scalars);
         else this.rt.launch(fwd, p.N, bufs, scalars);
         cu.record(ev[1]);
-        if (!fused) this.rt.launch(bwd, p.N, bufs, scalars);
+        if (byItem) byItem.run(bufs, scalars);
+        else if (!fused) this.rt.launch(bwd, p.N, bufs, scalars);
         if (o.deterministic && !opts.frozenC) this.fixedToFloat(inp.dC, acc, p.V * p.D, inp.dCScale);
       };
       const reps = opts.repeats ?? 20;
@@ -186,6 +199,16 @@ export class CudaBench {
         dCDiffer = 0;
         for (let i = 0; i < runs[0]!.length; i++) if (runs[0]![i] !== runs[1]![i]) dCDiffer++;
       }
+      // dC by item: one more step with each launch timed on its own (synchronizing), for the breakdown.
+      let byItemMs: Record<string, number> | undefined;
+      if (byItem) {
+        const prof = new Map<string, number>();
+        const timed = cudaByItem(this.rt, o, byItem.schedule, p, allocExtra, opts.pairBytes, prof as Map<never, number>);
+        cu.fill32(acc, 0, p.V * p.D);
+        timed.run(buffers(0), scalars);
+        cu.synchronize('by-item breakdown');
+        byItemMs = Object.fromEntries(prof);
+      }
       ev.forEach((e) => cu.destroyEvent(e));
       const q = (xs: number[], at: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(at * xs.length))]!;
       return {
@@ -195,12 +218,14 @@ export class CudaBench {
         fwdMs: q(f, 0.5),
         bwdMs: q(b, 0.5),
         samples: total,
-        extraBytes: inp.extraBytes,
+        extraBytes: inp.extraBytes + byItemBytes,
         schedule: s,
-        registers: { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
+        registers: byItem ? { fwd: fused!.attrs.registers, bwd: this.rt.byItem('reduce', o, byItem.schedule).attrs.registers } : { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
+        ...(byItem ? { byItemMs, reduceSchedule: byItem.schedule, chunks: Math.ceil(p.N / byItem.plan.chunkRows) } : {}),
         dCDiffer,
       };
     } finally {
+      extra.forEach((x) => cu.free(x));
       if (own) inp.release();
     }
   }

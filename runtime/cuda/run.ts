@@ -8,12 +8,13 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, heuristicSchedule } from '../../dsl/schedule.js';
+import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
-import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
+import { type ByItemKernel, type ByItemPlan, byItemKernel, byItemPlan, reduceSchedule, runByItemChunks } from '../byitem.js';
+import { type CceResult, type RunOptions, byItemUnsupported, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
 
@@ -72,11 +73,22 @@ export class CudaRuntime {
     return this.cuda.info.name;
   }
 
-  kernel(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE', o: CceOptions, s: Schedule): CompiledKernel {
-    const key = `${which}|${JSON.stringify(s)}|${optionsKey(o)}`;
+  kernel(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE' | 'fusedDEByItem', o: CceOptions, s: Schedule): CompiledKernel {
+    return this.compiled(`${which}|${JSON.stringify(s)}|${optionsKey(o)}`, () => ({
+      kernel: which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : which === 'fused' ? cceFused(o, s) : cceFusedDE(o, s, which === 'fusedDEByItem'),
+      schedule: s,
+    }));
+  }
+
+  /** A kernel of dC by item (runtime/byitem.ts); `s` is the problem's schedule. */
+  byItem(k: ByItemKernel, o: CceOptions, s: Schedule): CompiledKernel {
+    return this.compiled(`byItem|${k}|${JSON.stringify(s)}|${optionsKey(o)}`, () => byItemKernel(k, o, s));
+  }
+
+  private compiled(key: string, make: () => { kernel: Kernel; schedule: Schedule }): CompiledKernel {
     const hit = this.kernels.get(key);
     if (hit) return hit;
-    const kernel = which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : which === 'fused' ? cceFused(o, s) : cceFusedDE(o, s);
+    const { kernel, schedule: s } = make();
     const lowered = lower(kernel, s, this.cuda.caps());
     const { source } = emitCuda(lowered, CODEGEN_VERSION);
     let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch);
@@ -181,11 +193,20 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     };
     const dCScale = runDCScale(p, o, gradScale, up.dloss);
     const scalars = { ...problemScalars(p, gradScale), dC_scale: dCScale, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2 };
-    const fused = o.frozenC ? rt.kernel('fusedDE', opts, s) : o.fused ? rt.kernel('fused', opts, s) : undefined;
+    if (o.byItem) {
+      const why = byItemUnsupported(p, o);
+      if (why) throw new Error(`byItem: ${why}`);
+    }
+    const byItem = o.byItem ? cudaByItem(rt, opts, o.reduceSchedule ?? reduceSchedule(p.D), p, alloc, o.pairBytes) : undefined;
+    const fused = o.byItem ? rt.kernel('fusedDEByItem', opts, s) : o.frozenC ? rt.kernel('fusedDE', opts, s) : o.fused ? rt.kernel('fused', opts, s) : undefined;
     if (fused && p.reduction === 'none') throw new Error(`${o.frozenC ? 'frozenC' : 'fused'}: needs a scalar upstream gradient (reduction mean or sum)`);
     const step = () => {
       cu.fill32(b.dC, 0, dCWords);
-      if (fused) return rt.launch(fused, N, b, scalars);
+      if (fused) {
+        rt.launch(fused, N, b, scalars);
+        byItem?.run(b, scalars);
+        return;
+      }
       rt.launch(fwd, N, b, scalars);
       rt.launch(bwd, N, b, scalars);
     };
@@ -218,9 +239,9 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     cu.synchronize('CCE- forward/backward');
     const f64 = (ptr: DevicePtr, n: number) => Float64Array.from(new Float32Array(cu.download(ptr, n * 4)));
     const rowLoss = f64(b.loss, N);
-    // A fused run keeps lse and the accepted counts in registers: none are returned.
-    const lse = fused ? new Float64Array(0) : f64(b.lse, N);
-    const kAccepted = fused ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
+    // A fused run keeps lse and the accepted counts in registers: none are returned (dC by item writes them).
+    const lse = fused && !byItem ? new Float64Array(0) : f64(b.lse, N);
+    const kAccepted = fused && !byItem ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(b.dE, N * p.D);
     const dC = o.frozenC ? new Float64Array(0) : o.deterministic ? fixedToFloat(new BigInt64Array(cu.download(b.dC, p.V * p.D * 8)), dCScale) : f64(b.dC, p.V * p.D);
     const loss = reduceLoss(p, rowLoss, nValid);
@@ -228,4 +249,43 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
   } finally {
     for (const ptr of owned) cu.free(ptr);
   }
+}
+
+/**
+ * dC by item on CUDA: the plan's buffers (from `alloc`) and a run() that launches the chunks after the forward
+ * (fusedDEByItem) wrote lse, kacc and the targets' terms.
+ */
+export function cudaByItem(
+  rt: CudaRuntime,
+  o: CceOptions,
+  reduce: Schedule,
+  p: Pick<CceProblem, 'N' | 'K' | 'V' | 'D'>,
+  alloc: (bytes: number) => DevicePtr,
+  pairBytes?: number,
+  /** When given: each launch is timed with events (synchronizing) and its ms added under its kernel. */
+  profile?: Map<ByItemKernel, number>,
+): { plan: ByItemPlan; schedule: Schedule; run: (inputs: Record<string, DevicePtr>, scalars: Record<string, number>) => void } {
+  const plan = byItemPlan(p, pairBytes);
+  const s = fitD(reduce, p.D);
+  const bufs = {
+    counts: alloc(p.V * 4),
+    local: plan.levels.map((l) => alloc(l.n * 4)),
+    totals: plan.levels.map((l) => alloc(l.blocks * 4)),
+    rows: alloc(plan.capacity * 4),
+    items: alloc(plan.capacity * 4),
+  };
+  const ops = {
+    launch: (k: ByItemKernel, rows: number, buffers: Record<string, DevicePtr>, scalars: Record<string, number>) => {
+      if (!profile) return rt.launch(rt.byItem(k, o, s), rows, buffers, scalars);
+      const [a, b] = [rt.cuda.event(), rt.cuda.event()];
+      rt.cuda.record(a);
+      rt.launch(rt.byItem(k, o, s), rows, buffers, scalars);
+      rt.cuda.record(b);
+      profile.set(k, (profile.get(k) ?? 0) + rt.cuda.elapsed(a, b));
+      rt.cuda.destroyEvent(a);
+      rt.cuda.destroyEvent(b);
+    },
+    clear: (ptr: DevicePtr, n: number) => rt.cuda.fill32(ptr, 0, n),
+  };
+  return { plan, schedule: s, run: (inputs, scalars) => runByItemChunks(ops, p, plan, { ...bufs, inputs }, scalars) };
 }

@@ -5,14 +5,15 @@ import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
-import { type CceOptions, cceBackward, cceForward, cceSamples, optionsKey } from '../../dsl/cce.js';
-import type { Schedule } from '../../dsl/schedule.js';
+import { type CceOptions, cceBackward, cceForward, cceFusedDE, cceSamples, optionsKey } from '../../dsl/cce.js';
+import { type Schedule, fitD } from '../../dsl/schedule.js';
 import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
-import { type CceResult, type RunOptions, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
+import { type ByItemKernel, byItemKernel, byItemPlan, reduceSchedule, runByItemChunks } from '../byitem.js';
+import { type CceResult, type RunOptions, byItemUnsupported, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
 /** Default WebGPU schedule: 32 lanes a row (one subgroup on NVIDIA), 4-element row accesses, 4 rows per workgroup. */
@@ -77,13 +78,20 @@ export function checkBindings(kernelName: string, source: string, params: ParamD
   return found.map((f) => ({ binding: f.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: f.type as GPUBufferBindingType } }));
 }
 
-async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd' | 'samples', o: CceOptions, s: Schedule): Promise<Pipeline> {
+async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd' | 'samples' | 'fusedDEByItem', o: CceOptions, s: Schedule): Promise<Pipeline> {
+  return compiledPipeline(ctx, `${which}|${JSON.stringify(s)}|${optionsKey(o)}`, () => ({
+    kernel: which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : which === 'samples' ? cceSamples(o, s) : cceFusedDE(o, s, true),
+    schedule: s,
+  }));
+}
+
+async function compiledPipeline(ctx: WebgpuContext, key0: string, make: () => { kernel: Kernel; schedule: Schedule }): Promise<Pipeline> {
   let cache = pipelines.get(ctx.device);
   if (!cache) pipelines.set(ctx.device, (cache = new Map()));
-  const key = `${CODEGEN_VERSION}|${which}|${JSON.stringify(s)}|${optionsKey(o)}`;
+  const key = `${CODEGEN_VERSION}|${key0}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const kernel = which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : cceSamples(o, s);
+  const { kernel, schedule: s } = make();
   const lowered = lower(kernel, s, ctx.caps);
   const { source, parameters } = emitWgsl(lowered, CODEGEN_VERSION);
   const { device } = ctx;
@@ -165,9 +173,14 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   const opts = optionsFor(p, o);
   const def = webgpuSchedules(p.D, !!p.shareRows);
   const s = scheduleForProblem(o.schedule ?? def.fwd, p, ctx.caps);
-  const fwd = await getPipeline(ctx, 'fwd', opts, s);
-  const bwd = await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps));
-  if (bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
+  if (o.byItem) {
+    const why = byItemUnsupported(p, o);
+    if (why) throw new WebgpuError(`byItem: ${why}`);
+  }
+  // dC by item: the forward with dE in one sweep; the backward is the by-item sequence (`chain` below).
+  const fwd = await getPipeline(ctx, o.byItem ? 'fusedDEByItem' : 'fwd', opts, s);
+  const bwd = o.byItem ? undefined : await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps));
+  if (bwd && bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
   const { device } = ctx;
   const limit = ctx.caps.maxStorageBindingBytes ?? Infinity;
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
@@ -215,12 +228,47 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       owned.push(uniform);
       return group;
     };
+    const grid = (rows: number, perProgram: number): [number, number] => {
+      const programs = Math.ceil(rows / perProgram);
+      const gx = Math.min(Math.max(1, programs), ctx.caps.maxGridX);
+      const gy = Math.ceil(programs / gx);
+      if (gy > ctx.caps.maxGridX) throw new WebgpuError(`${rows} rows: ${programs} workgroups exceed ${ctx.caps.maxGridX}² dispatch slots; raise schedule.rows`);
+      return [gx, gy];
+    };
+    // The passes after the forward, in order, with buffer clears between them.
+    type Op = { pl: Pipeline; group: GPUBindGroup; grid: [number, number] } | { clear: GPUBuffer; bytes: number };
+    const chain: Op[] = [];
+    if (bwd) chain.push({ pl: bwd, group: bind(bwd), grid: grid(N, s.rows) });
+    else {
+      const plan = byItemPlan(p, o.pairBytes);
+      const rs = fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D);
+      const kernels = new Map<ByItemKernel, Pipeline>();
+      for (const k of ['count', 'scan', 'scanAdd', 'fill', 'reduce'] as const) kernels.set(k, await compiledPipeline(ctx, `byItem|${k}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs)));
+      const bi = {
+        counts: buffer('counts', p.V * 4),
+        local: plan.levels.map((l, i) => buffer(`scan_local${i}`, l.n * 4)),
+        totals: plan.levels.map((l, i) => buffer(`scan_totals${i}`, l.blocks * 4)),
+        rows: buffer('pair_rows', plan.capacity * 4),
+        items: buffer('pair_items', plan.capacity * 4),
+      };
+      runByItemChunks(
+        {
+          launch: (k, rows, b, sc) => {
+            const pl = kernels.get(k)!;
+            const { group, uniform } = bindKernel(device, pl, b, sc);
+            owned.push(uniform);
+            chain.push({ pl, group, grid: grid(rows, pl.lowered.schedule.rows) });
+          },
+          clear: (b, words) => chain.push({ clear: b, bytes: words * 4 }),
+        },
+        p,
+        plan,
+        { ...bi, inputs: bufs },
+        scalars,
+      );
+    }
     const fwdGroup = bind(fwd);
-    const bwdGroup = bind(bwd);
-    const programs = Math.ceil(N / s.rows);
-    const gx = Math.min(programs, ctx.caps.maxGridX);
-    const gy = Math.ceil(programs / gx);
-    if (gy > ctx.caps.maxGridX) throw new WebgpuError(`N: ${programs} workgroups exceed ${ctx.caps.maxGridX}² dispatch slots; raise schedule.rows`);
+    const fwdGrid = grid(N, s.rows);
 
     const querySet = ctx.timestamps ? device.createQuerySet({ type: 'timestamp', count: 4 }) : undefined;
     const qbuf = querySet ? device.createBuffer({ size: 32, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
@@ -231,13 +279,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       if (!timed || querySet) {
         const enc = device.createCommandEncoder();
         enc.clearBuffer(bufs.dC);
-        for (const [i, pl, group] of [[0, fwd, fwdGroup], [1, bwd, bwdGroup]] as const) {
-          const pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
-          pass.setPipeline(pl.pipeline);
-          pass.setBindGroup(0, group);
-          pass.dispatchWorkgroups(gx, gy);
-          pass.end();
-        }
+        encode(enc, querySet);
         if (querySet) {
           enc.resolveQuerySet(querySet, 0, 4, qbuf!, 0);
           enc.copyBufferToBuffer(qbuf!, 0, readTs!, 0, 32);
@@ -258,13 +300,9 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       clr.clearBuffer(bufs.dC);
       device.queue.submit([clr.finish()]);
       await device.queue.onSubmittedWorkDone();
-      for (const [pl, group] of [[fwd, fwdGroup], [bwd, bwdGroup]] as const) {
+      for (const part of [0, 1] as const) {
         const enc = device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        pass.setPipeline(pl.pipeline);
-        pass.setBindGroup(0, group);
-        pass.dispatchWorkgroups(gx, gy);
-        pass.end();
+        encode(enc, undefined, part);
         const t0 = performance.now();
         device.queue.submit([enc.finish()]);
         await device.queue.onSubmittedWorkDone();
@@ -272,6 +310,32 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       }
       return [out[0], out[1]];
     };
+
+    /**
+     * The forward (part 0) and the chain after it (part 1), or both; with a query set, timestamps 0–1 bracket
+     * the forward and 2–3 the chain (its first pass's start, its last pass's end).
+     */
+    function encode(enc: GPUCommandEncoder, qs: GPUQuerySet | undefined, part?: 0 | 1): void {
+      const dispatch = (pl: Pipeline, group: GPUBindGroup, [x, y]: [number, number], ts?: GPUComputePassTimestampWrites) => {
+        const pass = enc.beginComputePass(ts ? { timestampWrites: ts } : {});
+        pass.setPipeline(pl.pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(x, y);
+        pass.end();
+      };
+      if (part !== 1) dispatch(fwd, fwdGroup, fwdGrid, qs && { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 });
+      if (part === 0) return;
+      const passes = chain.filter((op): op is Extract<Op, { pl: Pipeline }> => 'pl' in op);
+      for (const op of chain) {
+        if ('clear' in op) {
+          enc.clearBuffer(op.clear, 0, op.bytes);
+          continue;
+        }
+        const first = op === passes[0], last = op === passes[passes.length - 1];
+        const ts = qs && (first || last) ? { querySet: qs, ...(first ? { beginningOfPassWriteIndex: 2 } : {}), ...(last ? { endOfPassWriteIndex: 3 } : {}) } : undefined;
+        dispatch(op.pl, op.group, op.grid, ts);
+      }
+    }
 
     const samples: [number, number][] = [];
     // Timed runs after 2 s of untimed ones: on the H100 the first seconds of a run were up to 5× slower
@@ -309,12 +373,12 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
     const method = querySet ? 'timestamp-query' : 'wall-clock';
     const timings: KernelTiming[] = samples.length
-      ? [0, 1].map((i) => ({ kernel: (i ? bwd : fwd).kernel.name, ms: median(samples.map((x) => x[i])), samples: samples.map((x) => x[i]), method }))
+      ? [0, 1].map((i) => ({ kernel: i ? bwd?.kernel.name ?? 'dC by item' : fwd.kernel.name, ms: median(samples.map((x) => x[i])), samples: samples.map((x) => x[i]), method }))
       : [];
     querySet?.destroy();
     qbuf?.destroy();
     readTs?.destroy();
-    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s, bwdSchedule: bwd.lowered.schedule };
+    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s, bwdSchedule: bwd?.lowered.schedule ?? fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D) };
   } finally {
     for (const b of owned) b.destroy();
   }
