@@ -9,7 +9,7 @@ import { byItemPlan, reduceSchedule } from '../runtime/byitem.js';
 import { CudaBench } from '../runtime/cuda/bench.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
-import { WEBGPU_SCHEDULE, runCceWebgpu } from '../runtime/webgpu/run.js';
+import { WEBGPU_SCHEDULE, runCceWebgpu, webgpuReduceSchedule } from '../runtime/webgpu/run.js';
 import { SETTINGS } from '../bench/settings.js';
 import { type FlagTable, UsageError, checkShare, parseFlags, table, usage } from './args.js';
 import { TuningDb } from '../runtime/autotune/db.js';
@@ -138,7 +138,7 @@ const BENCH_FLAGS = {
   'frozen-c': { kind: 'bool', help: 'item embeddings without a gradient: forward + dE in one sweep (no dC)' },
   'by-item': { kind: 'bool', help: 'per-row negatives: forward + dE in one sweep, then dC reduced by item (chunks of rows: count, scan, fill, reduce) instead of one float atomic per pair' },
   'pair-mib': { kind: 'int', default: 48, min: 1, help: 'with --by-item: MiB of the pair buffers (sets the chunk of rows)' },
-  'reduce-schedule': { kind: 'str', metavar: 'JSON', help: 'with --by-item: the reduction\'s (partial) schedule over its default (about D/32 lanes a row)' },
+  'reduce-schedule': { kind: 'str', metavar: 'JSON', help: 'with --by-item: the reduction\'s (partial) schedule over its default (about D/32 lanes a row); register chunks are fitted to D' },
   'repeat-check': { kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ' },
 } as const satisfies FlagTable;
 
@@ -148,7 +148,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const o = parseFlags('bench', argv, BENCH_FLAGS);
   const names = settingNames(o.settings, 'bench');
   const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
-  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, o.schedules ? extra : [undefined], o['by-item']);
+  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, o.schedules ? extra : [undefined], o['by-item'] ? { reduce: o['reduce-schedule'] ? (JSON.parse(o['reduce-schedule']) as Partial<Schedule>) : undefined } : undefined);
   const rt = openCuda();
   const bench = new CudaBench(rt);
   const card = rt.name;
@@ -166,7 +166,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
-          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], pairBytes: o['pair-mib'] * 2 ** 20, reduceSchedule: o['reduce-schedule'] ? { ...reduceSchedule(st.D), ...(JSON.parse(o['reduce-schedule']) as Partial<Schedule>) } : undefined, repeatCheck: o['repeat-check'] });
+          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], pairBytes: o['pair-mib'] * 2 ** 20, reduceSchedule: o['reduce-schedule'] ? { ...reduceSchedule(st.D), dChunks: 1, ...(JSON.parse(o['reduce-schedule']) as Partial<Schedule>) } : undefined, repeatCheck: o['repeat-check'] });
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}), ...(t.byItemMs ? { by_item_ms: t.byItemMs, reduce_schedule: t.reduceSchedule, chunks: t.chunks } : {}) };
         } catch (e) {
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
@@ -184,7 +184,8 @@ export async function cmdBench(argv: string[]): Promise<number> {
 }
 
 /** schedules: undefined runs the WebGPU defaults (webgpuSchedules); a (partial) schedule over WEBGPU_SCHEDULE serves both passes. */
-async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false, schedules: (Partial<Schedule> | undefined)[] = [undefined], byItem = false): Promise<number> {
+async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false, schedules: (Partial<Schedule> | undefined)[] = [undefined], byItemOpts?: { reduce?: Partial<Schedule> }): Promise<number> {
+  const byItem = !!byItemOpts;
   const ctx = await acquireWebgpu();
   if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'bench');
   const { randomProblem } = await import('../runtime/random.js');
@@ -198,7 +199,8 @@ async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repea
         let row: Record<string, unknown>;
         const impl = `ccekit-webgpu${share ? `-shared${share}` : ''}${byItem ? '-byitem' : ''}${deterministic ? '-det' : ''}`;
         try {
-          const r = await runCceWebgpu(ctx, p, { repeats, deterministic, byItem, ...(x ? { schedule: { ...WEBGPU_SCHEDULE, ...x } } : {}) });
+          const reduce = byItemOpts?.reduce ? { ...webgpuReduceSchedule(st.D, ctx.caps.subgroupSize), dChunks: 1, ...byItemOpts.reduce } as Schedule : undefined;
+          const r = await runCceWebgpu(ctx, p, { repeats, deterministic, byItem, ...(reduce ? { reduceSchedule: reduce } : {}), ...(x ? { schedule: { ...WEBGPU_SCHEDULE, ...x } } : {}) });
           const [f, b] = r.timings;
           const samples = f!.samples.map((y, i) => y + b!.samples[i]!);
           const q = (at: number) => [...samples].sort((y, z) => y - z)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;

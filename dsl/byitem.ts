@@ -25,12 +25,13 @@ export const SEGMENT = 32;
 export const SCAN_WIDTH = 64;
 
 /**
- * Default schedule of the reduction: few lanes a row (about D/32), so a warp walks several segments at once and
- * the per-pair scalar work (loads of row and item, lse, exp) is shared by fewer lanes; 4-element accesses.
+ * Default schedule of the reduction: about D/16 lanes a row (16 at D = 256, 4 at D = 64), so a warp walks
+ * several segments at once; 4-element accesses, one pair a step. On an H100 (bench/results/h100-by-item.md)
+ * this beat 8 and 32 lanes at D = 256, and two or four pairs a step (more registers, fewer warps) lost.
  */
 export function reduceSchedule(D: number): Schedule {
   let lanes = 1;
-  while (lanes < 32 && lanes * 32 < D) lanes *= 2;
+  while (lanes < 32 && lanes * 16 < D) lanes *= 2;
   return fitD({ rows: Math.max(1, 128 / lanes) as Schedule['rows'], lanes: lanes as Schedule['lanes'], vec: 4, dChunks: 1, samplesPerStep: 1, stages: 1 }, D);
 }
 
@@ -149,7 +150,6 @@ export function scanAdd(): Kernel {
  */
 export function cceReduceByItem(o: CceOptions, s: Schedule): Kernel {
   check(o);
-  void s;
   const kb = new KernelBuilder({ name: 'cce_minus_dc_by_item', doc: 'dC by item, step 4: sums of coef·e over runs of one item\'s pairs, one dC update per run', rowDim: 'S', vecDim: 'D' });
   const E = kb.input('E', o.dtype as FloatDType, ['N', 'D'] as const, 'hidden states, one row per position');
   const C = kb.input('C', o.dtype as FloatDType, ['V', 'D'] as const, 'item embeddings (the classifier)');
@@ -166,27 +166,48 @@ export function cceReduceByItem(o: CceOptions, s: Schedule): Kernel {
   const item = kb.var('item', i32(-1), 'row');
   const cur = kb.var('c_cur', f32(0), 'vec');
   const acc = kb.var('acc', f32(0), 'vec');
-  kb.loop('j', 0, SEGMENT, 1, (j) => {
-    const pos = kb.let('pos', kb.row.mul(SEGMENT).add(j));
-    const inb = kb.let('inb', kb.rowValid.and(pos.lt(kb.dim('Q'))));
-    const grow = kb.let('prow', kb.load(pairRows, pos, inb).sub(1));
-    const valid = kb.let('valid', grow.ge(0));
-    const n = kb.let('n', kb.load(pairItems, pos, valid));
-    const fresh = kb.let('fresh', valid.and(n.ne(item.get())));
-    kb.comment('a new item: add the finished run to dC, load the new item\'s row');
-    kb.atomicAddRow(dC, item.get(), acc.get(), fresh.and(item.get().ge(0)));
-    cur.set(select(fresh, kb.loadRow(C, n, fresh), cur.get()));
-    const e = kb.let('e', kb.loadRow(E, grow, valid));
-    const raw = kb.let('raw', dot(e, cur.get()));
-    const lq = logq ? kb.load(logq, n, valid) : logqUniform!;
-    const corr = o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
-    const logk = kb.load(KACC, grow, valid).to('f32').max(1).log();
-    const sj = f(raw).add(corr).sub(logk).sub(kb.load(LSE, grow, valid));
-    const p = kb.let('p', select(valid, sj.exp(), 0));
-    const coef = kb.let('coef', (df ? p.mul(df(raw)) : p).mul(g));
-    const term = kb.let('term', e.mul(coef));
-    acc.set(select(fresh, term, acc.get().add(term)));
-    item.set(select(valid, n, item.get()));
+  // U = samplesPerStep pairs a step: their loads and dot products are independent (in flight together); the
+  // run bookkeeping then takes them in order.
+  const U = s.samplesPerStep;
+  if (SEGMENT % U !== 0) throw new DslError(`dC by item: samplesPerStep ${U} must divide the segment of ${SEGMENT} pairs`);
+  kb.loop('jj', 0, SEGMENT, U, (jj) => {
+    kb.comment(`${U} pairs: rows, items, each item's row (loaded when it differs from the one before), e_i, logits`);
+    const pairs = Array.from({ length: U }, (_, u) => {
+      const pos = kb.let(`pos_${u}`, kb.row.mul(SEGMENT).add(jj).add(u));
+      const inb = kb.let(`inb_${u}`, kb.rowValid.and(pos.lt(kb.dim('Q'))));
+      const grow = kb.let(`prow_${u}`, kb.load(pairRows, pos, inb).sub(1));
+      const valid = kb.let(`valid_${u}`, grow.ge(0));
+      return { grow, valid, n: kb.let(`n_${u}`, kb.load(pairItems, pos, valid)) };
+    });
+    // Entries past the filled ones are invalid to the segment's end, so a valid pair's predecessor is valid:
+    // pair u starts a run when it is valid and its item differs from the one before it.
+    let prevN = item.get();
+    let prevC = cur.get();
+    const runs = pairs.map(({ n, valid }, u) => {
+      const same = kb.let(`same_${u}`, n.eq(prevN));
+      const c = kb.let(`c_${u}`, select(same, prevC, kb.loadRow(C, n, valid.and(same.not()))));
+      const run = { c, before: prevN, fresh: kb.let(`fresh_${u}`, valid.and(same.not())) };
+      prevN = n;
+      prevC = c;
+      return run;
+    });
+    const es = pairs.map(({ grow, valid }, u) => kb.let(`e_${u}`, kb.loadRow(E, grow, valid)));
+    const raws = pairs.map((_, u) => kb.let(`raw_${u}`, dot(es[u]!, runs[u]!.c)));
+    const coefs = pairs.map(({ grow, valid, n }, u) => {
+      const lq = logq ? kb.load(logq, n, valid) : logqUniform!;
+      const corr = o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
+      const logk = kb.load(KACC, grow, valid).to('f32').max(1).log();
+      const sj = f(raws[u]!).add(corr).sub(logk).sub(kb.load(LSE, grow, valid));
+      const p = kb.let(`p_${u}`, select(valid, sj.exp(), 0));
+      return kb.let(`coef_${u}`, (df ? p.mul(df(raws[u]!)) : p).mul(g));
+    });
+    kb.comment('in order: a pair that starts a run adds the finished run to dC first');
+    runs.forEach(({ before, fresh }, u) => {
+      kb.atomicAddRow(dC, before, acc.get(), fresh.and(before.ge(0)));
+      acc.set(select(fresh, f32(0), acc.get()).add(es[u]!.mul(coefs[u]!)));
+    });
+    item.set(pairs.reduce((it, { valid, n }) => select(valid, n, it), item.get()));
+    cur.set(runs[U - 1]!.c);
   });
   kb.atomicAddRow(dC, item.get(), acc.get(), item.get().ge(0));
   return kb.build();

@@ -28,17 +28,22 @@ export interface ByItemPlan {
 }
 
 export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_ITEM_PAIR_BYTES): ByItemPlan {
-  if (p.N * p.K >= 2 ** 31) throw new Error(`dC by item: N·K = ${p.N * p.K} pair ids do not fit i32`);
-  const chunkRows = Math.max(1, Math.min(p.N, Math.floor(pairBytes / 8 / p.K)));
-  const levels: ScanLevel[] = [];
-  for (let n = p.V; ; ) {
-    const blocks = Math.ceil(n / SCAN_WIDTH);
-    levels.push({ n, blocks });
-    if (blocks === 1) break;
-    n = blocks;
-  }
+  if (p.N * p.K >= 2 ** 31) throw new Error(`dC by item: N·K = ${p.N * p.K} pairs exceed i32 positions`);
+  const chunkRows = Math.max(1, Math.min(p.N, Math.floor(pairBytes / 8 / Math.max(1, p.K))));
+  const levels = scanLevels(p.V);
   const scanWords = levels.reduce((a, l) => a + 2 * l.n + l.blocks, 0);
   return { chunkRows, capacity: chunkRows * p.K, levels, extraBytes: 4 * (2 * chunkRows * p.K + scanWords + 2 * p.N) };
+}
+
+/** Scan levels over n values: blocks of SCAN_WIDTH, then the blocks' totals, ... down to one block. */
+export function scanLevels(n0: number): ScanLevel[] {
+  const levels: ScanLevel[] = [];
+  for (let n = n0; ; ) {
+    const blocks = Math.ceil(n / SCAN_WIDTH);
+    levels.push({ n, blocks });
+    if (blocks === 1) return levels;
+    n = blocks;
+  }
 }
 
 export type ByItemKernel = 'count' | 'fill' | 'scan' | 'scanAdd' | 'reduce';
@@ -73,24 +78,32 @@ export interface ByItemBuffers<B> {
   inputs: Record<string, B>;
 }
 
+/**
+ * Exclusive prefix sums of `b.counts` (levels from byItemPlan): block sums up the levels, block bases back
+ * down. Returns the buffer that holds them: `b.counts` itself, or level 0's local sums when one block is all.
+ */
+export function runScan<B>(ops: ByItemOps<B>, L: readonly ScanLevel[], b: Pick<ByItemBuffers<B>, 'counts' | 'local' | 'totals'>, scalars: Record<string, number>): B {
+  // Up: level l scans `counts` (l = 0) or level l − 1's totals.
+  const src = (l: number) => (l === 0 ? b.counts : b.totals[l - 1]!);
+  L.forEach((lv, l) => ops.launch('scan', lv.blocks, { src: src(l), local: b.local[l]!, totals: b.totals[l]! }, { ...scalars, n: lv.n, B: lv.blocks }));
+  // Down: the top level's local sums are its prefix sums; each lower level adds its block's base, in place of its source.
+  for (let l = L.length - 2; l >= 0; l--) {
+    const base = l + 1 === L.length - 1 ? b.local[l + 1]! : src(l + 1);
+    ops.launch('scanAdd', L[l]!.blocks, { local: b.local[l]!, base, dst: src(l) }, { ...scalars, n: L[l]!.n, B: L[l]!.blocks });
+  }
+  return L.length === 1 ? b.local[0]! : b.counts;
+}
+
 /** The negatives' dC terms, chunk by chunk, after the forward wrote lse, kacc and the targets' terms. */
 export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 'K' | 'V'>, plan: ByItemPlan, b: ByItemBuffers<B>, scalars: Record<string, number>): void {
   const L = plan.levels;
+  if (p.K === 0) return; // no negatives: the forward wrote every term
   for (let r0 = 0; r0 < p.N; r0 += plan.chunkRows) {
     const P = Math.min(plan.chunkRows, p.N - r0) * p.K;
     const s = { ...scalars, pair0: r0 * p.K, P, Q: P, S: Math.ceil(P / SEGMENT) };
     ops.clear(b.counts, p.V);
     ops.launch('count', P, { ...b.inputs, counts: b.counts }, s);
-    // Up: block sums of each level; level l scans `counts` (l = 0) or level l − 1's totals.
-    const src = (l: number) => (l === 0 ? b.counts : b.totals[l - 1]!);
-    L.forEach((lv, l) => ops.launch('scan', lv.blocks, { src: src(l), local: b.local[l]!, totals: b.totals[l]! }, { ...s, n: lv.n, B: lv.blocks }));
-    // Down: the top level's local sums are its prefix sums; each lower level adds its block's base, in place of its source.
-    for (let l = L.length - 2; l >= 0; l--) {
-      const base = l + 1 === L.length - 1 ? b.local[l + 1]! : src(l + 1);
-      ops.launch('scanAdd', L[l]!.blocks, { local: b.local[l]!, base, dst: src(l) }, { ...s, n: L[l]!.n, B: L[l]!.blocks });
-    }
-    // A single level: its local sums are the prefix sums; hand them over as the cursor.
-    const cursor = L.length === 1 ? b.local[0]! : b.counts;
+    const cursor = runScan(ops, L, b, s);
     ops.clear(b.rows, P);
     ops.launch('fill', P, { ...b.inputs, cursor, pair_rows: b.rows, pair_items: b.items }, s);
     ops.launch('reduce', s.S, { ...b.inputs, pair_rows: b.rows, pair_items: b.items }, s);

@@ -12,7 +12,7 @@ import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
-import { type ByItemKernel, byItemKernel, byItemPlan, reduceSchedule, runByItemChunks } from '../byitem.js';
+import { type ByItemKernel, byItemKernel, byItemPlan, runByItemChunks } from '../byitem.js';
 import { type CceResult, type RunOptions, byItemUnsupported, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
@@ -46,6 +46,15 @@ export function webgpuSchedules(D: number, shared: boolean): { fwd: Schedule; bw
     return { fwd: s, bwd: s };
   }
   return { fwd: WEBGPU_SCHEDULE, bwd: WEBGPU_BWD_SCHEDULE };
+}
+
+/**
+ * The by-item reduction on WebGPU: a row's lanes are one subgroup (a lane reduction through workgroup memory
+ * would cost two barriers per pair), 4-element accesses where D allows, two pairs a step.
+ */
+export function webgpuReduceSchedule(D: number, subgroupSize?: number): Schedule {
+  const lanes = (subgroupSize && subgroupSize <= 32 ? subgroupSize : 32) as Schedule['lanes'];
+  return fitD({ rows: Math.max(1, 128 / lanes) as Schedule['rows'], lanes, vec: D % 4 === 0 ? 4 : 1, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
 }
 
 interface Pipeline {
@@ -241,7 +250,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     if (bwd) chain.push({ pl: bwd, group: bind(bwd), grid: grid(N, s.rows) });
     else {
       const plan = byItemPlan(p, o.pairBytes);
-      const rs = fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D);
+      const rs = fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D);
       const kernels = new Map<ByItemKernel, Pipeline>();
       for (const k of ['count', 'scan', 'scanAdd', 'fill', 'reduce'] as const) kernels.set(k, await compiledPipeline(ctx, `byItem|${k}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs)));
       const bi = {
@@ -378,7 +387,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     querySet?.destroy();
     qbuf?.destroy();
     readTs?.destroy();
-    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s, bwdSchedule: bwd?.lowered.schedule ?? fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D) };
+    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s, bwdSchedule: bwd?.lowered.schedule ?? fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D) };
   } finally {
     for (const b of owned) b.destroy();
   }
