@@ -11,7 +11,8 @@ export const EXT: Record<TargetName, string> = { wgsl: 'wgsl', cuda: 'cu', trito
 export interface ManifestKernel {
   file: string;
   entry: string;
-  pass: 'forward' | 'backward' | 'fused' | 'fused_de';
+  /** The CCE- passes, and the kernels of dC by item (dsl/byitem.ts; the PyTorch package carries them). */
+  pass: 'forward' | 'backward' | 'fused' | 'fused_de' | 'fused_de_by_item' | 'count_pairs' | 'fill_pairs' | 'scan_blocks' | 'scan_add' | 'dc_by_item';
   options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; share?: number; deterministic?: boolean; transform?: string; correction?: string };
   schedule: Schedule;
   launch: { rowsPerProgram: number; threadsPerProgram: number; warps: number; blockD: number; sharedBytes: number; maxD: number };

@@ -9,6 +9,8 @@ import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE } from '
 import { CAPS, type Schedule, fitD, fitProblem, heuristicSchedule, warps } from '../../dsl/schedule.js';
 import type { ManifestKernel } from '../../codegen/package.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
+import { COUNTER_SCHEDULE, SCAN_WIDTH, SEGMENT, reduceSchedule } from '../../dsl/byitem.js';
+import { BY_ITEM_PAIR_BYTES, type ByItemKernel, byItemKernel } from '../../runtime/byitem.js';
 import { CUDA_PY, INIT_PY, LOSS_PY, REFERENCE_PY, SETUP_PY, TILE_PY } from './python.js';
 
 export interface TorchPackageOptions {
@@ -42,8 +44,12 @@ export interface TileKernel {
   launch: { wide: [number, number]; narrow: [number, number] };
   parameters: ManifestKernel['parameters'];
 }
-const kernelOf = (pass: ManifestKernel['pass'], o: CceOptions, s: Schedule) =>
-  pass === 'forward' ? cceForward(o, s) : pass === 'backward' ? cceBackward(o, s) : pass === 'fused' ? cceFused(o, s) : cceFusedDE(o, s);
+const BY_ITEM_KERNELS: Partial<Record<ManifestKernel['pass'], ByItemKernel>> = { count_pairs: 'count', fill_pairs: 'fill', scan_blocks: 'scan', scan_add: 'scanAdd', dc_by_item: 'reduce' };
+const kernelOf = (pass: ManifestKernel['pass'], o: CceOptions, s: Schedule) => {
+  const b = BY_ITEM_KERNELS[pass];
+  if (b) return byItemKernel(b, o, s).kernel;
+  return pass === 'forward' ? cceForward(o, s) : pass === 'backward' ? cceBackward(o, s) : pass === 'fused' ? cceFused(o, s) : cceFusedDE(o, s, pass === 'fused_de_by_item');
+};
 const tag = (s: Schedule) => `r${s.rows}l${s.lanes}v${s.vec}c${s.dChunks}s${s.samplesPerStep}`;
 
 /** Files of the package, relative to the output directory. */
@@ -72,7 +78,13 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   const PASSES = [['forward', false], ['backward', false], ['fused', false], ['backward', true], ['fused', true], ['fused_de', false]] as const;
   // The fused kernel (mean / sum: gradients for a unit upstream scale, computed with the loss); the others for
   // a per-row upstream gradient.
-  const optsFor = (pass: ManifestKernel['pass'], det: boolean, base: Omit<CceOptions, 'grad'>): CceOptions => ({ ...base, grad: pass === 'fused' || pass === 'fused_de' ? 'scalar' : 'perRow', ...(det ? { deterministic: true } : {}) });
+  const optsFor = (pass: ManifestKernel['pass'], det: boolean, base: Omit<CceOptions, 'grad'>): CceOptions => ({ ...base, grad: pass === 'backward' || pass === 'forward' ? 'perRow' : 'scalar', ...(det ? { deterministic: true } : {}) });
+  // dC by item (per-row negatives, mean / sum): the scan kernels once, counting and filling per kind of
+  // negatives (no embeddings involved), the forward per schedule and the reduction per D, for every dtype.
+  const f32Opts = (sampling: CceOptions['sampling'], negatives: CceOptions['negatives']): CceOptions => ({ mode: 'sampled', dtype: 'f32', sampling, negatives, grad: 'scalar' });
+  for (const pass of ['scan_blocks', 'scan_add'] as const) cudaKernel(f32Opts('uniform', 'tensor'), COUNTER_SCHEDULE, pass, 'all');
+  for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const)
+    for (const pass of ['count_pairs', 'fill_pairs'] as const) cudaKernel(f32Opts(sampling, negatives), COUNTER_SCHEDULE, pass, `${sampling}${negatives === 'philox' ? '_philox' : ''}`);
   for (const dtype of o.dtypes ?? ['f32', 'f16', 'bf16']) {
     const schedules = new Map<string, Schedule>();
     for (const d of dValues) {
@@ -86,7 +98,9 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
     for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const) {
       const kind = `${sampling}${negatives === 'philox' ? '_philox' : ''}`;
       for (const s of schedules.values())
-        for (const [pass, det] of PASSES) cudaKernel(optsFor(pass, det, { mode: 'sampled', dtype, sampling, negatives }), s, pass, `${kind}_${dtype}${det ? '_det' : ''}__${tag(s)}`);
+        for (const [pass, det] of [...PASSES, ['fused_de_by_item', false] as const]) cudaKernel(optsFor(pass, det, { mode: 'sampled', dtype, sampling, negatives }), s, pass, `${kind}_${dtype}${det ? '_det' : ''}__${tag(s)}`);
+      const reduces = new Map(dValues.flatMap((d) => [reduceSchedule(d), fitD({ ...reduceSchedule(d), vec: 1, dChunks: 1 }, d)]).map((x) => [tag(x), x]));
+      for (const s of reduces.values()) cudaKernel(optsFor('dc_by_item', false, { mode: 'sampled', dtype, sampling, negatives }), s, 'dc_by_item', `${kind}_${dtype}__${tag(s)}`);
       // Shared negatives: SIMT kernels (any NVIDIA GPU) at the heuristic schedules, Triton tile kernels
       // (tensor cores; one file serves every D, BLOCK_D is a launch argument).
       for (const share of PACKAGE_SHARES) {
@@ -107,7 +121,9 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
       }
     }
   }
-  const manifest = { generator: 'ccekit', version: CODEGEN_VERSION, target: 'torch', kernels, tiles };
+  // Constants the package's dC-by-item driver shares with the kernels (runtime/byitem.ts is its TypeScript twin).
+  const byItem = { segment: SEGMENT, scanWidth: SCAN_WIDTH, pairBytes: BY_ITEM_PAIR_BYTES };
+  const manifest = { generator: 'ccekit', version: CODEGEN_VERSION, target: 'torch', byItem, kernels, tiles };
   const fill = (t: string) => Handlebars.compile(t, { noEscape: true })({ version: CODEGEN_VERSION });
   files.set('ccekit_torch/manifest.json', JSON.stringify(manifest, null, 1) + '\n');
   files.set('ccekit_torch/tuning.json', JSON.stringify({ schema: 'ccekit-tuning/1', entries: Object.fromEntries((o.tuning ?? []).map((e, i) => [String(i), e])) }, null, 1) + '\n');
