@@ -138,6 +138,7 @@ const BENCH_FLAGS = {
   'frozen-c': { kind: 'bool', help: 'item embeddings without a gradient: forward + dE in one sweep (no dC)' },
   'by-item': { kind: 'bool', help: 'per-row negatives: forward + dE in one sweep, then dC reduced by item (chunks of rows: count, scan, fill, reduce) instead of one float atomic per pair' },
   'pair-mib': { kind: 'int', default: 48, min: 1, help: 'with --by-item: MiB of the pair buffers (sets the chunk of rows)' },
+  'two-word-pairs': { kind: 'bool', help: 'with --by-item: keep two i32 words per pair where one packed u32 would fit' },
   'reduce-schedule': { kind: 'str', metavar: 'JSON', help: 'with --by-item: the reduction\'s (partial) schedule over its default (about D/32 lanes a row); register chunks are fitted to D' },
   'repeat-check': { kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ' },
 } as const satisfies FlagTable;
@@ -166,13 +167,13 @@ export async function cmdBench(argv: string[]): Promise<number> {
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
-          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], pairBytes: o['pair-mib'] * 2 ** 20, reduceSchedule: o['reduce-schedule'] ? { ...reduceSchedule(st.D), dChunks: 1, ...(JSON.parse(o['reduce-schedule']) as Partial<Schedule>) } : undefined, repeatCheck: o['repeat-check'] });
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}), ...(t.byItemMs ? { by_item_ms: t.byItemMs, reduce_schedule: t.reduceSchedule, chunks: t.chunks } : {}) };
+          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], pairBytes: o['pair-mib'] * 2 ** 20, packPairs: !o['two-word-pairs'], reduceSchedule: o['reduce-schedule'] ? { ...reduceSchedule(st.D), dChunks: 1, ...(JSON.parse(o['reduce-schedule']) as Partial<Schedule>) } : undefined, repeatCheck: o['repeat-check'] });
+          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}), ...(t.byItemMs ? { by_item_ms: t.byItemMs, reduce_schedule: t.reduceSchedule, chunks: t.chunks, packed_pairs: t.packed } : {}) };
         } catch (e) {
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
         }
         rows.push(row);
-        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}${row.dC_differ_between_runs !== undefined ? ` dC elements differing between two runs: ${row.dC_differ_between_runs}` : ''}${row.by_item_ms ? ` by item (${row.chunks} chunks, ms): ${Object.entries(row.by_item_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}` : ''}`);
+        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}${row.dC_differ_between_runs !== undefined ? ` dC elements differing between two runs: ${row.dC_differ_between_runs}` : ''}${row.by_item_ms ? ` by item (${row.chunks} chunks${row.packed_pairs ? ', packed' : ''}, ms): ${Object.entries(row.by_item_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}` : ''}`);
       }
     } finally {
       inputs.release();

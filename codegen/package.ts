@@ -13,7 +13,7 @@ export interface ManifestKernel {
   entry: string;
   /** The CCE- passes, and the kernels of dC by item (dsl/byitem.ts; the PyTorch package carries them). */
   pass: 'forward' | 'backward' | 'fused' | 'fused_de' | 'fused_de_by_item' | 'count_pairs' | 'fill_pairs' | 'scan_blocks' | 'scan_add' | 'dc_by_item';
-  options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; share?: number; deterministic?: boolean; transform?: string; correction?: string };
+  options: { mode: string; dtype: string; sampling: string; grad: string; negatives?: string; share?: number; deterministic?: boolean; transform?: string; correction?: string; packed?: boolean };
   schedule: Schedule;
   launch: { rowsPerProgram: number; threadsPerProgram: number; warps: number; blockD: number; sharedBytes: number; maxD: number };
   parameters: ParamDoc[];

@@ -4,20 +4,20 @@
 //   count  — regenerate the pairs (Philox or the index tensor) and count the accepted ones per item;
 //   scan   — exclusive prefix sums of the counts: each item's slice of a pair buffer;
 //   fill   — regenerate the pairs again and write each pair's row and item into its item's slice (an integer
-//            cursor hands out the entries);
+//            cursor hands out the entries; one packed u32 where the chunk's rows and the items fit 32 bits);
 //   reduce — walk the buffers in segments of SEGMENT pairs: consecutive pairs of one item share its row c_n
 //            (loaded once), recompute p = exp(s − lse_i) from lse and the accepted count the forward wrote,
 //            sum coef·e_i in registers and add the sum to dC[n] once per item and segment.
 // The forward (cceFusedDE with byItem) writes loss, dE, lse, the accepted counts and the targets' dC terms.
 // Float atomics drop from one per pair and element to about one per item, segment and element; the pair
-// buffers hold two i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
+// buffers hold one u32 or two i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
 import type { Kernel } from '../codegen/ir.js';
 import { KernelBuilder, type Tensor } from './builder.js';
 import { type CceOptions, derivativeOf, type FloatDType, transformOf } from './cce.js';
 import { type Sampler, sampleItem } from './sampling.js';
 import { applyScalarFn } from './scalarfn.js';
 import { type Schedule, fitD } from './schedule.js';
-import { DslError, dot, f32, i32, select, type Val } from './values.js';
+import { DslError, dot, f32, i32, select, u32, type Val } from './values.js';
 
 /** Pairs per segment of the reduce kernel: its rows walk this many consecutive buffer entries. */
 export const SEGMENT = 32;
@@ -95,10 +95,22 @@ export function cceCountPairs(o: CceOptions): Kernel {
   return kb.build();
 }
 
-/** Write each accepted pair's row and item into its item's slice of the pair buffers. */
-export function cceFillPairs(o: CceOptions): Kernel {
-  const { kb, grow, n, ok } = pairKernel('cce_minus_fill_pairs', 'dC by item, step 3: the pairs\' rows and items, grouped by item', o);
+/**
+ * Write each accepted pair's row and item into its item's slice of the pair buffers. `packed`: one u32 per
+ * pair, ((row − row0) << item_bits | item) + 1, when the chunk's rows and the items fit 32 bits together
+ * (half the scattered writes and reads); otherwise two i32 buffers, row + 1 and item. 0 marks an unused entry.
+ */
+export function cceFillPairs(o: CceOptions, packed = false): Kernel {
+  const { kb, grow, n, ok } = pairKernel(packed ? 'cce_minus_fill_pairs_packed' : 'cce_minus_fill_pairs', 'dC by item, step 3: the pairs\' rows and items, grouped by item', o);
   const cursor = kb.counter('cursor', ['V'] as const, 'next free entry of each item (the exclusive prefix sums of the counts)');
+  if (packed) {
+    const codes = kb.output('pair_codes', 'u32', ['Q'] as const, '((row − row0) << item_bits | item) + 1 of each pair, grouped by item; 0 where unused (cleared before)');
+    const row0 = kb.scalar('row0', 'i32', 'first row of this chunk');
+    const bits = kb.scalar('item_bits', 'u32', 'bits of an item id in a packed entry');
+    const at = kb.fetchAdd('at', cursor, n, 1, ok);
+    kb.store(codes, at, grow.sub(row0).to('u32').shl(bits).bitor(n.to('u32')).add(1), ok);
+    return kb.build();
+  }
   const rows = kb.output('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused (cleared before)');
   const items = kb.output('pair_items', 'i32', ['Q'] as const, 'item of each pair (the reduction reads it instead of drawing it again)');
   const at = kb.fetchAdd('at', cursor, n, 1, ok);
@@ -148,13 +160,16 @@ export function scanAdd(): Kernel {
  * item's pairs loads c_n once, sums coef·e_i in registers and adds the sum to dC[n] when the item changes
  * and at the end, so dC sees one float-atomic row per item and segment instead of one per pair.
  */
-export function cceReduceByItem(o: CceOptions, s: Schedule): Kernel {
+export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Kernel {
   check(o);
-  const kb = new KernelBuilder({ name: 'cce_minus_dc_by_item', doc: 'dC by item, step 4: sums of coef·e over runs of one item\'s pairs, one dC update per run', rowDim: 'S', vecDim: 'D' });
+  const kb = new KernelBuilder({ name: packed ? 'cce_minus_dc_by_item_packed' : 'cce_minus_dc_by_item', doc: 'dC by item, step 4: sums of coef·e over runs of one item\'s pairs, one dC update per run', rowDim: 'S', vecDim: 'D' });
   const E = kb.input('E', o.dtype as FloatDType, ['N', 'D'] as const, 'hidden states, one row per position');
   const C = kb.input('C', o.dtype as FloatDType, ['V', 'D'] as const, 'item embeddings (the classifier)');
-  const pairRows = kb.input('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused');
-  const pairItems = kb.input('pair_items', 'i32', ['Q'] as const, 'item of each pair');
+  const codes = packed ? kb.input('pair_codes', 'u32', ['Q'] as const, '((row − row0) << item_bits | item) + 1 of each pair, grouped by item; 0 where unused') : undefined;
+  const row0 = packed ? kb.scalar('row0', 'i32', 'first row of this chunk') : undefined;
+  const bits = packed ? kb.scalar('item_bits', 'u32', 'bits of an item id in a packed entry') : undefined;
+  const pairRows = packed ? undefined : kb.input('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused');
+  const pairItems = packed ? undefined : kb.input('pair_items', 'i32', ['Q'] as const, 'item of each pair');
   const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
   const KACC = kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward');
   const logq = o.sampling === 'given' ? kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution') : undefined;
@@ -175,9 +190,16 @@ export function cceReduceByItem(o: CceOptions, s: Schedule): Kernel {
     const pairs = Array.from({ length: U }, (_, u) => {
       const pos = kb.let(`pos_${u}`, kb.row.mul(SEGMENT).add(jj).add(u));
       const inb = kb.let(`inb_${u}`, kb.rowValid.and(pos.lt(kb.dim('Q'))));
-      const grow = kb.let(`prow_${u}`, kb.load(pairRows, pos, inb).sub(1));
+      if (codes) {
+        const code = kb.let(`code_${u}`, kb.load(codes, pos, inb));
+        const valid = kb.let(`valid_${u}`, code.ne(0));
+        const x = code.sub(1);
+        const grow = kb.let(`prow_${u}`, select(valid, x.shr(bits!).to('i32').add(row0!), -1));
+        return { grow, valid, n: kb.let(`n_${u}`, x.bitand(u32(1).shl(bits!).sub(1)).to('i32')) };
+      }
+      const grow = kb.let(`prow_${u}`, kb.load(pairRows!, pos, inb).sub(1));
       const valid = kb.let(`valid_${u}`, grow.ge(0));
-      return { grow, valid, n: kb.let(`n_${u}`, kb.load(pairItems, pos, valid)) };
+      return { grow, valid, n: kb.let(`n_${u}`, kb.load(pairItems!, pos, valid)) };
     });
     // Entries past the filled ones are invalid to the segment's end, so a valid pair's predecessor is valid:
     // pair u starts a run when it is valid and its item differs from the one before it.

@@ -68,6 +68,19 @@ export class Val<T extends ValueType = ValueType> {
   xor<U extends 'i32' | 'u32'>(this: Val<U>, b: Val<U> | number): Val<U> {
     return bin('bitxor', this, b);
   }
+  shl<U extends 'i32' | 'u32'>(this: Val<U>, b: Val<U> | number): Val<U> {
+    return bin('shl', this, b);
+  }
+  /** Shift right (logical for u32). */
+  shr<U extends 'i32' | 'u32'>(this: Val<U>, b: Val<U> | number): Val<U> {
+    return bin('shr', this, b);
+  }
+  bitand<U extends 'i32' | 'u32'>(this: Val<U>, b: Val<U> | number): Val<U> {
+    return bin('bitand', this, b);
+  }
+  bitor<U extends 'i32' | 'u32'>(this: Val<U>, b: Val<U> | number): Val<U> {
+    return bin('bitor', this, b);
+  }
   /** High 32 bits of the 64-bit product (u32). */
   mulhi(this: Val<'u32'>, b: Val<'u32'> | number): Val<'u32'> {
     return bin('mulhi', this, b);

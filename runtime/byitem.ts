@@ -25,14 +25,28 @@ export interface ByItemPlan {
   levels: ScanLevel[];
   /** Extra device bytes: the pair buffers, the counters and the scan's buffers, lse and the accepted counts. */
   extraBytes: number;
+  /**
+   * One u32 per pair, ((row − row0) << itemBits | item) + 1, where a chunk's rows and the items fit 32 bits
+   * without shrinking the chunk (twice the rows per chunk in the same bytes, half the scattered writes).
+   */
+  packed: boolean;
+  /** Bits of an item id (packed entries). */
+  itemBits: number;
 }
 
-export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_ITEM_PAIR_BYTES): ByItemPlan {
+/** pack: true (where it fits), false (two words), or the item bits to use (tests: entries that reach the top bit). */
+export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_ITEM_PAIR_BYTES, pack: boolean | number = true): ByItemPlan {
   if (p.N * p.K >= 2 ** 31) throw new Error(`dC by item: N·K = ${p.N * p.K} pairs exceed i32 positions`);
-  const chunkRows = Math.max(1, Math.min(p.N, Math.floor(pairBytes / 8 / Math.max(1, p.K))));
+  const K = Math.max(1, p.K);
+  // V < 2^itemBits, so a packed entry ((rows − 1) << itemBits | (V − 1)) + 1 stays below 2^32.
+  const itemBits = Math.max(1, Math.ceil(Math.log2(p.V + 1)), typeof pack === 'number' ? pack : 0);
+  const twoWords = Math.max(1, Math.min(p.N, Math.floor(pairBytes / 8 / K)));
+  const oneWord = Math.min(p.N, Math.floor(pairBytes / 4 / K), 2 ** (32 - itemBits));
+  const packed = pack !== false && itemBits < 32 && oneWord >= twoWords;
+  const chunkRows = packed ? oneWord : twoWords;
   const levels = scanLevels(p.V);
   const scanWords = levels.reduce((a, l) => a + 2 * l.n + l.blocks, 0);
-  return { chunkRows, capacity: chunkRows * p.K, levels, extraBytes: 4 * (2 * chunkRows * p.K + scanWords + 2 * p.N) };
+  return { chunkRows, capacity: chunkRows * p.K, levels, packed, itemBits, extraBytes: 4 * ((packed ? 1 : 2) * chunkRows * p.K + scanWords + 2 * p.N) };
 }
 
 /** Scan levels over n values: blocks of SCAN_WIDTH, then the blocks' totals, ... down to one block. */
@@ -51,9 +65,9 @@ export type ByItemKernel = 'count' | 'fill' | 'scan' | 'scanAdd' | 'reduce';
 export { reduceSchedule };
 
 /** A kernel of the sequence and its schedule: `reduce` (fitted to D) for the reduction, one thread a row for the rest. */
-export function byItemKernel(k: ByItemKernel, o: CceOptions, reduce: Schedule): { kernel: Kernel; schedule: Schedule } {
-  if (k === 'reduce') return { kernel: cceReduceByItem(o, reduce), schedule: reduce };
-  const kernel = k === 'count' ? cceCountPairs(o) : k === 'fill' ? cceFillPairs(o) : k === 'scan' ? scanBlocks() : scanAdd();
+export function byItemKernel(k: ByItemKernel, o: CceOptions, reduce: Schedule, packed = false): { kernel: Kernel; schedule: Schedule } {
+  if (k === 'reduce') return { kernel: cceReduceByItem(o, reduce, packed), schedule: reduce };
+  const kernel = k === 'count' ? cceCountPairs(o) : k === 'fill' ? cceFillPairs(o, packed) : k === 'scan' ? scanBlocks() : scanAdd();
   return { kernel, schedule: COUNTER_SCHEDULE };
 }
 
@@ -66,8 +80,8 @@ export interface ByItemOps<B> {
 
 /**
  * Buffers: `counts` (V i32, becomes the fill's cursor), per scan level `local` (n i32) and `totals` (blocks
- * i32; level l + 1 scans level l's totals), `rows` and `items` (capacity i32 each), plus the problem's inputs,
- * lse, kacc and dC.
+ * i32; level l + 1 scans level l's totals), `rows` and `items` (capacity i32 each; packed: `rows` holds the
+ * u32 entries and `items` is not used), plus the problem's inputs, lse, kacc and dC.
  */
 export interface ByItemBuffers<B> {
   counts: B;
@@ -100,12 +114,13 @@ export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 
   if (p.K === 0) return; // no negatives: the forward wrote every term
   for (let r0 = 0; r0 < p.N; r0 += plan.chunkRows) {
     const P = Math.min(plan.chunkRows, p.N - r0) * p.K;
-    const s = { ...scalars, pair0: r0 * p.K, P, Q: P, S: Math.ceil(P / SEGMENT) };
+    const s = { ...scalars, pair0: r0 * p.K, row0: r0, item_bits: plan.itemBits, P, Q: P, S: Math.ceil(P / SEGMENT) };
     ops.clear(b.counts, p.V);
     ops.launch('count', P, { ...b.inputs, counts: b.counts }, s);
     const cursor = runScan(ops, L, b, s);
     ops.clear(b.rows, P);
-    ops.launch('fill', P, { ...b.inputs, cursor, pair_rows: b.rows, pair_items: b.items }, s);
-    ops.launch('reduce', s.S, { ...b.inputs, pair_rows: b.rows, pair_items: b.items }, s);
+    const pairs: Record<string, B> = plan.packed ? { pair_codes: b.rows } : { pair_rows: b.rows, pair_items: b.items };
+    ops.launch('fill', P, { ...b.inputs, cursor, ...pairs }, s);
+    ops.launch('reduce', s.S, { ...b.inputs, ...pairs }, s);
   }
 }

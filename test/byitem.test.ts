@@ -32,17 +32,26 @@ interface Case extends ProblemCase {
   /** Bytes of the pair buffers: small values make many chunks of rows. */
   pairBytes?: number;
   reduce?: Partial<Schedule>;
+  /** false: two i32 words a pair even where one packed u32 fits; a number: item bits of packed entries. */
+  pack?: boolean | number;
 }
 const CASES: Case[] = [
   { N: 1, D: 1, V: 2, K: 1, dtype: 'f32', reduction: 'mean' },
   { N: 37, D: 13, V: 50, K: 9, dtype: 'f16', reduction: 'sum', pairBytes: 8 * 9 * 5 },
+  { N: 37, D: 13, V: 50, K: 9, dtype: 'f16', reduction: 'sum', pairBytes: 8 * 9 * 5, pack: false },
   { N: 129, D: 64, V: 301, K: 77, dtype: 'bf16', reduction: 'mean', popularity: true, reduce: { samplesPerStep: 2 } },
   { N: 70, D: 33, V: 5031, K: 40, dtype: 'f32', reduction: 'sum', philox: true, scale: 3, pairBytes: 8 * 40 * 3 },
+  { N: 70, D: 33, V: 5031, K: 40, dtype: 'f32', reduction: 'sum', philox: true, scale: 3, pairBytes: 8 * 40 * 3, pack: false },
+  // 28 item bits: 16-row chunks whose packed entries reach the top bit of a u32
+  { N: 70, D: 9, V: 300, K: 11, dtype: 'f32', reduction: 'mean', pairBytes: 8 * 11 * 16, pack: 28 },
   { N: 97, D: 31, V: 211, K: 21, dtype: 'f16', reduction: 'mean', philox: true, popularity: true, reduce: { samplesPerStep: 4, lanes: 2 } },
   // few items, many pairs each: long runs that span segments
   { N: 203, D: 17, V: 3, K: 50, dtype: 'f32', reduction: 'sum', pairBytes: 8 * 50 * 7, reduce: { samplesPerStep: 2 } },
 ];
-const name = (c: Case) => `${caseName(c)}${c.pairBytes ? ` ${Math.ceil(c.N / Math.max(1, Math.floor(c.pairBytes / 8 / c.K)))} chunks` : ''}${c.reduce ? ` reduce ${JSON.stringify(c.reduce)}` : ''}`;
+const name = (c: Case) => {
+  const plan = byItemPlan(c, c.pairBytes, c.pack);
+  return `${caseName(c)} ${Math.ceil(c.N / plan.chunkRows)} chunks ${plan.packed ? 'packed' : 'two words'}${c.reduce ? ` reduce ${JSON.stringify(c.reduce)}` : ''}`;
+};
 const schedule: Schedule = { rows: 4, lanes: 4, vec: 1, dChunks: 4, samplesPerStep: 2, stages: 1 };
 const reduceOf = (c: Case): Schedule | undefined => (c.reduce ? fitD({ rows: 2, lanes: 4, vec: 1, dChunks: 1, samplesPerStep: 1, stages: 1, ...c.reduce }, c.D) : undefined);
 
@@ -51,7 +60,7 @@ describe('dC by item on the CPU executor vs the float64 reference', () => {
     it(name(c), () => {
       const p = caseProblem(c, { collisionRate: 0.1 });
       const ref = referenceCce(p, { gradOutput: 1.5 });
-      const got = runCceCpu(p, { gradOutput: 1.5, byItem: true, pairBytes: c.pairBytes, reduceSchedule: reduceOf(c), schedule });
+      const got = runCceCpu(p, { gradOutput: 1.5, byItem: true, pairBytes: c.pairBytes, packPairs: c.pack, reduceSchedule: reduceOf(c), schedule });
       expect(relErr(got.rowLoss, ref.rowLoss)).toBeLessThan(1e-10);
       expect(relErr(got.lse, ref.lse)).toBeLessThan(1e-10);
       expect(Array.from(got.kAccepted)).toEqual(Array.from(ref.kAccepted));
@@ -82,10 +91,16 @@ describe('dC by item on the CPU executor vs the float64 reference', () => {
 
 describe('the chunk plan', () => {
   it('fits the pair buffers to the budget, one chunk row at least, and counts the extra memory', () => {
+    // beauty: 18-bit items, so 2^14 rows a chunk fit one packed u32 a pair (two chunks instead of three)
     const plan = byItemPlan({ N: 32768, K: 511, V: 176450 });
-    expect(plan.capacity * 8).toBeLessThanOrEqual(48 << 20);
-    expect(plan.chunkRows).toBe(Math.floor((48 << 20) / 8 / 511));
+    expect(plan).toMatchObject({ packed: true, itemBits: 18, chunkRows: 16384 });
+    expect(plan.capacity * 4).toBeLessThanOrEqual(48 << 20);
     expect(plan.extraBytes).toBeLessThan(64 << 20);
+    expect(byItemPlan({ N: 32768, K: 511, V: 176450 }, undefined, false)).toMatchObject({ packed: false, chunkRows: Math.floor((48 << 20) / 8 / 511) });
+    // megamarket: 21-bit items leave 2^11 rows, fewer than two words a pair allow: not packed
+    expect(byItemPlan({ N: 32768, K: 255, V: 1661327 })).toMatchObject({ packed: false, chunkRows: Math.floor((48 << 20) / 8 / 255) });
+    // a power-of-two catalog takes one more bit (V itself must stay below 2^itemBits)
+    expect(byItemPlan({ N: 10, K: 3, V: 1024 }).itemBits).toBe(11);
     expect(byItemPlan({ N: 10, K: 1000, V: 5 }, 100).chunkRows).toBe(1);
     // megamarket, the largest catalog: still under 64 MiB with the counters and the scan's buffers
     expect(byItemPlan({ N: 32768, K: 255, V: 1661327 }).extraBytes).toBeLessThan(64 << 20);
@@ -176,7 +191,13 @@ function emitted(target: 'cuda' | 'wgsl' | 'triton') {
   return VARIANTS.flatMap((o, vi) => {
     const s = fitD({ rows: 4, lanes: 32, vec: 4, dChunks: 1, samplesPerStep: 2, stages: 1 }, 256);
     const fwd = { kind: 'forward', ...compileKernel(cceFusedDE(o, s, true), s, target, CAPS[target]) };
-    return [fwd, ...KINDS.map((k) => ({ kind: k, ...(() => { const x = byItemKernel(k, o, reduceSchedule(256)); return compileKernel(x.kernel, x.schedule, target, CAPS[target]); })() }))].map((x) => ({ ...x, file: `${x.entry}__v${vi}` }));
+    const kernels = [false, true].flatMap((packed) =>
+      KINDS.filter((k) => !packed || k === 'fill' || k === 'reduce').map((k) => {
+        const x = byItemKernel(k, o, reduceSchedule(256), packed);
+        return { kind: k, ...compileKernel(x.kernel, x.schedule, target, CAPS[target]) };
+      }),
+    );
+    return [fwd, ...kernels].map((x) => ({ ...x, file: `${x.entry}__v${vi}` }));
   });
 }
 
@@ -241,6 +262,8 @@ describe('dC by item on WebGPU (Dawn; lavapipe in CI)', () => {
   afterAll(() => ctx && releaseWebgpu(ctx));
   const wg: Case[] = [
     { N: 37, D: 13, V: 50, K: 9, dtype: 'f16', reduction: 'sum', pairBytes: 8 * 9 * 5 },
+    { N: 37, D: 13, V: 50, K: 9, dtype: 'f16', reduction: 'sum', pairBytes: 8 * 9 * 5, pack: false },
+    { N: 70, D: 9, V: 300, K: 11, dtype: 'f32', reduction: 'mean', pairBytes: 8 * 11 * 16, pack: 28 },
     { N: 70, D: 64, V: 5031, K: 40, dtype: 'bf16', reduction: 'mean', philox: true, popularity: true, pairBytes: 8 * 40 * 30 },
     { N: 203, D: 17, V: 3, K: 50, dtype: 'f32', reduction: 'sum', reduce: { samplesPerStep: 1 } },
   ];
@@ -250,7 +273,7 @@ describe('dC by item on WebGPU (Dawn; lavapipe in CI)', () => {
       const p: CceProblem = caseProblem(c, { collisionRate: 0.1 });
       const ref = referenceCce(p, { gradOutput: 1.5 });
       const reduceSchedule = c.reduce ? fitD({ rows: 4, lanes: 32, vec: 1, dChunks: 1, samplesPerStep: 2, stages: 1, ...c.reduce }, c.D) : undefined;
-      const got = await runCceWebgpu(ctx, p, { gradOutput: 1.5, byItem: true, pairBytes: c.pairBytes, reduceSchedule });
+      const got = await runCceWebgpu(ctx, p, { gradOutput: 1.5, byItem: true, pairBytes: c.pairBytes, packPairs: c.pack, reduceSchedule });
       const tol = c.dtype === 'f32' ? 1e-4 : 1e-3;
       expect(relErr(got.rowLoss, ref.rowLoss)).toBeLessThan(tol);
       expect(relErr(got.dE, ref.dE)).toBeLessThan(tol);

@@ -36,6 +36,8 @@ export interface RunOptions {
   byItem?: boolean;
   /** dC by item: bytes of the pair buffers (sets the chunk of rows; default BY_ITEM_PAIR_BYTES). */
   pairBytes?: number;
+  /** dC by item: false keeps two i32 words per pair where one packed u32 would fit; a number sets the item bits of packed entries (tests). */
+  packPairs?: boolean | number;
   /** dC by item: the reduction's schedule (default reduceSchedule(D)). */
   reduceSchedule?: Schedule;
   /** Deterministic: the fixed-point scale (a power of two; default from the bound of |dC|, runtime/fixed.ts). */
@@ -143,19 +145,19 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
     const why = byItemUnsupported(p, o);
     if (why) throw new Error(`byItem: ${why}`);
     kernelFor('fusedDEByItem', opts, s)({ ...inputs, loss: rowLoss, dE, lse, kacc, dC: dCacc }, bwdScalars, programs);
-    const plan = byItemPlan(p, o.pairBytes);
+    const plan = byItemPlan(p, o.pairBytes, o.packPairs);
     const rs = fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D);
     const buffers: ByItemBuffers<Int32Array | Float64Array | Uint32Array> = {
       counts: new Int32Array(p.V),
       local: plan.levels.map((l) => new Int32Array(l.n)),
       totals: plan.levels.map((l) => new Int32Array(l.blocks)),
-      rows: new Int32Array(plan.capacity),
-      items: new Int32Array(plan.capacity),
+      rows: plan.packed ? new Uint32Array(plan.capacity) : new Int32Array(plan.capacity),
+      items: new Int32Array(plan.packed ? 0 : plan.capacity),
       inputs: { ...inputs, lse, kacc, dC: dCacc as Float64Array },
     };
     const ops: ByItemOps<Int32Array | Float64Array | Uint32Array> = {
       launch: (k, rows, bufs, sc) => {
-        const fn = compiled(`byItem|${k}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs));
+        const fn = compiled(`byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs, plan.packed));
         const sched = k === 'reduce' ? rs : COUNTER_SCHEDULE;
         fn(bufs, sc, Math.ceil(rows / sched.rows));
       },

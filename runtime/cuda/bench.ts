@@ -68,6 +68,7 @@ export interface BenchTiming {
   byItemMs?: Record<string, number>;
   reduceSchedule?: Schedule;
   chunks?: number;
+  packed?: boolean;
 }
 
 export class CudaBench {
@@ -139,7 +140,7 @@ export class CudaBench {
   }
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
-  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; frozenC?: boolean; byItem?: boolean; pairBytes?: number; reduceSchedule?: Schedule; repeatCheck?: boolean } = {}): BenchTiming {
+  time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; frozenC?: boolean; byItem?: boolean; pairBytes?: number; packPairs?: boolean; reduceSchedule?: Schedule; repeatCheck?: boolean } = {}): BenchTiming {
     const s = fitProblem(schedule, p.D, this.rt.cuda.caps(), o.mode === 'sampled' ? o.share : undefined);
     const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
@@ -153,7 +154,7 @@ export class CudaBench {
     const extra: DevicePtr[] = [];
     const before = cu.allocated;
     const allocExtra = (bytes: number) => (extra.push(cu.malloc(bytes)), extra[extra.length - 1]!);
-    const byItem = opts.byItem ? cudaByItem(this.rt, o, opts.reduceSchedule ?? reduceSchedule(p.D), p, allocExtra, opts.pairBytes) : undefined;
+    const byItem = opts.byItem ? cudaByItem(this.rt, o, opts.reduceSchedule ?? reduceSchedule(p.D), p, allocExtra, opts.pairBytes, undefined, opts.packPairs) : undefined;
     const byItemBytes = cu.allocated - before;
     if (o.deterministic && !inp.dCfixed) throw new Error('deterministic: the inputs have no fixed-point dC buffer');
     try {
@@ -203,7 +204,7 @@ export class CudaBench {
       let byItemMs: Record<string, number> | undefined;
       if (byItem) {
         const prof = new Map<string, number>();
-        const timed = cudaByItem(this.rt, o, byItem.schedule, p, allocExtra, opts.pairBytes, prof as Map<never, number>);
+        const timed = cudaByItem(this.rt, o, byItem.schedule, p, allocExtra, opts.pairBytes, prof as Map<never, number>, opts.packPairs);
         cu.fill32(acc, 0, p.V * p.D);
         timed.run(buffers(0), scalars);
         cu.synchronize('by-item breakdown');
@@ -221,7 +222,7 @@ export class CudaBench {
         extraBytes: inp.extraBytes + byItemBytes,
         schedule: s,
         registers: byItem ? { fwd: fused!.attrs.registers, bwd: this.rt.byItem('reduce', o, byItem.schedule).attrs.registers } : { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
-        ...(byItem ? { byItemMs, reduceSchedule: byItem.schedule, chunks: Math.ceil(p.N / byItem.plan.chunkRows) } : {}),
+        ...(byItem ? { byItemMs, reduceSchedule: byItem.schedule, chunks: Math.ceil(p.N / byItem.plan.chunkRows), packed: byItem.plan.packed } : {}),
         dCDiffer,
       };
     } finally {

@@ -81,8 +81,8 @@ export class CudaRuntime {
   }
 
   /** A kernel of dC by item (runtime/byitem.ts); `s` is the problem's schedule. */
-  byItem(k: ByItemKernel, o: CceOptions, s: Schedule): CompiledKernel {
-    return this.compiled(`byItem|${k}|${JSON.stringify(s)}|${optionsKey(o)}`, () => byItemKernel(k, o, s));
+  byItem(k: ByItemKernel, o: CceOptions, s: Schedule, packed = false): CompiledKernel {
+    return this.compiled(`byItem|${k}|${packed}|${JSON.stringify(s)}|${optionsKey(o)}`, () => byItemKernel(k, o, s, packed));
   }
 
   private compiled(key: string, make: () => { kernel: Kernel; schedule: Schedule }): CompiledKernel {
@@ -197,7 +197,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       const why = byItemUnsupported(p, o);
       if (why) throw new Error(`byItem: ${why}`);
     }
-    const byItem = o.byItem ? cudaByItem(rt, opts, o.reduceSchedule ?? reduceSchedule(p.D), p, alloc, o.pairBytes) : undefined;
+    const byItem = o.byItem ? cudaByItem(rt, opts, o.reduceSchedule ?? reduceSchedule(p.D), p, alloc, o.pairBytes, undefined, o.packPairs) : undefined;
     const fused = o.byItem ? rt.kernel('fusedDEByItem', opts, s) : o.frozenC ? rt.kernel('fusedDE', opts, s) : o.fused ? rt.kernel('fused', opts, s) : undefined;
     if (fused && p.reduction === 'none') throw new Error(`${o.frozenC ? 'frozenC' : 'fused'}: needs a scalar upstream gradient (reduction mean or sum)`);
     const step = () => {
@@ -264,22 +264,23 @@ export function cudaByItem(
   pairBytes?: number,
   /** When given: each launch is timed with events (synchronizing) and its ms added under its kernel. */
   profile?: Map<ByItemKernel, number>,
+  packPairs: boolean | number = true,
 ): { plan: ByItemPlan; schedule: Schedule; run: (inputs: Record<string, DevicePtr>, scalars: Record<string, number>) => void } {
-  const plan = byItemPlan(p, pairBytes);
+  const plan = byItemPlan(p, pairBytes, packPairs);
   const s = fitD(reduce, p.D);
   const bufs = {
     counts: alloc(p.V * 4),
     local: plan.levels.map((l) => alloc(l.n * 4)),
     totals: plan.levels.map((l) => alloc(l.blocks * 4)),
     rows: alloc(plan.capacity * 4),
-    items: alloc(plan.capacity * 4),
+    items: plan.packed ? 0n : alloc(plan.capacity * 4),
   };
   const ops = {
     launch: (k: ByItemKernel, rows: number, buffers: Record<string, DevicePtr>, scalars: Record<string, number>) => {
-      if (!profile) return rt.launch(rt.byItem(k, o, s), rows, buffers, scalars);
+      if (!profile) return rt.launch(rt.byItem(k, o, s, plan.packed), rows, buffers, scalars);
       const [a, b] = [rt.cuda.event(), rt.cuda.event()];
       rt.cuda.record(a);
-      rt.launch(rt.byItem(k, o, s), rows, buffers, scalars);
+      rt.launch(rt.byItem(k, o, s, plan.packed), rows, buffers, scalars);
       rt.cuda.record(b);
       profile.set(k, (profile.get(k) ?? 0) + rt.cuda.elapsed(a, b));
       rt.cuda.destroyEvent(a);

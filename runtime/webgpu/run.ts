@@ -249,16 +249,17 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const chain: Op[] = [];
     if (bwd) chain.push({ pl: bwd, group: bind(bwd), grid: grid(N, s.rows) });
     else {
-      const plan = byItemPlan(p, o.pairBytes);
+      const plan = byItemPlan(p, o.pairBytes, o.packPairs);
       const rs = fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D);
       const kernels = new Map<ByItemKernel, Pipeline>();
-      for (const k of ['count', 'scan', 'scanAdd', 'fill', 'reduce'] as const) kernels.set(k, await compiledPipeline(ctx, `byItem|${k}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs)));
+      for (const k of ['count', 'scan', 'scanAdd', 'fill', 'reduce'] as const)
+        kernels.set(k, await compiledPipeline(ctx, `byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs, plan.packed)));
       const bi = {
         counts: buffer('counts', p.V * 4),
         local: plan.levels.map((l, i) => buffer(`scan_local${i}`, l.n * 4)),
         totals: plan.levels.map((l, i) => buffer(`scan_totals${i}`, l.blocks * 4)),
         rows: buffer('pair_rows', plan.capacity * 4),
-        items: buffer('pair_items', plan.capacity * 4),
+        items: buffer('pair_items', plan.packed ? 0 : plan.capacity * 4),
       };
       runByItemChunks(
         {

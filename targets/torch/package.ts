@@ -45,9 +45,9 @@ export interface TileKernel {
   parameters: ManifestKernel['parameters'];
 }
 const BY_ITEM_KERNELS: Partial<Record<ManifestKernel['pass'], ByItemKernel>> = { count_pairs: 'count', fill_pairs: 'fill', scan_blocks: 'scan', scan_add: 'scanAdd', dc_by_item: 'reduce' };
-const kernelOf = (pass: ManifestKernel['pass'], o: CceOptions, s: Schedule) => {
+const kernelOf = (pass: ManifestKernel['pass'], o: CceOptions, s: Schedule, packed = false) => {
   const b = BY_ITEM_KERNELS[pass];
-  if (b) return byItemKernel(b, o, s).kernel;
+  if (b) return byItemKernel(b, o, s, packed).kernel;
   return pass === 'forward' ? cceForward(o, s) : pass === 'backward' ? cceBackward(o, s) : pass === 'fused' ? cceFused(o, s) : cceFusedDE(o, s, pass === 'fused_de_by_item');
 };
 const tag = (s: Schedule) => `r${s.rows}l${s.lanes}v${s.vec}c${s.dChunks}s${s.samplesPerStep}`;
@@ -58,8 +58,8 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   const dValues = [...new Set((o.dValues ?? [32, 64, 128, 256, 512, 1024]).map(pow2))].sort((a, b) => a - b);
   const kernels: ManifestKernel[] = [];
   const tiles: TileKernel[] = [];
-  const cudaKernel = (opts: CceOptions, s: Schedule, pass: ManifestKernel['pass'], suffix: string) => {
-    const k = kernelOf(pass, opts, s);
+  const cudaKernel = (opts: CceOptions, s: Schedule, pass: ManifestKernel['pass'], suffix: string, packed = false) => {
+    const k = kernelOf(pass, opts, s, packed);
     const out = compileKernel(k, s, 'cuda', CAPS.cuda);
     const file = `${k.name}__${suffix}.cu`;
     files.set(`ccekit_torch/kernels/${file}`, out.source);
@@ -67,7 +67,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
       file,
       entry: out.entry,
       pass,
-      options: { mode: 'sampled', dtype: opts.dtype, sampling: opts.sampling, grad: opts.grad, negatives: opts.negatives, share: opts.share, deterministic: !!opts.deterministic },
+      options: { mode: 'sampled', dtype: opts.dtype, sampling: opts.sampling, grad: opts.grad, negatives: opts.negatives, share: opts.share, deterministic: !!opts.deterministic, ...(packed ? { packed } : {}) },
       schedule: s,
       launch: { rowsPerProgram: s.rows, threadsPerProgram: out.lowered.invocations, warps: warps(s), blockD: out.lowered.blockD, sharedBytes: sharedBytes(out.lowered, CAPS.cuda), maxD: out.lowered.blockD },
       parameters: out.parameters,
@@ -84,7 +84,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   const f32Opts = (sampling: CceOptions['sampling'], negatives: CceOptions['negatives']): CceOptions => ({ mode: 'sampled', dtype: 'f32', sampling, negatives, grad: 'scalar' });
   for (const pass of ['scan_blocks', 'scan_add'] as const) cudaKernel(f32Opts('uniform', 'tensor'), COUNTER_SCHEDULE, pass, 'all');
   for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const)
-    for (const pass of ['count_pairs', 'fill_pairs'] as const) cudaKernel(f32Opts(sampling, negatives), COUNTER_SCHEDULE, pass, `${sampling}${negatives === 'philox' ? '_philox' : ''}`);
+    for (const [pass, packed] of [['count_pairs', false], ['fill_pairs', false], ['fill_pairs', true]] as const) cudaKernel(f32Opts(sampling, negatives), COUNTER_SCHEDULE, pass, `${sampling}${negatives === 'philox' ? '_philox' : ''}`, packed);
   for (const dtype of o.dtypes ?? ['f32', 'f16', 'bf16']) {
     const schedules = new Map<string, Schedule>();
     for (const d of dValues) {
@@ -100,7 +100,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
       for (const s of schedules.values())
         for (const [pass, det] of [...PASSES, ['fused_de_by_item', false] as const]) cudaKernel(optsFor(pass, det, { mode: 'sampled', dtype, sampling, negatives }), s, pass, `${kind}_${dtype}${det ? '_det' : ''}__${tag(s)}`);
       const reduces = new Map(dValues.flatMap((d) => [reduceSchedule(d), fitD({ ...reduceSchedule(d), vec: 1, dChunks: 1 }, d)]).map((x) => [tag(x), x]));
-      for (const s of reduces.values()) cudaKernel(optsFor('dc_by_item', false, { mode: 'sampled', dtype, sampling, negatives }), s, 'dc_by_item', `${kind}_${dtype}__${tag(s)}`);
+      for (const s of reduces.values()) for (const packed of [false, true]) cudaKernel(optsFor('dc_by_item', false, { mode: 'sampled', dtype, sampling, negatives }), s, 'dc_by_item', `${kind}_${dtype}__${tag(s)}`, packed);
       // Shared negatives: SIMT kernels (any NVIDIA GPU) at the heuristic schedules, Triton tile kernels
       // (tensor cores; one file serves every D, BLOCK_D is a launch argument).
       for (const share of PACKAGE_SHARES) {

@@ -459,12 +459,12 @@ def _bucket_ok(kernel, d):
     return s["lanes"] * s["vec"] * s["dChunks"] >= d and d % s["vec"] == 0
 
 
-def _pick(pass_, dtype, sampling, d, device, negatives="tensor", share=None, det=False):
+def _pick(pass_, dtype, sampling, d, device, negatives="tensor", share=None, det=False, packed=False):
     """The kernel for this pass: a tuned schedule for the device if the package has one, else the smallest fit."""
     name = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[dtype]
     cands = [k for k in _MANIFEST["kernels"] if k["pass"] == pass_ and k["options"]["dtype"] == name and k["options"]["sampling"] == sampling
              and k["options"].get("negatives", "tensor") == negatives and k["options"].get("share") == share
-             and k["options"].get("deterministic", False) == det and _bucket_ok(k, d)]
+             and k["options"].get("deterministic", False) == det and k["options"].get("packed", False) == packed and _bucket_ok(k, d)]
     if not cands:
         raise CcekitCudaError(f"no emitted kernel for D={d} {name} {sampling}{f' shared by {share} rows' if share else ''}; re-emit with --d-values covering {d}")
     dev = torch.cuda.get_device_name(device)
@@ -572,11 +572,11 @@ def fused_de(e, c, targets, negatives, logq, ignore_index, share=None):
     return loss, de
 
 
-def _pick_counter(pass_, sampling=None, negatives=None):
+def _pick_counter(pass_, sampling=None, negatives=None, packed=False):
     """A kernel of dC by item that holds no embeddings (counting, filling, scans): one per kind of negatives."""
     for k in _MANIFEST["kernels"]:
         o = k["options"]
-        if k["pass"] == pass_ and (sampling is None or (o["sampling"] == sampling and o.get("negatives", "tensor") == negatives)):
+        if k["pass"] == pass_ and o.get("packed", False) == packed and (sampling is None or (o["sampling"] == sampling and o.get("negatives", "tensor") == negatives)):
             return k
     raise CcekitCudaError(f"the package has no {pass_} kernel; re-emit it with this ccekit")
 
@@ -612,7 +612,13 @@ def by_item(e, c, targets, negatives, logq, ignore_index):
     if k_neg == 0:
         return loss, de, dc
     cfg = _MANIFEST["byItem"]
-    chunk = max(1, min(n, cfg["pairBytes"] // 8 // k_neg))
+    # The chunk plan of runtime/byitem.ts: one packed u32 a pair, ((row - row0) << item_bits | item) + 1, where
+    # that does not shrink the chunk; else two i32 words.
+    item_bits = max(1, math.ceil(math.log2(v + 1)))
+    two_words = max(1, min(n, cfg["pairBytes"] // 8 // k_neg))
+    one_word = min(n, cfg["pairBytes"] // 4 // k_neg, 2 ** (32 - item_bits))
+    packed = item_bits < 32 and one_word >= two_words
+    chunk = one_word if packed else two_words
     levels = []
     m = v
     while True:
@@ -626,13 +632,14 @@ def by_item(e, c, targets, negatives, logq, ignore_index):
     local = [torch.empty(m, **i32) for m, _ in levels]
     totals = [torch.empty(b, **i32) for _, b in levels]
     pair_rows = torch.empty(chunk * k_neg, **i32)
-    pair_items = torch.empty(chunk * k_neg, **i32)
-    count_k, fill_k = _pick_counter("count_pairs", sampling, kind), _pick_counter("fill_pairs", sampling, kind)
+    pair_items = None if packed else torch.empty(chunk * k_neg, **i32)
+    pairs = {"pair_codes": pair_rows} if packed else {"pair_rows": pair_rows, "pair_items": pair_items}
+    count_k, fill_k = _pick_counter("count_pairs", sampling, kind), _pick_counter("fill_pairs", sampling, kind, packed)
     scan_k, add_k = _pick_counter("scan_blocks"), _pick_counter("scan_add")
-    reduce_k = _pick("dc_by_item", e.dtype, sampling, d, e.device, kind)
+    reduce_k = _pick("dc_by_item", e.dtype, sampling, d, e.device, kind, packed=packed)
     for r0 in range(0, n, chunk):
         p = min(chunk, n - r0) * k_neg
-        s = dict(sc, pair0=r0 * k_neg, P=p, Q=p, S=-(-p // cfg["segment"]))
+        s = dict(sc, pair0=r0 * k_neg, row0=r0, item_bits=item_bits, P=p, Q=p, S=-(-p // cfg["segment"]))
         counts.zero_()
         _launch(count_k, e.device, p, dict(common, counts=counts), s)
         # Exclusive prefix sums of the counts: block sums up the levels, the blocks' bases back down.
@@ -644,8 +651,8 @@ def by_item(e, c, targets, negatives, logq, ignore_index):
             _launch(add_k, e.device, levels[lv][1], {"local": local[lv], "base": base, "dst": src[lv]}, dict(s, n=levels[lv][0], B=levels[lv][1]))
         cursor = local[0] if len(levels) == 1 else counts
         pair_rows[:p].zero_()
-        _launch(fill_k, e.device, p, dict(common, cursor=cursor, pair_rows=pair_rows, pair_items=pair_items), s)
-        _launch(reduce_k, e.device, s["S"], dict(common, pair_rows=pair_rows, pair_items=pair_items), s)
+        _launch(fill_k, e.device, p, dict(common, cursor=cursor, **pairs), s)
+        _launch(reduce_k, e.device, s["S"], dict(common, **pairs), s)
     return loss, de, dc
 
 
