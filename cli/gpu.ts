@@ -210,7 +210,7 @@ async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repea
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, schedule: x, note: (e as Error).message.split('\n')[0] };
         }
         rows.push(row);
-        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.bwd_schedule ?? row.schedule)}`);
+        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} fwd ${JSON.stringify(row.schedule)} bwd ${JSON.stringify(row.bwd_schedule ?? row.schedule)}`);
       }
     }
   } finally {

@@ -181,7 +181,9 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   if (ctx.lost) throw new WebgpuError('WebGPU: the device was lost');
   const opts = optionsFor(p, o);
   const def = webgpuSchedules(p.D, !!p.shareRows);
-  const s = scheduleForProblem(o.schedule ?? def.fwd, p, ctx.caps);
+  // dC by item: its forward carries dE through the sweep; 4 candidates a step ran it in 3.2 ms instead of 6.3
+  // at beauty on an H100 (bench/results/h100-by-item.md).
+  const s = scheduleForProblem(o.schedule ?? (o.byItem ? { ...def.fwd, samplesPerStep: 4 } : def.fwd), p, ctx.caps);
   if (o.byItem) {
     const why = byItemUnsupported(p, o);
     if (why) throw new WebgpuError(`byItem: ${why}`);
