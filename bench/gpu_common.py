@@ -1,4 +1,7 @@
 """Helpers of the GPU scripts in bench/ that drive the emitted PyTorch package: timing, errors, cases, settings."""
+import sys
+import time
+
 import torch
 
 # The paper's settings (bench/settings.ts): N, V, K, D.
@@ -13,6 +16,13 @@ PACKAGE_CASES = [
     (1000, 128, 5003, 127, "mean", 64, True, "simt"),
 ]
 DTYPE_TOL = ((torch.float32, 1e-4), (torch.float16, 1e-3 + 2**-10), (torch.bfloat16, 1e-3 + 2**-8))
+
+
+def start(package_dir):
+    """Make the emitted package importable, seed torch from the clock; returns (the CUDA device, its name)."""
+    sys.path.insert(0, package_dir)
+    torch.manual_seed(int(time.time()) % 100000)
+    return torch.device("cuda"), torch.cuda.get_device_name()
 
 
 def median_ms(fn, reps=10, warmup=3):

@@ -8,19 +8,15 @@ dc_by_item False, True and None (the package's choice)."""
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import DTYPE_TOL, SETTINGS, case_inputs, median_ms, rel  # noqa: E402
+from gpu_common import DTYPE_TOL, SETTINGS, case_inputs, median_ms, rel, start  # noqa: E402
 
-sys.path.insert(0, sys.argv[1])
+dev, card = start(sys.argv[1])
 from ccekit_torch import _cuda, cce_minus_loss  # noqa: E402
 
-dev = torch.device("cuda")
-torch.manual_seed(int(time.time()) % 100000)
-card = torch.cuda.get_device_name()
 rows, fails = [], 0
 # n, d, v, k, reduction, drawn, popularity q, pair budget (bytes: small ones make many chunks)
 CASES = [(513, 64, 4099, 127, "mean", False, False, None), (300, 256, 1009, 255, "sum", True, False, 8 * 255 * 37),

@@ -5,25 +5,18 @@ kernels per row, Triton tile kernels and SIMT kernels for shared negatives), run
 bit-identical gradients; then, at the paper's settings (fp16, mean), times one step with float-atomic and with
 deterministic dC and counts the elements of dC that differ between two runs on the same inputs."""
 import json
-import sys
-import time
-
 import os
+import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import SETTINGS, bits, median_ms, package_cases, rel  # noqa: E402
+from gpu_common import SETTINGS, bits, median_ms, package_cases, rel, start  # noqa: E402
 
-sys.path.insert(0, sys.argv[1])
+dev, card = start(sys.argv[1])
 from ccekit_torch import _tile, cce_minus_loss  # noqa: E402
 
-dev = torch.device("cuda")
-torch.manual_seed(int(time.time()) % 100000)
-card = torch.cuda.get_device_name()
 rows, fails = [], 0
-
-
 
 
 def grads(e, c, t, **kw):

@@ -7,21 +7,16 @@ sampling) with a trainable and with a frozen item table."""
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_common import SETTINGS, median_ms, package_cases, rel  # noqa: E402
+from gpu_common import SETTINGS, median_ms, package_cases, rel, start  # noqa: E402
 
-sys.path.insert(0, sys.argv[1])
+dev, card = start(sys.argv[1])
 from ccekit_torch import _tile, cce_minus_loss  # noqa: E402
 
-dev = torch.device("cuda")
-torch.manual_seed(int(time.time()) % 100000)
-card = torch.cuda.get_device_name()
 rows, fails = [], 0
-
 
 
 for dtype, tol, fields, (e, c, t, neg), kw in package_cases(_tile, dev):

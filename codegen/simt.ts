@@ -87,17 +87,12 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
           out.line('}');
           return;
         }
-        if (s.k === 'atomicAdd' && s.old) {
-          out.line(syn.declare(s.old, 'i32', syn.zero('i32'), true));
-          const text = `${s.old} = ${syn.fetchAdd(s.tensor, ep.print(s.index), ep.print(s.value))}${end}`;
-          if (s.mask) {
-            out.line(syn.ifOpen(ep.print(s.mask)));
-            out.line(`  ${text}`);
-            out.line('}');
-          } else out.line(text);
-          return;
-        }
-        const text = (s.k === 'store' ? syn.store : syn.atomicAdd).call(syn, s.tensor, ep.print(s.index), ep.print(s.value));
+        // A counter's value before the add is declared first (0 where the mask is off).
+        if (s.k === 'atomicAdd' && s.old) out.line(syn.declare(s.old, 'i32', syn.zero('i32'), true));
+        const text =
+          s.k === 'atomicAdd' && s.old
+            ? `${s.old} = ${syn.fetchAdd(s.tensor, ep.print(s.index), ep.print(s.value))}${end}`
+            : (s.k === 'store' ? syn.store : syn.atomicAdd).call(syn, s.tensor, ep.print(s.index), ep.print(s.value));
         if (s.mask) {
           out.line(syn.ifOpen(ep.print(s.mask)));
           out.line(`  ${text}`);

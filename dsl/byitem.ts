@@ -119,6 +119,14 @@ export function cceFillPairs(o: CceOptions, packed = false): Kernel {
   return kb.build();
 }
 
+/** The entries of this row's block of a scan: index and whether it is inside the `n` values. */
+function eachInBlock(kb: KernelBuilder<'D'>, body: (idx: Val<'i32'>, inb: Val<'bool'>) => void): void {
+  kb.loop('j', 0, SCAN_WIDTH, 1, (j) => {
+    const idx = kb.let('idx', kb.row.mul(SCAN_WIDTH).add(j));
+    body(idx, kb.let('inb', kb.rowValid.and(idx.lt(kb.dim('n')))));
+  });
+}
+
 /**
  * Exclusive prefix sums of `src` within blocks of SCAN_WIDTH entries (one thread per block), and each block's
  * total: the first half of a two-kernel scan, applied again to the totals until one block remains.
@@ -129,9 +137,7 @@ export function scanBlocks(): Kernel {
   const local = kb.output('local', 'i32', ['n'] as const, 'exclusive prefix sums within each block');
   const totals = kb.output('totals', 'i32', ['B'] as const, 'sum of each block');
   const run = kb.var('run', i32(0), 'row');
-  kb.loop('j', 0, SCAN_WIDTH, 1, (j) => {
-    const idx = kb.let('idx', kb.row.mul(SCAN_WIDTH).add(j));
-    const inb = kb.let('inb', kb.rowValid.and(idx.lt(kb.dim('n'))));
+  eachInBlock(kb, (idx, inb) => {
     const x = kb.let('x', kb.load(src, idx, inb));
     kb.store(local, idx, run.get(), inb);
     run.set(run.get().add(x));
@@ -147,9 +153,7 @@ export function scanAdd(): Kernel {
   const base = kb.input('base', 'i32', ['B'] as const, 'exclusive prefix sums of the block totals');
   const dst = kb.output('dst', 'i32', ['n'] as const, 'exclusive prefix sums');
   const b = kb.let('b', kb.load(base, kb.row, kb.rowValid));
-  kb.loop('j', 0, SCAN_WIDTH, 1, (j) => {
-    const idx = kb.let('idx', kb.row.mul(SCAN_WIDTH).add(j));
-    const inb = kb.let('inb', kb.rowValid.and(idx.lt(kb.dim('n'))));
+  eachInBlock(kb, (idx, inb) => {
     kb.store(dst, idx, kb.load(local, idx, inb).add(b), inb);
   });
   return kb.build();
