@@ -79,11 +79,12 @@ describe('dC by item on the CPU executor vs the float64 reference', () => {
     expect(relErr(got.dC, ref.dC)).toBeLessThan(1e-10);
   });
 
-  it('refuses what it does not do: reduction none, shared negatives, full CE, deterministic dC', () => {
+  it('refuses what it does not do: reduction none, shared negatives, full CE, deterministic dC, a frozen item table', () => {
     const p = caseProblem({ N: 9, D: 4, V: 20, K: 3, dtype: 'f32', reduction: 'mean' });
     expect(() => runCceCpu({ ...p, reduction: 'none' }, { byItem: true })).toThrow(/reduction mean or sum/);
     expect(() => runCceCpu({ ...p, shareRows: 16, negatives: p.negatives!.slice(0, 3) }, { byItem: true })).toThrow(/per-row sampled/);
     expect(() => runCceCpu(p, { byItem: true, deterministic: true })).toThrow(/not deterministic/);
+    expect(() => runCceCpu(p, { byItem: true, frozenC: true })).toThrow(/frozenC/);
     const full = caseProblem({ N: 9, D: 4, V: 20, K: 0, dtype: 'f32', reduction: 'mean', mode: 'full' });
     expect(() => runCceCpu(full, { byItem: true })).toThrow(/per-row sampled/);
   });

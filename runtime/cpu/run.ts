@@ -95,6 +95,7 @@ export function byItemUnsupported(p: CceProblem, o: RunOptions): string | undefi
   if (p.reduction === 'none') return 'needs a scalar upstream gradient (reduction mean or sum)';
   if (p.mode !== 'sampled' || p.shareRows) return 'is for per-row sampled negatives';
   if (o.deterministic) return 'sums runs of pairs in float registers: not deterministic';
+  if (o.frozenC) return 'reduces dC, which an item table without a gradient (frozenC) does not need';
   return undefined;
 }
 
@@ -136,11 +137,6 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const dCacc = o.deterministic ? new BigInt64Array(p.V * p.D) : new Float64Array(p.V * p.D);
   const dC = () => (dCacc instanceof BigInt64Array ? fixedToFloat(dCacc, dCScale) : dCacc);
   const bwdScalars = { ...scalars, grad_scale: gradScale, dC_scale: dCScale };
-  if (o.frozenC) {
-    if (p.reduction === 'none') throw new Error('frozenC: needs a scalar upstream gradient (reduction mean or sum)');
-    kernelFor('fusedDE', opts, s)({ ...inputs, loss: rowLoss, dE }, bwdScalars, programs);
-    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: new Float64Array(0) };
-  }
   if (o.byItem) {
     const why = byItemUnsupported(p, o);
     if (why) throw new Error(`byItem: ${why}`);
@@ -165,6 +161,11 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
     };
     runByItemChunks(ops, p, plan, buffers, bwdScalars);
     return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC: dC() };
+  }
+  if (o.frozenC) {
+    if (p.reduction === 'none') throw new Error('frozenC: needs a scalar upstream gradient (reduction mean or sum)');
+    kernelFor('fusedDE', opts, s)({ ...inputs, loss: rowLoss, dE }, bwdScalars, programs);
+    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: new Float64Array(0) };
   }
   if (o.fused) {
     if (p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
