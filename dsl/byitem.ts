@@ -13,9 +13,8 @@
 // buffers hold one u32 or two i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
 import type { Kernel } from '../codegen/ir.js';
 import { KernelBuilder, type Tensor } from './builder.js';
-import { type CceOptions, derivativeOf, type FloatDType, transformOf } from './cce.js';
-import { type Sampler, sampleItem } from './sampling.js';
-import { applyScalarFn } from './scalarfn.js';
+import { type CceOptions, byItemRefusal, correctionFor, derivativeOf, type FloatDType, logqParams, transformOf } from './cce.js';
+import { type Sampler, sampleItem, samplerParams } from './sampling.js';
 import { type Schedule, fitD } from './schedule.js';
 import { DslError, dot, f32, i32, select, u32, type Val } from './values.js';
 
@@ -39,7 +38,8 @@ export function reduceSchedule(D: number): Schedule {
 export const COUNTER_SCHEDULE: Schedule = { rows: 128, lanes: 1, vec: 1, dChunks: 1, samplesPerStep: 1, stages: 1 };
 
 function check(o: CceOptions): void {
-  if (o.mode !== 'sampled' || o.share || o.deterministic) throw new DslError('dC by item: per-row sampled negatives with float dC only');
+  const refusal = byItemRefusal(o);
+  if (refusal) throw new DslError(refusal);
 }
 
 interface Pairs {
@@ -50,15 +50,7 @@ interface Pairs {
 
 /** The pair source of a kernel: Philox keys (and alias table) or the index tensor. */
 function pairSource(kb: KernelBuilder<'D'>, o: CceOptions): Pairs {
-  if (o.negatives === 'philox')
-    return {
-      kb,
-      sampler: {
-        seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
-        seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
-        alias: o.sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const, 'Walker alias table: [u32 threshold, alias item] per item') : undefined,
-      },
-    };
+  if (o.negatives === 'philox') return { kb, sampler: samplerParams(kb, o.sampling) };
   return { kb, negatives: kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row') };
 }
 
@@ -176,8 +168,7 @@ export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Ker
   const pairItems = packed ? undefined : kb.input('pair_items', 'i32', ['Q'] as const, 'item of each pair');
   const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
   const KACC = kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward');
-  const logq = o.sampling === 'given' ? kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution') : undefined;
-  const logqUniform = logq ? undefined : kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)');
+  const { logq, logqUniform } = logqParams(kb, o);
   const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (adds the negatives\' terms)');
   const g = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
   const f = transformOf(o);
@@ -220,8 +211,7 @@ export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Ker
     const es = pairs.map(({ grow, valid }, u) => kb.let(`e_${u}`, kb.loadRow(E, grow, valid)));
     const raws = pairs.map((_, u) => kb.let(`raw_${u}`, dot(es[u]!, runs[u]!.c)));
     const coefs = pairs.map(({ grow, valid, n }, u) => {
-      const lq = logq ? kb.load(logq, n, valid) : logqUniform!;
-      const corr = o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
+      const corr = correctionFor(o, logq ? kb.load(logq, n, valid) : logqUniform!);
       const logk = kb.load(KACC, grow, valid).to('f32').max(1).log();
       const sj = f(raws[u]!).add(corr).sub(logk).sub(kb.load(LSE, grow, valid));
       const p = kb.let(`p_${u}`, select(valid, sj.exp(), 0));

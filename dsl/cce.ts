@@ -13,7 +13,7 @@ import { KernelBuilder, OnlineSoftmax, type Tensor, type Var } from './builder.j
 import { applyScalarFn, derivative, type ScalarFn, argRef } from './scalarfn.js';
 import type { Schedule } from './schedule.js';
 import { DslError, dot, f32, i32, mm, reduceCands, select, type Val } from './values.js';
-import { STREAM_SHARED, type Sampler, sampleItem } from './sampling.js';
+import { STREAM_SHARED, type Sampler, sampleItem, samplerParams } from './sampling.js';
 
 export type FloatDType = 'f32' | 'f16' | 'bf16';
 
@@ -82,18 +82,12 @@ function prologue(name: string, doc: string, o: CceOptions, s: Schedule): Common
   const T = kb.input('targets', 'i32', ['N'] as const, 'target item per row, or ignore_index');
   const c: Partial<Common> = { kb, E, C, sampled: o.mode === 'sampled', share };
   if (o.mode === 'sampled') {
-    if (o.negatives === 'philox') {
-      c.sampler = {
-        seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
-        seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
-        alias: o.sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const, 'Walker alias table: [u32 threshold, alias item] per item') : undefined,
-      };
-    } else
+    if (o.negatives === 'philox') c.sampler = samplerParams(kb, o.sampling);
+    else
       c.negatives = share
         ? kb.input('negatives', 'i32', ['G', 'K'] as const, `sampled negative items per group of ${share} rows`)
         : kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row');
-    if (o.sampling === 'given') c.logq = kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution');
-    else c.logqUniform = kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)');
+    Object.assign(c, logqParams(kb, o));
   }
   const ignore = kb.scalar('ignore_index', 'i32', 'target value of rows that do not count');
   kb.comment('row i of this slot: target, whether it counts, hidden vector');
@@ -133,11 +127,25 @@ function candidates(c: Common, kk: Val<'i32'>, S: number): Candidate[] {
 
 export const transformOf = (o: CceOptions) => (x: Val<'f32'>) => (o.transform ? applyScalarFn(o.transform, [x]) : x);
 
+/** The sampling distribution's parameters: a log q tensor [V] (given q) or the scalar log q (uniform). */
+export function logqParams(kb: KernelBuilder<'D'>, o: CceOptions): { logq?: Tensor<'f32', readonly ['V']>; logqUniform?: Val<'f32'> } {
+  return o.sampling === 'given'
+    ? { logq: kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution') }
+    : { logqUniform: kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)') };
+}
+
+/** Correction added to the logit of a negative with log q = lq: corr(lq), −lq by default. */
+export const correctionFor = (o: CceOptions, lq: Val<'f32'>): Val<'f32'> => (o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg());
+
 /** Correction added to a negative's logit: corr(log q(n)), −log q by default. */
 function correctionOf(c: Common, o: CceOptions, cand: Candidate): Val<'f32'> | undefined {
   if (!c.sampled) return undefined;
-  const lq = c.logq ? c.kb.load(c.logq, cand.n, cand.ok) : c.logqUniform!;
-  return o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
+  return correctionFor(o, c.logq ? c.kb.load(c.logq, cand.n, cand.ok) : c.logqUniform!);
+}
+
+/** Why dC by item (dsl/byitem.ts) does not apply to these options, or undefined: it is for per-row sampled negatives with float dC. */
+export function byItemRefusal(o: CceOptions): string | undefined {
+  return o.mode !== 'sampled' || o.share || o.deterministic ? 'dC by item: per-row sampled negatives with float dC only' : undefined;
 }
 
 /** The target logit s0 = f(e · c_t). */
@@ -406,7 +414,8 @@ export function cceFused(o: CceOptions, s: Schedule): Kernel {
  * accepted count per row and adds the target's term to dC; the negatives' terms follow, grouped by item.
  */
 export function cceFusedDE(o: CceOptions, s: Schedule, byItem = false): Kernel {
-  if (byItem && (o.mode !== 'sampled' || o.share || o.deterministic)) throw new DslError('dC by item: per-row sampled negatives with float dC only');
+  const refusal = byItem ? byItemRefusal(o) : undefined;
+  if (refusal) throw new DslError(refusal);
   const name = o.mode === 'sampled' ? (byItem ? 'cce_minus_fused_de_by_item' : 'cce_minus_fused_de') : 'ce_full_fused_de';
   const c = prologue(name, byItem ? 'CCE- forward + dE in one sweep, lse and accepted counts for dC by item, the target term of dC' : 'CCE- forward + dE in one sweep (no dC): loss, dE', o, s);
   const { kb } = c;
@@ -439,11 +448,7 @@ export function cceFusedDE(o: CceOptions, s: Schedule, byItem = false): Kernel {
 /** The negatives the in-kernel sampler draws, written out [N, K] (for cross-target bit-exactness tests). */
 export function cceSamples(o: Pick<CceOptions, 'sampling'>, s: Schedule): Kernel {
   const kb = new KernelBuilder({ name: 'cce_minus_samples', doc: 'the in-kernel sampler (Philox4x32-10) written out', rowDim: 'N', vecDim: 'D' });
-  const sampler: Sampler = {
-    seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
-    seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
-    alias: o.sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const) : undefined,
-  };
+  const sampler = samplerParams(kb, o.sampling);
   const out = kb.output('samples', 'i32', ['N', 'K'] as const, 'drawn item per (row, slot)');
   const K = kb.dim('K');
   kb.loop('kk', 0, K, s.samplesPerStep, (kk) => {

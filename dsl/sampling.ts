@@ -34,6 +34,15 @@ export interface Sampler {
   alias?: Tensor<'u32', readonly ['V2']>;
 }
 
+/** The sampler's kernel parameters: the Philox key, and for a given q the Walker alias table. */
+export function samplerParams(kb: KernelBuilder<string>, sampling: 'uniform' | 'given'): Sampler {
+  return {
+    seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
+    seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
+    alias: sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const, 'Walker alias table: [u32 threshold, alias item] per item') : undefined,
+  };
+}
+
 /** Philox streams: negatives of one row (stream 0), or of a group of rows that share them (stream 1). */
 export const STREAM_ROW = 0;
 export const STREAM_SHARED = 1;
