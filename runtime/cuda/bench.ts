@@ -1,13 +1,13 @@
 // Timing CCE- on CUDA at benchmark sizes: inputs are generated on the GPU (a hash-based generator, so
 // gigabyte-sized index tensors need no upload), the step is zero dC + forward + backward, timed with events
 // after warm-up, rotating between two input sets so the L2 cache does not flatter.
-import type { CceOptions } from '../../dsl/cce.js';
+import { type CceOptions, byItemRefusal } from '../../dsl/cce.js';
 import { type Schedule, fitProblem } from '../../dsl/schedule.js';
 import { negativeRows } from '../philox.js';
 import { fixedScale } from '../fixed.js';
 import type { DevicePtr } from './driver.js';
 import { type CompiledKernel, type CudaRuntime, buildCubin, cudaByItem, problemScalars } from './run.js';
-import { reduceSchedule } from '../byitem.js';
+import { type ByItemKernel, reduceSchedule } from '../byitem.js';
 
 const GEN_SOURCE = `
 __device__ __forceinline__ unsigned ccekit_hash(unsigned x) {
@@ -146,7 +146,8 @@ export class CudaBench {
     const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
     // frozenC: item embeddings without a gradient, forward + dE in one sweep (no dC to clear or scatter).
     // byItem: the forward with dE in one sweep, then dC by item (runtime/byitem.ts) as the timed "backward".
-    if (opts.byItem && (o.share || o.deterministic || opts.frozenC)) throw new Error('byItem: per-row negatives with float dC');
+    const refusal = opts.byItem ? (opts.frozenC ? 'a frozen item table has no dC to reduce' : byItemRefusal(o)) : undefined;
+    if (refusal) throw new Error(`byItem: ${refusal}`);
     const fused: CompiledKernel | undefined = opts.byItem ? this.rt.kernel('fusedDEByItem', o, s) : opts.frozenC ? this.rt.kernel('fusedDE', o, s) : opts.fused ? this.rt.kernel('fused', o, s) : undefined;
     const cu = this.rt.cuda;
     const own = !opts.inputs;
@@ -154,7 +155,7 @@ export class CudaBench {
     const extra: DevicePtr[] = [];
     const before = cu.allocated;
     const allocExtra = (bytes: number) => (extra.push(cu.malloc(bytes)), extra[extra.length - 1]!);
-    const byItem = opts.byItem ? cudaByItem(this.rt, o, opts.reduceSchedule ?? reduceSchedule(p.D), p, allocExtra, opts.pairBytes, undefined, opts.packPairs) : undefined;
+    const byItem = opts.byItem ? cudaByItem(this.rt, o, opts.reduceSchedule ?? reduceSchedule(p.D), p, allocExtra, opts.pairBytes, opts.packPairs) : undefined;
     const byItemBytes = cu.allocated - before;
     if (o.deterministic && !inp.dCfixed) throw new Error('deterministic: the inputs have no fixed-point dC buffer');
     try {
@@ -203,10 +204,10 @@ export class CudaBench {
       // dC by item: one more step with each launch timed on its own (synchronizing), for the breakdown.
       let byItemMs: Record<string, number> | undefined;
       if (byItem) {
-        const prof = new Map<string, number>();
-        const timed = cudaByItem(this.rt, o, byItem.schedule, p, allocExtra, opts.pairBytes, prof as Map<never, number>, opts.packPairs);
+        const prof = new Map<ByItemKernel, number>();
         cu.fill32(acc, 0, p.V * p.D);
-        timed.run(buffers(0), scalars);
+        this.rt.launch(fused!, p.N, buffers(0), scalars);
+        byItem.run(buffers(0), scalars, prof);
         cu.synchronize('by-item breakdown');
         byItemMs = Object.fromEntries(prof);
       }

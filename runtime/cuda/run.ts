@@ -197,7 +197,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       const why = byItemUnsupported(p, o);
       if (why) throw new Error(`byItem: ${why}`);
     }
-    const byItem = o.byItem ? cudaByItem(rt, opts, o.reduceSchedule ?? reduceSchedule(p.D), p, alloc, o.pairBytes, undefined, o.packPairs) : undefined;
+    const byItem = o.byItem ? cudaByItem(rt, opts, o.reduceSchedule ?? reduceSchedule(p.D), p, alloc, o.pairBytes, o.packPairs) : undefined;
     const fused = o.byItem ? rt.kernel('fusedDEByItem', opts, s) : o.frozenC ? rt.kernel('fusedDE', opts, s) : o.fused ? rt.kernel('fused', opts, s) : undefined;
     if (fused && p.reduction === 'none') throw new Error(`${o.frozenC ? 'frozenC' : 'fused'}: needs a scalar upstream gradient (reduction mean or sum)`);
     const step = () => {
@@ -262,10 +262,13 @@ export function cudaByItem(
   p: Pick<CceProblem, 'N' | 'K' | 'V' | 'D'>,
   alloc: (bytes: number) => DevicePtr,
   pairBytes?: number,
-  /** When given: each launch is timed with events (synchronizing) and its ms added under its kernel. */
-  profile?: Map<ByItemKernel, number>,
   packPairs: boolean | number = true,
-): { plan: ByItemPlan; schedule: Schedule; run: (inputs: Record<string, DevicePtr>, scalars: Record<string, number>) => void } {
+): {
+  plan: ByItemPlan;
+  schedule: Schedule;
+  /** `profile`: each launch timed with events (synchronizing), its ms added under its kernel. */
+  run: (inputs: Record<string, DevicePtr>, scalars: Record<string, number>, profile?: Map<ByItemKernel, number>) => void;
+} {
   const plan = byItemPlan(p, pairBytes, packPairs);
   const s = fitD(reduce, p.D);
   const bufs = {
@@ -275,7 +278,7 @@ export function cudaByItem(
     rows: alloc(plan.capacity * 4),
     items: plan.packed ? 0n : alloc(plan.capacity * 4),
   };
-  const ops = {
+  const ops = (profile?: Map<ByItemKernel, number>) => ({
     launch: (k: ByItemKernel, rows: number, buffers: Record<string, DevicePtr>, scalars: Record<string, number>) => {
       if (!profile) return rt.launch(rt.byItem(k, o, s, plan.packed), rows, buffers, scalars);
       const [a, b] = [rt.cuda.event(), rt.cuda.event()];
@@ -287,6 +290,6 @@ export function cudaByItem(
       rt.cuda.destroyEvent(b);
     },
     clear: (ptr: DevicePtr, n: number) => rt.cuda.fill32(ptr, 0, n),
-  };
-  return { plan, schedule: s, run: (inputs, scalars) => runByItemChunks(ops, p, plan, { ...bufs, inputs }, scalars) };
+  });
+  return { plan, schedule: s, run: (inputs, scalars, profile) => runByItemChunks(ops(profile), p, plan, { ...bufs, inputs }, scalars) };
 }
