@@ -11,7 +11,6 @@ import type { ReferenceResult } from './reference.js';
 import { negativeRows, samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
 import type { Kernel } from '../../codegen/ir.js';
-import { COUNTER_SCHEDULE } from '../../dsl/byitem.js';
 import { type ByItemBuffers, type ByItemOps, byItemKernel, byItemPlan, reduceSchedule, runByItemChunks } from '../byitem.js';
 
 export interface RunOptions {
@@ -99,21 +98,21 @@ export function byItemUnsupported(p: CceProblem, o: RunOptions): string | undefi
   return undefined;
 }
 
-const cache = new Map<string, CpuKernelFn>();
-function compiled(key: string, make: () => { kernel: Kernel; schedule: Schedule }): CpuKernelFn {
-  let fn = cache.get(key);
-  if (!fn) {
+const cache = new Map<string, { fn: CpuKernelFn; schedule: Schedule }>();
+function compiled(key: string, make: () => { kernel: Kernel; schedule: Schedule }): { fn: CpuKernelFn; schedule: Schedule } {
+  let hit = cache.get(key);
+  if (!hit) {
     const { kernel, schedule } = make();
-    fn = compileJs(lower(kernel, schedule, CAPS.cpu));
-    cache.set(key, fn);
+    hit = { fn: compileJs(lower(kernel, schedule, CAPS.cpu)), schedule };
+    cache.set(key, hit);
   }
-  return fn;
+  return hit;
 }
 function kernelFor(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE' | 'fusedDEByItem', opts: CceOptions, s: Schedule): CpuKernelFn {
   return compiled(`${which}|${JSON.stringify(s)}|${optionsKey(opts)}`, () => ({
     kernel: which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : which === 'fused' ? cceFused(opts, s) : cceFusedDE(opts, s, which === 'fusedDEByItem'),
     schedule: s,
-  }));
+  })).fn;
 }
 
 export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
@@ -153,9 +152,8 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
     };
     const ops: ByItemOps<Int32Array | Float64Array | Uint32Array> = {
       launch: (k, rows, bufs, sc) => {
-        const fn = compiled(`byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs, plan.packed));
-        const sched = k === 'reduce' ? rs : COUNTER_SCHEDULE;
-        fn(bufs, sc, Math.ceil(rows / sched.rows));
+        const { fn, schedule } = compiled(`byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs, plan.packed));
+        fn(bufs, sc, Math.ceil(rows / schedule.rows));
       },
       clear: (b, n) => b.fill(0, 0, n),
     };

@@ -191,6 +191,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   // dC by item: the forward with dE in one sweep; the backward is the by-item sequence (`chain` below).
   const fwd = await getPipeline(ctx, o.byItem ? 'fusedDEByItem' : 'fwd', opts, s);
   const bwd = o.byItem ? undefined : await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps));
+  const reduceS = o.byItem ? fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D) : undefined;
   if (bwd && bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
   const { device } = ctx;
   const limit = ctx.caps.maxStorageBindingBytes ?? Infinity;
@@ -252,7 +253,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     if (bwd) chain.push({ pl: bwd, group: bind(bwd), grid: grid(N, s.rows) });
     else {
       const plan = byItemPlan(p, o.pairBytes, o.packPairs);
-      const rs = fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D);
+      const rs = reduceS!;
       const kernels = new Map<ByItemKernel, Pipeline>();
       for (const k of ['count', 'scan', 'scanAdd', 'fill', 'reduce'] as const)
         kernels.set(k, await compiledPipeline(ctx, `byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs, plan.packed)));
@@ -390,7 +391,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     querySet?.destroy();
     qbuf?.destroy();
     readTs?.destroy();
-    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s, bwdSchedule: bwd?.lowered.schedule ?? fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D) };
+    return { loss, rowLoss, lse, kAccepted, nValid, dE, dC, device: ctx.name, timings, schedule: s, bwdSchedule: bwd?.lowered.schedule ?? reduceS! };
   } finally {
     for (const b of owned) b.destroy();
   }
