@@ -1,7 +1,7 @@
 // The compiler driver: DSL kernel + schedule + target → source, through the one lowering.
 import { CAPS, type DeviceCaps, type Schedule } from '../dsl/schedule.js';
 import type { Kernel } from './ir.js';
-import { type LoweredKernel, lower } from './lower.js';
+import { type LoweredKernel, type LowerOptions, lower } from './lower.js';
 import type { Emitted, TargetName } from '../targets/common.js';
 import { emitCuda } from '../targets/cuda/emit.js';
 import { emitTriton } from '../targets/triton/emit.js';
@@ -16,7 +16,7 @@ export const EMITTERS: Record<TargetName, (lk: LoweredKernel, version: string) =
   triton: emitTriton,
 };
 
-export function compileKernel(k: Kernel, schedule: Schedule, target: TargetName, caps: DeviceCaps = CAPS[target]): Emitted & { lowered: LoweredKernel } {
-  const lowered = lower(k, schedule, caps);
+export function compileKernel(k: Kernel, schedule: Schedule, target: TargetName, caps: DeviceCaps = CAPS[target], opts: LowerOptions = {}): Emitted & { lowered: LoweredKernel } {
+  const lowered = lower(k, schedule, caps, opts);
   return { ...EMITTERS[target](lowered, CODEGEN_VERSION), lowered };
 }

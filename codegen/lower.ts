@@ -72,7 +72,20 @@ export interface LoweredKernel {
    * (a shared candidate): each is summed over the program's rows there first, then added once per element.
    */
   rowSharedSlots: number;
+  /**
+   * The vector length equals BLOCK_D (lanes·vec·dChunks): every element index d a lane owns is below it, so
+   * the printers drop the element guards d < D (and the lowering the masks of row reductions).
+   */
+  exactD: boolean;
 }
+
+export interface LowerOptions {
+  /** The vector length is known to equal the schedule's BLOCK_D (see LoweredKernel.exactD). */
+  exactD?: boolean;
+}
+
+/** d < vecDim: the element guard that exactD kernels drop. */
+export const isDGuard = (e: Expr, vecDim: string): boolean => e.op === 'bin' && e.fn === 'lt' && e.a.op === 'd' && e.b.op === 'param' && e.b.name === vecDim;
 
 export const NEG_BIG = -3.0e38;
 
@@ -90,7 +103,8 @@ const hasReduce = (e: Expr): boolean => (e.op === 'reduce' && e.axis !== 'c') ||
 /** Targets whose printers take tile values (candidate axis) as they are; the others get the untile pass. */
 const TILE_TARGETS = new Set(['triton']);
 
-export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): LoweredKernel {
+export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: LowerOptions = {}): LoweredKernel {
+  const exactD = !!opts.exactD;
   checkScheduleShape(schedule);
   verifyKernel(k0);
   if (k0.groupRows !== undefined && k0.groupRows % schedule.rows !== 0)
@@ -204,7 +218,7 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
           const ident = x.fn === 'sum' ? 0 : NEG_BIG;
           decls.push({ k: 'decl', name, t: 'f32', s: 'row', init: { op: 'const', t: 'f32', s: 'uniform', v: ident }, mut: true });
           const dValid: Expr = { op: 'bin', fn: 'lt', t: 'bool', s: 'vec', a: { op: 'd', t: 'i32', s: 'vec' }, b: { op: 'param', name: k.vecDim, t: 'i32', s: 'uniform' } };
-          const masked: Expr = { op: 'select', t: 'f32', s: 'vec', c: dValid, a: operand, b: { op: 'const', t: 'f32', s: 'uniform', v: ident } };
+          const masked: Expr = exactD ? operand : { op: 'select', t: 'f32', s: 'vec', c: dValid, a: operand, b: { op: 'const', t: 'f32', s: 'uniform', v: ident } };
           accums.push(...pre, { k: 'accum', fn: x.fn, target: name, value: masked });
           tgts.push([x.fn, name]);
           return refOf(name, 'f32', 'row');
@@ -244,6 +258,7 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps): Lowere
     invocations: invocations(schedule),
     caps,
     rowSharedSlots: 0,
+    exactD,
   };
   if (caps) markRowShared(lk, caps);
   if (caps) checkAgainstCaps(lk, caps);

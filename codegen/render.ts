@@ -3,7 +3,7 @@
 // operator is spelled.
 import type { BinFn, Expr, MatMul, Scope, TensorParam, UnFn, ValueType } from './ir.js';
 import { scopeWithin } from './ir.js';
-import type { LoweredKernel, SymbolInfo } from './lower.js';
+import { isDGuard, type LoweredKernel, type SymbolInfo } from './lower.js';
 
 export interface Dialect {
   constant(v: number, t: ValueType): string;
@@ -24,6 +24,11 @@ export interface Dialect {
   un(fn: UnFn, a: string, t: ValueType): string;
   select(c: string, a: string, b: string, t: ValueType): string;
   cast(a: string, from: ValueType, to: ValueType): string;
+  /**
+   * The element guard d < D (`d`: the printed index). Absent: printed as the comparison. CUDA prints a macro
+   * that a compile-time define turns into true where D equals BLOCK_D, so one source serves both cases.
+   */
+  dGuard?(d: string): string;
   /** Unmasked load of one element. */
   load(tensor: TensorParam, index: string): string;
   /** Make a value of scope `from` usable where scope `to` is expected (tile targets broadcast). */
@@ -86,6 +91,7 @@ export class ExprPrinter {
         if (!D.mm) throw new Error(`${this.lk.kernel.name}: mm reached a target without tiles (untile first)`);
         return D.mm(e, this.print(e.a), this.print(e.b));
       case 'bin': {
+        if (isDGuard(e, this.lk.kernel.vecDim) && (this.lk.exactD || D.dGuard)) return this.lk.exactD ? D.constant(1, 'bool') : D.dGuard!(this.print(e.a, e.s));
         if (e.fn === 'pow' && e.b.op === 'const' && Number.isInteger(e.b.v) && e.b.v >= 1 && e.b.v <= 4) {
           const a = this.print(e.a, e.s);
           return `(${Array(e.b.v).fill(a).join(' * ')})`;

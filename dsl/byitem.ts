@@ -6,9 +6,9 @@
 //   fill   — regenerate the pairs again and write each pair's row and item into its item's slice (an integer
 //            cursor hands out the entries; one packed u32 where the chunk's rows and the items fit 32 bits);
 //   reduce — walk the buffers in segments of SEGMENT pairs: consecutive pairs of one item share its row c_n
-//            (loaded once), recompute p = exp(s − lse_i) from lse and the accepted count the forward wrote,
+//            (loaded once), recompute p = exp(s − lse_i − log k_i) from the lse + log k the forward wrote,
 //            sum coef·e_i in registers and add the sum to dC[n] once per item and segment.
-// The forward (cceFusedDE with byItem) writes loss, dE, lse, the accepted counts and the targets' dC terms.
+// The forward (cceFusedDE with byItem) writes loss, dE, lse + log k and the targets' dC terms.
 // Float atomics drop from one per pair and element to about one per item, segment and element; the pair
 // buffers hold one u32 or two i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
 import type { Kernel } from '../codegen/ir.js';
@@ -166,8 +166,7 @@ export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Ker
   const bits = packed ? kb.scalar('item_bits', 'u32', 'bits of an item id in a packed entry') : undefined;
   const pairRows = packed ? undefined : kb.input('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused');
   const pairItems = packed ? undefined : kb.input('pair_items', 'i32', ['Q'] as const, 'item of each pair');
-  const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
-  const KACC = kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward');
+  const LSEK = kb.input('lse_k', 'f32', ['N'] as const, 'per-row lse + log k from the forward');
   const { logq, logqUniform } = logqParams(kb, o);
   const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (adds the negatives\' terms)');
   const g = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
@@ -212,8 +211,7 @@ export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Ker
     const raws = pairs.map((_, u) => kb.let(`raw_${u}`, dot(es[u]!, runs[u]!.c)));
     const coefs = pairs.map(({ grow, valid, n }, u) => {
       const corr = correctionFor(o, logq ? kb.load(logq, n, valid) : logqUniform!);
-      const logk = kb.load(KACC, grow, valid).to('f32').max(1).log();
-      const sj = f(raws[u]!).add(corr).sub(logk).sub(kb.load(LSE, grow, valid));
+      const sj = f(raws[u]!).add(corr).sub(kb.load(LSEK, grow, valid));
       const p = kb.let(`p_${u}`, select(valid, sj.exp(), 0));
       return kb.let(`coef_${u}`, (df ? p.mul(df(raws[u]!)) : p).mul(g));
     });

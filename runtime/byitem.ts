@@ -23,7 +23,7 @@ export interface ByItemPlan {
   capacity: number;
   /** Scan levels over the V item counts, down to one block. */
   levels: ScanLevel[];
-  /** Extra device bytes: the pair buffers, the counters and the scan's buffers, lse and the accepted counts. */
+  /** Extra device bytes: the pair buffers, the counters and the scan's buffers, lse + log k. */
   extraBytes: number;
   /**
    * One u32 per pair, ((row − row0) << itemBits | item) + 1, where a chunk's rows and the items fit 32 bits
@@ -46,7 +46,7 @@ export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_
   const chunkRows = packed ? oneWord : twoWords;
   const levels = scanLevels(p.V);
   const scanWords = levels.reduce((a, l) => a + 2 * l.n + l.blocks, 0);
-  return { chunkRows, capacity: chunkRows * p.K, levels, packed, itemBits, extraBytes: 4 * ((packed ? 1 : 2) * chunkRows * p.K + scanWords + 2 * p.N) };
+  return { chunkRows, capacity: chunkRows * p.K, levels, packed, itemBits, extraBytes: 4 * ((packed ? 1 : 2) * chunkRows * p.K + scanWords + p.N) };
 }
 
 /** Scan levels over n values: blocks of SCAN_WIDTH, then the blocks' totals, ... down to one block. */
@@ -81,7 +81,7 @@ export interface ByItemOps<B> {
 /**
  * Buffers: `counts` (V i32, becomes the fill's cursor), per scan level `local` (n i32) and `totals` (blocks
  * i32; level l + 1 scans level l's totals), `rows` and `items` (capacity i32 each; packed: `rows` holds the
- * u32 entries and `items` is not used), plus the problem's inputs, lse, kacc and dC.
+ * u32 entries and `items` is not used), plus the problem's inputs, lse_k and dC.
  */
 export interface ByItemBuffers<B> {
   counts: B;
@@ -108,7 +108,7 @@ export function runScan<B>(ops: ByItemOps<B>, L: readonly ScanLevel[], b: Pick<B
   return L.length === 1 ? b.local[0]! : b.counts;
 }
 
-/** The negatives' dC terms, chunk by chunk, after the forward wrote lse, kacc and the targets' terms. */
+/** The negatives' dC terms, chunk by chunk, after the forward wrote lse + log k and the targets' terms. */
 export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 'K' | 'V'>, plan: ByItemPlan, b: ByItemBuffers<B>, scalars: Record<string, number>): void {
   const L = plan.levels;
   if (p.K === 0) return; // no negatives: the forward wrote every term

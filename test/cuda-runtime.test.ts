@@ -57,8 +57,11 @@ describe('CUDA runtime without a GPU', () => {
     expect(b.fromDiskCache).toBe(true);
     expect(b.key).toBe(a.key);
     expect(Buffer.compare(a.cubin, b.cubin)).toBe(0);
-    // A different arch or source is a different entry.
+    // A different arch or source is a different entry, and so is the build without element guards (D = BLOCK_D).
     expect(buildCubin(nvrtc!, src + '\n', 'cce_minus_bwd', 'sm_90').key).not.toBe(a.key);
+    const exact = buildCubin(nvrtc!, src, 'cce_minus_bwd', 'sm_90', true);
+    expect(exact.key).not.toBe(a.key);
+    expect(Buffer.compare(exact.cubin, a.cubin)).not.toBe(0);
     const files = readdirSync(join(process.env.CCEKIT_CACHE!, 'cuda'));
     expect(files.filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });

@@ -2,6 +2,7 @@
 // type-check) and the verifier's run-time errors, which name the kernel, the op and the reason.
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { Kernel } from '../codegen/ir.js';
+import { compileKernel } from '../codegen/compile.js';
 import { lower } from '../codegen/lower.js';
 import { VerifyError, verifyKernel } from '../codegen/verify.js';
 import { KernelBuilder, OnlineSoftmax } from '../dsl/builder.js';
@@ -164,5 +165,26 @@ describe('tile matmul with candidates shared by the rows of a program', () => {
     const { compileKernel } = await import('../codegen/compile.js');
     for (const t of ['cuda', 'wgsl', 'triton'] as const) expect(compileKernel(kb.build(), { ...DEFAULT_SCHEDULE, rows: 4, lanes: 32, dChunks: 1 }, t).source).toMatch(/tile_mm/);
     expect(() => matmul(kb.load(A, kb.row), cands)).toThrow(/matmul: operands must be vec values/);
+  });
+});
+
+describe('kernels for an exact vector length (D = BLOCK_D)', () => {
+  // Every element a lane owns is inside the row, so the element guards d < D and the masks of row reductions
+  // go. The numerics of such kernels are checked against the float64 reference wherever D equals the
+  // schedule's BLOCK_D (the CPU and WebGPU runtimes lower with exactD then, CUDA compiles with CCEKIT_EXACT_D).
+  const o = { mode: 'sampled', dtype: 'f16', sampling: 'uniform', grad: 'scalar' } as const;
+  const s: Schedule = { rows: 4, lanes: 32, vec: 4, dChunks: 2, samplesPerStep: 2, stages: 1 };
+  const body = (src: string) => src.slice(src.indexOf('cce_minus_fwd('));
+  it('wgsl: guards without exactD, none with it', () => {
+    const guards = (src: string) => (body(src).match(/\bd0? < params\.D\b/g) ?? []).length;
+    expect(guards(compileKernel(cceForward(o, s), s, 'wgsl', CAPS.wgsl).source)).toBeGreaterThan(0);
+    expect(guards(compileKernel(cceForward(o, s), s, 'wgsl', CAPS.wgsl, { exactD: true }).source)).toBe(0);
+  });
+  it('cuda: one source for both, guards as CCEKIT_IN_D (true under CCEKIT_EXACT_D); exactD lowering prints none', () => {
+    const src = compileKernel(cceForward(o, s), s, 'cuda', CAPS.cuda).source;
+    expect(body(src)).not.toMatch(/\bd0? < D\b/);
+    expect((body(src).match(/CCEKIT_IN_D\(d0?\)/g) ?? []).length).toBeGreaterThan(2);
+    expect(src).toMatch(/#ifdef CCEKIT_EXACT_D\n#define CCEKIT_IN_D\(d\) true\n#else\n#define CCEKIT_IN_D\(d\) \(\(d\) < D\)/);
+    expect(body(compileKernel(cceForward(o, s), s, 'cuda', CAPS.cuda, { exactD: true }).source)).not.toMatch(/CCEKIT_IN_D|\bd0? < D\b/);
   });
 });

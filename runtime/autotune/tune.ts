@@ -84,8 +84,8 @@ export function tune(rt: CudaRuntime, bench: CudaBench, db: TuningDb, p: BenchPr
     try {
       lower(cceForward(o, s), s, caps);
       lower(cceBackward(o, s), s, caps);
-      const f = rt.kernel('fwd', o, s);
-      const b = rt.kernel('bwd', o, s);
+      const f = rt.kernel('fwd', o, s, p.D);
+      const b = rt.kernel('bwd', o, s, p.D);
       if (f.attrs.localBytes > 0 || b.attrs.localBytes > 0) throw new Error(`spills (local memory ${f.attrs.localBytes} / ${b.attrs.localBytes} bytes)`);
       const got = runCceCuda(rt, small, { schedule: s });
       const err = Math.max(relErr(got.loss, ref.loss), relErr(got.dE, ref.dE) / (tol.grad / tol.loss), relErr(got.dC, ref.dC) / (tol.grad / tol.loss));

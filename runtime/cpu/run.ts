@@ -2,7 +2,7 @@
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
-import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, fitD, fitProblem } from '../../dsl/schedule.js';
+import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, blockD, fitD, fitProblem } from '../../dsl/schedule.js';
 import { lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
@@ -30,7 +30,8 @@ export interface RunOptions {
   frozenC?: boolean;
   /**
    * Mean / sum, per-row sampled negatives: dC reduced by item (dsl/byitem.ts) instead of one float atomic per
-   * pair — the forward with dE in one sweep, then per chunk of rows count, scan, fill and reduce.
+   * pair — the forward with dE in one sweep, then per chunk of rows count, scan, fill and reduce. lse and the
+   * accepted counts are not returned (the forward keeps lse + log k for the reduction).
    */
   byItem?: boolean;
   /** dC by item: bytes of the pair buffers (sets the chunk of rows; default BY_ITEM_PAIR_BYTES). */
@@ -99,17 +100,19 @@ export function byItemUnsupported(p: CceProblem, o: RunOptions): string | undefi
 }
 
 const cache = new Map<string, { fn: CpuKernelFn; schedule: Schedule }>();
-function compiled(key: string, make: () => { kernel: Kernel; schedule: Schedule }): { fn: CpuKernelFn; schedule: Schedule } {
+/** `D`: the problem's vector length; where it equals the schedule's BLOCK_D the kernel drops its element guards, as on the GPUs. */
+function compiled(key0: string, D: number, make: () => { kernel: Kernel; schedule: Schedule }): { fn: CpuKernelFn; schedule: Schedule } {
+  const key = `${key0}|${D}`;
   let hit = cache.get(key);
   if (!hit) {
     const { kernel, schedule } = make();
-    hit = { fn: compileJs(lower(kernel, schedule, CAPS.cpu)), schedule };
+    hit = { fn: compileJs(lower(kernel, schedule, CAPS.cpu, { exactD: blockD(schedule) === D })), schedule };
     cache.set(key, hit);
   }
   return hit;
 }
-function kernelFor(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE' | 'fusedDEByItem', opts: CceOptions, s: Schedule): CpuKernelFn {
-  return compiled(`${which}|${JSON.stringify(s)}|${optionsKey(opts)}`, () => ({
+function kernelFor(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE' | 'fusedDEByItem', opts: CceOptions, s: Schedule, D: number): CpuKernelFn {
+  return compiled(`${which}|${JSON.stringify(s)}|${optionsKey(opts)}`, D, () => ({
     kernel: which === 'fwd' ? cceForward(opts, s) : which === 'bwd' ? cceBackward(opts, s) : which === 'fused' ? cceFused(opts, s) : cceFusedDE(opts, s, which === 'fusedDEByItem'),
     schedule: s,
   })).fn;
@@ -129,6 +132,7 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   const rowLoss = new Float64Array(p.N).fill(NaN);
   const lse = new Float64Array(p.N).fill(NaN);
   const kacc = new Int32Array(p.N).fill(-1);
+  const lseK = new Float64Array(p.N).fill(NaN);
   const inputs = { E, C, targets: p.targets, negatives: p.negatives ?? new Int32Array(0), logq: lq, alias_table: smp.alias ?? new Uint32Array(0) };
   const { nValid, gradScale, dloss } = upstreamGradient(p, o.gradOutput);
   const dE = new Float64Array(p.N * p.D).fill(NaN);
@@ -139,7 +143,7 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
   if (o.byItem) {
     const why = byItemUnsupported(p, o);
     if (why) throw new Error(`byItem: ${why}`);
-    kernelFor('fusedDEByItem', opts, s)({ ...inputs, loss: rowLoss, dE, lse, kacc, dC: dCacc }, bwdScalars, programs);
+    kernelFor('fusedDEByItem', opts, s, p.D)({ ...inputs, loss: rowLoss, dE, lse_k: lseK, dC: dCacc }, bwdScalars, programs);
     const plan = byItemPlan(p, o.pairBytes, o.packPairs);
     const rs = fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D);
     const buffers: ByItemBuffers<Int32Array | Float64Array | Uint32Array> = {
@@ -148,29 +152,29 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
       totals: plan.levels.map((l) => new Int32Array(l.blocks)),
       rows: plan.packed ? new Uint32Array(plan.capacity) : new Int32Array(plan.capacity),
       items: new Int32Array(plan.packed ? 0 : plan.capacity),
-      inputs: { ...inputs, lse, kacc, dC: dCacc as Float64Array },
+      inputs: { ...inputs, lse_k: lseK, dC: dCacc as Float64Array },
     };
     const ops: ByItemOps<Int32Array | Float64Array | Uint32Array> = {
       launch: (k, rows, bufs, sc) => {
-        const { fn, schedule } = compiled(`byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs, plan.packed));
+        const { fn, schedule } = compiled(`byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, p.D, () => byItemKernel(k, opts, rs, plan.packed));
         fn(bufs, sc, Math.ceil(rows / schedule.rows));
       },
       clear: (b, n) => b.fill(0, 0, n),
     };
     runByItemChunks(ops, p, plan, buffers, bwdScalars);
-    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC: dC() };
+    return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: dC() };
   }
   if (o.frozenC) {
     if (p.reduction === 'none') throw new Error('frozenC: needs a scalar upstream gradient (reduction mean or sum)');
-    kernelFor('fusedDE', opts, s)({ ...inputs, loss: rowLoss, dE }, bwdScalars, programs);
+    kernelFor('fusedDE', opts, s, p.D)({ ...inputs, loss: rowLoss, dE }, bwdScalars, programs);
     return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: new Float64Array(0) };
   }
   if (o.fused) {
     if (p.reduction === 'none') throw new Error('fused: needs a scalar upstream gradient (reduction mean or sum)');
-    kernelFor('fused', opts, s)({ ...inputs, loss: rowLoss, dE, dC: dCacc }, bwdScalars, programs);
+    kernelFor('fused', opts, s, p.D)({ ...inputs, loss: rowLoss, dE, dC: dCacc }, bwdScalars, programs);
     return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse: new Float64Array(0), kAccepted: new Int32Array(0), nValid, dE, dC: dC() };
   }
-  kernelFor('fwd', opts, s)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
-  kernelFor('bwd', opts, s)({ ...inputs, lse, kacc, dloss, dE, dC: dCacc }, bwdScalars, programs);
+  kernelFor('fwd', opts, s, p.D)({ ...inputs, loss: rowLoss, lse, kacc }, scalars, programs);
+  kernelFor('bwd', opts, s, p.D)({ ...inputs, lse, kacc, dloss, dE, dC: dCacc }, bwdScalars, programs);
   return { loss: reduceLoss(p, rowLoss, nValid), rowLoss, lse, kAccepted: kacc, nValid, dE, dC: dC() };
 }

@@ -131,24 +131,25 @@ export class CudaBench {
     const loss = alloc(p.N * 4);
     const lse = alloc(p.N * 4);
     const kacc = alloc(p.N * 4);
+    const lseK = alloc(p.N * 4);
     const logq = alloc(4);
     const dloss = alloc(4);
     cu.synchronize('input generation');
     // mean reduction: Σ|g| = 1; |E| ≤ GEN_MAX_SIGMAS·scale.
     const dCScale = fixedScale(GEN_MAX_SIGMAS * scale, 1, false);
-    return { C, sets: perSet, dE, dC, dCfixed, dCScale, loss, lse, kacc, logq, dloss, extraBytes: cu.allocated - baseline, release: () => owned.forEach((x) => cu.free(x)) };
+    return { C, sets: perSet, dE, dC, dCfixed, dCScale, loss, lse, kacc, lseK, logq, dloss, extraBytes: cu.allocated - baseline, release: () => owned.forEach((x) => cu.free(x)) };
   }
 
   /** Median fwd+bwd time of a schedule on a generated problem. */
   time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; frozenC?: boolean; byItem?: boolean; pairBytes?: number; packPairs?: boolean; reduceSchedule?: Schedule; repeatCheck?: boolean } = {}): BenchTiming {
     const s = fitProblem(schedule, p.D, this.rt.cuda.caps(), o.mode === 'sampled' ? o.share : undefined);
-    const fwd: CompiledKernel = this.rt.kernel('fwd', o, s);
-    const bwd: CompiledKernel = this.rt.kernel('bwd', o, s);
+    const fwd: CompiledKernel = this.rt.kernel('fwd', o, s, p.D);
+    const bwd: CompiledKernel = this.rt.kernel('bwd', o, s, p.D);
     // frozenC: item embeddings without a gradient, forward + dE in one sweep (no dC to clear or scatter).
     // byItem: the forward with dE in one sweep, then dC by item (runtime/byitem.ts) as the timed "backward".
     const refusal = opts.byItem ? (opts.frozenC ? 'a frozen item table has no dC to reduce' : byItemRefusal(o)) : undefined;
     if (refusal) throw new Error(`byItem: ${refusal}`);
-    const fused: CompiledKernel | undefined = opts.byItem ? this.rt.kernel('fusedDEByItem', o, s) : opts.frozenC ? this.rt.kernel('fusedDE', o, s) : opts.fused ? this.rt.kernel('fused', o, s) : undefined;
+    const fused: CompiledKernel | undefined = opts.byItem ? this.rt.kernel('fusedDEByItem', o, s, p.D) : opts.frozenC ? this.rt.kernel('fusedDE', o, s, p.D) : opts.fused ? this.rt.kernel('fused', o, s, p.D) : undefined;
     const cu = this.rt.cuda;
     const own = !opts.inputs;
     const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox', o.deterministic);
@@ -161,7 +162,7 @@ export class CudaBench {
     try {
       const scalars = { ...problemScalars({ ...p, ignoreIndex: -100, shareRows: o.mode === 'sampled' ? o.share : undefined }, 1 / p.N), dC_scale: inp.dCScale, seed_lo: 12345, seed_hi: 0 };
       const acc = o.deterministic ? inp.dCfixed! : inp.dC;
-      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_table: inp.logq, C: inp.C, dE: inp.dE, dC: acc, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, logq: inp.logq, dloss: inp.dloss });
+      const buffers = (set: number): Record<string, DevicePtr> => ({ ...inp.sets[set % inp.sets.length]!, alias_table: inp.logq, C: inp.C, dE: inp.dE, dC: acc, loss: inp.loss, lse: inp.lse, kacc: inp.kacc, lse_k: inp.lseK, logq: inp.logq, dloss: inp.dloss });
       const ev = [cu.event(), cu.event(), cu.event()];
       const total: number[] = [];
       const f: number[] = [];
@@ -222,7 +223,7 @@ export class CudaBench {
         samples: total,
         extraBytes: inp.extraBytes + byItemBytes,
         schedule: s,
-        registers: byItem ? { fwd: fused!.attrs.registers, bwd: this.rt.byItem('reduce', o, byItem.schedule).attrs.registers } : { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
+        registers: byItem ? { fwd: fused!.attrs.registers, bwd: this.rt.byItem('reduce', o, byItem.schedule, byItem.plan.packed, p.D).attrs.registers } : { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
         ...(byItem ? { byItemMs, reduceSchedule: byItem.schedule, chunks: Math.ceil(p.N / byItem.plan.chunkRows), packed: byItem.plan.packed } : {}),
         dCDiffer,
       };

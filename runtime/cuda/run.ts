@@ -8,7 +8,7 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, fitD, heuristicSchedule } from '../../dsl/schedule.js';
+import { type Schedule, blockD, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
@@ -33,11 +33,14 @@ export interface CompiledKernel {
   fromDiskCache: boolean;
 }
 
-/** Compile (or load from the on-disk cache) a module; the key is source hash + arch + NVRTC version. */
-export function buildCubin(nvrtc: Nvrtc, source: string, name: string, arch: string): { cubin: Buffer; key: string; fromDiskCache: boolean } {
+/**
+ * Compile (or load from the on-disk cache) a module; the key is source hash + arch + NVRTC version + options.
+ * `exactD`: D equals the kernel's BLOCK_D, compiled without element guards (CCEKIT_EXACT_D).
+ */
+export function buildCubin(nvrtc: Nvrtc, source: string, name: string, arch: string, exactD = false): { cubin: Buffer; key: string; fromDiskCache: boolean } {
   const [major, minor] = nvrtc.version;
   const vecAtomics = major > 12 || (major === 12 && minor >= 1) ? 1 : 0; // red.global.add.v4.f32 needs PTX ISA 8.1
-  const options = [`--gpu-architecture=${arch}`, '-default-device', '--std=c++17', `-DCCEKIT_VEC_ATOMICS=${vecAtomics}`];
+  const options = [`--gpu-architecture=${arch}`, '-default-device', '--std=c++17', `-DCCEKIT_VEC_ATOMICS=${vecAtomics}`, ...(exactD ? ['-DCCEKIT_EXACT_D'] : [])];
   const key = createHash('sha256').update([CODEGEN_VERSION, arch, nvrtc.version.join('.'), options.join(' '), source].join('\0')).digest('hex').slice(0, 32);
   const dir = join(cacheDir(), 'cuda');
   const file = join(dir, `${key}.cubin`);
@@ -73,25 +76,28 @@ export class CudaRuntime {
     return this.cuda.info.name;
   }
 
-  kernel(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE' | 'fusedDEByItem', o: CceOptions, s: Schedule): CompiledKernel {
-    return this.compiled(`${which}|${JSON.stringify(s)}|${optionsKey(o)}`, () => ({
+  /** A CCE- kernel for schedule `s`; `D`, where given, specializes it when it equals the schedule's BLOCK_D (no element guards). */
+  kernel(which: 'fwd' | 'bwd' | 'fused' | 'fusedDE' | 'fusedDEByItem', o: CceOptions, s: Schedule, D?: number): CompiledKernel {
+    return this.compiled(`${which}|${JSON.stringify(s)}|${optionsKey(o)}`, D, () => ({
       kernel: which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : which === 'fused' ? cceFused(o, s) : cceFusedDE(o, s, which === 'fusedDEByItem'),
       schedule: s,
     }));
   }
 
-  /** A kernel of dC by item (runtime/byitem.ts); `s` is the problem's schedule. */
-  byItem(k: ByItemKernel, o: CceOptions, s: Schedule, packed = false): CompiledKernel {
-    return this.compiled(`byItem|${k}|${packed}|${JSON.stringify(s)}|${optionsKey(o)}`, () => byItemKernel(k, o, s, packed));
+  /** A kernel of dC by item (runtime/byitem.ts); `s` is the problem's schedule; `D` as for kernel(). */
+  byItem(k: ByItemKernel, o: CceOptions, s: Schedule, packed = false, D?: number): CompiledKernel {
+    return this.compiled(`byItem|${k}|${packed}|${JSON.stringify(s)}|${optionsKey(o)}`, D, () => byItemKernel(k, o, s, packed));
   }
 
-  private compiled(key: string, make: () => { kernel: Kernel; schedule: Schedule }): CompiledKernel {
+  private compiled(key0: string, D: number | undefined, make: () => { kernel: Kernel; schedule: Schedule }): CompiledKernel {
+    const key = `${key0}|${D ?? ''}`;
     const hit = this.kernels.get(key);
     if (hit) return hit;
     const { kernel, schedule: s } = make();
     const lowered = lower(kernel, s, this.cuda.caps());
     const { source } = emitCuda(lowered, CODEGEN_VERSION);
-    let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch);
+    const exactD = blockD(s) === D;
+    let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch, exactD);
     let module: unknown;
     try {
       module = this.cuda.loadModule(built.cubin);
@@ -99,7 +105,7 @@ export class CudaRuntime {
       if (!built.fromDiskCache) throw e;
       // A corrupt or stale cache entry: drop it and rebuild once.
       rmSync(join(cacheDir(), 'cuda', `${built.key}.cubin`), { force: true });
-      built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch);
+      built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch, exactD);
       module = this.cuda.loadModule(built.cubin);
     }
     const fn = this.cuda.getFunction(module, kernel.name);
@@ -158,8 +164,8 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
   validateProblem(p);
   const opts = optionsFor(p, o);
   const s = scheduleForProblem(o.schedule ?? heuristicSchedule(p.D, p.dtype), p, rt.cuda.caps());
-  const fwd = rt.kernel('fwd', opts, s);
-  const bwd = rt.kernel('bwd', opts, s);
+  const fwd = rt.kernel('fwd', opts, s, p.D);
+  const bwd = rt.kernel('bwd', opts, s, p.D);
   const cu = rt.cuda;
   const owned: DevicePtr[] = [];
   const alloc = (bytes: number, data?: ArrayBufferView) => {
@@ -187,6 +193,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       loss: alloc(N * 4),
       lse: alloc(N * 4),
       kacc: alloc(N * 4),
+      lse_k: alloc(N * 4),
       dE: alloc(N * p.D * 4),
       dC: alloc(p.V * p.D * dCBytes),
       alias_table: alloc(smp.alias ? p.V * 8 : 4, smp.alias),
@@ -198,7 +205,7 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
       if (why) throw new Error(`byItem: ${why}`);
     }
     const byItem = o.byItem ? cudaByItem(rt, opts, o.reduceSchedule ?? reduceSchedule(p.D), p, alloc, o.pairBytes, o.packPairs) : undefined;
-    const fused = o.byItem ? rt.kernel('fusedDEByItem', opts, s) : o.frozenC ? rt.kernel('fusedDE', opts, s) : o.fused ? rt.kernel('fused', opts, s) : undefined;
+    const fused = o.byItem ? rt.kernel('fusedDEByItem', opts, s, p.D) : o.frozenC ? rt.kernel('fusedDE', opts, s, p.D) : o.fused ? rt.kernel('fused', opts, s, p.D) : undefined;
     if (fused && p.reduction === 'none') throw new Error(`${o.frozenC ? 'frozenC' : 'fused'}: needs a scalar upstream gradient (reduction mean or sum)`);
     const step = () => {
       cu.fill32(b.dC, 0, dCWords);
@@ -239,9 +246,9 @@ export function runCceCuda(rt: CudaRuntime, p: CceProblem, o: CudaRunOptions = {
     cu.synchronize('CCE- forward/backward');
     const f64 = (ptr: DevicePtr, n: number) => Float64Array.from(new Float32Array(cu.download(ptr, n * 4)));
     const rowLoss = f64(b.loss, N);
-    // A fused run keeps lse and the accepted counts in registers: none are returned (dC by item writes them).
-    const lse = fused && !byItem ? new Float64Array(0) : f64(b.lse, N);
-    const kAccepted = fused && !byItem ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
+    // A fused run keeps lse and the accepted counts in registers: none are returned (dC by item keeps lse + log k).
+    const lse = fused ? new Float64Array(0) : f64(b.lse, N);
+    const kAccepted = fused ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(cu.download(b.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(b.dE, N * p.D);
     const dC = o.frozenC ? new Float64Array(0) : o.deterministic ? fixedToFloat(new BigInt64Array(cu.download(b.dC, p.V * p.D * 8)), dCScale) : f64(b.dC, p.V * p.D);
     const loss = reduceLoss(p, rowLoss, nValid);
@@ -280,10 +287,10 @@ export function cudaByItem(
   };
   const ops = (profile?: Map<ByItemKernel, number>) => ({
     launch: (k: ByItemKernel, rows: number, buffers: Record<string, DevicePtr>, scalars: Record<string, number>) => {
-      if (!profile) return rt.launch(rt.byItem(k, o, s, plan.packed), rows, buffers, scalars);
+      if (!profile) return rt.launch(rt.byItem(k, o, s, plan.packed, p.D), rows, buffers, scalars);
       const [a, b] = [rt.cuda.event(), rt.cuda.event()];
       rt.cuda.record(a);
-      rt.launch(rt.byItem(k, o, s, plan.packed), rows, buffers, scalars);
+      rt.launch(rt.byItem(k, o, s, plan.packed, p.D), rows, buffers, scalars);
       rt.cuda.record(b);
       profile.set(k, (profile.get(k) ?? 0) + rt.cuda.elapsed(a, b));
       rt.cuda.destroyEvent(a);

@@ -6,7 +6,7 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFusedDE, cceSamples, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, fitD } from '../../dsl/schedule.js';
+import { type Schedule, blockD, fitD } from '../../dsl/schedule.js';
 import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
@@ -87,21 +87,22 @@ export function checkBindings(kernelName: string, source: string, params: ParamD
   return found.map((f) => ({ binding: f.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: f.type as GPUBufferBindingType } }));
 }
 
-async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd' | 'samples' | 'fusedDEByItem', o: CceOptions, s: Schedule): Promise<Pipeline> {
-  return compiledPipeline(ctx, `${which}|${JSON.stringify(s)}|${optionsKey(o)}`, () => ({
+/** A pipeline for schedule `s`; `D`, where given, specializes it when it equals the schedule's BLOCK_D (no element guards). */
+async function getPipeline(ctx: WebgpuContext, which: 'fwd' | 'bwd' | 'samples' | 'fusedDEByItem', o: CceOptions, s: Schedule, D?: number): Promise<Pipeline> {
+  return compiledPipeline(ctx, `${which}|${JSON.stringify(s)}|${optionsKey(o)}`, D, () => ({
     kernel: which === 'fwd' ? cceForward(o, s) : which === 'bwd' ? cceBackward(o, s) : which === 'samples' ? cceSamples(o, s) : cceFusedDE(o, s, true),
     schedule: s,
   }));
 }
 
-async function compiledPipeline(ctx: WebgpuContext, key0: string, make: () => { kernel: Kernel; schedule: Schedule }): Promise<Pipeline> {
+async function compiledPipeline(ctx: WebgpuContext, key0: string, D: number | undefined, make: () => { kernel: Kernel; schedule: Schedule }): Promise<Pipeline> {
   let cache = pipelines.get(ctx.device);
   if (!cache) pipelines.set(ctx.device, (cache = new Map()));
-  const key = `${CODEGEN_VERSION}|${key0}`;
+  const key = `${CODEGEN_VERSION}|${key0}|${D ?? ''}`;
   const hit = cache.get(key);
   if (hit) return hit;
   const { kernel, schedule: s } = make();
-  const lowered = lower(kernel, s, ctx.caps);
+  const lowered = lower(kernel, s, ctx.caps, { exactD: blockD(s) === D });
   const { source, parameters } = emitWgsl(lowered, CODEGEN_VERSION);
   const { device } = ctx;
   device.pushErrorScope('validation');
@@ -181,16 +182,18 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   if (ctx.lost) throw new WebgpuError('WebGPU: the device was lost');
   const opts = optionsFor(p, o);
   const def = webgpuSchedules(p.D, !!p.shareRows);
-  // dC by item: its forward carries dE through the sweep; 4 candidates a step ran it in 3.2 ms instead of 6.3
-  // at beauty on an H100 (bench/results/h100-by-item.md).
-  const s = scheduleForProblem(o.schedule ?? (o.byItem ? { ...def.fwd, samplesPerStep: 4 } : def.fwd), p, ctx.caps);
+  // dC by item: its forward carries dE (and the gathered row) through the sweep. 4 candidates a step and
+  // 2-element accesses: on an H100 6.43 → 2.49 ms at beauty, 19.2 → 7.9 at ml20m against 4-element ones
+  // (bench/results/h100-by-item.md).
+  const byItemFwd = { ...def.fwd, samplesPerStep: 4, ...(def.fwd.vec > 2 ? { vec: 2, dChunks: (def.fwd.dChunks * def.fwd.vec) / 2 } : {}) } as Schedule;
+  const s = scheduleForProblem(o.schedule ?? (o.byItem ? byItemFwd : def.fwd), p, ctx.caps);
   if (o.byItem) {
     const why = byItemUnsupported(p, o);
     if (why) throw new WebgpuError(`byItem: ${why}`);
   }
   // dC by item: the forward with dE in one sweep; the backward is the by-item sequence (`chain` below).
-  const fwd = await getPipeline(ctx, o.byItem ? 'fusedDEByItem' : 'fwd', opts, s);
-  const bwd = o.byItem ? undefined : await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps));
+  const fwd = await getPipeline(ctx, o.byItem ? 'fusedDEByItem' : 'fwd', opts, s, p.D);
+  const bwd = o.byItem ? undefined : await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps), p.D);
   const reduceS = o.byItem ? fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D) : undefined;
   if (bwd && bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
   const { device } = ctx;
@@ -224,6 +227,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       loss: buffer('loss', N * 4),
       lse: buffer('lse', N * 4),
       kacc: buffer('kacc', N * 4),
+      lse_k: buffer('lse_k', N * 4),
       dE: buffer('dE', N * p.D * 4),
       dC: buffer('dC', p.V * p.D * (o.deterministic ? 8 : 4)),
       alias_table: buffer('alias_table', smp.alias ? p.V * 8 : 0, smp.alias),
@@ -256,7 +260,7 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
       const rs = reduceS!;
       const kernels = new Map<ByItemKernel, Pipeline>();
       for (const k of ['count', 'scan', 'scanAdd', 'fill', 'reduce'] as const)
-        kernels.set(k, await compiledPipeline(ctx, `byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, () => byItemKernel(k, opts, rs, plan.packed)));
+        kernels.set(k, await compiledPipeline(ctx, `byItem|${k}|${plan.packed}|${JSON.stringify(rs)}|${optionsKey(opts)}`, p.D, () => byItemKernel(k, opts, rs, plan.packed)));
       const bi = {
         counts: buffer('counts', p.V * 4),
         local: plan.levels.map((l, i) => buffer(`scan_local${i}`, l.n * 4)),
@@ -378,8 +382,9 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     };
     const f64 = (ab: ArrayBuffer) => Float64Array.from(new Float32Array(ab));
     const rowLoss = f64(await read(bufs.loss, N * 4));
-    const lse = f64(await read(bufs.lse, N * 4));
-    const kAccepted = p.mode === 'sampled' ? new Int32Array(await read(bufs.kacc, N * 4)) : new Int32Array(N);
+    // dC by item keeps lse + log k, not lse and the accepted counts: none are returned (as from a fused run).
+    const lse = o.byItem ? new Float64Array(0) : f64(await read(bufs.lse, N * 4));
+    const kAccepted = o.byItem ? new Int32Array(0) : p.mode === 'sampled' ? new Int32Array(await read(bufs.kacc, N * 4)) : new Int32Array(N);
     const dE = f64(await read(bufs.dE, N * p.D * 4));
     const dC = o.deterministic ? fixedToFloat(new BigInt64Array(await read(bufs.dC, p.V * p.D * 8)), dCScale) : f64(await read(bufs.dC, p.V * p.D * 4));
     const loss = reduceLoss(p, rowLoss, nValid);

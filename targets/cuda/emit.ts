@@ -44,6 +44,13 @@ __device__ __forceinline__ void ccekit_red2(float* p, const float* v) {
   for (int k = 0; k < 2; ++k) atomicAdd(p + k, v[k]);
 #endif
 }
+// Element guards d < D. Compiled with CCEKIT_EXACT_D where D equals the schedule's BLOCK_D (every element a
+// lane owns is in the row): the guards and the masks of row reductions fold away.
+#ifdef CCEKIT_EXACT_D
+#define CCEKIT_IN_D(d) true
+#else
+#define CCEKIT_IN_D(d) ((d) < D)
+#endif
 // Deterministic fixed-point accumulation: v·scale rounded to an int64, added with an integer atomic
 // (integer adds commute, so the sum does not depend on the order of the programs).
 __device__ __forceinline__ void ccekit_fixed_add(unsigned long long* p, float v, float scale) {
@@ -108,10 +115,13 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   group: (n) => (n === 1 ? '(int)blockIdx.x' : `((int)blockIdx.x / ${n})`),
   rowValid: () => 'row_valid',
   d: () => 'd',
+  dGuard: (d) => `CCEKIT_IN_D(${d})`,
   bin: (fn: BinFn, a, b, t) => (fn === 'mulhi' ? `__umulhi(${a}, ${b})` : fn === 'pow' ? `powf(${a}, ${b})` : cBinary(fn, a, b, t === 'f32' ? 'fminf' : 'min', t === 'f32' ? 'fmaxf' : 'max')),
   un: (fn: UnFn, a) => {
+    // exp as the SFU intrinsic (ex2 of a scaled argument, about 2 ulp), as softmax kernels do: the gather loops
+    // are issue-bound and expf costs about 10 instructions where __expf takes 2.
     const f: Record<UnFn, string> = {
-      neg: `(-${a})`, exp: `expf(${a})`, log: `logf(${a})`, tanh: `tanhf(${a})`, sqrt: `sqrtf(${a})`, abs: `fabsf(${a})`,
+      neg: `(-${a})`, exp: `__expf(${a})`, log: `logf(${a})`, tanh: `tanhf(${a})`, sqrt: `sqrtf(${a})`, abs: `fabsf(${a})`,
       not: `(!${a})`, log1p: `log1pf(${a})`, sigmoid: `(1.0f / (1.0f + expf(-${a})))`,
     };
     return f[fn];

@@ -211,8 +211,9 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
 
     dc_by_item (per-row negatives, mean / sum, float dC): the item-embedding gradient reduced by item instead of
     one float atomic per (row, negative): the forward computes dE in one sweep, then chunks of rows are counted,
-    grouped by item and summed per run of one item (about 48 MiB of extra memory). None picks it when the item
-    gradient is larger than the GPU's L2 cache, where it was 1.4-2.2x faster on an H100; True / False force it.
+    grouped by item and summed per run of one item (about 48 MiB of extra memory). None picks it for rows of at
+    least 128 elements or an item gradient larger than the GPU's L2 cache (dc_by_item_default); True / False
+    force it.
     """
     n, d, v, k = _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, share_rows)
     rows = -(-n // share_rows) if share_rows else n
@@ -402,7 +403,7 @@ def _arch(device):
     return major, minor
 
 
-def _compile(source, name, device):
+def _compile(source, name, device, exact_d=False):
     major, minor = _arch(device)
     vmaj, vmin = ctypes.c_int(), ctypes.c_int()
     _nvrtc.nvrtcVersion(ctypes.byref(vmaj), ctypes.byref(vmin))
@@ -411,7 +412,7 @@ def _compile(source, name, device):
     prog = ctypes.c_void_p()
     _nvrtc_check("nvrtcCreateProgram", _nvrtc.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None))
     for arch, kind in ((f"sm_{major}{minor}{suffix}", "cubin"), (f"compute_{major}{minor}", "ptx")):
-        opts = [f"--gpu-architecture={arch}".encode(), b"-default-device", f"-DCCEKIT_VEC_ATOMICS={vec}".encode()]
+        opts = [f"--gpu-architecture={arch}".encode(), b"-default-device", f"-DCCEKIT_VEC_ATOMICS={vec}".encode()] + ([b"-DCCEKIT_EXACT_D"] if exact_d else [])
         arr = (ctypes.c_char_p * len(opts))(*opts)
         res = _nvrtc.nvrtcCompileProgram(prog, len(opts), arr)
         if res != 0 and kind == "cubin":
@@ -431,8 +432,9 @@ def _compile(source, name, device):
     raise CcekitCudaError("unreachable")
 
 
-def _function(kernel, device):
-    key = (kernel["file"], str(device))
+def _function(kernel, device, exact_d=False):
+    """The kernel's function on this device; exact_d: D equals its BLOCK_D, compiled without element guards."""
+    key = (kernel["file"], str(device), exact_d)
     if key not in _modules:
         torch.cuda.init()
         with torch.cuda.device(device):
@@ -445,7 +447,7 @@ def _function(kernel, device):
                 _check("cuDevicePrimaryCtxRetain", _cu.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev))
                 _check("cuCtxSetCurrent", _cu.cuCtxSetCurrent(ctx))
             with open(os.path.join(_HERE, "kernels", kernel["file"])) as f:
-                image = _compile(f.read(), kernel["file"], device)
+                image = _compile(f.read(), kernel["file"], device, exact_d)
             module = ctypes.c_void_p()
             _check("cuModuleLoadData", _cu.cuModuleLoadData(ctypes.byref(module), image))
             fn = ctypes.c_void_p()
@@ -474,7 +476,7 @@ def _pick(pass_, dtype, sampling, d, device, negatives="tensor", share=None, det
 
 
 def _launch(kernel, device, rows, tensors, scalars):
-    fn = _function(kernel, device)
+    fn = _function(kernel, device, scalars.get("D") == kernel["launch"]["blockD"])
     holders = []
     for p in kernel["parameters"]:
         if p["kind"] == "tensor":
@@ -582,18 +584,19 @@ def _pick_counter(pass_, sampling=None, negatives=None, packed=False):
 
 
 def dc_by_item_default(c, share=None, det=False):
-    """Reduce dC by item when it pays: per-row negatives, float dC, and an item gradient larger than the GPU's
-    L2 cache (its float atomics then miss L2; on an H100 this held for beauty, megamarket and zvuk and not for
-    ml20m or small-d, bench/results/h100-by-item.md)."""
+    """Reduce dC by item when it pays: per-row negatives, float dC, and rows of at least 128 elements or an item
+    gradient larger than the GPU's L2 cache (its float atomics then miss L2). On an H100 by item was faster at
+    beauty, ml20m, megamarket and zvuk (D = 256) and slower at small-d (D = 64, dC in L2), in
+    bench/results/h100-by-item.md."""
     if share or det:
         return False
     l2 = getattr(torch.cuda.get_device_properties(c.device), "L2_cache_size", 50 << 20)
-    return c.shape[0] * c.shape[1] * 4 > l2
+    return c.shape[1] >= 128 or c.shape[0] * c.shape[1] * 4 > l2
 
 
 def by_item(e, c, targets, negatives, logq, ignore_index):
     """Loss rows, dE and dC for a unit upstream scale per row: the forward with dE in one sweep (it also writes
-    lse, the accepted counts and the targets' dC terms), then per chunk of rows: count the accepted negatives
+    lse + log k per row and the targets' dC terms), then per chunk of rows: count the accepted negatives
     per item, scan the counts, write each pair's row and item into its item's slice, and reduce runs of one
     item's pairs in registers (one dC update per run instead of one per pair)."""
     n, d = e.shape
@@ -604,10 +607,9 @@ def by_item(e, c, targets, negatives, logq, ignore_index):
     k_neg = sc["K"]
     loss = torch.empty(n, dtype=torch.float32, device=e.device)
     de = torch.empty(n, d, dtype=torch.float32, device=e.device)
-    lse = torch.empty(n, dtype=torch.float32, device=e.device)
-    kacc = torch.empty(n, dtype=torch.int32, device=e.device)
+    lse_k = torch.empty(n, dtype=torch.float32, device=e.device)
     dc = torch.zeros(c.shape, dtype=torch.float32, device=e.device)
-    common = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "loss": loss, "dE": de, "lse": lse, "kacc": kacc, "dC": dc}
+    common = {"E": e, "C": c, "targets": targets, "negatives": None if isinstance(negatives, tuple) else negatives, "logq": logq, "loss": loss, "dE": de, "lse_k": lse_k, "dC": dc}
     _launch(_pick("fused_de_by_item", e.dtype, sampling, d, e.device, kind), e.device, n, common, sc)
     if k_neg == 0:
         return loss, de, dc
