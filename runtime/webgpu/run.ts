@@ -50,11 +50,13 @@ export function webgpuSchedules(D: number, shared: boolean): { fwd: Schedule; bw
 
 /**
  * The by-item reduction on WebGPU: a row's lanes are one subgroup (a lane reduction through workgroup memory
- * would cost two barriers per pair), 4-element accesses where D allows, two pairs a step.
+ * would cost two barriers per pair), 2-element accesses where D allows, two pairs a step. On an H100 (Dawn over
+ * Vulkan) 2-element accesses beat 4: beauty 11.7 → 9.8 ms, megamarket 18.8 → 12.4, ml20m 50.6 → 45.4
+ * (bench/results/h100-by-item.md); with 32 lanes they also fit D = 64 exactly.
  */
 export function webgpuReduceSchedule(D: number, subgroupSize?: number): Schedule {
   const lanes = (subgroupSize && subgroupSize <= 32 ? subgroupSize : 32) as Schedule['lanes'];
-  return fitD({ rows: Math.max(1, 128 / lanes) as Schedule['rows'], lanes, vec: D % 4 === 0 ? 4 : 1, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
+  return fitD({ rows: Math.max(1, 128 / lanes) as Schedule['rows'], lanes, vec: D % 2 === 0 ? 2 : 1, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
 }
 
 interface Pipeline {
