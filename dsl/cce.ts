@@ -13,7 +13,7 @@ import { KernelBuilder, OnlineSoftmax, type Tensor, type Var } from './builder.j
 import { applyScalarFn, derivative, type ScalarFn, argRef } from './scalarfn.js';
 import type { Schedule } from './schedule.js';
 import { DslError, dot, f32, i32, mm, reduceCands, select, type Val } from './values.js';
-import { STREAM_SHARED, type Sampler, sampleItem, samplerParams } from './sampling.js';
+import { STREAM_SHARED, type Sampler, sampleItem, sampleItems, samplerParams } from './sampling.js';
 
 export type FloatDType = 'f32' | 'f16' | 'bf16';
 
@@ -107,14 +107,14 @@ interface Candidate {
 function candidates(c: Common, kk: Val<'i32'>, S: number): Candidate[] {
   const { kb } = c;
   const out: Candidate[] = [];
+  // In-kernel sampling: the step's S slots (kk a multiple of S) share their Philox calls.
+  const drawn = c.sampled && c.sampler ? sampleItems(kb, c.sampler, kb.row, kk, S, kb.dim('V'), 'smp') : undefined;
   for (let j = 0; j < S; j++) {
     const slot = kk.add(j);
     if (c.sampled) {
       const K = kb.dim('K');
       const inRange = kb.let(`in_${j}`, c.live.and(slot.lt(K)));
-      const n = c.sampler
-        ? kb.let(`n_${j}`, sampleItem(kb, c.sampler, kb.row, slot, kb.dim('V'), `smp_${j}`))
-        : kb.let(`n_${j}`, kb.load(c.negatives!, kb.row.mul(K).add(slot), inRange));
+      const n = drawn ? kb.let(`n_${j}`, drawn[j]!) : kb.let(`n_${j}`, kb.load(c.negatives!, kb.row.mul(K).add(slot), inRange));
       out.push({ n, ok: kb.let(`ok_${j}`, inRange.and(n.ne(c.t))) });
     } else {
       // The target joins the other items' online softmax at the end (mergeTarget), as in sampled mode.

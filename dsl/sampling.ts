@@ -1,7 +1,10 @@
-// In-kernel negative sampling: Philox4x32-10 keyed by the seed, counter (slot, row, stream, 0), so the backward
-// regenerates the forward's negatives and every target draws the same items (runtime/philox.ts is the host twin).
-// Items: uniform over the catalog by a multiply-high of the first word (Lemire), or from a distribution q
-// through a Walker alias table (u32 thresholds, compared with the second word).
+// In-kernel negative sampling: Philox4x32-10 keyed by the seed, counter (slot / P, row, stream, 0), so the
+// backward regenerates the forward's negatives and every target draws the same items (runtime/philox.ts is the
+// host twin). One call serves P consecutive slots (P = drawsPerCall): uniform over the catalog, P = 4 and slot
+// j takes word j mod 4, which a multiply-high (Lemire) maps to an item; from a distribution q through a Walker
+// alias table, P = 1: word 0 picks the column, word 1 is compared with its u32 threshold. A kernel that draws
+// 4 consecutive uniform slots a step runs Philox once for them, not 4 times. (Two alias draws a call made ptxas
+// spill the deterministic backward at the default schedule.)
 import type { KernelBuilder, Tensor } from './builder.js';
 import { type Val, select, u32 } from './values.js';
 
@@ -47,12 +50,45 @@ export function samplerParams(kb: KernelBuilder<string>, sampling: 'uniform' | '
 export const STREAM_ROW = 0;
 export const STREAM_SHARED = 1;
 
+/** Slots one Philox call serves: 4 uniform draws (a word each), or 1 through the alias table (two words). */
+export const drawsPerCall = (s: Pick<Sampler, 'alias'>): number => (s.alias ? 1 : 4);
+
+/** Word `i` (0..3) of a Philox output, `i` known only at run time. */
+function wordAt(words: Val<'u32'>[], i: Val<'u32'>): Val<'u32'> {
+  return select(i.eq(0), words[0]!, select(i.eq(1), words[1]!, select(i.eq(2), words[2]!, words[3]!)));
+}
+
+/**
+ * Negatives of slots slot0 .. slot0 + n − 1 of `row` (or of group `row` in stream 1): item ids in [0, V).
+ * n is a power of two and slot0 a multiple of n, so the slots share ⌈n / P⌉ Philox calls.
+ */
+export function sampleItems(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'>, slot0: Val<'i32'>, n: number, V: Val<'i32'>, name: string, stream = STREAM_ROW): Val<'i32'>[] {
+  const P = drawsPerCall(s);
+  const shift = Math.log2(P);
+  const out: Val<'i32'>[] = [];
+  for (let c = 0; c < Math.max(1, n / P); c++) {
+    const ctr = kb.let(`${name}_ctr${c}`, slot0.to('u32').shr(shift).add(c));
+    const words = philox4x32(kb, [ctr, row.to('u32'), u32(stream), u32(0)], [s.seedLo, s.seedHi], `${name}${c}`);
+    // The draw's index within its call: known where the slots cover whole calls, else from slot0.
+    const first = n >= P ? undefined : kb.let(`${name}_w${c}`, slot0.to('u32').bitand(P - 1));
+    for (let j = 0; j < Math.min(n, P); j++) {
+      // Uniform: word j of the call (k = 0); alias (P = 1): words 0 and 1.
+      const at = (k: number) => (first ? wordAt(words, first.add(j + k)) : words[j + k]!);
+      const tag = `${name}_${c * P + j}`;
+      const col = kb.let(`${tag}_col`, at(0).mulhi(V.to('u32')).to('i32'));
+      if (!s.alias) {
+        out.push(col);
+        continue;
+      }
+      const th = kb.let(`${tag}_th`, kb.load(s.alias, col.mul(2)));
+      const keep = th.eq(0xffffffff).or(at(1).lt(th));
+      out.push(kb.let(`${tag}_item`, select(keep, col, kb.load(s.alias, col.mul(2).add(1)).to('i32'))));
+    }
+  }
+  return out;
+}
+
 /** Negative `slot` of `row` (or of group `row` in stream 1): an item id in [0, V). */
 export function sampleItem(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'>, slot: Val<'i32'>, V: Val<'i32'>, name: string, stream = STREAM_ROW): Val<'i32'> {
-  const [x0, x1] = philox4x32(kb, [slot.to('u32'), row.to('u32'), u32(stream), u32(0)], [s.seedLo, s.seedHi], name);
-  const col = kb.let(`${name}_col`, x0!.mulhi(V.to('u32')).to('i32'));
-  if (!s.alias) return col;
-  const th = kb.let(`${name}_th`, kb.load(s.alias, col.mul(2)));
-  const keep = th.eq(0xffffffff).or(x1!.lt(th));
-  return kb.let(`${name}_item`, select(keep, col, kb.load(s.alias, col.mul(2).add(1)).to('i32')));
+  return sampleItems(kb, s, row, slot, 1, V, name, stream)[0]!;
 }

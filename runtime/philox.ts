@@ -66,17 +66,21 @@ export function buildAlias(q: ArrayLike<number>): AliasTable {
 }
 
 /**
- * The negatives a kernel draws in-kernel: slot j of row i from Philox(counter [j, i, stream, 0], key [seed_lo,
- * seed_hi]); stream 1 draws the negatives of row groups (shared negatives; i is then the group).
+ * The negatives a kernel draws in-kernel (dsl/sampling.ts): slot j of row i from the words of
+ * Philox(counter [j / P, i, stream, 0], key [seed_lo, seed_hi]): P = 4 uniform draws a call (word j mod 4), or
+ * P = 1 through the alias table (words 0 and 1); stream 1 draws the negatives of row groups (shared negatives;
+ * i is then the group).
  */
 export function philoxNegatives(N: number, K: number, V: number, seed: number, alias?: AliasTable, stream = 0): Int32Array {
   const out = new Int32Array(N * K);
   const key = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
+  const P = alias ? 1 : 4;
   for (let i = 0; i < N; i++)
     for (let j = 0; j < K; j++) {
-      const [x0, x1] = philox4x32([j, i, stream, 0], key);
-      const col = mulhi32(x0, V);
-      out[i * K + j] = !alias || alias.threshold[col] === 0xffffffff || x1 < alias.threshold[col]! ? col : alias.alias[col]!;
+      const x = philox4x32([Math.floor(j / P), i, stream, 0], key);
+      const w = j % P;
+      const col = mulhi32(x[w]!, V);
+      out[i * K + j] = !alias || alias.threshold[col] === 0xffffffff || x[w + 1]! < alias.threshold[col]! ? col : alias.alias[col]!;
     }
   return out;
 }

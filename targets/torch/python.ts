@@ -264,9 +264,10 @@ def _mul32(a, b):
 
 
 def philox_uniform(n, k, v, seed, device, stream=0):
-    """The in-kernel sampler's draws: slot j of row i from Philox4x32-10(counter [j, i, stream, 0], key seed);
-    stream 1 draws the negatives of row groups (shared negatives; i is then the group)."""
-    c0 = torch.arange(k, device=device, dtype=torch.int64).repeat(n)
+    """The in-kernel sampler's draws: slot j of row i from word j mod 4 of Philox4x32-10(counter [j / 4, i,
+    stream, 0], key seed); stream 1 draws the negatives of row groups (shared negatives; i is then the group)."""
+    slot = torch.arange(k, device=device, dtype=torch.int64).repeat(n)
+    c0 = slot // 4
     c1 = torch.arange(n, device=device, dtype=torch.int64).repeat_interleave(k)
     c2 = torch.full_like(c0, stream)
     c3 = torch.zeros_like(c0)
@@ -277,7 +278,8 @@ def philox_uniform(n, k, v, seed, device, stream=0):
         hi0, lo0 = _mul32(torch.full_like(c0, 0xD2511F53), c0)
         hi1, lo1 = _mul32(torch.full_like(c2, 0xCD9E8D57), c2)
         c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    col, _ = _mul32(c0, torch.full_like(c0, v))
+    word = torch.stack((c0, c1, c2, c3), dim=1).gather(1, (slot % 4).unsqueeze(1)).squeeze(1)
+    col, _ = _mul32(word, torch.full_like(word, v))
     return col.view(n, k)
 
 
