@@ -107,7 +107,9 @@ export function parseSchedule(json: string): Schedule {
 
 /**
  * The untuned default for a SIMT GPU, from tuning runs on an H100 (bench/results/tuning-h100.json): 4-element
- * vector accesses, two register chunks per lane, up to a warp of lanes per row, 2 samples in flight per row.
+ * vector accesses, two register chunks per lane, up to a warp of lanes per row, 4 candidates a step (one Philox
+ * call serves 4 uniform slots; on an H100 4 tied with 2 or won at every setting, fused, by item and separate
+ * passes, bench/results/h100-by-item.md).
  */
 export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Schedule {
   void dtype;
@@ -116,7 +118,7 @@ export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Sch
   let lanes = 1;
   while (lanes < 32 && lanes * vec * 2 < D) lanes *= 2;
   const rows = Math.max(1, (lanes >= 16 ? 128 : 256) / lanes);
-  return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
+  return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 4, stages: 1 }, D);
 }
 
 /** A schedule fitted to a vector length D and, with negatives shared by groups of `share` rows, to the groups. */

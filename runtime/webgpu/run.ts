@@ -50,13 +50,13 @@ export function webgpuSchedules(D: number, shared: boolean): { fwd: Schedule; bw
 
 /**
  * The by-item reduction on WebGPU: a row's lanes are one subgroup (a lane reduction through workgroup memory
- * would cost two barriers per pair), 2-element accesses where D allows, two pairs a step. On an H100 (Dawn over
- * Vulkan) 2-element accesses beat 4: beauty 11.7 → 9.8 ms, megamarket 18.8 → 12.4, ml20m 50.6 → 45.4
- * (bench/results/h100-by-item.md); with 32 lanes they also fit D = 64 exactly.
+ * would cost two barriers per pair), 2-element accesses where D allows, two pairs a step, 256 invocations. On an
+ * H100 (Dawn over Vulkan) 2-element accesses beat 4: beauty 11.7 → 9.8 ms, megamarket 18.8 → 12.4, ml20m 50.6 →
+ * 45.4; 8 rows of 32 lanes beat 4: ml20m 45.2 → 39.9, small-d 8.7 → 8.0 (bench/results/h100-by-item.md).
  */
 export function webgpuReduceSchedule(D: number, subgroupSize?: number): Schedule {
   const lanes = (subgroupSize && subgroupSize <= 32 ? subgroupSize : 32) as Schedule['lanes'];
-  return fitD({ rows: Math.max(1, 128 / lanes) as Schedule['rows'], lanes, vec: D % 2 === 0 ? 2 : 1, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
+  return fitD({ rows: Math.max(1, 256 / lanes) as Schedule['rows'], lanes, vec: D % 2 === 0 ? 2 : 1, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
 }
 
 interface Pipeline {
@@ -185,9 +185,9 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
   const opts = optionsFor(p, o);
   const def = webgpuSchedules(p.D, !!p.shareRows);
   // dC by item: its forward carries dE (and the gathered row) through the sweep. 4 candidates a step and
-  // 2-element accesses: on an H100 6.43 → 2.49 ms at beauty, 19.2 → 7.9 at ml20m against 4-element ones
-  // (bench/results/h100-by-item.md).
-  const byItemFwd = { ...def.fwd, samplesPerStep: 4, ...(def.fwd.vec > 2 ? { vec: 2, dChunks: (def.fwd.dChunks * def.fwd.vec) / 2 } : {}) } as Schedule;
+  // 2-element accesses: on an H100 6.43 → 2.49 ms at beauty and 19.2 → 7.9 at ml20m against 4-element ones,
+  // 3.12 → 2.18 at small-d against 1-element ones (bench/results/h100-by-item.md).
+  const byItemFwd = { ...def.fwd, samplesPerStep: 4, ...(p.D % 2 === 0 ? { vec: 2, dChunks: Math.max(1, (def.fwd.dChunks * def.fwd.vec) / 2) } : {}) } as Schedule;
   const s = scheduleForProblem(o.schedule ?? (o.byItem ? byItemFwd : def.fwd), p, ctx.caps);
   if (o.byItem) {
     const why = byItemUnsupported(p, o);
