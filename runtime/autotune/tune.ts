@@ -102,7 +102,7 @@ export function tune(rt: CudaRuntime, bench: CudaBench, db: TuningDb, p: BenchPr
   try {
     const first = alive.map((s, i) => {
       const t = bench.time(p, o, s, { repeats: opts.repeats ?? 5, warmup: 1, inputs });
-      log(`[${i + 1}/${alive.length}] ${JSON.stringify(s)} ${t.ms.toFixed(3)} ms (regs ${t.registers.fwd}/${t.registers.bwd})`);
+      log(`[${i + 1}/${alive.length}] ${JSON.stringify(s)} ${t.ms.toFixed(3)} ms (regs ${Object.values(t.registers).join('/')})`);
       return { s, t };
     });
     first.sort((a, b) => a.t.ms - b.t.ms);

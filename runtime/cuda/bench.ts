@@ -61,7 +61,8 @@ export interface BenchTiming {
   /** Device memory the step allocates beyond inputs (E, C, targets, negatives) and gradients (dE, dC). */
   extraBytes: number;
   schedule: Schedule;
-  registers: { fwd: number; bwd: number };
+  /** Registers a thread: the separate passes (fwd, bwd), the fused step's one kernel (fused), or by item its forward (fwd) and reduction (bwd). */
+  registers: { fwd: number; bwd: number } | { fused: number };
   /** With repeatCheck: elements of dC that differ between two runs on the same inputs. */
   dCDiffer?: number;
   /** dC by item: ms of each kernel kind in one step timed launch by launch, the reduction's schedule, chunks of rows. */
@@ -143,13 +144,13 @@ export class CudaBench {
   /** Median fwd+bwd time of a schedule on a generated problem. */
   time(p: BenchProblem, o: CceOptions, schedule: Schedule, opts: { repeats?: number; warmup?: number; seed?: number; inputs?: ReturnType<CudaBench['inputs']>; fused?: boolean; frozenC?: boolean; byItem?: boolean; pairBytes?: number; packPairs?: boolean; reduceSchedule?: Schedule; repeatCheck?: boolean } = {}): BenchTiming {
     const s = fitProblem(schedule, p.D, this.rt.cuda.caps(), o.mode === 'sampled' ? o.share : undefined);
-    const fwd: CompiledKernel = this.rt.kernel('fwd', o, s, p.D);
-    const bwd: CompiledKernel = this.rt.kernel('bwd', o, s, p.D);
     // frozenC: item embeddings without a gradient, forward + dE in one sweep (no dC to clear or scatter).
     // byItem: the forward with dE in one sweep, then dC by item (runtime/byitem.ts) as the timed "backward".
     const refusal = opts.byItem ? (opts.frozenC ? 'a frozen item table has no dC to reduce' : byItemRefusal(o)) : undefined;
     if (refusal) throw new Error(`byItem: ${refusal}`);
     const fused: CompiledKernel | undefined = opts.byItem ? this.rt.kernel('fusedDEByItem', o, s, p.D) : opts.frozenC ? this.rt.kernel('fusedDE', o, s, p.D) : opts.fused ? this.rt.kernel('fused', o, s, p.D) : undefined;
+    // The separate passes only where the step runs them.
+    const [fwd, bwd] = fused ? [undefined, undefined] : [this.rt.kernel('fwd', o, s, p.D), this.rt.kernel('bwd', o, s, p.D)];
     const cu = this.rt.cuda;
     const own = !opts.inputs;
     const inp = opts.inputs ?? this.inputs(p, o.dtype, opts.seed ?? 1, 2, o.negatives !== 'philox', o.deterministic);
@@ -170,10 +171,10 @@ export class CudaBench {
       const step = (bufs: Record<string, DevicePtr>) => {
         if (!opts.frozenC) cu.fill32(acc, 0, p.V * p.D * (o.deterministic ? 2 : 1));
         if (fused) this.rt.launch(fused, p.N, bufs, scalars);
-        else this.rt.launch(fwd, p.N, bufs, scalars);
+        else this.rt.launch(fwd!, p.N, bufs, scalars);
         cu.record(ev[1]);
         if (byItem) byItem.run(bufs, scalars);
-        else if (!fused) this.rt.launch(bwd, p.N, bufs, scalars);
+        else if (!fused) this.rt.launch(bwd!, p.N, bufs, scalars);
         if (o.deterministic && !opts.frozenC) this.fixedToFloat(inp.dC, acc, p.V * p.D, inp.dCScale);
       };
       const reps = opts.repeats ?? 20;
@@ -223,7 +224,7 @@ export class CudaBench {
         samples: total,
         extraBytes: inp.extraBytes + byItemBytes,
         schedule: s,
-        registers: byItem ? { fwd: fused!.attrs.registers, bwd: this.rt.byItem('reduce', o, byItem.schedule, byItem.plan.packed, p.D).attrs.registers } : { fwd: fwd.attrs.registers, bwd: bwd.attrs.registers },
+        registers: byItem ? { fwd: fused!.attrs.registers, bwd: this.rt.byItem('reduce', o, byItem.schedule, byItem.plan.packed, p.D).attrs.registers } : fused ? { fused: fused.attrs.registers } : { fwd: fwd!.attrs.registers, bwd: bwd!.attrs.registers },
         ...(byItem ? { byItemMs, reduceSchedule: byItem.schedule, chunks: Math.ceil(p.N / byItem.plan.chunkRows), packed: byItem.plan.packed } : {}),
         dCDiffer,
       };
