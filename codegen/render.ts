@@ -58,6 +58,12 @@ export class ExprPrinter {
     return this.tensor(name);
   }
 
+  /** The element guard `index < D` as the target spells it; undefined in an exactD kernel, which has none. */
+  inD(index: string): string | undefined {
+    if (this.lk.exactD) return undefined;
+    return this.dialect.dGuard ? this.dialect.dGuard(index) : `${index} < ${this.dialect.param(this.lk.kernel.vecDim, 'i32')}`;
+  }
+
   /** Print `e` for use at scope `want` (defaults to its own scope); narrower values are lifted (broadcast). */
   print(e: Expr, want: Scope = e.s): string {
     const D = this.dialect;
@@ -91,7 +97,7 @@ export class ExprPrinter {
         if (!D.mm) throw new Error(`${this.lk.kernel.name}: mm reached a target without tiles (untile first)`);
         return D.mm(e, this.print(e.a), this.print(e.b));
       case 'bin': {
-        if (isDGuard(e, this.lk.kernel.vecDim) && (this.lk.exactD || D.dGuard)) return this.lk.exactD ? D.constant(1, 'bool') : D.dGuard!(this.print(e.a, e.s));
+        if (isDGuard(e, this.lk.kernel.vecDim) && (this.lk.exactD || D.dGuard)) return this.inD(this.print(e.a, e.s)) ?? D.constant(1, 'bool');
         if (e.fn === 'pow' && e.b.op === 'const' && Number.isInteger(e.b.v) && e.b.v >= 1 && e.b.v <= 4) {
           const a = this.print(e.a, e.s);
           return `(${Array(e.b.v).fill(a).join(' * ')})`;

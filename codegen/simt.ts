@@ -155,8 +155,7 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
       out.line(syn.forOpen('ccekit_r', '0', String(rows), 1, true));
       out.line(`  ${acc} = ${acc} + ccekit_rows[(${b.rowShared! * rows} + ccekit_r) * ${BD} + ccekit_e]${end}`);
       out.line('}');
-      const inD = lk.exactD ? [] : [syn.dGuard ? syn.dGuard('ccekit_e') : `ccekit_e < ${dim}`];
-      const cond = [...inD, ...(b.row!.mask ? [`(${ep.print(b.row!.mask)})`] : [])].join(' && ') || syn.constant(1, 'bool');
+      const cond = [ep.inD('ccekit_e'), ...(b.row!.mask ? [`(${ep.print(b.row!.mask)})`] : [])].filter(Boolean).join(' && ') || syn.constant(1, 'bool');
       out.line(syn.ifOpen(cond));
       out.line(`  ${syn.atomicAdd(b.tensor, `${ep.print(b.row!.base)} * ${dim} + ccekit_e`, acc)}`);
       out.line('}');
@@ -176,8 +175,7 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
     const { vec, lanes, dChunks } = lk.schedule;
     const V = syn.vector!;
     const dim = syn.param(lk.kernel.vecDim, 'i32');
-    const inD = lk.exactD ? [] : [syn.dGuard ? syn.dGuard('d0') : `d0 < ${dim}`];
-    const guard = (r: { mask?: import('./ir.js').Expr }) => [...(r.mask ? [`(${ep.print(r.mask)})`] : []), ...inD].join(' && ') || syn.constant(1, 'bool');
+    const guard = (r: { mask?: import('./ir.js').Expr }) => [...(r.mask ? [`(${ep.print(r.mask)})`] : []), ep.inD('d0')].filter(Boolean).join(' && ') || syn.constant(1, 'bool');
     const offset = (r: { base: import('./ir.js').Expr }) => `${ep.print(r.base)} * ${dim} + d0`;
     out.line(syn.forOpen('c', '0', String(dChunks), 1, true));
     out.indent();
