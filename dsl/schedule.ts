@@ -59,6 +59,8 @@ export const CAPS: Record<Target, DeviceCaps> = {
 export const DEFAULT_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 8, samplesPerStep: 4, stages: 2 };
 
 export const blockD = (s: Schedule): number => s.lanes * s.vec * s.dChunks;
+/** Whether a kernel of schedule `s` may drop its element guards d < D: the vector length D is known and equals BLOCK_D. */
+export const exactD = (s: Schedule, D: number | undefined): boolean => blockD(s) === D;
 export const perLane = (s: Schedule): number => s.vec * s.dChunks;
 export const invocations = (s: Schedule): number => s.rows * s.lanes;
 /** Warps per program on CUDA (Triton's num_warps). */

@@ -2,7 +2,7 @@
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
-import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, blockD, fitD, fitProblem } from '../../dsl/schedule.js';
+import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, exactD, fitD, fitProblem } from '../../dsl/schedule.js';
 import { lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
@@ -106,7 +106,7 @@ function compiled(key0: string, D: number, make: () => { kernel: Kernel; schedul
   let hit = cache.get(key);
   if (!hit) {
     const { kernel, schedule } = make();
-    hit = { fn: compileJs(lower(kernel, schedule, CAPS.cpu, { exactD: blockD(schedule) === D })), schedule };
+    hit = { fn: compileJs(lower(kernel, schedule, CAPS.cpu, { exactD: exactD(schedule, D) })), schedule };
     cache.set(key, hit);
   }
   return hit;

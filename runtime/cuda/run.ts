@@ -8,7 +8,7 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, blockD, fitD, heuristicSchedule } from '../../dsl/schedule.js';
+import { type Schedule, exactD, fitD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
@@ -96,8 +96,8 @@ export class CudaRuntime {
     const { kernel, schedule: s } = make();
     const lowered = lower(kernel, s, this.cuda.caps());
     const { source } = emitCuda(lowered, CODEGEN_VERSION);
-    const exactD = blockD(s) === D;
-    let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch, exactD);
+    const exact = exactD(s, D);
+    let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch, exact);
     let module: unknown;
     try {
       module = this.cuda.loadModule(built.cubin);
@@ -105,7 +105,7 @@ export class CudaRuntime {
       if (!built.fromDiskCache) throw e;
       // A corrupt or stale cache entry: drop it and rebuild once.
       rmSync(join(cacheDir(), 'cuda', `${built.key}.cubin`), { force: true });
-      built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch, exactD);
+      built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch, exact);
       module = this.cuda.loadModule(built.cubin);
     }
     const fn = this.cuda.getFunction(module, kernel.name);

@@ -6,7 +6,7 @@ import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
 import { type LoweredKernel, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFusedDE, cceSamples, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, blockD, fitD } from '../../dsl/schedule.js';
+import { type Schedule, exactD, fitD } from '../../dsl/schedule.js';
 import { emitWgsl } from '../../targets/wgsl/emit.js';
 import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
@@ -104,7 +104,7 @@ async function compiledPipeline(ctx: WebgpuContext, key0: string, D: number | un
   const hit = cache.get(key);
   if (hit) return hit;
   const { kernel, schedule: s } = make();
-  const lowered = lower(kernel, s, ctx.caps, { exactD: blockD(s) === D });
+  const lowered = lower(kernel, s, ctx.caps, { exactD: exactD(s, D) });
   const { source, parameters } = emitWgsl(lowered, CODEGEN_VERSION);
   const { device } = ctx;
   device.pushErrorScope('validation');
