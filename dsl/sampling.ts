@@ -51,7 +51,7 @@ export const STREAM_ROW = 0;
 export const STREAM_SHARED = 1;
 
 /** Slots one Philox call serves: 4 uniform draws (a word each), or 1 through the alias table (two words). */
-export const drawsPerCall = (s: Pick<Sampler, 'alias'>): number => (s.alias ? 1 : 4);
+export const drawsPerCall = (throughAlias: boolean): number => (throughAlias ? 1 : 4);
 
 /** Word `i` (0..3) of a Philox output, `i` known only at run time. */
 function wordAt(words: Val<'u32'>[], i: Val<'u32'>): Val<'u32'> {
@@ -63,7 +63,7 @@ function wordAt(words: Val<'u32'>[], i: Val<'u32'>): Val<'u32'> {
  * n is a power of two and slot0 a multiple of n, so the slots share ⌈n / P⌉ Philox calls.
  */
 export function sampleItems(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'>, slot0: Val<'i32'>, n: number, V: Val<'i32'>, name: string, stream = STREAM_ROW): Val<'i32'>[] {
-  const P = drawsPerCall(s);
+  const P = drawsPerCall(!!s.alias);
   const shift = Math.log2(P);
   const out: Val<'i32'>[] = [];
   for (let c = 0; c < Math.max(1, n / P); c++) {

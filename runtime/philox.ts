@@ -1,3 +1,4 @@
+import { drawsPerCall } from '../dsl/sampling.js';
 import type { CceProblem } from './problem.js';
 
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), written out plainly:
@@ -74,14 +75,17 @@ export function buildAlias(q: ArrayLike<number>): AliasTable {
 export function philoxNegatives(N: number, K: number, V: number, seed: number, alias?: AliasTable, stream = 0): Int32Array {
   const out = new Int32Array(N * K);
   const key = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
-  const P = alias ? 1 : 4;
-  for (let i = 0; i < N; i++)
+  const P = drawsPerCall(!!alias);
+  for (let i = 0; i < N; i++) {
+    let x: number[] = [];
     for (let j = 0; j < K; j++) {
-      const x = philox4x32([Math.floor(j / P), i, stream, 0], key);
       const w = j % P;
+      if (w === 0) x = philox4x32([j / P, i, stream, 0], key); // one call for P consecutive slots
+
       const col = mulhi32(x[w]!, V);
       out[i * K + j] = !alias || alias.threshold[col] === 0xffffffff || x[w + 1]! < alias.threshold[col]! ? col : alias.alias[col]!;
     }
+  }
   return out;
 }
 
