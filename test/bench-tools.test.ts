@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { markdownTable, renderSvg } from '../bench/plot.js';
 import { ANCHORS, type BenchRow, SETTINGS, anchorRows } from '../bench/settings.js';
+import { TORCH_PYTHON, findPython, findTorchPython, must, skipTest } from './support/toolchains.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = join(ROOT, 'bench', 'torch_baseline.py');
@@ -22,20 +23,6 @@ const SAMPLE: BenchRow[] = [
   { impl: 'torch-full-ce', setting: 'ml20m', N: 131072, V: 15405, K: 511, D: 256, dtype: 'f16', ms: 40.2, p20: 40.0, p80: 40.9, peak_mib: 23100, card: CARD },
   { impl: 'ccekit-cuda', setting: 'small-d', N: 65536, V: 100000, K: 511, D: 64, dtype: 'f16', ms: 9.1, p20: 9.0, p80: 9.3, peak_mib: 520, card: CARD, schedule: { rows: 64 } },
 ];
-
-function python(): string | null {
-  const r = spawnSync('python3', ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? 'python3' : null;
-}
-
-/** A python3 that can import torch: the one on PATH, else Debian's /usr/bin/python3 (python3-torch). */
-function torchPython(): string | null {
-  for (const py of ['python3', '/usr/bin/python3']) {
-    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
 
 /** Well-formedness of the SVG as XML: balanced tags, one root element. */
 function checkXml(xml: string): void {
@@ -166,20 +153,23 @@ describe('plot', () => {
 });
 
 describe('torch_baseline.py', () => {
-  const py = python();
+  const py = findPython();
+  const tpy = findTorchPython();
 
-  it.skipIf(!py)('compiles (py_compile)', () => {
+  it('compiles (py_compile)', (t) => {
+    if (skipTest(t, 'python3', !!py)) return;
     const cfile = join(tmp, 'torch_baseline.pyc');
-    const r = spawnSync(py!, ['-c', 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)', SCRIPT, cfile], {
+    const compile = 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)';
+    const r = spawnSync(must('python3', py), ['-c', compile, SCRIPT, cfile], {
       encoding: 'utf8',
     });
     expect(r.status, r.stderr).toBe(0);
     expect(existsSync(cfile)).toBe(true);
   });
 
-  const tpy = py ? torchPython() : null;
-  it.skipIf(!tpy)('--check runs CE- forward+backward on the CPU and matches a per-row loop', () => {
-    const r = spawnSync(tpy!, ['-B', SCRIPT, '--check'], { encoding: 'utf8', timeout: 120_000 });
+  it('--check runs CE- forward+backward on the CPU and matches a per-row loop', (t) => {
+    if (skipTest(t, TORCH_PYTHON, !!tpy)) return;
+    const r = spawnSync(must(TORCH_PYTHON, tpy), ['-B', SCRIPT, '--check'], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/check float32: loss \d+\.\d+ .*: ok/);
     expect(r.stdout).toMatch(/check ok$/m);

@@ -21,11 +21,26 @@ import { compileJs } from '../runtime/cpu/jsgen.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
 import { runCceCpu } from '../runtime/cpu/run.js';
 import type { CceProblem } from '../runtime/problem.js';
-import { acquireWebgpu, releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
+import { releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
 import { closeWebgpu, validateWgsl } from '../runtime/webgpu/validate.js';
 import { type ProblemCase, caseName, caseProblem } from './support/cases.js';
-import { bundledName, compileCudaBundle, errorsOf, findNvcc, findPython, makeTempDir, pyCompileAll, skipMissing, wgslBindingMismatches, writeFiles } from './support/toolchains.js';
+import {
+  WEBGPU_ADAPTER,
+  bundledName,
+  compileCudaBundle,
+  errorsOf,
+  findNvcc,
+  findPython,
+  makeTempDir,
+  must,
+  pyCompileAll,
+  needs,
+  skipTest,
+  testWebgpu,
+  wgslBindingMismatches,
+  writeFiles,
+} from './support/toolchains.js';
 
 interface Case extends ProblemCase {
   reduction: 'mean' | 'sum';
@@ -212,13 +227,17 @@ describe('emitted by-item kernels', () => {
     expect(cuda).not.toMatch(/negatives\[|seed_lo/); // the fill wrote each pair's item: nothing is drawn again
   });
 
-  describe.skipIf(skipMissing('nvcc', !!findNvcc()))('CUDA: nvcc sm_90a', () => {
+  describe('CUDA: nvcc sm_90a', () => {
+    const nvcc = findNvcc();
+    const missing = needs('nvcc', !!nvcc);
     let tmp: ReturnType<typeof makeTempDir>;
     let r: Awaited<ReturnType<typeof compileCudaBundle>>;
     const cases = emitted('cuda');
     beforeAll(async () => {
+      if (missing) return;
       tmp = makeTempDir('byitem-nvcc');
-      r = await compileCudaBundle(findNvcc()!, tmp.dir, cases.map((c) => ({ file: `${c.file}.cu`, entry: c.entry, source: c.source })));
+      const units = cases.map((c) => ({ file: `${c.file}.cu`, entry: c.entry, source: c.source }));
+      r = await compileCudaBundle(must('nvcc', nvcc), tmp.dir, units);
     }, 300_000);
     afterAll(() => tmp?.remove());
     it.each(cases.map((c) => [c.file, c] as const))('%s compiles without spills', (_, c) => {
@@ -237,13 +256,15 @@ describe('emitted by-item kernels', () => {
     });
   });
 
-  describe.skipIf(skipMissing('python3', !!findPython()))('Triton: python3 py_compile', () => {
+  describe('Triton: python3 py_compile', () => {
+    const python = findPython();
+    needs('python3', !!python);
     it('every kernel byte-compiles', async () => {
       const tmp = makeTempDir('byitem-py');
       try {
         const cases = emitted('triton');
         const paths = writeFiles(tmp.dir, new Map(cases.map((c) => [`${c.file}.py`, c.source])));
-        const { errors } = await pyCompileAll(findPython()!, paths);
+        const { errors } = await pyCompileAll(must('python3', python), paths);
         expect([...errors]).toEqual([]);
         expect(paths.length).toBe(cases.length);
       } finally {
@@ -256,8 +277,7 @@ describe('emitted by-item kernels', () => {
 describe('dC by item on WebGPU (Dawn; lavapipe in CI)', () => {
   let ctx: WebgpuContext | null = null;
   beforeAll(async () => {
-    ctx = await acquireWebgpu();
-    if (!ctx && process.env.CI) throw new Error('CI=true but no WebGPU adapter');
+    ctx = await testWebgpu();
   });
   afterAll(() => ctx && releaseWebgpu(ctx));
   const wg: Case[] = [
@@ -269,7 +289,7 @@ describe('dC by item on WebGPU (Dawn; lavapipe in CI)', () => {
   ];
   for (const c of wg)
     it(name(c), async (t) => {
-      if (!ctx) return t.skip();
+      if (skipTest(t, WEBGPU_ADAPTER, !!ctx) || !ctx) return;
       const p: CceProblem = caseProblem(c, { collisionRate: 0.1 });
       const ref = referenceCce(p, { gradOutput: 1.5 });
       const reduceSchedule = c.reduce ? fitD({ rows: 4, lanes: 32, vec: 1, dChunks: 1, samplesPerStep: 2, stages: 1, ...c.reduce }, c.D) : undefined;
@@ -280,5 +300,3 @@ describe('dC by item on WebGPU (Dawn; lavapipe in CI)', () => {
       expect(relErr(got.dC, ref.dC)).toBeLessThan(tol);
     });
 });
-
-

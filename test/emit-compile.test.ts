@@ -2,27 +2,34 @@
 // spills at the default schedule) and NVRTC for compute_90, Triton through python3's byte compiler, WGSL
 // through Dawn's validator (shader module and compute pipeline) with its bindings checked against the
 // manifest. Each toolchain has a negative control, so a checker that accepts anything fails here.
-// A missing nvcc / NVRTC / python3 skips its tests, except under CI, where it fails them.
+// Each distinct kernel compiles once per compiler: many kernels a compiler run (nvcc bundles, NVRTC programs),
+// several runs at once, and the answers kept between runs (toolchains.ts cachedCompile; CCEKIT_COMPILE_CACHE=0
+// compiles everything). A missing nvcc / NVRTC / python3 skips its tests, except under CI, where it fails them.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allVariants, emitVariants, type ManifestKernel } from '../codegen/package.js';
 import type { FloatDType } from '../dsl/cce.js';
 import { CAPS, DEFAULT_SCHEDULE, type Schedule, invocations } from '../dsl/schedule.js';
-import { loadNvrtc, NvrtcError } from '../runtime/cuda/nvrtc.js';
+import { NvrtcError } from '../runtime/cuda/nvrtc.js';
 import { closeWebgpu, validateWgsl } from '../runtime/webgpu/validate.js';
 import type { TargetName } from '../targets/common.js';
 import {
   type CudaBundleResult,
   type CudaUnit,
+  type NvrtcUnitResult,
   bundledName,
+  compileCache,
   compileCudaBundle,
+  compileNvrtcBundles,
   errorsOf,
   findNvcc,
+  findNvrtc,
   findPython,
   makeTempDir,
+  must,
   parallel,
   pyCompileAll,
-  skipMissing,
+  needs,
   wgslBindingMismatches,
   writeFiles,
 } from './support/toolchains.js';
@@ -50,7 +57,14 @@ interface Case {
 /** Emission failures, `<target> <schedule> <dtype>: message`; a test below asserts there are none. */
 const emitErrors: string[] = [];
 
+/** Every case of a target, emitted once per file (the CUDA cases feed both nvcc and NVRTC). */
+const emitted = new Map<TargetName, Case[]>();
 function emitAll(target: TargetName): Case[] {
+  if (!emitted.has(target)) emitted.set(target, emitCases(target));
+  return emitted.get(target)!;
+}
+
+function emitCases(target: TargetName): Case[] {
   const out: Case[] = [];
   for (const [schedule, s] of Object.entries(SCHEDULES))
     for (const dtype of DTYPES) {
@@ -65,10 +79,14 @@ function emitAll(target: TargetName): Case[] {
   return out;
 }
 
+/** A compile phase's limit: minutes of nvcc / NVRTC work spread over the cores, on a busy machine too. */
+const COMPILE_TIMEOUT = 900_000;
 const BROKEN_CUDA = 'extern "C" __global__ void broken(float* out) { out[threadIdx.x] = undeclared_identifier; }\n';
 const timings: string[] = [];
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 afterAll(() => {
+  const { kept, compiled } = compileCache;
+  if (kept) timings.push(`${kept} of ${kept + compiled} compiler answers from node_modules/.cache/ccekit-compile`);
   if (timings.length) console.info(`[emit-compile] ${timings.join('; ')}`);
 });
 
@@ -84,10 +102,31 @@ describe('schedules under test', () => {
   });
 });
 
+/** The CUDA cases by bundle (one a schedule and dtype: file names are unique there), each source once. */
+function cudaBundles(cases: readonly Case[]): Map<string, CudaUnit[]> {
+  const groups = new Map<string, CudaUnit[]>();
+  const seen = new Set<string>();
+  for (const c of cases) {
+    if (seen.has(c.source)) continue;
+    seen.add(c.source);
+    const g = groups.get(groupOf(c)) ?? [];
+    g.push({ file: c.file, entry: c.kernel.entry, source: c.source });
+    groups.set(groupOf(c), g);
+  }
+  return groups;
+}
+const groupOf = (c: { schedule: string; dtype: string }) => `${c.schedule}_${c.dtype}`;
+/** The case that compiled a source (the first with that text): where the results of a repeated source are. */
+function firstBySource(cases: readonly Case[]): (c: Case) => Case {
+  const first = new Map<string, Case>();
+  for (const c of cases) if (!first.has(c.source)) first.set(c.source, c);
+  return (c) => first.get(c.source)!;
+}
+
 describe('CUDA: nvcc -cubin sm_90a, ptxas -v', () => {
   const nvcc = findNvcc();
   const cases = emitAll('cuda');
-  const groupOf = (c: { schedule: string; dtype: string }) => `${c.schedule}_${c.dtype}`;
+  const compiledAs = firstBySource(cases);
   const results = new Map<string, CudaBundleResult>();
   let broken: CudaBundleResult;
   let forcedSpill: CudaBundleResult;
@@ -96,32 +135,40 @@ describe('CUDA: nvcc -cubin sm_90a, ptxas -v', () => {
   // (-maxrregcount does not apply to a kernel with __launch_bounds__.)
   const starved = spillUnit?.source.replace(/__launch_bounds__\((\d+)\)/, '__launch_bounds__($1, 16)');
 
-  describe.skipIf(skipMissing('nvcc', !!nvcc))('', () => {
+  describe('', () => {
+    const missing = needs('nvcc', !!nvcc);
     let tmp: ReturnType<typeof makeTempDir>;
     beforeAll(async () => {
-      if (!nvcc) throw new Error('nvcc not found on PATH, $CUDA_HOME/bin or /usr/local/cuda/bin (required when CI is set)');
+      if (missing) return;
+      const tool = must('nvcc', nvcc);
       tmp = makeTempDir('nvcc');
-      const groups = new Map<string, CudaUnit[]>();
-      for (const c of cases) {
-        const g = groups.get(groupOf(c)) ?? [];
-        g.push({ file: c.file, entry: c.kernel.entry, source: c.source });
-        groups.set(groupOf(c), g);
-      }
+      const groups = cudaBundles(cases);
+      const units = [...groups.values()].reduce((a, g) => a + g.length, 0);
       const t0 = performance.now();
       // One bundle per (schedule, dtype) plus the two controls, as many nvcc processes at once as cores.
       const jobs: (() => Promise<void>)[] = [
-        ...[...groups].map(([key, units]) => async () => void results.set(key, await compileCudaBundle(nvcc, join(tmp.dir, key), units))),
-        async () => void (broken = await compileCudaBundle(nvcc, join(tmp.dir, 'broken'), [{ file: 'broken.cu', entry: 'broken', source: BROKEN_CUDA }])),
-        async () =>
-          void (forcedSpill = await compileCudaBundle(nvcc, join(tmp.dir, 'spill'), [{ file: spillUnit.file, entry: spillUnit.kernel.entry, source: starved }])),
+        ...[...groups].map(([key, g]) => async () => {
+          results.set(key, await compileCudaBundle(tool, join(tmp.dir, key), g));
+        }),
+        async () => {
+          const unit = { file: 'broken.cu', entry: 'broken', source: BROKEN_CUDA };
+          broken = await compileCudaBundle(tool, join(tmp.dir, 'broken'), [unit]);
+        },
+        async () => {
+          const unit = { file: spillUnit.file, entry: spillUnit.kernel.entry, source: starved };
+          forcedSpill = await compileCudaBundle(tool, join(tmp.dir, 'spill'), [unit]);
+        },
       ];
       await parallel(jobs);
       const cpu = [...results.values()].reduce((a, r) => a + r.ms, 0);
-      timings.push(`nvcc: ${cases.length} kernels in ${results.size} bundles, ${seconds(performance.now() - t0)} wall (${seconds(cpu)} summed)`);
-    }, 300_000);
+      const wall = seconds(performance.now() - t0);
+      const what = `${units} distinct kernels of ${cases.length} in ${results.size} bundles`;
+      timings.push(`nvcc: ${what}, ${wall} wall (${seconds(cpu)} summed)`);
+    }, COMPILE_TIMEOUT);
     afterAll(() => tmp?.remove());
 
-    it.each(cases)('$id compiles for sm_90a', (c) => {
+    it.each(cases)('$id compiles for sm_90a', (c0) => {
+      const c = compiledAs(c0);
       const r = results.get(groupOf(c))!;
       expect(errorsOf(r.diagnostics.get(c.file)), `nvcc errors in ${c.file}`).toEqual([]);
       const k = r.kernels.get(bundledName(c.file));
@@ -129,7 +176,8 @@ describe('CUDA: nvcc -cubin sm_90a, ptxas -v', () => {
       expect(k!.arch).toBe('sm_90a');
     });
 
-    it.each(cases.filter((c) => c.schedule === 'default'))('$id does not spill at the default schedule', (c) => {
+    it.each(cases.filter((c) => c.schedule === 'default'))('$id does not spill at the default schedule', (c0) => {
+      const c = compiledAs(c0);
       const k = results.get(groupOf(c))!.kernels.get(bundledName(c.file));
       expect(k, `ptxas reported no entry for ${c.file}`).toBeDefined();
       expect({ kernel: k!.name, spillStores: k!.spillStores, spillLoads: k!.spillLoads }).toEqual({ kernel: bundledName(c.file), spillStores: 0, spillLoads: 0 });
@@ -152,31 +200,41 @@ describe('CUDA: nvcc -cubin sm_90a, ptxas -v', () => {
 });
 
 describe('CUDA: NVRTC compute_90', () => {
-  const nvrtc = loadNvrtc();
-  // Distinct sources only (the same text compiles the same way).
-  const cases = [...new Map(emitAll('cuda').map((c) => [c.source, c])).values()];
+  const nvrtc = findNvrtc();
+  const cases = emitAll('cuda');
+  const compiledAs = firstBySource(cases);
   const OPTIONS = ['--gpu-architecture=compute_90'];
-  let ms = 0;
+  let results = new Map<string, Map<string, NvrtcUnitResult>>();
 
-  describe.skipIf(skipMissing('NVRTC (libnvrtc)', !!nvrtc))('', () => {
-    beforeAll(() => {
-      if (!nvrtc) throw new Error('NVRTC not found (libnvrtc.so.13/.12/.11.2 or $CUDA_HOME/lib64; required when CI is set)');
-    });
-    afterAll(() => {
-      if (nvrtc && ms) timings.push(`NVRTC ${nvrtc.version.join('.')}: ${cases.length} kernels, ${seconds(ms)}`);
-    });
-
-    it.each(cases)('$id compiles to PTX', (c) => {
+  describe('', () => {
+    const missing = needs('NVRTC (libnvrtc)', !!nvrtc);
+    let tmp: ReturnType<typeof makeTempDir>;
+    beforeAll(async () => {
+      if (missing) return;
+      const lib = must('NVRTC (libnvrtc)', nvrtc);
+      tmp = makeTempDir('nvrtc');
+      const groups = cudaBundles(cases);
       const t0 = performance.now();
-      const { ptx } = nvrtc!.compile(c.source, c.file, OPTIONS);
-      ms += performance.now() - t0;
-      expect(ptx).toMatch(new RegExp(`\\.visible \\.entry ${c.kernel.entry}\\(`));
+      // One program per (schedule, dtype), as many NVRTC processes at once as cores; a program that fails is
+      // compiled again one kernel at a time, so each case below reports its own error.
+      results = await compileNvrtcBundles(tmp.dir, groups, OPTIONS);
+      const units = [...groups.values()].reduce((a, g) => a + g.length, 0);
+      const wall = seconds(performance.now() - t0);
+      timings.push(`NVRTC ${lib.version.join('.')}: ${units} distinct kernels in ${groups.size} programs, ${wall}`);
+    }, COMPILE_TIMEOUT);
+    afterAll(() => tmp?.remove());
+
+    it.each(cases)('$id compiles to PTX', (c0) => {
+      const c = compiledAs(c0);
+      const r = results.get(groupOf(c))?.get(c.file);
+      expect(r?.error, `NVRTC error in ${c.file}`).toBeUndefined();
+      expect(r?.ptx).toMatch(new RegExp(`\\.visible \\.entry ${bundledName(c.file)}\\(`));
     });
 
     it('negative control: an undeclared identifier is an NvrtcError with the log', () => {
       let error: unknown;
       try {
-        nvrtc!.compile(BROKEN_CUDA, 'broken.cu', OPTIONS);
+        must('NVRTC', nvrtc).compile(BROKEN_CUDA, 'broken.cu', OPTIONS);
       } catch (e) {
         error = e;
       }
@@ -187,7 +245,7 @@ describe('CUDA: NVRTC compute_90', () => {
     });
 
     it('negative control: an unknown option is an NvrtcError', () => {
-      expect(() => nvrtc!.compile('', 'empty.cu', ['--no-such-option'])).toThrow(NvrtcError);
+      expect(() => must('NVRTC', nvrtc).compile('', 'empty.cu', ['--no-such-option'])).toThrow(NvrtcError);
     });
   });
 });
@@ -199,14 +257,16 @@ describe('Triton: python3 py_compile', () => {
   let errors = new Map<string, string>();
   let brokenPath = '';
 
-  describe.skipIf(skipMissing('python3', !!python))('', () => {
+  describe('', () => {
+    const missing = needs('python3', !!python);
     let tmp: ReturnType<typeof makeTempDir>;
     beforeAll(async () => {
-      if (!python) throw new Error('python3 not found on PATH (required when CI is set)');
+      if (missing) return;
+      const py = must('python3', python);
       tmp = makeTempDir('triton');
       const paths = cases.map((c) => writeFiles(tmp.dir, new Map([[path(c), c.source]]))[0]!);
       brokenPath = writeFiles(tmp.dir, new Map([['broken.py', 'def broken(x:\n    return x\n']]))[0]!;
-      const r = await pyCompileAll(python, [...paths, brokenPath]);
+      const r = await pyCompileAll(py, [...paths, brokenPath]);
       errors = new Map([...r.errors].map(([p, m]) => [p.slice(tmp.dir.length + 1), m]));
       timings.push(`py_compile: ${cases.length} files, ${seconds(r.ms)}`);
     });

@@ -1,22 +1,24 @@
 // The SASRec example (examples/sasrec/train.py) as a user runs it: one-epoch CPU smoke runs per loss on a
 // 200-user slice of the Beauty data, and the loss self-check (PyTorch CE- against a float64 loop).
-// Needs /usr/bin/python3 with torch (Debian python3-torch); skipped without it unless CI is set.
+// Needs a python3 with torch (Debian python3-torch) and the Beauty data (../shared/data beside the repository, or
+// the folder $CCEKIT_DATA): skipped without them, failed instead when CI is set (toolchains.ts skipMissing).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TORCH_PYTHON, findTorchPython, hidden, needs } from './support/toolchains.js';
 
+/** The repository root, from this file's location (not the cwd): the children run there too. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PYTHON = '/usr/bin/python3';
+const TORCH = findTorchPython();
+const PYTHON = TORCH ?? 'python3';
 const TRAIN = join(ROOT, 'examples', 'sasrec', 'train.py');
-const DATA = '../shared/data/beauty.txt'; // relative to the repository root (the children's cwd)
+const DATA = resolve(ROOT, process.env.CCEKIT_DATA ?? join('..', 'shared', 'data'), 'beauty.txt');
 const PACKAGE = 'out/torch';
-
-const hasTorch = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-if (!hasTorch && process.env.CI) throw new Error(`CI is set but ${PYTHON} cannot import torch (install python3-torch)`);
-const hasData = existsSync(join(ROOT, DATA));
+const DATA_WHAT = `the SASRec data ${DATA} (../shared/data beside the repository, or $CCEKIT_DATA)`;
+const hasData = !hidden('data') && existsSync(DATA);
 const hasPackage = existsSync(join(ROOT, PACKAGE, 'ccekit_torch', '__init__.py'));
 
 const tmp = mkdtempSync(join(tmpdir(), 'ccekit-sasrec-'));
@@ -76,7 +78,9 @@ async function smoke(loss: string, ...extra: string[]): Promise<Report> {
   return report;
 }
 
-describe.skipIf(!hasTorch)('SASRec example', () => {
+describe('SASRec example', () => {
+  needs(TORCH_PYTHON, !!TORCH);
+
   it('self-check: PyTorch CE- equals a float64 loop (rejected negatives, all-rejected rows), BCE formula', async () => {
     const r = await python(TRAIN, '--self-check', '--ccekit-package', PACKAGE);
     expect(r.code, r.stderr).toBe(0);
@@ -85,7 +89,9 @@ describe.skipIf(!hasTorch)('SASRec example', () => {
     expect(r.stdout).toContain('self-check ok');
   });
 
-  describe.skipIf(!hasData)(`one-epoch CPU smoke runs on 200 users of ${DATA}${hasData ? '' : ' (skipped: file absent)'}`, () => {
+  describe('one-epoch CPU smoke runs on 200 users of the Beauty data', () => {
+    needs(DATA_WHAT, hasData);
+
     it.concurrent.each(['ce', 'ce-minus', 'bce'])('--loss %s', async (loss) => {
       await smoke(loss);
     });

@@ -20,8 +20,9 @@ import type { FloatDType } from '../runtime/numeric.js';
 import { type CceProblem, type Reduction, validateProblem } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
 import { type ProblemCase, caseName, caseProblem } from './support/cases.js';
-import { acquireWebgpu, releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
+import { releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
+import { WEBGPU_ADAPTER, skipTest, testWebgpu } from './support/toolchains.js';
 
 const seed = () => Math.floor(Math.random() * 1e9);
 
@@ -143,13 +144,12 @@ describe('tile IR', () => {
 describe('shared negatives on WebGPU (Dawn; lavapipe in CI)', () => {
   let ctx: WebgpuContext | null = null;
   beforeAll(async () => {
-    ctx = await acquireWebgpu();
-    if (!ctx && process.env.CI) throw new Error('CI=true but no WebGPU adapter');
+    ctx = await testWebgpu();
   });
   afterAll(() => ctx && releaseWebgpu(ctx));
   for (const c of [CASES[1]!, CASES[2]!, CASES[3]!, CASES[5]!])
     it(name(c), async (t) => {
-      if (!ctx) return t.skip();
+      if (skipTest(t, WEBGPU_ADAPTER, !!ctx) || !ctx) return;
       const p = problemOf(c);
       const gradOutput = gradOf(p);
       const [tl, tg] = c.dtype === 'f32' ? [1e-5, 1e-4] : [1e-3, 1e-3];
