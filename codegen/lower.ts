@@ -12,7 +12,9 @@ import { type Expr, type Kernel, type Scope, type Stmt, type ValueType, mapExpr,
 import { runPasses } from './passes.js';
 import { untile } from './untile.js';
 import { verifyKernel, VerifyError } from './verify.js';
-import { type DeviceCaps, type Schedule, blockD, checkScheduleShape, invocations, perLane } from '../dsl/schedule.js';
+import {
+  type DeviceCaps, type Schedule, blockD, checkScheduleForD, checkScheduleShape, invocations, perLane,
+} from '../dsl/schedule.js';
 
 export type LStmt =
   | { k: 'decl'; name: string; t: ValueType; s: Scope; init?: Expr; mut: boolean }
@@ -263,6 +265,20 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
   if (caps) markRowShared(lk, caps);
   if (caps) checkAgainstCaps(lk, caps);
   return lk;
+}
+
+/** Whether a lowered kernel has vec regions (indexes vectors of its vecDim): its schedule must suit D. */
+export function indexesVectors(lk: Pick<LoweredKernel, 'body'>): boolean {
+  const walk = (b: LStmt[]): boolean => b.some((s) => s.k === 'vec' || (s.k === 'for' && walk(s.body)));
+  return walk(lk.body);
+}
+
+/**
+ * The (schedule, D) check of a lowered kernel that runs at vector length D, for the runtimes before they compile
+ * or launch it (D undefined: a D-independent build; kernels without vec regions take any D).
+ */
+export function checkKernelForD(lk: Pick<LoweredKernel, 'body' | 'schedule' | 'kernel'>, D: number | undefined): void {
+  if (D !== undefined && indexesVectors(lk)) checkScheduleForD(lk.schedule, D, `${lk.kernel.name}: schedule`);
 }
 
 /**

@@ -66,18 +66,79 @@ export const invocations = (s: Schedule): number => s.rows * s.lanes;
 /** Warps per program on CUDA (Triton's num_warps). */
 export const warps = (s: Schedule): number => Math.max(1, Math.ceil(invocations(s) / 32));
 
-/** Fit a schedule to a vector length D: vec divides D, then grow dChunks (then vec, lanes) until BLOCK_D ≥ D. */
-export function fitD(s: Schedule, D: number): Schedule {
+/** Bounds of the fit: the largest lanes and register chunks SCHEDULE_SPACE offers, and the widest vector access. */
+const MAX_LANES = 256;
+const MAX_CHUNKS = 256;
+const MAX_VEC = 8;
+/**
+ * Elements a lane holds (vec·dChunks) before the fit spreads a row over more lanes instead: several per-lane
+ * vectors of 32 stay within CUDA's 255 registers a thread (256 never do), and lavapipe compiles a kernel with
+ * 256 elements a lane in ~25 s against ~1.5 s at 64 (this 2-core machine).
+ */
+export const FIT_PER_LANE = 32;
+
+/**
+ * Fit a schedule to a vector length D: vec shrinks until it divides D; then, until BLOCK_D ≥ D, dChunks grows
+ * while a lane holds fewer than `perLane` elements, then lanes, then dChunks, then vec (only to widths that
+ * divide D). The result passes checkScheduleForD, and a schedule that already suits D is returned as it is; a D
+ * beyond the largest schedule (256 lanes · 256 chunks · the widest vec dividing D) is a ScheduleError naming D.
+ * `perLane`: FIT_PER_LANE for SIMT targets; a tile target (one [rows, BLOCK_D] tile) passes MAX_CHUNKS·vec.
+ */
+export function fitD(s: Schedule, D: number, what = 'schedule', perLane = FIT_PER_LANE): Schedule {
+  checkD(D);
+  checkScheduleShape(s, what);
   let { dChunks, vec, lanes } = s as { dChunks: number; vec: number; lanes: number };
   // Vector memory operations move whole groups of `vec` elements: vec must divide D.
   while (vec > 1 && D % vec !== 0) vec /= 2;
   while (lanes * vec * dChunks < D) {
-    if (dChunks < 256) dChunks *= 2;
-    else if (vec < 8) vec *= 2;
-    else if (lanes < 256) lanes *= 2;
-    else throw new ScheduleError(`D=${D} does not fit any schedule (at most 256·8·256 elements)`);
+    if (dChunks < MAX_CHUNKS && vec * dChunks < perLane) dChunks *= 2;
+    else if (lanes < MAX_LANES) lanes *= 2;
+    else if (dChunks < MAX_CHUNKS) dChunks *= 2;
+    else if (vec < MAX_VEC && D % (2 * vec) === 0) vec *= 2;
+    else {
+      let widest = 1;
+      while (widest < MAX_VEC && D % (2 * widest) === 0) widest *= 2;
+      const most = MAX_LANES * widest * MAX_CHUNKS;
+      throw new ScheduleError(
+        `D = ${D} does not fit any schedule: at most lanes ${MAX_LANES} · vec ${widest} (the widest dividing D) · ` +
+          `dChunks ${MAX_CHUNKS} = ${most} elements`,
+      );
+    }
   }
-  return { ...s, dChunks: dChunks as Pow2, vec: vec as VecWidth, lanes: lanes as Pow2 };
+  const fitted = { ...s, dChunks: dChunks as Pow2, vec: vec as VecWidth, lanes: lanes as Pow2 };
+  checkScheduleForD(fitted, D, what);
+  return fitted;
+}
+
+function checkD(D: number): void {
+  if (!Number.isSafeInteger(D) || D < 1)
+    throw new ScheduleError(`D = ${D}: the vector length must be a positive integer`);
+}
+
+/**
+ * Every condition the lowering and the emitted kernels rely on for a schedule `s` run at vector length D
+ * (kernels that index D-vectors; the counters' one-thread schedules have none), in one place; each runtime calls
+ * it before it compiles or launches, and fitD's output always passes it. Throws ScheduleError naming the field and D.
+ * - the schedule's own shape (checkScheduleShape);
+ * - vec divides D: SIMT emitters move `vec` consecutive elements per access (float2 / float4, packed 16-bit
+ *   words) with one guard d0 < D on the first; an access that started below D would cross into the next row
+ *   (and lose alignment);
+ * - BLOCK_D = lanes·vec·dChunks ≥ D: a lane owns only the elements below BLOCK_D, the rest would never be computed
+ *   (elements in BLOCK_D beyond D are guarded by d < D, or the guards are dropped when BLOCK_D = D).
+ */
+export function checkScheduleForD(s: Schedule, D: number, what = 'schedule'): void {
+  checkD(D);
+  checkScheduleShape(s, what);
+  if (D % s.vec !== 0)
+    throw new ScheduleError(
+      `${what}.vec = ${s.vec} does not divide D = ${D}: vector accesses of ${s.vec} elements would cross rows ` +
+        '(fitD picks a vec that divides D)',
+    );
+  if (blockD(s) < D)
+    throw new ScheduleError(
+      `${what}: BLOCK_D = lanes·vec·dChunks = ${s.lanes}·${s.vec}·${s.dChunks} = ${blockD(s)} is below D = ${D}: ` +
+        'elements beyond it would not be computed (fitD grows dChunks, lanes, vec)',
+    );
 }
 
 const POW2 = [1, 2, 4, 8, 16, 32, 64, 128, 256];
@@ -93,11 +154,12 @@ export const SCHEDULE_SPACE = {
 export class ScheduleError extends Error {}
 
 /** Shape checks of a schedule alone (not against a device); throws ScheduleError naming the field. */
-export function checkScheduleShape(s: Schedule): void {
+export function checkScheduleShape(s: Schedule, what = 'schedule'): void {
   for (const [field, allowed] of Object.entries(SCHEDULE_SPACE)) {
     const v = (s as unknown as Record<string, number>)[field];
+    const shown = typeof v === 'number' ? v : JSON.stringify(v);
     if (!(allowed as readonly number[]).includes(v))
-      throw new ScheduleError(`schedule.${field} = ${v} is not one of ${allowed.join(', ')}`);
+      throw new ScheduleError(`${what}.${field} = ${shown} is not one of ${allowed.join(', ')}`);
   }
 }
 
@@ -125,7 +187,14 @@ export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Sch
 
 /** A schedule fitted to a vector length D and, with negatives shared by groups of `share` rows, to the groups. */
 export function fitProblem(s: Schedule, D: number, caps: Pick<DeviceCaps, 'target' | 'maxInvocations'>, share?: number): Schedule {
-  return fitD(share ? fitShare(s, share, caps) : s, D);
+  const base = share ? fitShare(s, share, caps) : s;
+  const fitted = fitD(base, D, 'schedule', caps.target === 'triton' ? MAX_CHUNKS * MAX_VEC : FIT_PER_LANE);
+  // Lanes grown for a large D: SIMT targets give up row slots to stay within the device's invocations (a
+  // tile target's program keeps its whole group of rows; lanes as given are the caller's to choose).
+  let rows: number = fitted.rows;
+  if (caps.target !== 'triton' && fitted.lanes > base.lanes)
+    while (rows > 1 && rows * fitted.lanes > caps.maxInvocations) rows /= 2;
+  return rows === fitted.rows ? fitted : { ...fitted, rows: rows as Pow2 };
 }
 
 /**

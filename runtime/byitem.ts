@@ -3,7 +3,7 @@
 import type { Kernel } from '../codegen/ir.js';
 import { COUNTER_SCHEDULE, SCAN_WIDTH, reduceSchedule, SEGMENT, cceCountPairs, cceFillPairs, cceReduceByItem, scanAdd, scanBlocks } from '../dsl/byitem.js';
 import type { CceOptions } from '../dsl/cce.js';
-import type { Schedule } from '../dsl/schedule.js';
+import { type Schedule, checkScheduleForD, fitD } from '../dsl/schedule.js';
 import type { CceProblem } from './problem.js';
 
 /** Default budget of the pair buffers: 48 MiB of i32 rows and items (extra memory stays ≤ 64 MiB with the counters). */
@@ -63,6 +63,13 @@ export function scanLevels(n0: number): ScanLevel[] {
 export type ByItemKernel = 'count' | 'fill' | 'scan' | 'scanAdd' | 'reduce';
 
 export { reduceSchedule };
+
+/** The reduction's schedule at vector length D: `s` fitted to D and checked (checkScheduleForD), for every runtime. */
+export function reduceScheduleFor(s: Schedule, D: number): Schedule {
+  const fitted = fitD(s, D, 'reduceSchedule');
+  checkScheduleForD(fitted, D, 'reduceSchedule');
+  return fitted;
+}
 
 /** A kernel of the sequence and its schedule: `reduce` (fitted to D) for the reduction, one thread a row for the rest. */
 export function byItemKernel(k: ByItemKernel, o: CceOptions, reduce: Schedule, packed = false): { kernel: Kernel; schedule: Schedule } {

@@ -2,8 +2,10 @@
 // the GPU runtimes offer. Outputs are poisoned (NaN / −1) before each launch so unwritten values show.
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
 import type { ScalarFn } from '../../dsl/scalarfn.js';
-import { CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, exactD, fitD, fitProblem } from '../../dsl/schedule.js';
-import { lower } from '../../codegen/lower.js';
+import {
+  CAPS, DEFAULT_SCHEDULE, type DeviceCaps, type Schedule, checkScheduleForD, exactD, fitProblem,
+} from '../../dsl/schedule.js';
+import { checkKernelForD, lower } from '../../codegen/lower.js';
 import { decode } from '../numeric.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { compileJs, type CpuKernelFn } from './jsgen.js';
@@ -11,7 +13,9 @@ import type { ReferenceResult } from './reference.js';
 import { negativeRows, samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
 import type { Kernel } from '../../codegen/ir.js';
-import { type ByItemBuffers, type ByItemOps, byItemKernel, byItemPlan, reduceSchedule, runByItemChunks } from '../byitem.js';
+import {
+  type ByItemBuffers, type ByItemOps, byItemKernel, byItemPlan, reduceSchedule, reduceScheduleFor, runByItemChunks,
+} from '../byitem.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -80,9 +84,14 @@ export function optionsFor(p: CceProblem, o: Pick<RunOptions, 'transform' | 'cor
   };
 }
 
-/** The schedule a problem runs with on a device (fitted to D and to the groups of shared negatives). */
+/**
+ * The schedule a problem runs with on a device (fitted to D and to the groups of shared negatives), checked
+ * against D (checkScheduleForD) before any buffer is allocated; every runtime takes its schedules from here.
+ */
 export function scheduleForProblem(s: Schedule, p: CceProblem, caps: DeviceCaps): Schedule {
-  return fitProblem(s, p.D, caps, p.shareRows);
+  const fitted = fitProblem(s, p.D, caps, p.shareRows);
+  checkScheduleForD(fitted, p.D);
+  return fitted;
 }
 
 /** Size parameters of the kernels. */
@@ -106,7 +115,9 @@ function compiled(key0: string, D: number, make: () => { kernel: Kernel; schedul
   let hit = cache.get(key);
   if (!hit) {
     const { kernel, schedule } = make();
-    hit = { fn: compileJs(lower(kernel, schedule, CAPS.cpu, { exactD: exactD(schedule, D) })), schedule };
+    const lk = lower(kernel, schedule, CAPS.cpu, { exactD: exactD(schedule, D) });
+    checkKernelForD(lk, D);
+    hit = { fn: compileJs(lk), schedule };
     cache.set(key, hit);
   }
   return hit;
@@ -145,7 +156,7 @@ export function runCceCpu(p: CceProblem, o: RunOptions = {}): CceResult {
     if (why) throw new Error(`byItem: ${why}`);
     kernelFor('fusedDEByItem', opts, s, p.D)({ ...inputs, loss: rowLoss, dE, lse_k: lseK, dC: dCacc }, bwdScalars, programs);
     const plan = byItemPlan(p, o.pairBytes, o.packPairs);
-    const rs = fitD(o.reduceSchedule ?? reduceSchedule(p.D), p.D);
+    const rs = reduceScheduleFor(o.reduceSchedule ?? reduceSchedule(p.D), p.D);
     const buffers: ByItemBuffers<Int32Array | Float64Array | Uint32Array> = {
       counts: new Int32Array(p.V),
       local: plan.levels.map((l) => new Int32Array(l.n)),

@@ -6,14 +6,16 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
-import { type LoweredKernel, lower } from '../../codegen/lower.js';
+import { type LoweredKernel, checkKernelForD, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../../dsl/cce.js';
-import { type Schedule, exactD, fitD, heuristicSchedule } from '../../dsl/schedule.js';
+import { type Schedule, exactD, heuristicSchedule } from '../../dsl/schedule.js';
 import { emitCuda } from '../../targets/cuda/emit.js';
 import { type CceProblem, logQ, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
-import { type ByItemKernel, type ByItemPlan, byItemKernel, byItemPlan, reduceSchedule, runByItemChunks } from '../byitem.js';
+import {
+  type ByItemKernel, type ByItemPlan, byItemKernel, byItemPlan, reduceSchedule, reduceScheduleFor, runByItemChunks,
+} from '../byitem.js';
 import { type CceResult, type RunOptions, byItemUnsupported, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { Cuda, type DevicePtr, type KernelAttributes } from './driver.js';
 import { loadNvrtc, type Nvrtc } from './nvrtc.js';
@@ -95,6 +97,7 @@ export class CudaRuntime {
     if (hit) return hit;
     const { kernel, schedule: s } = make();
     const lowered = lower(kernel, s, this.cuda.caps());
+    checkKernelForD(lowered, D);
     const { source } = emitCuda(lowered, CODEGEN_VERSION);
     const exact = exactD(s, D);
     let built = buildCubin(this.nvrtc, source, kernel.name, this.cuda.info.arch, exact);
@@ -134,8 +137,7 @@ export class CudaRuntime {
       if (v === undefined) throw new Error(`${kernel.name}: no value for dimension ${d}`);
       params.push(new Int32Array([v]));
     }
-    const D = scalars[kernel.vecDim]!;
-    if (D % lowered.schedule.vec !== 0) throw new Error(`${kernel.name}: ${kernel.vecDim}=${D} is not a multiple of schedule.vec=${lowered.schedule.vec} (fitD chooses vec)`);
+    checkKernelForD(lowered, scalars[kernel.vecDim]);
     const programs = Math.ceil(rows / lowered.schedule.rows);
     this.cuda.launch(k.fn, [programs, 1, 1], [lowered.invocations, 1, 1], 0, params, kernel.name);
   }
@@ -277,7 +279,7 @@ export function cudaByItem(
   run: (inputs: Record<string, DevicePtr>, scalars: Record<string, number>, profile?: Map<ByItemKernel, number>) => void;
 } {
   const plan = byItemPlan(p, pairBytes, packPairs);
-  const s = fitD(reduce, p.D);
+  const s = reduceScheduleFor(reduce, p.D);
   const bufs = {
     counts: alloc(p.V * 4),
     local: plan.levels.map((l) => alloc(l.n * 4)),

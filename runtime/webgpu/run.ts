@@ -4,7 +4,7 @@
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { CODEGEN_VERSION } from '../../codegen/compile.js';
 import type { Kernel } from '../../codegen/ir.js';
-import { type LoweredKernel, lower } from '../../codegen/lower.js';
+import { type LoweredKernel, checkKernelForD, lower } from '../../codegen/lower.js';
 import { type CceOptions, cceBackward, cceForward, cceFusedDE, cceSamples, optionsKey } from '../../dsl/cce.js';
 import { type Schedule, exactD, fitD } from '../../dsl/schedule.js';
 import { emitWgsl } from '../../targets/wgsl/emit.js';
@@ -12,7 +12,7 @@ import type { ParamDoc } from '../../targets/common.js';
 import { logQ, type CceProblem, validateProblem } from '../problem.js';
 import { samplerInputs } from '../philox.js';
 import { fixedToFloat, runDCScale } from '../fixed.js';
-import { type ByItemKernel, byItemKernel, byItemPlan, runByItemChunks } from '../byitem.js';
+import { type ByItemKernel, byItemKernel, byItemPlan, reduceScheduleFor, runByItemChunks } from '../byitem.js';
 import { type CceResult, type RunOptions, byItemUnsupported, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../cpu/run.js';
 import { WebgpuError, type WebgpuContext } from './device.js';
 
@@ -105,6 +105,7 @@ async function compiledPipeline(ctx: WebgpuContext, key0: string, D: number | un
   if (hit) return hit;
   const { kernel, schedule: s } = make();
   const lowered = lower(kernel, s, ctx.caps, { exactD: exactD(s, D) });
+  checkKernelForD(lowered, D);
   const { source, parameters } = emitWgsl(lowered, CODEGEN_VERSION);
   const { device } = ctx;
   device.pushErrorScope('validation');
@@ -193,11 +194,15 @@ export async function runCceWebgpu(ctx: WebgpuContext, p: CceProblem, o: WebgpuR
     const why = byItemUnsupported(p, o);
     if (why) throw new WebgpuError(`byItem: ${why}`);
   }
+  // Every schedule fitted and checked against D before anything is compiled.
+  const bwdS = o.byItem ? undefined : o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps);
+  const reduce0 = o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize);
+  const reduceS = o.byItem ? reduceScheduleFor(reduce0, p.D) : undefined;
+  if (bwdS && bwdS.rows !== s.rows)
+    throw new WebgpuError('forward and backward schedules must have the same rows per program');
   // dC by item: the forward with dE in one sweep; the backward is the by-item sequence (`chain` below).
   const fwd = await getPipeline(ctx, o.byItem ? 'fusedDEByItem' : 'fwd', opts, s, p.D);
-  const bwd = o.byItem ? undefined : await getPipeline(ctx, 'bwd', opts, o.schedule ? s : scheduleForProblem(def.bwd, p, ctx.caps), p.D);
-  const reduceS = o.byItem ? fitD(o.reduceSchedule ?? webgpuReduceSchedule(p.D, ctx.caps.subgroupSize), p.D) : undefined;
-  if (bwd && bwd.lowered.schedule.rows !== s.rows) throw new WebgpuError('forward and backward schedules must have the same rows per program');
+  const bwd = bwdS ? await getPipeline(ctx, 'bwd', opts, bwdS, p.D) : undefined;
   const { device } = ctx;
   const limit = ctx.caps.maxStorageBindingBytes ?? Infinity;
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;

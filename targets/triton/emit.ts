@@ -3,7 +3,7 @@
 // lane reductions vanish (the tile is one value).
 import Handlebars from 'handlebars';
 import { type BinFn, type MatMul, type Scope, type UnFn, type ValueType, widerScope } from '../../codegen/ir.js';
-import type { LStmt, LoweredKernel } from '../../codegen/lower.js';
+import { type LStmt, type LoweredKernel, indexesVectors } from '../../codegen/lower.js';
 import { type Dialect, ExprPrinter, Lines, formatFloat } from '../../codegen/render.js';
 import { kernelDoc, type Emitted, log1pSeries, paramsDoc } from '../common.js';
 import { warps } from '../../dsl/schedule.js';
@@ -37,7 +37,10 @@ def {{name}}(
 
 def launch_{{name}}(grid_rows, **kwargs):
     """Launch over grid_rows rows with the emitted schedule."""
-    grid = (triton.cdiv(grid_rows, {{rows}}),)
+{{#if dGuard}}    if not 1 <= kwargs["{{vecDim}}"] <= {{blockD}}:
+        raise ValueError(f"{{vecDim}} = {kwargs['{{vecDim}}']}: this kernel's schedule covers 1..{{blockD}} "
+                         "(BLOCK_D = lanes·vec·dChunks); emit it with a schedule fitted to {{vecDim}}")
+{{/if}}    grid = (triton.cdiv(grid_rows, {{rows}}),)
     return {{name}}[grid](**kwargs, BLOCK_R={{rows}}, BLOCK_D={{blockD}}, {{#if cands}}BLOCK_C={{cands}}, {{/if}}num_warps={{numWarps}}, num_stages={{stages}})
 `,
   { noEscape: true },
@@ -184,6 +187,10 @@ export function emitTriton(lk: LoweredKernel, version: string): Emitted {
     rowDim: k.rowDim,
     rows: s.rows,
     blockD: lk.blockD,
+    // The launcher refuses a vector length its BLOCK_D does not cover (the tile target's part of checkScheduleForD:
+    // tiles load with masks, so vec need not divide D).
+    dGuard: indexesVectors(lk),
+    vecDim: k.vecDim,
     cands: k.cands,
     libdevice: k.params.some((p) => p.kind === 'tensor' && p.fixed),
     body: printBody(lk),
