@@ -1,5 +1,8 @@
 // A small command-line parser for the ccekit CLI: `--name value`, `--name=value`, boolean switches, typed
 // numbers and enums, a usage text built from the same table. Every mistake is a UsageError with one line.
+// Also the one reader of JSON-or-file flags (--schedule, --schedules, --reduce-schedule) and of input files.
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { SCHEDULE_SPACE, type Schedule } from '../dsl/schedule.js';
 import { SHARE_ROWS, SHARE_ROWS_TEXT } from '../runtime/problem.js';
 
 /** A mistake on the command line; main prints `ccekit: <message> (see ccekit <cmd> --help)`, exit 2. */
@@ -47,11 +50,16 @@ export type Parsed<T extends FlagTable> = { -readonly [K in keyof T]: ValueOf<T[
 
 export const isHelp = (argv: readonly string[]): boolean => argv.includes('--help') || argv.includes('-h');
 
-const looksNumeric = (s: string) => /^[-+]?(\d|\.\d)/.test(s);
+const looksNumeric = (s: string) => /^-(\d|\.\d)/.test(s);
+
+/** Decimal integers only: no hex, binary, exponent, separators, sign '+' or spaces (Number() takes them all). */
+const INT_TEXT = /^-?\d+$/;
+/** Decimal numbers: digits, an optional fraction and exponent. */
+const NUM_TEXT = /^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 
 function parseNumber(cmd: string, name: string, flag: Flag & { kind: 'int' | 'num' }, raw: string): number {
   const int = flag.kind === 'int';
-  const v = raw.trim() === '' ? NaN : Number(raw);
+  const v = (int ? INT_TEXT : NUM_TEXT).test(raw) ? Number(raw) : NaN;
   const what = int ? 'an integer' : 'a number';
   const range =
     flag.min !== undefined && flag.max !== undefined
@@ -61,22 +69,28 @@ function parseNumber(cmd: string, name: string, flag: Flag & { kind: 'int' | 'nu
         : flag.max !== undefined
           ? ` <= ${flag.max}`
           : '';
-  if (!Number.isFinite(v) || (int && !Number.isSafeInteger(v)) || (flag.min !== undefined && v < flag.min) || (flag.max !== undefined && v > flag.max))
-    throw new UsageError(`--${name} expects ${what}${range}, got '${raw}'`, cmd);
-  return v;
+  const bad = !Number.isFinite(v) || (int && !Number.isSafeInteger(v));
+  if (bad || (flag.min !== undefined && v < flag.min) || (flag.max !== undefined && v > flag.max)) {
+    const form = bad && int ? ' (decimal digits)' : '';
+    throw new UsageError(`--${name} expects ${what}${range}${form}, got '${raw}'`, cmd);
+  }
+  return Object.is(v, -0) ? 0 : v;
 }
 
 /** Parse argv (without the subcommand) against a flag table; defaults fill absent flags. */
 export function parseFlags<const T extends FlagTable>(cmd: string, argv: readonly string[], table: T): Parsed<T> {
   const out: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(table)) out[name] = f.kind === 'bool' ? false : 'default' in f ? f.default : undefined;
+  const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--') || arg === '--') throw new UsageError(`unexpected argument '${arg}'`, cmd);
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    const flag = table[name];
+    const flag = Object.hasOwn(table, name) ? table[name] : undefined;
     if (!flag) throw new UsageError(`unknown flag --${name} for '${cmd}'`, cmd);
+    if (seen.has(name)) throw new UsageError(`--${name} is given more than once; give it once`, cmd);
+    seen.add(name);
     let raw: string;
     if (eq >= 0) raw = arg.slice(eq + 1);
     else if (flag.kind === 'bool') {
@@ -110,9 +124,147 @@ export function parseFlags<const T extends FlagTable>(cmd: string, argv: readonl
   return out as Parsed<T>;
 }
 
+/** The flags given on a command line (argv after the subcommand), whatever their values. */
+export function givenFlags(argv: readonly string[]): Set<string> {
+  return new Set(argv.filter((a) => a.startsWith('--') && a !== '--').map((a) => a.slice(2).split('=')[0]!));
+}
+
 /** A --share flag: 0 (per-row negatives) or a group size of row-tile-shared negatives. */
 export function checkShare(share: number, cmd: string, allowZero = true): void {
   if ((share !== 0 || !allowZero) && !SHARE_ROWS.includes(share)) throw new UsageError(`--share: ${SHARE_ROWS_TEXT} rows, got ${share}`, cmd);
+}
+
+// ---------------------------------------------------------------- input files and JSON flags
+
+/** Largest input file (JSON, a transform's source) the CLI reads. */
+export const MAX_INPUT_BYTES = 16 << 20;
+
+/**
+ * Reads a user's input file: a regular file (never a FIFO, a device such as /dev/zero, or a folder) of at
+ * most `maxBytes`. Errors are UsageErrors naming the flag.
+ */
+export function readUserFile(cmd: string, flag: string, path: string, maxBytes = MAX_INPUT_BYTES): string {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw new UsageError(`${flag}: '${path}' is a folder, not a file`, cmd);
+    if (!st.isFile()) throw new UsageError(`${flag}: '${path}' is not a regular file`, cmd);
+    size = st.size;
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? `no file '${path}'` : `cannot read '${path}' (${code ?? (e as Error).message})`;
+    throw new UsageError(`${flag}: ${why}`, cmd);
+  }
+  if (size > maxBytes) {
+    throw new UsageError(`${flag}: '${path}' has ${size} bytes, more than the ${maxBytes} an input file may have`, cmd);
+  }
+  const unreadable = (e: unknown) => {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return new UsageError(`${flag}: cannot read '${path}' (${why})`, cmd);
+  };
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw unreadable(e);
+  }
+  try {
+    // One byte more than the stat said: a file that grows meanwhile is refused, never read forever.
+    const buf = Buffer.alloc(size + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
+    if (n > size) throw new UsageError(`${flag}: '${path}' changed while it was read`, cmd);
+    return buf.subarray(0, n).toString('utf8');
+  } catch (e) {
+    throw e instanceof UsageError ? e : unreadable(e);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const oneLineText = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+
+/**
+ * The value of a JSON-or-file flag: JSON text when it starts with '{' or '[', else the name of a JSON file.
+ * Every mistake is one UsageError line naming the flag (and the file).
+ */
+export function jsonFlag(cmd: string, flag: string, raw: string): unknown {
+  const t = raw.trimStart();
+  const inline = t.startsWith('{') || t.startsWith('[');
+  const text = inline ? raw : readUserFile(cmd, flag, raw);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const where = inline ? '' : ` (file '${raw}')`;
+    throw new UsageError(`${flag}${where} is not valid JSON: ${oneLineText((e as Error).message)}`, cmd);
+  }
+}
+
+const SCHEDULE_FIELDS = Object.keys(SCHEDULE_SPACE) as (keyof Schedule)[];
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : String(v);
+}
+
+/**
+ * One schedule field's value, from `where` (a flag, or a JSON field: '--schedule: lanes'): a number that is
+ * one of SCHEDULE_SPACE's values (the message says what type or value is wrong).
+ */
+export function scheduleValue(cmd: string, where: string, field: keyof Schedule, v: unknown): number {
+  const allowed = SCHEDULE_SPACE[field] as readonly number[];
+  if (typeof v !== 'number') {
+    throw new UsageError(`${where} must be a number (one of ${allowed.join(', ')}), got ${show(v)}`, cmd);
+  }
+  if (!allowed.includes(v)) throw new UsageError(`${where} must be one of ${allowed.join(', ')}, got ${v}`, cmd);
+  return v;
+}
+
+/** A (partial) schedule object of a JSON flag: known fields only, each a valid number. */
+export function partialSchedule(cmd: string, flag: string, j: unknown): Partial<Schedule> {
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) {
+    throw new UsageError(`${flag} must be a JSON object of schedule fields, got ${show(j)}`, cmd);
+  }
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(j)) {
+    if (!(SCHEDULE_FIELDS as string[]).includes(k)) {
+      throw new UsageError(`${flag}: unknown field '${k}' (fields: ${SCHEDULE_FIELDS.join(', ')})`, cmd);
+    }
+    out[k] = scheduleValue(cmd, `${flag}: ${k}`, k as keyof Schedule, v);
+  }
+  return out as Partial<Schedule>;
+}
+
+/** A JSON-or-file flag holding one (partial) schedule. */
+export function scheduleFlag(cmd: string, flag: string, raw: string): Partial<Schedule> {
+  return partialSchedule(cmd, flag, jsonFlag(cmd, flag, raw));
+}
+
+/** A JSON-or-file flag holding a non-empty list of (partial) schedules. */
+export function scheduleListFlag(cmd: string, flag: string, raw: string): Partial<Schedule>[] {
+  const j = jsonFlag(cmd, flag, raw);
+  if (!Array.isArray(j)) {
+    throw new UsageError(`${flag} must be a JSON list of (partial) schedules, got ${show(j)}`, cmd);
+  }
+  if (j.length === 0) {
+    throw new UsageError(`${flag} is an empty list; give at least one (partial) schedule, e.g. [{}]`, cmd);
+  }
+  return j.map((x, i) => partialSchedule(cmd, `${flag}[${i}]`, x));
+}
+
+/** A comma-separated list of decimal integers (e.g. --d-values, --share lists). */
+export function intList(cmd: string, flag: string, text: string, min: number, max: number): number[] {
+  const items = text.split(',').map((x) => x.trim());
+  for (const x of items) {
+    if (!INT_TEXT.test(x) || Number(x) < min || Number(x) > max) {
+      const what = `a comma-separated list of integers in [${min}, ${max}]`;
+      throw new UsageError(`${flag} expects ${what}, got '${text}'`, cmd);
+    }
+  }
+  return items.map(Number);
 }
 
 /** Usage text: a synopsis, a description and the flag table (with defaults). */

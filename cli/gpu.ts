@@ -1,8 +1,6 @@
 // GPU commands of the CLI: `check` (the correctness suite on a device), `bench` (paper-matched settings).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { CceOptions } from '../dsl/cce.js';
-import { type Schedule, heuristicSchedule, parseSchedule } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, checkScheduleShape } from '../dsl/schedule.js';
 import { type CheckRow, checkCases, runChecks } from '../runtime/check.js';
 import type { CceProblem } from '../runtime/problem.js';
 import { byItemPlan, reduceSchedule } from '../runtime/byitem.js';
@@ -11,8 +9,10 @@ import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
 import { WEBGPU_SCHEDULE, runCceWebgpu, webgpuReduceSchedule } from '../runtime/webgpu/run.js';
 import { SETTINGS } from '../bench/settings.js';
-import { type FlagTable, UsageError, checkShare, parseFlags, table, usage } from './args.js';
-import { TuningDb } from '../runtime/autotune/db.js';
+import { type FlagTable, UsageError, checkShare, intList, parseFlags, table, usage } from './args.js';
+import { scheduleFlag, scheduleListFlag } from './args.js';
+import { checkOutFile, writeOutFile } from '../runtime/fsout.js';
+import { TuningDb, TuningDbError } from '../runtime/autotune/db.js';
 import { scheduleFor, tune } from '../runtime/autotune/tune.js';
 
 const out = (s = '') => process.stdout.write(s + '\n');
@@ -20,9 +20,45 @@ const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : !Number.isFinite(x) ? 'inf
 
 function writeJson(path: string | undefined, data: unknown): void {
   if (!path) return;
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, JSON.stringify(data, null, 2) + '\n');
+  writeOutFile(path, JSON.stringify(data, null, 2) + '\n', '--out');
   out(`wrote ${path}`);
+}
+
+/** Tuning DB warnings already printed by this process (each is printed once). */
+const printedDbWarnings = new Set<string>();
+
+/** Prints the DB's warnings (corrupt file, skipped entries) that this process has not printed yet, to stderr. */
+export function printDbWarnings(db: TuningDb): void {
+  for (const w of db.takeWarnings()) {
+    const text = String(w);
+    if (printedDbWarnings.has(text)) continue;
+    printedDbWarnings.add(text);
+    process.stderr.write(`ccekit: warning: ${text}\n`);
+  }
+}
+
+/** Opens a tuning DB and prints its load warnings once. */
+export function openDb(path: string): TuningDb {
+  const db = new TuningDb(path);
+  printDbWarnings(db);
+  return db;
+}
+
+/**
+ * A tuning DB the user named with --db for reading (emit --target torch, bench): opened strictly, so a
+ * missing, empty, truncated or foreign file, or a malformed entry, is one error naming --db (and the file is
+ * left as it is, never moved aside); its warnings (stale entries) are printed once.
+ */
+export function openDbStrict(cmd: string, path: string): TuningDb {
+  let db: TuningDb;
+  try {
+    db = TuningDb.readStrict(path);
+  } catch (e) {
+    if (e instanceof TuningDbError) throw new UsageError(`--db '${path}': ${e.detail}`, cmd);
+    throw e;
+  }
+  printDbWarnings(db);
+  return db;
 }
 
 /** `--settings a,b,c`: names of bench settings, each known. */
@@ -59,11 +95,23 @@ export const CHECK_HELP = usage(
   CHECK_FLAGS,
 );
 
+/** check's --schedule (JSON or a file, whole or partial) over the device's default schedule, as `run` merges it. */
+export function checkSchedule(device: 'cuda' | 'webgpu' | 'cpu', raw: string): Schedule {
+  const base = device === 'webgpu' ? WEBGPU_SCHEDULE : DEFAULT_SCHEDULE;
+  const s = { ...base, ...scheduleFlag('check', '--schedule', raw) };
+  checkScheduleShape(s);
+  return s;
+}
+
 export async function cmdCheck(argv: string[]): Promise<number> {
   const o = parseFlags('check', argv, CHECK_FLAGS);
   const seed = o.seed ?? Date.now() % 1_000_000;
-  const schedule: Schedule | undefined = o.schedule ? parseSchedule(o.schedule) : undefined;
+  const schedule = o.schedule !== undefined ? checkSchedule(o.device, o.schedule) : undefined;
   checkShare(o.share, 'check');
+  if (o.out !== undefined) checkOutFile(o.out, '--out');
+  if (o.device === 'webgpu' && o['frozen-c']) {
+    throw new UsageError('--frozen-c: the WebGPU runtime runs forward + backward only', 'check');
+  }
   const cases = checkCases(seed, o.quick)
     .filter((c) => !(o.fused || o['frozen-c'] || o['by-item']) || c.problem.reduction !== 'none')
     .filter((c) => !o['by-item'] || c.problem.mode === 'sampled')
@@ -77,7 +125,6 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     device = `${rt.name} (CUDA ${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
     run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic });
   } else if (o.device === 'webgpu') {
-    if (o['frozen-c']) throw new UsageError('--frozen-c: the WebGPU runtime runs forward + backward only', 'check');
     const ctx = await acquireWebgpu();
     if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'check');
     device = `${ctx.name} (WebGPU through Dawn)`;
@@ -127,7 +174,7 @@ const BENCH_FLAGS = {
   device: { kind: 'enum', values: ['cuda', 'webgpu'], default: 'cuda', help: 'device to time (webgpu: the emitted WGSL through Dawn, inputs generated on the host)' },
   settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings' },
   dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
-  repeats: { kind: 'int', default: 20, min: 1, help: 'timed repetitions (median, p20, p80)' },
+  repeats: { kind: 'int', default: 20, min: 1, max: 100_000, help: 'timed repetitions (median, p20, p80)' },
   schedules: { kind: 'str', metavar: 'JSON', help: 'a JSON list of (partial) schedules to time at every setting, over the heuristic default (default: [{}])' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON (bench/results/...)' },
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json); tuned schedules are used where it has them' },
@@ -137,7 +184,13 @@ const BENCH_FLAGS = {
   deterministic: { kind: 'bool', help: 'dC in int64 fixed point with integer atomics (bit-identical from run to run), converted to fp32 in the step' },
   'frozen-c': { kind: 'bool', help: 'item embeddings without a gradient: forward + dE in one sweep (no dC)' },
   'by-item': { kind: 'bool', help: 'per-row negatives: forward + dE in one sweep, then dC reduced by item (chunks of rows: count, scan, fill, reduce) instead of one float atomic per pair' },
-  'pair-mib': { kind: 'int', default: 48, min: 1, help: 'with --by-item: MiB of the pair buffers (sets the chunk of rows)' },
+  'pair-mib': {
+    kind: 'int',
+    default: 48,
+    min: 1,
+    max: 1 << 20,
+    help: 'with --by-item: MiB of the pair buffers (sets the chunk of rows)',
+  },
   'two-word-pairs': { kind: 'bool', help: 'with --by-item: keep two i32 words per pair where one packed u32 would fit' },
   'reduce-schedule': { kind: 'str', metavar: 'JSON', help: 'with --by-item: the reduction\'s (partial) schedule over its default (about D/32 lanes a row); register chunks are fitted to D' },
   'repeat-check': { kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ' },
@@ -148,17 +201,32 @@ export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,.
 export async function cmdBench(argv: string[]): Promise<number> {
   const o = parseFlags('bench', argv, BENCH_FLAGS);
   const names = settingNames(o.settings, 'bench');
-  const extra: Partial<Schedule>[] = o.schedules ? (JSON.parse(o.schedules) as Partial<Schedule>[]) : [{}];
-  if (o.device === 'webgpu') return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, o.schedules ? extra : [undefined], o['by-item'] ? { reduce: o['reduce-schedule'] ? (JSON.parse(o['reduce-schedule']) as Partial<Schedule>) : undefined } : undefined);
+  const given = o.schedules !== undefined;
+  const extra: Partial<Schedule>[] = given ? scheduleListFlag('bench', '--schedules', o.schedules!) : [{}];
+  const reduceRaw = o['reduce-schedule'];
+  const reduceOver = reduceRaw !== undefined ? scheduleFlag('bench', '--reduce-schedule', reduceRaw) : undefined;
+  for (const f of ['reduce-schedule', 'two-word-pairs'] as const) {
+    if (o[f] && !o['by-item']) throw new UsageError(`--${f} applies with --by-item only`, 'bench');
+  }
+  checkShare(o.share, 'bench');
+  if (o.out !== undefined) checkOutFile(o.out, '--out');
+  if (o.device === 'webgpu') {
+    const cudaOnly =
+      (['fused', 'frozen-c', 'two-word-pairs', 'repeat-check'] as const).find((f) => o[f]) ??
+      (o.db !== undefined ? 'db' : o.negatives !== 'tensor' ? 'negatives' : undefined);
+    if (cudaOnly) throw new UsageError(`--${cudaOnly} applies to --device cuda only`, 'bench');
+    const byItem = o['by-item'] ? { reduce: reduceOver } : undefined;
+    return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, given ? extra : [undefined], byItem);
+  }
+  const named = o.db !== undefined ? openDbStrict('bench', o.db) : undefined;
   const rt = openCuda();
+  const db = named ?? openDb(TuningDb.defaultPath());
   const bench = new CudaBench(rt);
   const card = rt.name;
   out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
   const rows: Record<string, unknown>[] = [];
-  checkShare(o.share, 'bench');
   const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}), ...(o.deterministic ? { deterministic: true } : {}) };
   const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o['frozen-c'] ? '-frozenC' : o['by-item'] ? '-byitem' : o.fused ? '-fused' : ''}${o.deterministic ? '-det' : ''}`;
-  const db = new TuningDb(o.db ?? TuningDb.defaultPath());
   for (const n of names) {
     const st = SETTINGS.find((s) => s.name === n)!;
     const inputs = bench.inputs({ ...st, shareRows: o.share || undefined }, o.dtype, 1, 2, o.negatives === 'tensor', o.deterministic);
@@ -167,7 +235,17 @@ export async function cmdBench(argv: string[]): Promise<number> {
       for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
         let row: Record<string, unknown>;
         try {
-          const t = bench.time(st, opts, s, { repeats: o.repeats, inputs, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], pairBytes: o['pair-mib'] * 2 ** 20, packPairs: !o['two-word-pairs'], reduceSchedule: o['reduce-schedule'] ? { ...reduceSchedule(st.D), dChunks: 1, ...(JSON.parse(o['reduce-schedule']) as Partial<Schedule>) } : undefined, repeatCheck: o['repeat-check'] });
+          const t = bench.time(st, opts, s, {
+            repeats: o.repeats,
+            inputs,
+            fused: o.fused,
+            frozenC: o['frozen-c'],
+            byItem: o['by-item'],
+            pairBytes: o['pair-mib'] * 2 ** 20,
+            packPairs: !o['two-word-pairs'],
+            reduceSchedule: reduceOver ? { ...reduceSchedule(st.D), dChunks: 1, ...reduceOver } : undefined,
+            repeatCheck: o['repeat-check'],
+          });
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}), ...(t.byItemMs ? { by_item_ms: t.byItemMs, reduce_schedule: t.reduceSchedule, chunks: t.chunks, packed_pairs: t.packed } : {}) };
         } catch (e) {
           row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
@@ -226,7 +304,7 @@ const TUNE_FLAGS = {
   device: { kind: 'enum', values: ['cuda'], default: 'cuda', help: 'device to tune for' },
   settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings (problem sizes)' },
   dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
-  repeats: { kind: 'int', default: 5, min: 1, help: 'timed repetitions per candidate (finalists get 15)' },
+  repeats: { kind: 'int', default: 5, min: 1, max: 100_000, help: 'timed repetitions per candidate (finalists: 15)' },
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json)' },
   negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'negatives from an index tensor or drawn in the kernel' },
   share: { kind: 'str', default: '0', metavar: 'R[,R...]', help: 'tune the shared-negative kernels of groups of R rows (16, 32, 64, 128); a list tunes each and compares them (R changes the estimator: it is reported, never chosen for you)' },
@@ -242,15 +320,13 @@ export const TUNE_HELP = usage(
 export async function cmdTune(argv: string[]): Promise<number> {
   const o = parseFlags('tune', argv, TUNE_FLAGS);
   const names = settingNames(o.settings, 'tune');
-  const shares = o.share.split(',').map((x) => Number(x.trim()));
-  for (const r of shares) {
-    if (!Number.isInteger(r)) throw new UsageError(`--share: a comma-separated list of group sizes, got '${o.share}'`, 'tune');
-    checkShare(r, 'tune');
-  }
+  const shares = intList('tune', '--share', o.share, 0, 128);
+  for (const r of shares) checkShare(r, 'tune');
+  // tune writes the DB: its folder must be there or creatable (a corrupt file is moved aside by the DB).
+  if (o.db !== undefined) checkOutFile(o.db, '--db');
   const rt = openCuda();
   const bench = new CudaBench(rt);
-  const db = new TuningDb(o.db ?? TuningDb.defaultPath());
-  for (const w of db.warnings) out(`warning: ${w}`);
+  const db = openDb(o.db ?? TuningDb.defaultPath());
   out(`ccekit tune on ${rt.name} (${rt.cuda.info.arch}), dtype ${o.dtype}, DB ${db.path}`);
   const rows: string[][] = [['setting', ...(shares.length > 1 || shares[0] ? ['R'] : []), 'result', 'ms', 'p20', 'p80', 'schedule']];
   for (const n of names) {
@@ -263,6 +339,7 @@ export async function cmdTune(argv: string[]): Promise<number> {
       rows.push([n, ...(rows[0]!.includes('R') ? [String(share || '-')] : []), r.cacheHit ? 'cache hit' : `tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s`, r.entry.ms.toFixed(3), r.entry.p20.toFixed(3), r.entry.p80.toFixed(3), JSON.stringify(r.entry.schedule)]);
     }
   }
+  printDbWarnings(db);
   out(table(rows));
   return 0;
 }

@@ -1,8 +1,10 @@
 // The ccekit command line: `emit` (kernels + manifest for a target), `run` (a random problem on a device,
 // checked against the float64 reference), `start` (the main job on the best device available).
 // Usage mistakes and library errors print one line `ccekit: ...` to stderr and exit 2, never a stack.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { emitTorchPackage } from '../targets/torch/package.js';
 import { type CceOptions } from '../dsl/cce.js';
 import { type ScalarFn, derivative, evalScalarFn } from '../dsl/scalarfn.js';
@@ -17,12 +19,15 @@ import { scheduleFor } from '../runtime/autotune/tune.js';
 import { acquireWebgpu, releaseWebgpu, type WebgpuContext, WebgpuError } from '../runtime/webgpu/device.js';
 import { type KernelTiming, runCceWebgpu, WEBGPU_SCHEDULE } from '../runtime/webgpu/run.js';
 import { type ReferenceOptions, referenceCce } from '../runtime/cpu/reference.js';
-import { CceInputError, type CceProblem } from '../runtime/problem.js';
+import { CceInputError, type CceProblem, checkSizes } from '../runtime/problem.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';
 import type { FloatDType } from '../runtime/numeric.js';
-import { type FlagTable, UsageError, checkShare, isHelp, parseFlags, table, usage } from './args.js';
+import { type FlagTable, UsageError, checkShare, intList, isHelp, parseFlags, table, usage } from './args.js';
+import { givenFlags, readUserFile, scheduleFlag, scheduleValue } from './args.js';
+import { OutPathError, checkOutDir, makeOutDir, writeOutFile } from '../runtime/fsout.js';
 import { gpuTolerance, relErr } from '../runtime/check.js';
-import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune, openCuda } from './gpu.js';
+import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune } from './gpu.js';
+import { openCuda, openDb, openDbStrict } from './gpu.js';
 import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
 
 /** An error with a message fit for the user as it is (bad input file, unwritable directory, ...). */
@@ -33,7 +38,12 @@ const DTYPES: readonly FloatDType[] = ['f32', 'f16', 'bf16'];
 
 const out = (s = '') => process.stdout.write(s + '\n');
 const err = (s: string) => process.stderr.write(s + '\n');
-const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+/** One line of printable text: newlines become spaces, other control characters '?'. */
+const oneLine = (s: string) =>
+  s
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '?')
+    .trim();
 
 // ---------------------------------------------------------------- shared flags
 
@@ -55,29 +65,10 @@ const FN_FLAGS = {
 
 type ScheduleFlags = { [K in keyof typeof SCHEDULE_FLAGS]: K extends 'schedule' ? string | undefined : number | undefined };
 
+/** The schedule of --schedule (JSON or a file, whole or partial) over `base`, then the single-field flags. */
 function scheduleFrom(cmd: string, o: ScheduleFlags, base: Schedule = DEFAULT_SCHEDULE): Schedule {
-  const s: Record<string, unknown> = { ...base };
-  if (o.schedule !== undefined) {
-    let text = o.schedule;
-    if (!text.trimStart().startsWith('{')) {
-      try {
-        text = readFileSync(text, 'utf8');
-      } catch {
-        throw new UsageError(`--schedule expects JSON or a JSON file, got '${o.schedule}'`, cmd);
-      }
-    }
-    let j: unknown;
-    try {
-      j = JSON.parse(text);
-    } catch (e) {
-      throw new UsageError(`--schedule is not valid JSON: ${(e as Error).message}`, cmd);
-    }
-    if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new UsageError('--schedule must be a JSON object', cmd);
-    for (const [k, v] of Object.entries(j)) {
-      if (!(k in DEFAULT_SCHEDULE)) throw new UsageError(`--schedule: unknown field '${k}' (fields: ${Object.keys(DEFAULT_SCHEDULE).join(', ')})`, cmd);
-      s[k] = v;
-    }
-  }
+  const given = o.schedule !== undefined ? scheduleFlag(cmd, '--schedule', o.schedule) : {};
+  const s: Record<string, unknown> = { ...base, ...given };
   const fromFlag: [keyof ScheduleFlags, keyof Schedule][] = [
     ['rows', 'rows'],
     ['lanes', 'lanes'],
@@ -86,7 +77,9 @@ function scheduleFrom(cmd: string, o: ScheduleFlags, base: Schedule = DEFAULT_SC
     ['samples-per-step', 'samplesPerStep'],
     ['stages', 'stages'],
   ];
-  for (const [flag, field] of fromFlag) if (o[flag] !== undefined) s[field] = o[flag];
+  for (const [flag, field] of fromFlag) {
+    if (o[flag] !== undefined) s[field] = scheduleValue(cmd, `--${flag}`, field, o[flag]);
+  }
   checkScheduleShape(s as unknown as Schedule);
   return s as unknown as Schedule;
 }
@@ -98,12 +91,7 @@ async function scalarFnFrom(cmd: string, flag: string, spec: string | undefined,
   if (at <= 0 || at === spec.length - 1) throw new UsageError(`--${flag} expects FILE:NAME, got '${spec}'`, cmd);
   const file = spec.slice(0, at);
   const name = spec.slice(at + 1);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CliError(`--${flag}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readUserFile(cmd, `--${flag}`, file);
   const { compileScalarSource } = await import('../codegen/frontend.js');
   try {
     const fn = compileScalarSource(file, text, name);
@@ -130,8 +118,10 @@ const EMIT_FLAGS = {
 } as const satisfies FlagTable;
 
 const EMIT_HELP = usage(
-  'ccekit emit --target wgsl|cuda|triton|all --out DIR [flags]',
-  'Generate the forward and backward kernels of every variant (scalar and per-row upstream gradient)\nand a manifest.json (entries, parameters, bindings, schedule, launch geometry). Prints each file written.',
+  'ccekit emit --target wgsl|cuda|triton|torch|all --out DIR [flags]',
+  'Generate the forward and backward kernels of every variant (scalar and per-row upstream gradient)\n' +
+    'and a manifest.json (entries, parameters, bindings, schedule, launch geometry). Prints each file written.\n' +
+    "torch: an importable PyTorch package (ccekit_torch) of the kernels for --d-values, with --db's tuned schedules.",
   EMIT_FLAGS,
 );
 
@@ -139,12 +129,24 @@ async function cmdEmit(argv: string[]): Promise<number> {
   const o = parseFlags('emit', argv, EMIT_FLAGS);
   if (o.target === undefined) throw new UsageError('emit needs --target', 'emit');
   if (o.out === undefined) throw new UsageError('emit needs --out DIR', 'emit');
-  if (o.target === 'torch') return emitTorch(o.out, o.dtype, o['d-values'], o.db);
+  if (o.target === 'torch') {
+    const sched = Object.keys(SCHEDULE_FLAGS).find((f) => o[f as keyof typeof o] !== undefined);
+    const fn = Object.keys(FN_FLAGS).find((f) => o[f as keyof typeof o] !== undefined);
+    const why = sched ? 'the package fits its schedules to each D' : 'the package has no scalar functions';
+    if (sched ?? fn) throw new UsageError(`--${sched ?? fn} does not apply to --target torch (${why})`, 'emit');
+    const other = ['share', 'variants'].find((f) => givenFlags(argv).has(f));
+    if (other) throw new UsageError(`--${other} does not apply to --target torch (it holds every variant)`, 'emit');
+    return emitTorch(o.out, o.dtype, o['d-values'], o.db);
+  }
+  for (const f of ['d-values', 'db'] as const) {
+    if (o[f] !== undefined) throw new UsageError(`--${f} applies to --target torch only`, 'emit');
+  }
   const schedule = scheduleFrom('emit', o);
+  checkShare(o.share, 'emit', false);
+  checkOutDir(o.out, '--out');
   const transform = await scalarFnFrom('emit', 'transform', o.transform, true);
   const correction = await scalarFnFrom('emit', 'correction', o.correction, false);
   const dtypes = o.dtype === 'all' ? DTYPES : [o.dtype];
-  checkShare(o.share, 'emit', false);
   const variants = dtypes
     .flatMap((dt) => allVariants(dt, { transform, correction }))
     .map((v) => (v.mode === 'sampled' && v.share ? { ...v, share: o.share } : v))
@@ -152,45 +154,40 @@ async function cmdEmit(argv: string[]): Promise<number> {
   const targets = o.target === 'all' ? TARGETS : [o.target];
   for (const t of targets) {
     const dir = o.target === 'all' ? join(o.out, t) : o.out;
-    for (const path of writeTarget(t, variants, schedule, dir).paths) out(path);
+    for (const path of writeTarget(t, variants, schedule, dir, o.out).paths) out(path);
   }
   return 0;
 }
 
-function emitTorch(dir: string, dtype: FloatDType | 'all', dValues: string | undefined, dbPath: string | undefined): number {
-  const ds = dValues?.split(',').map((x) => Number(x.trim()));
-  if (ds && ds.some((d) => !Number.isInteger(d) || d < 1 || d > 8192)) throw new UsageError(`--d-values expects integers in [1, 8192], got '${dValues}'`, 'emit');
-  const tuning = dbPath ? new TuningDb(dbPath).entries() : [];
+function emitTorch(dir: string, dtype: FloatDType | 'all', dValues?: string, dbPath?: string): number {
+  const ds = dValues === undefined ? undefined : intList('emit', '--d-values', dValues, 1, 8192);
+  checkOutDir(dir, '--out');
+  const tuning = dbPath !== undefined ? openDbStrict('emit', dbPath).entries() : [];
   const files = emitTorchPackage({ dValues: ds, dtypes: dtype === 'all' ? [...DTYPES] : [dtype], tuning });
-  try {
-    for (const [name, text] of files) {
-      const path = join(dir, name);
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, text);
-    }
-  } catch (e) {
-    throw new CliError(`cannot write into ${dir}: ${(e as Error).message}`);
-  }
+  for (const [name, text] of files) writeOutFile(join(dir, name), text, '--out', dir);
   const n = [...files.keys()].filter((f) => f.endsWith('.cu')).length;
   out(`${join(dir, 'ccekit_torch')}: ${n} kernels, ${tuning.length} tuning entries (import with sys.path.insert(0, '${dir}'); from ccekit_torch import cce_minus_loss)`);
   return 0;
 }
 
-function writeTarget(target: TargetName, variants: CceOptions[], schedule: Schedule, dir: string): { paths: string[]; kernels: number; bytes: number } {
+/** Emits one target into `dir` (created as needed); `outPath` is the --out value that errors name. */
+function writeTarget(
+  target: TargetName,
+  variants: CceOptions[],
+  schedule: Schedule,
+  dir: string,
+  outPath = dir,
+): { paths: string[]; kernels: number; bytes: number } {
   const { files, manifest } = emitVariants(target, variants, schedule);
   const all: [string, string][] = [...files, ['manifest.json', JSON.stringify(manifest, null, 2) + '\n']];
   const paths: string[] = [];
   let bytes = 0;
-  try {
-    mkdirSync(dir, { recursive: true });
-    for (const [name, text] of all) {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      paths.push(path);
-      bytes += Buffer.byteLength(text);
-    }
-  } catch (e) {
-    throw new CliError(`cannot write into ${dir}: ${(e as Error).message}`);
+  makeOutDir(dir, '--out');
+  for (const [name, text] of all) {
+    const path = join(dir, name);
+    writeOutFile(path, text, '--out', outPath);
+    paths.push(path);
+    bytes += Buffer.byteLength(text);
   }
   return { paths, kernels: manifest.kernels.length, bytes };
 }
@@ -211,7 +208,14 @@ const RUN_FLAGS = {
   collisions: { kind: 'num', default: 0, min: 0, max: 1, metavar: 'RATE', help: 'probability that a negative equals the target (rejected)' },
   ignore: { kind: 'num', default: 0, min: 0, max: 1, metavar: 'FRACTION', help: 'share of rows whose target is ignore_index' },
   tol: { kind: 'num', min: 0, help: 'largest relative error that passes (exit 1 above it); default 1e-9 on cpu, on webgpu 1e-4 for f32 inputs and 1e-3 for f16/bf16' },
-  repeats: { kind: 'int', default: 10, min: 0, help: 'webgpu: timed repetitions (median per kernel)' },
+  repeats: { kind: 'int', default: 10, min: 0, max: 100_000, help: 'webgpu: timed repetitions (median per kernel)' },
+  'max-gib': {
+    kind: 'num',
+    default: 4,
+    min: 0,
+    metavar: 'GIB',
+    help: 'refuse a problem whose host memory (inputs, outputs and the float64 reference) would exceed this',
+  },
   ...SCHEDULE_FLAGS,
   ...FN_FLAGS,
 } as const satisfies FlagTable;
@@ -297,8 +301,39 @@ const deviceLine = (d: Device) =>
   d.kind === 'cpu' ? 'cpu (float64 executor of the compiled kernels)' : d.kind === 'cuda' ? `cuda: ${d.rt.name} (${d.rt.cuda.info.arch})` : `webgpu: ${d.ctx.name} (Dawn)`;
 const timingText = (ts: KernelTiming[]) => ts.map((t) => `${t.kernel} ${t.ms.toFixed(3)} ms`).join(', ') + (ts.length ? ` (median of ${ts[0]!.samples.length}, ${ts[0]!.method})` : '');
 
+/** Flag names of the sizes, for checkSizes' messages. */
+const SIZE_FLAGS = { N: '--n', V: '--v', K: '--k', D: '--d' } as const;
+
+/**
+ * Host bytes `run` needs, roughly: per element of E and C the generator's float64 draws, the stored values,
+ * the device result's and the reference's float64 copies of the inputs and of the gradients; the negatives
+ * twice (the tensor and the reference's view); per row and item a few float64 vectors.
+ */
+function runHostBytes(N: number, V: number, K: number, D: number, dtype: FloatDType): number {
+  const stored = dtype === 'f32' ? 4 : 2;
+  return (N + V) * D * (8 + stored + 4 * 8) + 8 * N * K + 64 * N + 48 * V;
+}
+
 async function cmdRun(argv: string[]): Promise<number> {
   const o = parseFlags('run', argv, RUN_FLAGS);
+  const given = givenFlags(argv);
+  const sampledOnly = o.popularity ? 'popularity' : o.collisions > 0 ? 'collisions' : given.has('k') ? 'k' : '';
+  if (o.mode === 'full' && sampledOnly) {
+    throw new UsageError(`--${sampledOnly} applies to --mode sampled (full CE has no negatives)`, 'run');
+  }
+  const negK = o.mode === 'full' ? 0 : o.k;
+  try {
+    checkSizes({ N: o.n, V: o.v, K: negK, D: o.d, mode: o.mode }, SIZE_FLAGS);
+  } catch (e) {
+    if (e instanceof CceInputError) throw new UsageError(e.message, 'run');
+    throw e;
+  }
+  const bytes = runHostBytes(o.n, o.v, negK, o.d, o.dtype);
+  if (bytes > o['max-gib'] * 2 ** 30) {
+    const sizes = `--n ${o.n} --v ${o.v}${o.mode === 'sampled' ? ` --k ${o.k}` : ''} --d ${o.d}`;
+    const need = `need about ${(bytes / 2 ** 30).toFixed(1)} GiB of host memory, more than --max-gib ${o['max-gib']}`;
+    throw new UsageError(`${sizes} ${need}; lower them or raise --max-gib`, 'run');
+  }
   const noScheduleFlags = (['rows', 'lanes', 'vec', 'd-chunks', 'samples-per-step', 'stages', 'schedule'] as const).every((f) => o[f] === undefined);
   let schedule: Schedule | undefined = scheduleFrom('run', o, o.device === 'webgpu' ? WEBGPU_SCHEDULE : DEFAULT_SCHEDULE);
   // On CUDA without schedule flags: the tuning DB's schedule for this problem size, else the heuristic default.
@@ -317,15 +352,18 @@ async function cmdRun(argv: string[]): Promise<number> {
     collisionRate: o.collisions,
     ignoreFraction: o.ignore,
   };
-  const p: CceProblem = { ...randomProblem(gen), reduction: o.reduction };
+  // The device first (a missing one is reported before the problem is built), then the problem.
   const dev = (await openDevice(o.device, o.repeats, true))!;
-  if (dev.kind === 'cuda' && !schedule) {
-    const picked = scheduleFor(dev.rt, new TuningDb(TuningDb.defaultPath()), p, optionsFor(p, { transform, correction }));
-    schedule = picked.schedule;
-    out(`schedule: ${picked.tuned ? 'from the tuning DB' : 'heuristic default (not tuned for this size: ccekit tune)'}`);
-  }
   let c: Comparison;
+  let p: CceProblem;
   try {
+    p = { ...randomProblem(gen), reduction: o.reduction };
+    if (dev.kind === 'cuda' && !schedule) {
+      const picked = scheduleFor(dev.rt, openDb(TuningDb.defaultPath()), p, optionsFor(p, { transform, correction }));
+      schedule = picked.schedule;
+      const from = picked.tuned ? 'from the tuning DB' : 'heuristic default (not tuned for this size: ccekit tune)';
+      out(`schedule: ${from}`);
+    }
     c = await compare(dev, p, transform, correction, schedule);
   } finally {
     closeDevice(dev);
@@ -374,65 +412,151 @@ const START_HELP = usage(
 
 const START_SETTINGS: { label: string; gen: Omit<GenOptions, 'dtype' | 'seed'> }[] = [
   { label: 'sampled uniform', gen: { mode: 'sampled', N: 513, V: 4099, K: 127, D: 64 } },
-  { label: 'sampled popularity', gen: { mode: 'sampled', N: 513, V: 4099, K: 127, D: 64, popularity: true, collisionRate: 0.02, ignoreFraction: 0.05 } },
-  { label: 'full', gen: { mode: 'full', N: 257, V: 1031, K: 0, D: 64 } },
+  {
+    label: 'sampled popularity',
+    gen: {
+      mode: 'sampled', N: 513, V: 4099, K: 127, D: 64,
+      popularity: true, collisionRate: 0.02, ignoreFraction: 0.05,
+    },
+  },
+  { label: 'full', gen: { mode: 'full', N: 131, V: 523, K: 0, D: 64 } },
 ];
 const START_NOTE = [
   'sampled uniform:    N=513 V=4099 K=127 D=64, q = 1/(V−1)',
   'sampled popularity: N=513 V=4099 K=127 D=64, Zipf-like q, 2% of negatives collide with the target, 5% of rows ignored',
-  'full:               N=257 V=1031 D=64, softmax over all items',
+  'full:               N=131 V=523 D=64, softmax over all items',
   'reduction mean, seed 1; errors are max|a − b| / max|reference| against the float64 reference',
 ];
-/** The best device this build can use: a WebGPU adapter if there is one, else the CPU executor. */
-async function bestDevice(): Promise<{ device: Device; note: string }> {
+/** The short WGSL check on a software WebGPU adapter: one small sampled problem per dtype, D not a power of 2. */
+const SOFTWARE_CHECK: Omit<GenOptions, 'dtype' | 'seed'> = {
+  mode: 'sampled',
+  N: 67,
+  V: 509,
+  K: 31,
+  D: 72,
+  collisionRate: 0.05,
+};
+
+/**
+ * The best device this build can use: CUDA, then a hardware WebGPU adapter, then the CPU executor. A software
+ * adapter (lavapipe) is slower than the CPU executor, so it is kept only for a short WGSL check.
+ */
+async function bestDevice(): Promise<{ device: Device; note: string; software?: WebgpuContext }> {
   const cuda = await openDevice('cuda', 5, false);
   if (cuda) return { device: cuda, note: 'the emitted CUDA C++ runs through NVRTC and the driver API' };
   const gpu = await openDevice('webgpu', 5, false);
-  if (gpu) return { device: gpu, note: 'no CUDA device, so the emitted WGSL runs through Dawn' };
-  return { device: { kind: 'cpu' }, note: 'no WebGPU adapter, so the CPU float64 executor of the compiled kernels was used' };
+  if (gpu?.kind === 'webgpu' && !gpu.ctx.software) {
+    return { device: gpu, note: 'no CUDA device, so the emitted WGSL runs through Dawn' };
+  }
+  if (gpu?.kind === 'webgpu') {
+    const note = `no GPU; the WebGPU adapter ${gpu.ctx.name} is software, so it runs only a short WGSL check`;
+    return { device: { kind: 'cpu' }, note, software: gpu.ctx };
+  }
+  return { device: { kind: 'cpu' }, note: 'no GPU and no WebGPU adapter' };
+}
+
+/**
+ * `ccekit emit --target all --dtype all --out DIR` in a child process (the same program), so that the kernels are
+ * generated on a second core while the checks run. Resolves with its exit code and its stderr.
+ */
+function emitInBackground(dir: string): Promise<{ code: number; stderr: string }> {
+  const self = fileURLToPath(import.meta.url);
+  const pre = self.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+  const args = [...pre, self, 'emit', '--target', 'all', '--dtype', 'all', '--out', dir];
+  return new Promise((done) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (e) => done({ code: 1, stderr: e.message }));
+    child.on('close', (code) => done({ code: code ?? 1, stderr }));
+  });
+}
+
+/** Files, kernels (manifest.json) and bytes of an emitted target folder. */
+function emittedSummary(dir: string): { files: number; kernels: number; bytes: number } {
+  const names = readdirSync(dir);
+  const bytes = names.reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { kernels: unknown[] };
+  return { files: names.length, kernels: manifest.kernels.length, bytes };
 }
 
 async function cmdStart(argv: string[]): Promise<number> {
   const o = parseFlags('start', argv, START_FLAGS);
-  const { device: dev, note } = await bestDevice();
+  for (const t of TARGETS) checkOutDir(join(o.out, t), '--out', o.out);
   const t0 = performance.now();
-  out(`ccekit start: device ${deviceLine(dev)}: ${note}.`);
+  const secs = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  const emitting = emitInBackground(o.out);
+  out(`ccekit start: emitting every kernel into ${o.out}/ in the background; looking for a device ...`);
+  const { device: dev, note, software } = await bestDevice();
+  out(`device: ${deviceLine(dev)} (${note}) [${secs()}]`);
   out();
   for (const line of START_NOTE) out(line);
   out();
-  const rows: string[][] = [['setting', 'dtype', 'loss', 'loss err', 'lse err', 'dE err', 'dC err', 'fwd ms', 'bwd ms', 'tol', '']];
+  const header = ['setting', 'dtype', 'loss', 'loss err', 'lse err', 'dE err', 'dC err', 'fwd ms', 'bwd ms', 'tol'];
+  header.push('', 'at');
+  const widths = [18, 5, 14, 8, 8, 8, 8, 8, 8, 6, 4, 7];
+  const pad = (c: string, i: number) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!));
+  const line = (cells: string[]) => cells.map(pad).join('  ');
+  out(line(header));
   let ok = true;
   try {
     for (const s of START_SETTINGS) {
       for (const dtype of DTYPES) {
-        const c = await compare(dev, randomProblem({ ...s.gen, dtype, seed: 1 }), undefined, undefined, dev.kind === 'webgpu' ? WEBGPU_SCHEDULE : undefined);
+        const p = randomProblem({ ...s.gen, dtype, seed: 1 });
+        const c = await compare(dev, p, undefined, undefined, dev.kind === 'webgpu' ? WEBGPU_SCHEDULE : undefined);
         const tol = defaultTol(dev.kind, dtype);
         const pass = passes(c, tol);
         ok &&= pass;
         const e = c.errors;
         const [f, b] = c.timings.length ? c.timings.map((t) => t.ms.toFixed(3)) : [fmtMs(c.ms), ''];
-        rows.push([s.label, dtype, fmtVal(c.res.loss), fmtErr(e.loss), fmtErr(e.lse), fmtErr(e.dE), fmtErr(e.dC), f!, b!, String(tol), pass ? 'ok' : 'FAIL']);
+        const errs = [e.loss, e.lse, e.dE, e.dC].map(fmtErr);
+        out(line([s.label, dtype, fmtVal(c.res.loss), ...errs, f!, b!, String(tol), pass ? 'ok' : 'FAIL', secs()]));
+      }
+    }
+    out();
+    out(
+      dev.kind === 'cpu'
+        ? 'fwd ms: wall time of forward + backward in the CPU executor'
+        : `fwd / bwd ms: median kernel times of 5 runs (${dev.kind === 'cuda' ? 'CUDA events' : 'GPU timestamps'})`,
+    );
+    if (software) {
+      out();
+      out(`short WGSL check on ${software.name} (software Vulkan): sampled, N=67 V=509 K=31 D=72, 5% collisions`);
+      const wgsl: Device = { kind: 'webgpu', ctx: software, repeats: 1 };
+      for (const dtype of DTYPES) {
+        const p = randomProblem({ ...SOFTWARE_CHECK, dtype, seed: 1 });
+        const c = await compare(wgsl, p, undefined, undefined, WEBGPU_SCHEDULE);
+        const tol = defaultTol('webgpu', dtype);
+        const pass = passes(c, tol);
+        ok &&= pass;
+        const errs = Object.entries(c.errors).map(([k, v]) => `${k} ${fmtErr(v)}`).join(', ');
+        out(`  ${dtype.padEnd(4)} ${errs} (tol ${tol}) ${pass ? 'ok' : 'FAIL'} [${secs()}]`);
       }
     }
   } finally {
     closeDevice(dev);
+    if (software) releaseWebgpu(software);
   }
-  out(table(rows));
-  out();
-  out(dev.kind === 'webgpu' ? 'fwd / bwd ms: median kernel times of 5 runs (GPU timestamps where the adapter has them)' : 'ms: wall time of forward + backward in the CPU executor');
   out(ok ? 'all errors relative to the float64 reference are within tolerance' : 'FAIL: some errors are above tolerance');
   out();
-  const variants = DTYPES.flatMap((dt) => allVariants(dt));
+  out(`waiting for the emit ... [${secs()}]`);
+  const emitted = await emitting;
+  if (emitted.code !== 0) {
+    throw new CliError(`emit into ${o.out} failed: ${oneLine(emitted.stderr) || `exit ${emitted.code}`}`);
+  }
   const summary: string[][] = [['target', 'files', 'kernels', 'bytes', 'directory']];
   for (const t of TARGETS) {
     const dir = join(o.out, t);
-    const w = writeTarget(t, variants, DEFAULT_SCHEDULE, dir);
-    summary.push([t, String(w.paths.length), String(w.kernels), String(w.bytes), dir]);
+    const w = emittedSummary(dir);
+    summary.push([t, String(w.files), String(w.kernels), String(w.bytes), dir]);
   }
-  out(`emitted every variant (${DTYPES.join(', ')}; sampled uniform / given q from an index tensor or drawn in-kernel, full; scalar and per-row gradients), schedule ${JSON.stringify(DEFAULT_SCHEDULE)}:`);
+  out(
+    `emitted every variant (${DTYPES.join(', ')}; sampled uniform / given q from an index tensor or drawn in-kernel, ` +
+      `full; scalar and per-row gradients), schedule ${JSON.stringify(DEFAULT_SCHEDULE)}:`,
+  );
   out(table(summary));
   out();
-  out(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  out(`done in ${secs()}`);
   return ok ? 0 : 1;
 }
 
@@ -465,7 +589,7 @@ const MAIN_HELP = [
   'Run `ccekit <command> --help` for its flags.',
 ].join('\n');
 
-const LIBRARY_ERRORS = [CliError, CceInputError, ScheduleError, VerifyError, DslError, WebgpuError];
+const LIBRARY_ERRORS = [CliError, CceInputError, ScheduleError, VerifyError, DslError, WebgpuError, OutPathError];
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -476,9 +600,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (cmd === 'help') {
-      const which = rest[0];
-      if (which === undefined) out(MAIN_HELP);
-      else if (COMMANDS[which]) out(COMMANDS[which]!.help);
+      const words = rest.filter((a) => a !== '--help' && a !== '-h');
+      const which = words[0];
+      if (words.length > 1) throw new UsageError(`help takes one command, got ${words.length}: ${words.join(' ')}`, '');
+      if (which === undefined || which === 'help') out(MAIN_HELP);
+      else if (Object.hasOwn(COMMANDS, which)) out(COMMANDS[which]!.help);
       else throw new UsageError(`unknown command '${which}'`, '');
       return 0;
     }
@@ -508,9 +634,27 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
-  throw e;
-});
+/**
+ * Whether this module is the program: `node cli/main.ts`, `tsx cli/main.ts`, or the bundle imported by
+ * bin/ccekit.js. Tests import it and call main() in-process, which must not run the command line.
+ */
+function isProgram(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  let entry: string;
+  try {
+    entry = realpathSync(argv1);
+  } catch {
+    entry = resolve(argv1);
+  }
+  const self = fileURLToPath(import.meta.url);
+  return entry === self || entry === resolve(dirname(self), '..', 'bin', 'ccekit.js');
+}
 
-process.exitCode = await main(process.argv.slice(2));
+if (isProgram()) {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -65,6 +65,65 @@ function checkPositiveInt(name: string, x: unknown, min: number): void {
   }
 }
 
+/** The sizes of a problem, before any array exists. */
+export interface ProblemSizes {
+  N: number;
+  V: number;
+  /** Negatives per row (sampled mode); 0 or ignored in full mode. */
+  K: number;
+  D: number;
+  /** Default 'sampled'. */
+  mode?: 'sampled' | 'full';
+  shareRows?: number;
+  /** dC as int64 fixed point: two 32-bit words an element, indexed 2·i and 2·i + 1. */
+  deterministic?: boolean;
+}
+
+/** How messages call each size: the library says N, V, K, D; the CLI passes its flags (--n, ...). */
+export type SizeNames = Partial<Record<'N' | 'V' | 'K' | 'D' | 'shareRows', string>>;
+
+/**
+ * Every size limit of the kernels, in one place; checks scalars only, so call it before allocating anything.
+ * Sizes are integers (N, D ≥ 1, V ≥ 2, K ≥ 1 sampled), each fits an i32, and every element offset a kernel
+ * computes in 32-bit arithmetic stays ≤ MAX_I32_OFFSET: E and dE [N, D], C and dC [V, D], the negatives and
+ * the (row, negative) pairs [N, K] (dC by item numbers them, the reference expands shared groups' [G, K]
+ * to them: G·K ≤ N·K), and deterministic dC's 2·V·D words. Throws CceInputError naming the first argument.
+ */
+export function checkSizes(s: ProblemSizes, names: SizeNames = {}): void {
+  const name = (x: keyof SizeNames) => names[x] ?? x;
+  const say = (x: keyof SizeNames, v: number) => (names[x] ? `${names[x]} ${v}` : `${x} = ${v}`);
+  const sampled = s.mode !== 'full';
+  checkPositiveInt(name('N'), s.N, 1);
+  checkPositiveInt(name('D'), s.D, 1);
+  checkPositiveInt(name('V'), s.V, 2);
+  checkPositiveInt(name('K'), s.K, sampled ? 1 : 0);
+  const { N, V, D } = s;
+  const K = sampled ? s.K : 0;
+  for (const [x, v] of [['N', N], ['V', V], ['K', K], ['D', D]] as const) {
+    if (v > MAX_I32_OFFSET) {
+      fail(name(x), `${v} exceeds ${MAX_I32_OFFSET}, the largest size a kernel holds (a 32-bit int)`);
+    }
+  }
+  if (s.shareRows !== undefined) {
+    if (!sampled) fail(name('shareRows'), 'shared negatives need sampled mode');
+    if (!SHARE_ROWS.includes(s.shareRows)) {
+      fail(name('shareRows'), `must be ${SHARE_ROWS_TEXT} rows, got ${String(s.shareRows)}`);
+    }
+  }
+  const limit = (a: keyof SizeNames, b: keyof SizeNames, product: number, what: string, words = 1) => {
+    if (words * product <= MAX_I32_OFFSET + (words > 1 ? 1 : 0)) return;
+    const n = words > 1 ? `${words}·${a}·${b}` : `${a}·${b}`;
+    const args = `${say(a, a === 'N' ? N : V)}, ${say(b, b === 'D' ? D : K)}`;
+    const over = `exceeds ${MAX_I32_OFFSET}, the largest 32-bit offset, in ${what}`;
+    fail(name(a), `${n} = ${words * product} (${args}) ${over}; lower ${name(a)} or ${name(b)}`);
+  };
+  limit('N', 'D', N * D, 'E and dE [N, D]');
+  limit('V', 'D', V * D, 'C and dC [V, D]');
+  if (s.deterministic) limit('V', 'D', V * D, 'the deterministic dC (int64 fixed point, two words an element)', 2);
+  const pairs = s.shareRows ? 'the (row, shared negative) pairs [N, K]' : 'the negatives and pairs [N, K]';
+  if (sampled) limit('N', 'K', N * K, pairs);
+}
+
 function checkStorage(name: string, data: unknown, dtype: FloatDType, length: number, shape: string): void {
   const wantF32 = dtype === 'f32';
   const ok = wantF32 ? data instanceof Float32Array : data instanceof Uint16Array;
@@ -107,8 +166,11 @@ function checkFinite(name: string, data: Float32Array | Uint16Array, dtype: Floa
   }
 }
 
-/** Throws CceInputError naming the first invalid argument. */
-export function validateProblem(p: CceProblem): void {
+/**
+ * Throws CceInputError naming the first invalid argument. `deterministic`: the run accumulates dC in int64
+ * fixed point (two 32-bit words an element), which halves the largest V·D (see checkSizes).
+ */
+export function validateProblem(p: CceProblem, opts: { deterministic?: boolean } = {}): void {
   if (p === null || typeof p !== 'object') throw new CceInputError('problem', 'problem: must be an object');
 
   // ---- scalars (no array is touched before the size checks) ----
@@ -117,27 +179,17 @@ export function validateProblem(p: CceProblem): void {
   if (!REDUCTIONS.includes(p.reduction as string)) {
     fail('reduction', `must be 'mean', 'sum' or 'none', got ${String(p.reduction)}`);
   }
-  checkPositiveInt('N', p.N, 1);
-  checkPositiveInt('D', p.D, 1);
-  checkPositiveInt('V', p.V, 2);
-  const sampled = p.mode === 'sampled';
-  if (sampled) checkPositiveInt('K', p.K, 1);
-  else checkPositiveInt('K', p.K, 0);
   if (typeof p.ignoreIndex !== 'number' || !Number.isSafeInteger(p.ignoreIndex)) {
     fail('ignoreIndex', `must be an integer, got ${String(p.ignoreIndex)}`);
   }
-
-  if (p.shareRows !== undefined) {
-    if (!sampled) fail('shareRows', 'shared negatives need sampled mode');
-    if (!SHARE_ROWS.includes(p.shareRows)) fail('shareRows', `must be ${SHARE_ROWS_TEXT} rows, got ${String(p.shareRows)}`);
+  // Kernels compare targets with ignore_index as 32-bit ints: a wider value would wrap onto a real item.
+  if (p.ignoreIndex < -(2 ** 31) || p.ignoreIndex > MAX_I32_OFFSET) {
+    fail('ignoreIndex', `must fit a 32-bit int (targets are an Int32Array), got ${p.ignoreIndex}`);
   }
+  const sampled = p.mode === 'sampled';
+  checkSizes({ ...p, deterministic: opts.deterministic });
   const { N, D, V, K } = p;
   const negRows = p.shareRows ? Math.ceil(N / p.shareRows) : N;
-  if (N * D > MAX_I32_OFFSET) fail('E', `N*D = ${N * D} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
-  if (V * D > MAX_I32_OFFSET) fail('C', `V*D = ${V * D} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
-  if (sampled && N * K > MAX_I32_OFFSET) {
-    fail('negatives', `N*K = ${N * K} elements exceeds the 32-bit offset limit ${MAX_I32_OFFSET}`);
-  }
 
   // ---- array types and lengths ----
   checkStorage('E', p.E, p.dtype, N * D, `N*D (${N}*${D})`);

@@ -2,8 +2,8 @@
  * Seeded pseudo-random numbers and a random CCE- problem generator for tests and
  * benchmarks. Deterministic for a given seed on every platform.
  */
-import { encode, type FloatDType } from './numeric.js';
-import type { CceProblem } from './problem.js';
+import { encode, isFloatDType, type FloatDType } from './numeric.js';
+import { CceInputError, type CceProblem, checkSizes } from './problem.js';
 
 /**
  * Small seeded generator: a 32-bit Weyl sequence passed through an avalanche
@@ -88,15 +88,33 @@ export const DEFAULT_IGNORE_INDEX = -100;
  * Random problem with values rounded to dtype. Uniform negatives are drawn from
  * the V-1 non-target items (q = 1/(V-1)); popularity negatives are drawn from a
  * Zipf-like q over all items (a draw equal to the target is a natural collision).
- * Reduction is 'mean' and ignoreIndex -100; spread the result to change them.
+ * Reduction is 'mean' and ignoreIndex -100; spread the result to change them. Sizes and options are checked
+ * (checkSizes) before anything is allocated: CceInputError names the first bad one.
  */
 export function randomProblem(o: GenOptions): CceProblem {
   const mode = o.mode ?? 'sampled';
+  if (mode !== 'sampled' && mode !== 'full') {
+    throw new CceInputError('mode', `must be 'sampled' or 'full', got ${String(mode)}`);
+  }
+  const shareRows = mode === 'sampled' ? o.shareRows : undefined;
+  checkSizes({ N: o.N, V: o.V, K: mode === 'full' ? 0 : o.K, D: o.D, mode, shareRows });
   const { N, D, V, dtype } = o;
+  if (!isFloatDType(dtype)) throw new CceInputError('dtype', `must be one of f32, f16, bf16, got ${String(dtype)}`);
+  if (typeof o.seed !== 'number' || !Number.isFinite(o.seed)) {
+    throw new CceInputError('seed', `must be a finite number, got ${String(o.seed)}`);
+  }
   const K = mode === 'full' ? 0 : o.K;
   const ignoreFraction = o.ignoreFraction ?? 0;
   const collisionRate = o.collisionRate ?? 0;
+  for (const [name, x] of [['ignoreFraction', ignoreFraction], ['collisionRate', collisionRate]] as const) {
+    if (typeof x !== 'number' || !(x >= 0 && x <= 1)) {
+      throw new CceInputError(name, `must be in [0, 1], got ${String(x)}`);
+    }
+  }
   const scale = o.scale ?? 2 / Math.sqrt(D);
+  if (typeof scale !== 'number' || !Number.isFinite(scale) || scale < 0) {
+    throw new CceInputError('scale', `must be a finite number >= 0, got ${String(scale)}`);
+  }
   const ignoreIndex = DEFAULT_IGNORE_INDEX;
   const rng = new Rng(o.seed);
 

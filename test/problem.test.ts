@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { CceInputError, MAX_I32_OFFSET, logQ, validateProblem, type CceProblem } from '../runtime/problem.js';
+import { CceInputError, MAX_I32_OFFSET, checkSizes, logQ, validateProblem } from '../runtime/problem.js';
+import type { CceProblem, ProblemSizes } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
 import { f32ToBf16Bits, f32ToF16Bits, type FloatDType } from '../runtime/numeric.js';
 
@@ -25,8 +26,18 @@ const cases: Case[] = [
   { name: 'bad ignoreIndex', argument: 'ignoreIndex', make: () => ({ ...base(), ignoreIndex: 0.5 }) },
   { name: 'E wrong length', argument: 'E', make: () => ({ ...base(), E: new Float32Array(11) }), match: /length 11/ },
   { name: 'C wrong length', argument: 'C', make: () => ({ ...base(), C: new Float32Array(29) }) },
-  { name: 'E f32 needs Float32Array', argument: 'E', make: () => ({ ...base(), E: new Uint16Array(12) }), match: /Float32Array/ },
-  { name: 'C f16 needs Uint16Array', argument: 'C', make: () => ({ ...base('f16'), C: new Float32Array(30) }), match: /Uint16Array/ },
+  {
+    name: 'E f32 needs Float32Array',
+    argument: 'E',
+    make: () => ({ ...base(), E: new Uint16Array(12) }),
+    match: /Float32Array/,
+  },
+  {
+    name: 'C f16 needs Uint16Array',
+    argument: 'C',
+    make: () => ({ ...base('f16'), C: new Float32Array(30) }),
+    match: /Uint16Array/,
+  },
   { name: 'E bf16 needs Uint16Array', argument: 'E', make: () => ({ ...base('bf16'), E: new Float64Array(12) }) },
   { name: 'E plain array', argument: 'E', make: () => ({ ...base(), E: new Array(12).fill(0) }) },
   { name: 'targets wrong type', argument: 'targets', make: () => ({ ...base(), targets: new Float32Array(4) }) },
@@ -127,8 +138,16 @@ const cases: Case[] = [
       return p;
     },
   },
-  { name: 'itemProbs wrong length', argument: 'itemProbs', make: () => ({ ...base('f32', { popularity: true }), itemProbs: new Float64Array(9).fill(0.1) }) },
-  { name: 'itemProbs wrong type', argument: 'itemProbs', make: () => ({ ...base(), itemProbs: new Float32Array(10).fill(0.1) }) },
+  {
+    name: 'itemProbs wrong length',
+    argument: 'itemProbs',
+    make: () => ({ ...base('f32', { popularity: true }), itemProbs: new Float64Array(9).fill(0.1) }),
+  },
+  {
+    name: 'itemProbs wrong type',
+    argument: 'itemProbs',
+    make: () => ({ ...base(), itemProbs: new Float32Array(10).fill(0.1) }),
+  },
   {
     name: 'itemProbs negative',
     argument: 'itemProbs',
@@ -170,9 +189,41 @@ const cases: Case[] = [
     match: /q = 0/,
   },
   // Sizes that overflow 32-bit offsets; arrays are deliberately tiny (must not be touched first).
-  { name: 'N*D overflow', argument: 'E', make: () => ({ ...base(), N: 2 ** 20, D: 2 ** 11 }), match: /32-bit/ },
-  { name: 'V*D overflow', argument: 'C', make: () => ({ ...base(), V: 2 ** 29, D: 4 }), match: /32-bit/ },
-  { name: 'N*K overflow', argument: 'negatives', make: () => ({ ...base(), N: 2 ** 16, K: 2 ** 15 }), match: /32-bit/ },
+  {
+    name: 'N*D overflow',
+    argument: 'N',
+    make: () => ({ ...base(), N: 2 ** 20, D: 2 ** 11 }),
+    match: /N·D = 2147483648 .*E and dE/,
+  },
+  {
+    name: 'V*D overflow',
+    argument: 'V',
+    make: () => ({ ...base(), V: 2 ** 29, D: 4 }),
+    match: /V·D = 2147483648 .*C and dC/,
+  },
+  {
+    name: 'N*K overflow',
+    argument: 'N',
+    make: () => ({ ...base(), N: 2 ** 16, K: 2 ** 15 }),
+    match: /N·K = 2147483648 .*negatives/,
+  },
+  { name: 'N beyond i32', argument: 'N', make: () => ({ ...base(), N: 5e9 }), match: /5000000000 exceeds 2147483647/ },
+  { name: 'V beyond i32', argument: 'V', make: () => ({ ...base(), V: 5e9 }), match: /5000000000 exceeds/ },
+  { name: 'D beyond i32', argument: 'D', make: () => ({ ...base(), D: 3e9 }), match: /3000000000 exceeds/ },
+  { name: 'K beyond i32', argument: 'K', make: () => ({ ...base(), K: 2 ** 31 }), match: /exceeds/ },
+  {
+    name: 'N*K overflow with shared groups',
+    argument: 'N',
+    make: () => ({ ...base(), N: 2 ** 20, K: 2 ** 11, shareRows: 16 }),
+    match: /N·K/,
+  },
+  {
+    name: 'ignoreIndex beyond i32',
+    argument: 'ignoreIndex',
+    make: () => ({ ...base(), ignoreIndex: 2 ** 32 + 5 }),
+    match: /32-bit/,
+  },
+  { name: 'ignoreIndex below i32', argument: 'ignoreIndex', make: () => ({ ...base(), ignoreIndex: -(2 ** 31) - 1 }) },
 ];
 
 describe('validateProblem', () => {
@@ -219,6 +270,107 @@ describe('validateProblem', () => {
     expect(e.message).toBe('K: must be positive');
     expect(new CceInputError('K', 'K: bad').message).toBe('K: bad');
     expect(e).toBeInstanceOf(Error);
+  });
+});
+
+describe('checkSizes', () => {
+  const ok: ProblemSizes = { N: 4, V: 10, K: 5, D: 3 };
+  const thrown = (s: ProblemSizes, names = {}): CceInputError => {
+    try {
+      checkSizes(s, names);
+    } catch (e) {
+      expect(e).toBeInstanceOf(CceInputError);
+      return e as CceInputError;
+    }
+    throw new Error(`checkSizes accepted ${JSON.stringify(s)}`);
+  };
+
+  it('accepts every product right at the limit, refuses one element more', () => {
+    expect(() => checkSizes({ N: MAX_I32_OFFSET, V: 2, K: 1, D: 1 })).not.toThrow();
+    expect(() => checkSizes({ N: 1, V: MAX_I32_OFFSET, K: 1, D: 1 })).not.toThrow();
+    expect(() => checkSizes({ N: 1, V: 2, K: 1, D: MAX_I32_OFFSET - 1 })).toThrow(/V·D/);
+    expect(() => checkSizes({ N: MAX_I32_OFFSET, V: 2, K: 1, D: 1 })).not.toThrow(); // N·K = 2^31 − 1
+    expect(thrown({ N: 2 ** 16, V: 2, K: 2 ** 15, D: 1 }).message).toMatch(/^N: N·K = 2147483648/);
+    expect(thrown({ N: 2 ** 16, V: 2, K: 1, D: 2 ** 15 }).message).toMatch(/^N: N·D = 2147483648/);
+  });
+
+  it('limits deterministic dC to 2·V·D ≤ 2^31 words, only when asked', () => {
+    const s = { ...ok, V: 2 ** 20, D: 2 ** 10 + 1 };
+    expect(() => checkSizes(s)).not.toThrow();
+    expect(thrown({ ...s, deterministic: true }).message).toMatch(/^V: 2·V·D = .*deterministic dC/);
+    expect(() => checkSizes({ ...s, D: 2 ** 10, deterministic: true })).not.toThrow();
+  });
+
+  it('validateProblem applies the deterministic limit when asked, before touching the arrays', () => {
+    const p = { ...base(), V: 2 ** 20, D: 2 ** 10 + 1 };
+    const e = (() => {
+      try {
+        validateProblem(p, { deterministic: true });
+      } catch (err) {
+        return err as CceInputError;
+      }
+      throw new Error('accepted');
+    })();
+    expect(e.argument).toBe('V');
+    expect(e.message).toMatch(/deterministic dC/);
+    expect(() => validateProblem(p)).toThrow(/^E: length/); // without it: the (tiny) arrays are checked next
+  });
+
+  it('ignores K in full mode and needs K ≥ 1 in sampled mode', () => {
+    expect(() => checkSizes({ ...ok, N: 2 ** 20, K: 0, D: 2 ** 10, mode: 'full' })).not.toThrow();
+    expect(() => checkSizes({ ...ok, N: 2 ** 20, K: 2 ** 12, D: 2 ** 10, mode: 'full' })).not.toThrow();
+    expect(thrown({ ...ok, K: 0 }).argument).toBe('K');
+  });
+
+  it('checks shareRows and refuses it in full mode', () => {
+    expect(() => checkSizes({ ...ok, shareRows: 32 })).not.toThrow();
+    expect(thrown({ ...ok, shareRows: 24 }).argument).toBe('shareRows');
+    expect(thrown({ ...ok, K: 0, mode: 'full', shareRows: 16 }).message).toMatch(/sampled mode/);
+  });
+
+  it('names the arguments as the caller spells them', () => {
+    const names = { N: '--n', V: '--v', K: '--k', D: '--d' };
+    const e = thrown({ N: 3_000_000, V: 1000, K: 1000, D: 64 }, names);
+    expect(e.argument).toBe('--n');
+    expect(e.message).toMatch(/^--n: N·K = 3000000000 \(--n 3000000, --k 1000\)/);
+    expect(e.message).toContain('lower --n or --k');
+    expect(thrown({ ...ok, D: 3e9 }, names).message).toMatch(/^--d: 3000000000 exceeds/);
+    expect(thrown({ ...ok, N: 2.5 }, names).message).toMatch(/^--n: must be an integer/);
+  });
+});
+
+describe('randomProblem checks its options before allocating', () => {
+  const gen = { N: 4, D: 3, V: 10, K: 5, dtype: 'f32' as FloatDType, seed: 1 };
+  it.each([
+    ['N', { N: 5e9 }],
+    ['V', { V: 5e9 }],
+    ['D', { D: 3e9 }],
+    ['N', { N: 3_000_000, K: 1000 }],
+    ['N', { N: 0 }],
+    ['K', { K: 0 }],
+    ['shareRows', { shareRows: 12 }],
+    ['dtype', { dtype: 'f64' }],
+    ['seed', { seed: NaN }],
+    ['ignoreFraction', { ignoreFraction: 2 }],
+    ['collisionRate', { collisionRate: -0.5 }],
+    ['scale', { scale: Infinity }],
+    ['mode', { mode: 'partial' }],
+  ] as const)('names %s', (argument, extra) => {
+    let caught: unknown;
+    try {
+      randomProblem({ ...gen, ...(extra as object) } as typeof gen);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(CceInputError);
+    expect((caught as CceInputError).argument).toBe(argument);
+  });
+
+  it('still builds full-mode problems with K ignored and valid sampled ones', () => {
+    const full = randomProblem({ ...gen, K: 7, mode: 'full' });
+    expect(full.K).toBe(0);
+    expect(() => validateProblem(full)).not.toThrow();
+    expect(() => validateProblem(randomProblem({ ...gen, shareRows: 16 }))).not.toThrow();
   });
 });
 

@@ -17,6 +17,8 @@ export interface WebgpuContext {
   info: Record<string, string>;
   timestamps: boolean;
   subgroups: boolean;
+  /** A software adapter (Mesa lavapipe, SwiftShader): the WGSL runs on the CPU, slower than the CPU executor. */
+  software: boolean;
   lost: boolean;
 }
 
@@ -83,7 +85,22 @@ export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
   };
   const infoFields: Record<string, string> = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
   if (device.features.has('subgroups')) caps.subgroupSize = await probeSubgroups(device);
-  const ctx: WebgpuContext = { gpu, adapter, device, caps, name: caps.name, info: infoFields, timestamps: device.features.has('timestamp-query'), subgroups: device.features.has('subgroups'), lost: false };
+  const software =
+    (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
+    info.architecture === 'software' ||
+    /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
+  const ctx: WebgpuContext = {
+    gpu,
+    adapter,
+    device,
+    caps,
+    name: caps.name,
+    info: infoFields,
+    timestamps: device.features.has('timestamp-query'),
+    subgroups: device.features.has('subgroups'),
+    software,
+    lost: false,
+  };
   contexts.add(ctx);
   void device.lost.then(() => (ctx.lost = true));
   return ctx;
