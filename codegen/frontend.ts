@@ -2,33 +2,61 @@
 //
 // Accepted: an arrow function or function declaration whose parameters are numbers, with an expression
 // body or a block of `const` declarations and one final `return`. Expressions: number literals, names of
-// parameters / locals / supplied constants, + - * / **, unary - and +, parentheses, `c ? a : b` with
-// comparisons and && || !, Math.exp/log/log1p/tanh/sqrt/abs/max/min/pow, Math.PI / Math.E.
-// Anything else is an error naming file:line and the construct.
-import { Node, Project, SyntaxKind, type SourceFile } from 'ts-morph';
+// parameters / locals / supplied constants / module-level `const` numbers, + - * / **, unary - and +,
+// parentheses, `c ? a : b` with comparisons and && || !, Math.exp/log/log1p/tanh/sqrt/abs/max/min/pow and the
+// Math constants. A module-level const must be a compile-time number: literals, Math constants, other such
+// consts and the operators and Math functions above (cycles are refused).
+// Anything else is a FrontendError whose message starts with `file:line:col:` and names the construct; a file
+// with a syntax error is refused with TypeScript's own message before anything else is looked at.
+import { Node, Project, SyntaxKind, ts, type SourceFile } from 'ts-morph';
 import type { BinFn, Expr, UnFn } from './ir.js';
-import { argRef, type ScalarFn } from '../dsl/scalarfn.js';
+import { argRef, evalScalarFn, type ScalarFn } from '../dsl/scalarfn.js';
 
-export class FrontendError extends Error {}
+/** A transform / correction the front end cannot compile; the message starts with `file:line:col: `. */
+export class FrontendError extends Error {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  constructor(file: string, line: number, column: number, message: string) {
+    super(`${file}:${line}:${column}: ${message}`);
+    this.name = 'FrontendError';
+    this.file = file;
+    this.line = line;
+    this.column = column;
+  }
+}
 
 let project: Project | undefined;
-const getProject = () => (project ??= new Project({ useInMemoryFileSystem: true, compilerOptions: { strict: true } }));
+// noLib: only the syntax tree is used (no type checker), so the default library is never loaded.
+const getProject = () =>
+  (project ??= new Project({ useInMemoryFileSystem: true, compilerOptions: { strict: true, noLib: true } }));
 
 export interface FrontendOptions {
   /** Values for free names (closure variables such as a soft-cap constant). */
   constants?: Record<string, number>;
   /** Name of the function in a source file (for compileScalarSource). */
   name?: string;
+  /** Required number of parameters; another count is an error naming the function's location. */
+  arity?: number;
+  /** What the function is used as, for messages ('transform', 'correction'); default 'scalar function'. */
+  role?: string;
 }
 
+const INLINE_PREFIX = 'const __f = ';
+
 /** Compile a function value (its source text through Function.prototype.toString). */
-export function compileScalarFunction(fn: ((...args: number[]) => number) | string, opts: FrontendOptions = {}): ScalarFn {
+export function compileScalarFunction(
+  fn: ((...args: number[]) => number) | string,
+  opts: FrontendOptions = {},
+): ScalarFn {
   const text = typeof fn === 'string' ? fn : fn.toString();
   const file = `inline_${Math.abs(hash(text)).toString(36)}.ts`;
-  const sf = getProject().createSourceFile(file, `const __f = ${text};\n`, { overwrite: true });
+  const sf = getProject().createSourceFile(file, `${INLINE_PREFIX}${text};\n`, { overwrite: true });
   try {
+    const cx = new Context(sf, '<inline function>', INLINE_PREFIX.length, opts, false);
+    cx.checkSyntax();
     const init = sf.getVariableDeclarationOrThrow('__f').getInitializerOrThrow();
-    return fromNode(init, `<inline function>`, opts, 0);
+    return cx.compileFunction(unwrap(init), opts.name ?? 'fn');
   } finally {
     getProject().removeSourceFile(sf);
   }
@@ -38,9 +66,10 @@ export function compileScalarFunction(fn: ((...args: number[]) => number) | stri
 export function compileScalarSource(path: string, text: string, name: string, opts: FrontendOptions = {}): ScalarFn {
   const sf: SourceFile = getProject().createSourceFile(path, text, { overwrite: true });
   try {
-    const decl = sf.getFunction(name) ?? sf.getVariableDeclaration(name)?.getInitializer();
-    if (!decl) throw new FrontendError(`${path}:1: no function named '${name}'`);
-    return fromNode(decl, path, opts, 0);
+    const cx = new Context(sf, path, 0, opts, true);
+    cx.checkSyntax();
+    const fnNode = cx.findExported(name);
+    return cx.compileFunction(fnNode, name);
   } finally {
     getProject().removeSourceFile(sf);
   }
@@ -53,128 +82,414 @@ function hash(s: string): number {
 }
 
 const C = (v: number): Expr => ({ op: 'const', t: 'f32', s: 'uniform', v });
+const bin = (fn: BinFn, a: Expr, b: Expr, t: Expr['t'] = 'f32'): Expr => ({ op: 'bin', fn, t, s: 'uniform', a, b });
+const un = (fn: UnFn, a: Expr): Expr => ({ op: 'un', fn, t: fn === 'not' ? 'bool' : 'f32', s: 'uniform', a });
 
-function fromNode(node: Node, file: string, opts: FrontendOptions, lineOffset: number): ScalarFn {
-  const where = (n: Node) => `${file}:${n.getStartLineNumber() + lineOffset}`;
-  const fail = (n: Node, msg: string): never => {
-    throw new FrontendError(`${where(n)}: ${msg}: \`${n.getText().slice(0, 60)}\``);
-  };
-  if (!Node.isArrowFunction(node) && !Node.isFunctionDeclaration(node) && !Node.isFunctionExpression(node))
-    fail(node, 'expected an arrow function or a function');
-  const fnNode = node as Node & { getParameters(): Node[]; getBody(): Node | undefined };
-  const args: string[] = [];
-  for (const p of fnNode.getParameters()) {
-    if (!Node.isParameterDeclaration(p)) fail(p, 'unsupported parameter');
-    const pd = p as import('ts-morph').ParameterDeclaration;
-    if (pd.getInitializer() || pd.isRestParameter() || !Node.isIdentifier(pd.getNameNode())) fail(p, 'parameters must be plain names');
-    const tn = pd.getTypeNode();
-    if (tn && tn.getText() !== 'number') fail(tn, 'parameters must be numbers');
-    args.push(pd.getName());
+const MATH_CONSTANTS: Record<string, number> = {
+  'Math.PI': Math.PI,
+  'Math.E': Math.E,
+  'Math.LN2': Math.LN2,
+  'Math.LN10': Math.LN10,
+  'Math.LOG2E': Math.LOG2E,
+  'Math.LOG10E': Math.LOG10E,
+  'Math.SQRT2': Math.SQRT2,
+  'Math.SQRT1_2': Math.SQRT1_2,
+};
+const MATH_ONE: Record<string, UnFn> = {
+  'Math.exp': 'exp',
+  'Math.log': 'log',
+  'Math.log1p': 'log1p',
+  'Math.tanh': 'tanh',
+  'Math.sqrt': 'sqrt',
+  'Math.abs': 'abs',
+};
+const MATH_TWO: Record<string, BinFn> = { 'Math.max': 'max', 'Math.min': 'min', 'Math.pow': 'pow' };
+const MATH_FNS = [...Object.keys(MATH_ONE), ...Object.keys(MATH_TWO)].join(', ');
+
+const ARITH: Partial<Record<SyntaxKind, BinFn>> = {
+  [SyntaxKind.PlusToken]: 'add',
+  [SyntaxKind.MinusToken]: 'sub',
+  [SyntaxKind.AsteriskToken]: 'mul',
+  [SyntaxKind.SlashToken]: 'div',
+  [SyntaxKind.AsteriskAsteriskToken]: 'pow',
+};
+const CMP: Partial<Record<SyntaxKind, BinFn>> = {
+  [SyntaxKind.LessThanToken]: 'lt',
+  [SyntaxKind.LessThanEqualsToken]: 'le',
+  [SyntaxKind.GreaterThanToken]: 'gt',
+  [SyntaxKind.GreaterThanEqualsToken]: 'ge',
+  [SyntaxKind.EqualsEqualsEqualsToken]: 'eq',
+  [SyntaxKind.ExclamationEqualsEqualsToken]: 'ne',
+  [SyntaxKind.EqualsEqualsToken]: 'eq',
+  [SyntaxKind.ExclamationEqualsToken]: 'ne',
+};
+
+const LOOPS = new Set([
+  SyntaxKind.ForStatement,
+  SyntaxKind.ForInStatement,
+  SyntaxKind.ForOfStatement,
+  SyntaxKind.WhileStatement,
+  SyntaxKind.DoStatement,
+]);
+
+/** Strips parentheses, `as` / `satisfies` casts and `!`. */
+function unwrap(n: Node): Node {
+  for (;;) {
+    if (Node.isParenthesizedExpression(n) || Node.isAsExpression(n) || Node.isNonNullExpression(n)) {
+      n = n.getExpression();
+    } else if (Node.isSatisfiesExpression(n)) n = n.getExpression();
+    else return n;
   }
-  const env = new Map<string, Expr>();
-  for (const a of args) env.set(a, argRef(a));
-  for (const [k, v] of Object.entries(opts.constants ?? {})) if (!env.has(k)) env.set(k, C(v));
+}
 
-  const bin = (fn: BinFn, a: Expr, b: Expr, t: Expr['t'] = 'f32'): Expr => ({ op: 'bin', fn, t, s: 'uniform', a, b });
-  const un = (fn: UnFn, a: Expr): Expr => ({ op: 'un', fn, t: fn === 'not' ? 'bool' : 'f32', s: 'uniform', a });
-  const num = (n: Node, e: Expr): Expr => (e.t === 'f32' ? e : fail(n, 'expected a number, got a condition'));
-  const cond = (n: Node, e: Expr): Expr => (e.t === 'bool' ? e : fail(n, 'expected a condition (a comparison)'));
+type FnNode = import('ts-morph').ArrowFunction | import('ts-morph').FunctionDeclaration
+  | import('ts-morph').FunctionExpression;
 
-  const expr = (n: Node): Expr => {
-    if (Node.isParenthesizedExpression(n) || Node.isAsExpression(n) || Node.isNonNullExpression(n)) return expr(n.getExpression());
+const isFn = (n: Node): n is FnNode =>
+  Node.isArrowFunction(n) || Node.isFunctionDeclaration(n) || Node.isFunctionExpression(n);
+
+/** A top-level declaration that a name in a function body may refer to. */
+type ModuleDecl =
+  | { kind: 'const'; decl: import('ts-morph').VariableDeclaration }
+  | { kind: 'let' | 'var'; decl: import('ts-morph').VariableDeclaration }
+  | { kind: 'import' | 'function' | 'class' | 'enum' | 'namespace'; decl: Node };
+
+/** One compilation: the source file, how to print locations, the module-level names. */
+class Context {
+  private readonly moduleDecls = new Map<string, ModuleDecl>();
+  /** Module-level consts: their value once known, or 'resolving' while their initializer is compiled. */
+  private readonly moduleValues = new Map<string, number | 'resolving'>();
+  private readonly resolving: string[] = [];
+
+  constructor(
+    private readonly sf: SourceFile,
+    private readonly file: string,
+    /** Characters of wrapper text before the user's code on line 1. */
+    private readonly firstLineShift: number,
+    private readonly opts: FrontendOptions,
+    /** A real source file (module-level names resolve; messages do not mention options.constants). */
+    private readonly isModule: boolean,
+  ) {
+    if (isModule) this.collectModuleDecls();
+  }
+
+  /** `file:line:col` of a position (1-based line and column, as editors show them). */
+  private at(pos: number): { line: number; column: number } {
+    const { line, column } = this.sf.getLineAndColumnAtPos(pos);
+    return { line, column: line === 1 ? Math.max(1, column - this.firstLineShift) : column };
+  }
+
+  where(n: Node): string {
+    const { line, column } = this.at(n.getStart());
+    return `${this.file}:${line}:${column}`;
+  }
+
+  /** file:line of a node (the ScalarFn's origin; manifests record it). */
+  private origin(n: Node): string {
+    return `${this.file}:${this.at(n.getStart()).line}`;
+  }
+
+  errorAt(pos: number, msg: string): FrontendError {
+    const { line, column } = this.at(pos);
+    return new FrontendError(this.file, line, column, msg);
+  }
+
+  fail(n: Node, msg: string, showCode = true): never {
+    const code = n.getText().replace(/\s+/g, ' ').trim();
+    const shown = code.length > 60 ? `${code.slice(0, 57)}...` : code;
+    throw this.errorAt(n.getStart(), showCode && shown ? `${msg}: \`${shown}\`` : msg);
+  }
+
+  /** TypeScript's syntactic diagnostics: the first one is the error (with a count of the others). */
+  checkSyntax(): void {
+    const program = getProject().getProgram().compilerObject;
+    const diags = program.getSyntacticDiagnostics(this.sf.compilerNode);
+    if (!diags.length) return;
+    const d = diags[0]!;
+    const text = ts.flattenDiagnosticMessageText(d.messageText, ' ');
+    const more = diags.length > 1 ? ` (and ${diags.length - 1} more syntax error${diags.length > 2 ? 's' : ''})` : '';
+    throw this.errorAt(d.start ?? 0, `syntax error: ${text}${more}`);
+  }
+
+  private collectModuleDecls(): void {
+    const add = (name: string, d: ModuleDecl) => {
+      if (!this.moduleDecls.has(name)) this.moduleDecls.set(name, d);
+    };
+    for (const s of this.sf.getStatements()) {
+      if (Node.isVariableStatement(s)) {
+        const kind = s.getDeclarationKind();
+        for (const d of s.getDeclarations())
+          if (Node.isIdentifier(d.getNameNode()))
+            add(d.getName(), kind === 'const' ? { kind: 'const', decl: d } : { kind: kind as 'let' | 'var', decl: d });
+      } else if (Node.isFunctionDeclaration(s)) {
+        const n = s.getName();
+        if (n) add(n, { kind: 'function', decl: s });
+      } else if (Node.isClassDeclaration(s)) {
+        const n = s.getName();
+        if (n) add(n, { kind: 'class', decl: s });
+      } else if (Node.isEnumDeclaration(s)) add(s.getName(), { kind: 'enum', decl: s });
+      else if (Node.isModuleDeclaration(s)) add(s.getName(), { kind: 'namespace', decl: s });
+      else if (Node.isImportDeclaration(s)) {
+        const def = s.getDefaultImport();
+        if (def) add(def.getText(), { kind: 'import', decl: s });
+        const ns = s.getNamespaceImport();
+        if (ns) add(ns.getText(), { kind: 'import', decl: s });
+        for (const spec of s.getNamedImports()) add((spec.getAliasNode() ?? spec.getNameNode()).getText(), {
+          kind: 'import',
+          decl: s,
+        });
+      } else if (Node.isImportEqualsDeclaration(s)) add(s.getName(), { kind: 'import', decl: s });
+    }
+  }
+
+  /** Local names exported under another name: `export { local as name }` (no module specifier). */
+  private exportAliases(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const s of this.sf.getStatements()) {
+      if (!Node.isExportDeclaration(s) || s.getModuleSpecifier()) continue;
+      for (const spec of s.getNamedExports()) {
+        const local = spec.getNameNode().getText();
+        out.set((spec.getAliasNode() ?? spec.getNameNode()).getText(), local);
+      }
+    }
+    return out;
+  }
+
+  /** Names this file exports, for the "not found" message. */
+  private exportedNames(): string[] {
+    const names = new Set<string>();
+    for (const s of this.sf.getStatements()) {
+      if (Node.isVariableStatement(s) && s.hasExportKeyword())
+        for (const d of s.getDeclarations()) names.add(d.getName());
+      else if ((Node.isFunctionDeclaration(s) || Node.isClassDeclaration(s)) && s.hasExportKeyword() && s.getName())
+        names.add(s.getName()!);
+    }
+    for (const alias of this.exportAliases().keys()) names.add(alias);
+    return [...names].sort();
+  }
+
+  /** The function node exported as `name`, or a FrontendError saying why there is none. */
+  findExported(name: string): FnNode {
+    if (!/^[A-Za-z_$][\w$]*$/.test(name)) throw this.errorAt(0, `'${name}' is not a valid function name`);
+    const aliases = this.exportAliases();
+    const local = aliases.get(name) ?? name;
+    const d = this.moduleDecls.get(local);
+    const exported = aliases.has(name) || (d !== undefined && d.kind !== 'import' && hasExport(d.decl));
+    if (!d || d.kind === 'import') {
+      const names = this.exportedNames();
+      const list = names.length ? `it exports: ${names.join(', ')}` : 'it exports nothing';
+      const why = d ? `'${name}' is imported from another module; compile it from its own file` : list;
+      throw this.errorAt(d ? d.decl.getStart() : 0, `no exported function '${name}' in ${this.file} (${why})`);
+    }
+    if (!exported)
+      this.fail(d.decl, `'${name}' is not exported; write \`export\` before its declaration`, false);
+    if (d.kind === 'function') {
+      const f = d.decl as import('ts-morph').FunctionDeclaration;
+      const impl = f.isOverload() ? f.getImplementation() : f;
+      if (!impl) this.fail(f, `function '${name}' has no body`);
+      return impl!;
+    }
+    if (d.kind === 'const' || d.kind === 'let' || d.kind === 'var') {
+      const init = d.decl.getInitializer();
+      if (!init) this.fail(d.decl, `'${name}' has no value; expected a function`);
+      const fn = unwrap(init!);
+      if (isFn(fn)) {
+        if (d.kind !== 'const') this.fail(d.decl, `'${name}' is declared with ${d.kind}; declare it with const`, false);
+        return fn;
+      }
+      const what = Node.isNumericLiteral(fn) ? 'a number, not a function' : 'not a function';
+      this.fail(fn, `'${name}' is ${what}; expected \`export const ${name} = (x: number) => ...\``);
+    }
+    return this.fail(d.decl, `'${name}' is a ${d.kind}, not a function`, false);
+  }
+
+  /** The value of module-level const `name` (compiled and folded to a number), or a FrontendError. */
+  private moduleConst(name: string, use: Node): number | undefined {
+    const known = this.moduleValues.get(name);
+    if (typeof known === 'number') return known;
+    const d = this.moduleDecls.get(name);
+    if (!d) return undefined;
+    const usedAt = `used at ${this.where(use).slice(this.file.length + 1)}`;
+    if (d.kind === 'let' || d.kind === 'var')
+      this.fail(use, `'${name}' is a module-level ${d.kind} (${this.where(d.decl)}); only module-level const numbers ` +
+        `can be used in a function here: declare it as \`const ${name} = ...\``);
+    if (d.kind !== 'const')
+      this.fail(use, `'${name}' is ${d.kind === 'import' ? 'imported' : `a ${d.kind}`} (${this.where(d.decl)}); ` +
+        `a function here can use only its parameters, its own consts and module-level const numbers`);
+    if (known === 'resolving') {
+      const cycle = [...this.resolving.slice(this.resolving.indexOf(name)), name].join(' → ');
+      this.fail(use, `module-level const '${name}' depends on itself (${cycle})`);
+    }
+    const decl = (d as { decl: import('ts-morph').VariableDeclaration }).decl;
+    const init = decl.getInitializer();
+    if (!init) this.fail(decl, `module-level const '${name}' has no value`);
+    if (isFn(unwrap(init!)))
+      this.fail(use, `'${name}' is a function (${this.where(decl)}); a function here cannot call or use others`);
+    this.moduleValues.set(name, 'resolving');
+    this.resolving.push(name);
+    try {
+      const inConst = `in the value of module-level const '${name}', ${usedAt}`;
+      const e = this.expr(init!, new Map(), inConst);
+      if (e.t !== 'f32') this.fail(init!, `module-level const '${name}' is a condition, not a number (${usedAt})`);
+      const v = evalScalarFn({ name, args: [], body: e, origin: this.origin(decl) }, []);
+      if (!Number.isFinite(v))
+        this.fail(init!, `module-level const '${name}' = ${v} is not a finite number (${usedAt})`);
+      this.moduleValues.set(name, v);
+      return v;
+    } finally {
+      this.resolving.pop();
+      if (this.moduleValues.get(name) === 'resolving') this.moduleValues.delete(name);
+    }
+  }
+
+  /** Compiles one expression; `env` maps parameters and local consts; `ctx` is appended to messages. */
+  private expr(n: Node, env: Map<string, Expr>, ctx?: string): Expr {
+    const fail = (m: Node, msg: string): never => this.fail(m, ctx ? `${msg} (${ctx})` : msg);
+    const num = (m: Node, e: Expr): Expr => (e.t === 'f32' ? e : fail(m, 'expected a number, got a condition'));
+    const cond = (m: Node, e: Expr): Expr => (e.t === 'bool' ? e : fail(m, 'expected a condition (a comparison)'));
+    const go = (m: Node): Expr => this.expr(m, env, ctx);
+
+    if (Node.isParenthesizedExpression(n) || Node.isAsExpression(n) || Node.isNonNullExpression(n)) {
+      return go(n.getExpression());
+    }
+    if (Node.isSatisfiesExpression(n)) return go(n.getExpression());
     if (Node.isNumericLiteral(n)) return C(n.getLiteralValue());
     if (Node.isIdentifier(n)) {
-      const v = env.get(n.getText());
-      if (!v) fail(n, `unknown name '${n.getText()}' (pass it in options.constants)`);
-      return v!;
+      const name = n.getText();
+      const v = env.get(name);
+      if (v) return v;
+      const c = this.opts.constants?.[name];
+      if (c !== undefined) return C(c);
+      const m = this.isModule ? this.moduleConst(name, n) : undefined;
+      if (m !== undefined) return C(m);
+      const hint = this.isModule
+        ? 'not a parameter, a local const or a module-level const'
+        : 'not a parameter or a local const; pass its value in options.constants';
+      return fail(n, `unknown name '${name}' (${hint})`);
     }
     if (Node.isPrefixUnaryExpression(n)) {
       const op = n.getOperatorToken();
-      const a = expr(n.getOperand());
+      if (op === SyntaxKind.PlusPlusToken || op === SyntaxKind.MinusMinusToken)
+        fail(n, 'increment / decrement is not supported (values cannot change; use a new const)');
+      const a = go(n.getOperand());
       if (op === SyntaxKind.MinusToken) return un('neg', num(n, a));
       if (op === SyntaxKind.PlusToken) return num(n, a);
       if (op === SyntaxKind.ExclamationToken) return un('not', cond(n, a));
       fail(n, 'unsupported unary operator');
     }
+    if (Node.isPostfixUnaryExpression(n))
+      fail(n, 'increment / decrement is not supported (values cannot change; use a new const)');
     if (Node.isBinaryExpression(n)) {
-      const a = expr(n.getLeft());
-      const b = expr(n.getRight());
-      const kind = n.getOperatorToken().getKind();
-      const arith: Partial<Record<SyntaxKind, BinFn>> = {
-        [SyntaxKind.PlusToken]: 'add',
-        [SyntaxKind.MinusToken]: 'sub',
-        [SyntaxKind.AsteriskToken]: 'mul',
-        [SyntaxKind.SlashToken]: 'div',
-        [SyntaxKind.AsteriskAsteriskToken]: 'pow',
-      };
-      const cmp: Partial<Record<SyntaxKind, BinFn>> = {
-        [SyntaxKind.LessThanToken]: 'lt',
-        [SyntaxKind.LessThanEqualsToken]: 'le',
-        [SyntaxKind.GreaterThanToken]: 'gt',
-        [SyntaxKind.GreaterThanEqualsToken]: 'ge',
-        [SyntaxKind.EqualsEqualsEqualsToken]: 'eq',
-        [SyntaxKind.ExclamationEqualsEqualsToken]: 'ne',
-      };
-      if (arith[kind]) return bin(arith[kind]!, num(n, a), num(n, b));
-      if (cmp[kind]) return bin(cmp[kind]!, num(n, a), num(n, b), 'bool');
+      const tok = n.getOperatorToken();
+      const kind = tok.getKind();
+      if (kind >= SyntaxKind.FirstAssignment && kind <= SyntaxKind.LastAssignment)
+        fail(n, `assignment ('${tok.getText()}') is not supported (values cannot change; use a new const)`);
+      const a = go(n.getLeft());
+      const b = go(n.getRight());
+      const ar = ARITH[kind];
+      if (ar) return bin(ar, num(n, a), num(n, b));
+      const cmp = CMP[kind];
+      if (cmp) return bin(cmp, num(n, a), num(n, b), 'bool');
       if (kind === SyntaxKind.AmpersandAmpersandToken) return bin('and', cond(n, a), cond(n, b), 'bool');
       if (kind === SyntaxKind.BarBarToken) return bin('or', cond(n, a), cond(n, b), 'bool');
-      fail(n, `unsupported operator '${n.getOperatorToken().getText()}'`);
+      fail(n, `unsupported operator '${tok.getText()}'`);
     }
     if (Node.isConditionalExpression(n)) {
-      const c = cond(n, expr(n.getCondition()));
-      const a = num(n, expr(n.getWhenTrue()));
-      const b = num(n, expr(n.getWhenFalse()));
+      const c = cond(n, go(n.getCondition()));
+      const a = num(n, go(n.getWhenTrue()));
+      const b = num(n, go(n.getWhenFalse()));
       return { op: 'select', t: 'f32', s: 'uniform', c, a, b };
     }
     if (Node.isPropertyAccessExpression(n)) {
-      const t = n.getText();
-      if (t === 'Math.PI') return C(Math.PI);
-      if (t === 'Math.E') return C(Math.E);
-      if (t === 'Math.LN2') return C(Math.LN2);
-      fail(n, 'unsupported property');
+      const t = n.getText().replace(/\s+/g, '');
+      if (t in MATH_CONSTANTS) return C(MATH_CONSTANTS[t]!);
+      fail(n, `unsupported property (the Math constants are ${Object.keys(MATH_CONSTANTS).join(', ')})`);
     }
     if (Node.isCallExpression(n)) {
-      const callee = n.getExpression().getText();
-      const as = n.getArguments().map((x) => num(x, expr(x)));
-      const one: Record<string, UnFn> = { 'Math.exp': 'exp', 'Math.log': 'log', 'Math.log1p': 'log1p', 'Math.tanh': 'tanh', 'Math.sqrt': 'sqrt', 'Math.abs': 'abs' };
-      if (one[callee]) {
-        if (as.length !== 1) fail(n, `${callee} takes one argument`);
-        return un(one[callee], as[0]);
+      const callee = n.getExpression().getText().replace(/\s+/g, '');
+      const one = MATH_ONE[callee];
+      const two = MATH_TWO[callee];
+      if (!one && !two) fail(n, `unsupported call '${callee}' (only ${MATH_FNS} can be called)`);
+      const as = n.getArguments().map((x) => num(x, go(x)));
+      if (one) {
+        if (as.length !== 1) fail(n, `${callee} takes one argument, got ${as.length}`);
+        return un(one, as[0]!);
       }
-      const two: Record<string, BinFn> = { 'Math.max': 'max', 'Math.min': 'min', 'Math.pow': 'pow' };
-      if (two[callee]) {
-        if (as.length !== 2) fail(n, `${callee} takes two arguments`);
-        return bin(two[callee], as[0], as[1]);
-      }
-      fail(n, `unsupported call '${callee}'`);
+      if (as.length !== 2) fail(n, `${callee} takes two arguments, got ${as.length}`);
+      return bin(two!, as[0]!, as[1]!);
     }
+    if (Node.isStringLiteral(n) || Node.isNoSubstitutionTemplateLiteral(n) || Node.isTemplateExpression(n))
+      fail(n, `unsupported syntax (${n.getKindName()}): only numbers are supported`);
+    if (Node.isArrowFunction(n) || Node.isFunctionExpression(n)) fail(n, 'nested functions are not supported');
     return fail(n, `unsupported syntax (${n.getKindName()})`);
-  };
+  }
 
-  const body = fnNode.getBody();
-  if (!body) return fail(node, 'function has no body');
-  let result: Expr | undefined;
-  if (Node.isBlock(body)) {
-    const stmts = body.getStatements();
-    stmts.forEach((s, i) => {
-      if (Node.isVariableStatement(s)) {
-        if (s.getDeclarationKind() !== 'const') fail(s, 'only const declarations are supported');
-        for (const d of s.getDeclarations()) {
-          if (!Node.isIdentifier(d.getNameNode())) fail(d, 'destructuring is not supported');
-          const init = d.getInitializer();
-          if (!init) fail(d, 'a const needs a value');
-          env.set(d.getName(), num(d, expr(init!)));
-        }
-      } else if (Node.isReturnStatement(s)) {
-        if (i !== stmts.length - 1) fail(s, 'return must be the last statement');
-        const e = s.getExpression();
-        if (!e) fail(s, 'return needs a value');
-        result = num(s, expr(e!));
-      } else fail(s, `unsupported statement (${s.getKindName()})`);
-    });
-    if (!result) fail(body, 'missing return');
-  } else result = num(body, expr(body));
-  const name = Node.isFunctionDeclaration(node) ? node.getName() ?? 'fn' : opts.name ?? 'fn';
-  return { name, args, body: result!, origin: where(node) };
+  /** Compiles a function node into a ScalarFn. */
+  compileFunction(node: Node, name: string): ScalarFn {
+    if (!isFn(node)) this.fail(node, 'expected an arrow function or a function');
+    const fn = node as FnNode;
+    if (fn.isAsync()) this.fail(fn, 'async functions are not supported');
+    if (!Node.isArrowFunction(fn) && fn.isGenerator()) this.fail(fn, 'generator functions are not supported');
+    const args: string[] = [];
+    for (const p of fn.getParameters()) {
+      if (p.isRestParameter()) this.fail(p, 'rest parameters are not supported');
+      if (!Node.isIdentifier(p.getNameNode())) this.fail(p, 'parameters must be plain names (no destructuring)');
+      if (p.getInitializer()) this.fail(p, 'default parameter values are not supported');
+      if (p.hasQuestionToken()) this.fail(p, 'optional parameters are not supported');
+      const tn = p.getTypeNode();
+      if (tn && tn.getText() !== 'number') this.fail(tn, 'parameters must be numbers');
+      if (args.includes(p.getName())) this.fail(p, `duplicate parameter '${p.getName()}'`);
+      args.push(p.getName());
+    }
+    const label = Node.isFunctionDeclaration(fn) ? fn.getName() ?? name : name;
+    const { arity, role = 'scalar function' } = this.opts;
+    if (arity !== undefined && args.length !== arity) {
+      const params = args.length ? ` (${args.join(', ')})` : '';
+      const want = arity === 1 ? 'one parameter' : `${arity} parameters`;
+      this.fail(fn, `'${label}' takes ${args.length} parameter${args.length === 1 ? '' : 's'}${params}; ` +
+        `a ${role} takes ${want}`, false);
+    }
+    const rt = fn.getReturnTypeNode();
+    if (rt && rt.getText() !== 'number') this.fail(rt, 'the return type must be number');
+
+    const env = new Map<string, Expr>();
+    for (const a of args) env.set(a, argRef(a));
+    const num = (n: Node, e: Expr): Expr => (e.t === 'f32' ? e : this.fail(n, 'expected a number, got a condition'));
+
+    const body = fn.getBody();
+    if (!body) this.fail(fn, 'function has no body');
+    let result: Expr | undefined;
+    if (Node.isBlock(body)) {
+      const stmts = body.getStatements();
+      stmts.forEach((s, i) => {
+        if (Node.isVariableStatement(s)) {
+          if (s.getDeclarationKind() !== 'const') this.fail(s, 'only const declarations are supported');
+          for (const d of s.getDeclarations()) {
+            if (!Node.isIdentifier(d.getNameNode())) this.fail(d, 'destructuring is not supported');
+            const init = d.getInitializer();
+            if (!init) this.fail(d, 'a const needs a value');
+            env.set(d.getName(), num(d, this.expr(init!, env)));
+          }
+        } else if (Node.isReturnStatement(s)) {
+          if (i !== stmts.length - 1) this.fail(s, 'return must be the last statement');
+          const e = s.getExpression();
+          if (!e) this.fail(s, 'return needs a value');
+          result = num(s, this.expr(e!, env));
+        } else if (LOOPS.has(s.getKind())) this.fail(s, `loops are not supported (${s.getKindName()})`);
+        else if (Node.isIfStatement(s))
+          this.fail(s, 'unsupported statement (IfStatement): use a conditional expression `c ? a : b`');
+        else if (Node.isExpressionStatement(s))
+          this.fail(s, 'unsupported statement (ExpressionStatement): only `const` declarations and a final `return` ' +
+            'are allowed (values cannot change; use a new const)');
+        else this.fail(s, `unsupported statement (${s.getKindName()})`);
+      });
+      if (!result) this.fail(body, 'missing return', false);
+    } else result = num(body!, this.expr(body!, env));
+    return { name: label, args, body: result!, origin: this.origin(fn) };
+  }
+}
+
+function hasExport(n: Node): boolean {
+  const s = Node.isVariableDeclaration(n) ? n.getVariableStatement() : n;
+  return !!s && Node.isExportable(s) && s.hasExportKeyword();
 }

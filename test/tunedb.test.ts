@@ -1,13 +1,24 @@
-// The autotuner's tuning database: file format, staleness, corruption, atomic writes under SIGKILL, merging.
-import { spawn } from 'node:child_process';
+// The autotuner's tuning database: file format, staleness, corruption (moved aside), atomic writes under SIGKILL,
+// merging, the lock (four concurrent writers, stale locks), strict reading, one-line errors, warnings.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CODEGEN_VERSION } from '../codegen/compile.js';
 import { DEFAULT_SCHEDULE, type Schedule } from '../dsl/schedule.js';
-import { bucket, keyString, TUNING_SCHEMA, type TuneEntry, type TuneKey, TuningDb } from '../runtime/autotune/db.js';
+import {
+  bucket,
+  keyString,
+  LOCK_STALE_MS,
+  TUNING_SCHEMA,
+  type TuneEntry,
+  type TuneKey,
+  TuningDb,
+  TuningDbError,
+} from '../runtime/autotune/db.js';
+import { CceInputError } from '../runtime/problem.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'ccekit-tunedb-'));
@@ -145,25 +156,54 @@ describe('TuningDb', () => {
     expect(again.warnings.join('\n')).toMatch(/junk/);
   });
 
-  it.each([
-    ['truncated', (s: string) => s.slice(0, Math.floor(s.length / 2))],
+  const CORRUPT: [string, (s: string) => string][] = [
+    ['truncated', (s) => s.slice(0, Math.floor(s.length / 2))],
     ['garbage', () => '\u0000\u0001 not json at all'],
-    ['wrong schema', (s: string) => s.replace(TUNING_SCHEMA, 'ccekit-tuning/999')],
+    ['wrong schema', (s) => s.replace(TUNING_SCHEMA, 'ccekit-tuning/999')],
     ['empty', () => ''],
-  ])('a %s file gives an empty db with a warning and is repaired by put', (_, corrupt) => {
-    const path = join(freshDir(), 'tuning.json');
+    ['JSON array', () => '[1, 2, 3]'],
+    ['entries not an object', () => JSON.stringify({ schema: TUNING_SCHEMA, entries: [] })],
+  ];
+  it.each(CORRUPT)('a %s file is moved aside with a warning, and the db is rebuilt', (_, corrupt) => {
+    const dir = freshDir();
+    const path = join(dir, 'tuning.json');
     new TuningDb(path).put(entry(key(), 1));
-    writeFileSync(path, corrupt(readFileSync(path, 'utf8')));
+    const bad = corrupt(readFileSync(path, 'utf8'));
+    writeFileSync(path, bad);
 
     const db = new TuningDb(path);
     expect(db.entries()).toEqual([]);
     expect(db.warnings).toHaveLength(1);
+    const aside = readdirSync(dir).filter((n) => n.startsWith('tuning.json.corrupt-'));
+    expect(aside).toHaveLength(1);
+    expect(aside[0]).toMatch(/^tuning\.json\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z$/);
+    expect(readFileSync(join(dir, aside[0]!), 'utf8')).toBe(bad); // kept, byte for byte
     expect(db.warnings[0]).toContain(path);
+    expect(db.warnings[0]).toContain(join(dir, aside[0]!));
+    expect(existsSync(path)).toBe(false);
     db.put(entry(key({ kernel: 'cce_bwd' }), 2));
 
     const repaired = new TuningDb(path);
     expect(repaired.warnings).toEqual([]);
     expect(repaired.entries().map((e) => e.key.kernel)).toEqual(['cce_bwd']);
+    expect(readdirSync(dir).filter((n) => n.startsWith('tuning.json.corrupt-'))).toEqual(aside);
+    expect(existsSync(`${path}.lock`)).toBe(false);
+  });
+
+  it('a file corrupted after open is moved aside by the next put, not overwritten', () => {
+    const dir = freshDir();
+    const path = join(dir, 'tuning.json');
+    const db = new TuningDb(path);
+    db.put(entry(key(), 1));
+    writeFileSync(path, '{"schema": "ccekit-tuning/1", "entr');
+    db.put(entry(key({ kernel: 'cce_bwd' }), 2));
+    const aside = readdirSync(dir).filter((n) => n.startsWith('tuning.json.corrupt-'));
+    expect(aside).toHaveLength(1);
+    expect(readFileSync(join(dir, aside[0]!), 'utf8')).toBe('{"schema": "ccekit-tuning/1", "entr');
+    expect(db.warnings).toHaveLength(1);
+    expect(db.warnings[0]).toMatch(/not valid JSON.*moved it to/);
+    // Memory still held the first entry: the rebuilt file has both.
+    expect(new TuningDb(path).entries().map((e) => e.key.kernel)).toEqual(['cce_bwd', 'cce_fwd']);
   });
 
   it('survives a writer killed between fsync and rename', async () => {
@@ -244,5 +284,188 @@ console.log('not killed');
     ]);
     expect(a.get(key({ kernel: 'shared' }))?.ms).toBe(20);
     expect(tmpFiles(join(path, '..'))).toEqual([]);
+  });
+});
+
+describe('TuningDb warnings', () => {
+  it('collects each warning once; takeWarnings hands each out once', () => {
+    const path = join(freshDir(), 'tuning.json');
+    const db0 = new TuningDb(path);
+    db0.put(entry(key(), 1));
+    const doc = JSON.parse(readFileSync(path, 'utf8'));
+    doc.entries.junk = { hello: 'world' };
+    writeFileSync(path, JSON.stringify(doc));
+
+    const db = new TuningDb(path);
+    expect(db.warnings).toEqual([expect.stringMatching(/skipped entry junk: .*dropped on the next write/)]);
+    expect(db.takeWarnings()).toEqual(db.warnings);
+    expect(db.takeWarnings()).toEqual([]);
+    // put re-reads the file and meets the same bad entry: no second copy of the warning.
+    db.put(entry(key({ kernel: 'cce_bwd' }), 2));
+    expect(db.warnings).toHaveLength(1);
+    expect(db.takeWarnings()).toEqual([]);
+    expect(new TuningDb(path).warnings).toEqual([]); // dropped by the write
+  });
+
+  it('warns about entries of another codegen version', () => {
+    const path = join(freshDir(), 'tuning.json');
+    new TuningDb(path, { codegenVersion: '0.0.0' }).put(entry(key(), 9));
+    new TuningDb(path, { codegenVersion: '0.0.0' }).put(entry(key({ kernel: 'b' }), 9));
+    const db = new TuningDb(path);
+    expect(db.entries()).toEqual([]);
+    expect(db.warnings).toHaveLength(1);
+    expect(db.warnings[0]).toContain(path);
+    expect(db.warnings[0]).toContain(`ignored 2 entries tuned by codegen version 0.0.0 (this is ${CODEGEN_VERSION})`);
+  });
+});
+
+describe('TuningDb errors', () => {
+  const oneLine = (fn: () => unknown, path: string, msg: RegExp): TuningDbError => {
+    let err: unknown;
+    try {
+      fn();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TuningDbError);
+    expect(err).toBeInstanceOf(CceInputError);
+    const e = err as TuningDbError;
+    expect(e.name).toBe('TuningDbError');
+    expect(e.path).toBe(path);
+    expect(e.message.startsWith(`tuning db ${path}: `)).toBe(true);
+    expect(e.message).not.toMatch(/\n/);
+    expect(e.message).toMatch(msg);
+    return e;
+  };
+
+  it('a folder at the db path is one clear error, on open and on put', () => {
+    const path = join(freshDir(), 'tuning.json');
+    mkdirSync(path);
+    oneLine(() => new TuningDb(path), path, /is a folder/);
+    oneLine(() => TuningDb.readStrict(path), path, /is a folder/);
+  });
+
+  it('a FIFO at the db path is refused, not read (no hang)', () => {
+    const path = join(freshDir(), 'tuning.json');
+    const r = spawnSync('mkfifo', [path]);
+    expect(r.status, String(r.stderr)).toBe(0);
+    oneLine(() => new TuningDb(path), path, /is not a regular file/);
+  });
+
+  it('a file where a folder should be: one error on open (reading) and on put (creating the folder)', () => {
+    const dir = freshDir();
+    writeFileSync(join(dir, 'afile'), 'x');
+    const path = join(dir, 'afile', 'sub', 'tuning.json');
+    oneLine(() => new TuningDb(path), path, /a parent of this path is a file/);
+    const path2 = join(dir, 'afile', 'tuning.json');
+    oneLine(() => new TuningDb(path2), path2, /a parent of this path is a file/);
+  });
+
+  it('put under /proc fails with one error, without hanging', () => {
+    const path = '/proc/ccekit-no-such/deeper/tuning.json';
+    const db = new TuningDb(path);
+    expect(db.entries()).toEqual([]);
+    oneLine(() => db.put(entry(key(), 1)), path, /cannot create its folder/);
+  });
+
+  it('readStrict: a missing, empty, truncated, garbage or wrong-shape file or a bad entry is an error', () => {
+    const dir = freshDir();
+    const path = join(dir, 'tuning.json');
+    oneLine(() => TuningDb.readStrict(path), path, /no such file/);
+    expect(existsSync(path)).toBe(false);
+    new TuningDb(path).put(entry(key(), 1));
+    const good = readFileSync(path, 'utf8');
+    const strict = TuningDb.readStrict(path);
+    expect(strict.entries().map((e) => e.ms)).toEqual([1]);
+    expect(strict.warnings).toEqual([]);
+
+    const cases: [string, string, RegExp][] = [
+      ['empty', '', /the file is empty/],
+      ['truncated', good.slice(0, 100), /not valid JSON/],
+      ['garbage', 'garbage', /not valid JSON/],
+      ['wrong schema', good.replace(TUNING_SCHEMA, 'x/2'), /not a ccekit-tuning\/1 file \(schema "x\/2"\)/],
+      ['no entries', JSON.stringify({ schema: TUNING_SCHEMA }), /'entries' is not an object/],
+      ['bad entry', good.replace('"ms":1,', '"ms":"fast",'), /entry .*: ms is not a finite number/],
+    ];
+    for (const [what, text, msg] of cases) {
+      writeFileSync(path, text);
+      oneLine(() => TuningDb.readStrict(path), path, msg);
+      // Strict reading changes nothing: the file stays, nothing is moved aside.
+      expect(readFileSync(path, 'utf8'), what).toBe(text);
+      expect(readdirSync(dir).filter((n) => n !== 'tuning.json'), what).toEqual([]);
+    }
+  });
+});
+
+describe('TuningDb lock', () => {
+  const runWriter = (path: string, writer: number, count: number, env: NodeJS.ProcessEnv = {}) =>
+    new Promise<{ code: number | null; out: string }>((done, fail) => {
+      const script = join(ROOT, 'test/support/tunedb-writer.ts');
+      const args = ['--import', 'tsx', script, path, String(writer), String(count)];
+      const child = spawn(process.execPath, args, {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.on('error', fail);
+      child.on('close', (code) => done({ code, out }));
+    });
+
+  it('four processes writing 100 entries each at once leave exactly 400 entries', async () => {
+    const dir = freshDir();
+    const path = join(dir, 'tuning.json');
+    // fsync off: the lock and the atomic rename are the same, the test takes seconds instead of tens.
+    const res = await Promise.all([0, 1, 2, 3].map((w) => runWriter(path, w, 100, { TUNEDB_SYNC: '0' })));
+    for (const r of res) expect(r.code, r.out).toBe(0);
+    for (const r of res) expect(r.out.trim(), 'warnings of a writer').toBe('');
+    const db = new TuningDb(path);
+    expect(db.warnings).toEqual([]);
+    const got = db.entries().map((e) => `${e.key.kernel}=${e.ms}`).sort();
+    const want = [0, 1, 2, 3].flatMap((w) => Array.from({ length: 100 }, (_, i) => `w${w}-${i}=${i + 1}`)).sort();
+    expect(got).toEqual(want);
+    expect(readdirSync(dir).sort()).toEqual(['tuning.json']); // no lock, temp or stale file left
+  });
+
+  /** The pid of a process that has exited (and been reaped). */
+  const deadPid = (): number => {
+    const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    return Number(String(r.stdout));
+  };
+
+  it('takes over a lock whose process is gone', () => {
+    const dir = freshDir();
+    const path = join(dir, 'tuning.json');
+    const pid = deadPid();
+    const lock = { pid, host: hostname(), token: 'dead', time: new Date().toISOString() };
+    writeFileSync(`${path}.lock`, JSON.stringify(lock));
+    new TuningDb(path).put(entry(key(), 1));
+    expect(new TuningDb(path).get(key())?.ms).toBe(1);
+    expect(readdirSync(dir)).toEqual(['tuning.json']);
+  });
+
+  it('takes over a lock older than LOCK_STALE_MS even if its process lives, or if it is unreadable', () => {
+    const dir = freshDir();
+    const path = join(dir, 'tuning.json');
+    const old = new Date(Date.now() - LOCK_STALE_MS - 5_000);
+    for (const body of [JSON.stringify({ pid: process.ppid, host: hostname(), token: 't' }), '', 'garbage']) {
+      writeFileSync(`${path}.lock`, body);
+      utimesSync(`${path}.lock`, old, old);
+      new TuningDb(path).put(entry(key(), body.length));
+      expect(new TuningDb(path).get(key())?.ms).toBe(body.length);
+      expect(readdirSync(dir)).toEqual(['tuning.json']);
+    }
+  });
+
+  it('a corrupt file found by a reader is moved aside under the lock (a dead holder is taken over)', () => {
+    const dir = freshDir();
+    const path = join(dir, 'tuning.json');
+    writeFileSync(path, 'not json');
+    writeFileSync(`${path}.lock`, JSON.stringify({ pid: deadPid(), host: hostname(), token: 'x' }));
+    const db = new TuningDb(path);
+    expect(db.warnings).toEqual([expect.stringMatching(/not valid JSON.*moved it to .*tuning\.json\.corrupt-/)]);
+    expect(readdirSync(dir).filter((n) => !n.startsWith('tuning.json.corrupt-'))).toEqual([]);
   });
 });
