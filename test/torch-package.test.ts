@@ -1,31 +1,23 @@
 // The emitted PyTorch package (`ccekit emit --target torch`): its CPU path against ccekit's float64 reference
-// on fixtures written here, and its argument errors. Needs Debian's python3-torch (CI installs it).
+// on fixtures written here (its argument errors: bad-input-torch.test.ts). Needs Debian's python3-torch (CI
+// installs it).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { emitTorchPackage } from '../targets/torch/package.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
 import { decode } from '../runtime/numeric.js';
 import type { Reduction } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
 import { philoxNegatives } from '../runtime/philox.js';
-
-const PY = '/usr/bin/python3';
-const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+import { findTorchPython, skipTest } from './support/toolchains.js';
+import { TORCH_PYTHON, emitTorchPackageDir } from './support/torch_package.js';
 
 describe('emitted PyTorch package', () => {
-  it('CPU path matches the float64 reference (loss, dE, dC), argument errors name the argument', (t) => {
-    if (!hasTorch) {
-      if (process.env.CI) throw new Error('CI=true but /usr/bin/python3 cannot import torch (.ci/setup-system installs python3-torch)');
-      return t.skip();
-    }
-    const dir = mkdtempSync(join(tmpdir(), 'ccekit-torch-'));
-    for (const [name, text] of emitTorchPackage({ dValues: [64], dtypes: ['f32'] })) {
-      mkdirSync(dirname(join(dir, name)), { recursive: true });
-      writeFileSync(join(dir, name), text);
-    }
+  it('CPU path matches the float64 reference (loss, dE, dC) and the kernels\' sampler', (t) => {
+    const py = findTorchPython();
+    if (skipTest(t, TORCH_PYTHON, !!py)) return;
+    const dir = emitTorchPackageDir();
     const fixtures = ([
       ['uniform mean, collisions, ignored rows', 7, 3, 61, 5, 'mean', false, 0],
       ['popularity q, sum', 33, 8, 97, 13, 'sum', true, 0],
@@ -50,7 +42,8 @@ describe('emitted PyTorch package', () => {
     // The package's CPU twin of the in-kernel sampler must draw what the kernels draw (runtime/philox.ts).
     const seed = 2 ** 40 + 777;
     writeFileSync(join(dir, 'philox.json'), JSON.stringify({ N: 6, K: 9, V: 1013, seed, expected: Array.from(philoxNegatives(6, 9, 1013, seed)), shared: Array.from(philoxNegatives(6, 9, 1013, seed, undefined, 1)) }));
-    const r = spawnSync(PY, [join(__dirname, 'support', 'check_torch_package.py'), dir, fx], { encoding: 'utf8' });
+    const script = join(__dirname, 'support', 'check_torch_package.py');
+    const r = spawnSync(py!, [script, dir, fx], { encoding: 'utf8', timeout: 50_000 });
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/\d+ passed, 0 failed/);
     expect(r.status).toBe(0);

@@ -55,7 +55,15 @@ const tag = (s: Schedule) => `r${s.rows}l${s.lanes}v${s.vec}c${s.dChunks}s${s.sa
 /** Files of the package, relative to the output directory. */
 export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, string> {
   const files = new Map<string, string>();
-  const dValues = [...new Set((o.dValues ?? [32, 64, 128, 256, 512, 1024]).map(pow2))].sort((a, b) => a - b);
+  const asked = o.dValues ?? [32, 64, 128, 256, 512, 1024];
+  const bad = asked.find((d) => !Number.isSafeInteger(d) || d < 1);
+  if (bad !== undefined || asked.length === 0)
+    throw new RangeError(`dValues: expected positive integers, got ${bad ?? 'none'}`);
+  // The default and fallback schedules below come from fitD at these sizes, so each serves its D
+  // (checkScheduleForD). At run time the package picks a kernel whose schedule serves the caller's D (the same
+  // condition, in _cuda.py) and refuses, with a ValueError before any work, a D that none serves: one above the
+  // largest size, or with shared negatives (no vec=1 fallback there) one that their vector width does not divide.
+  const dValues = [...new Set(asked.map(pow2))].sort((a, b) => a - b);
   const kernels: ManifestKernel[] = [];
   const tiles: TileKernel[] = [];
   const cudaKernel = (opts: CceOptions, s: Schedule, pass: ManifestKernel['pass'], suffix: string, packed = false) => {
@@ -123,7 +131,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   }
   // Constants the package's dC-by-item driver shares with the kernels (runtime/byitem.ts is its TypeScript twin).
   const byItem = { segment: SEGMENT, scanWidth: SCAN_WIDTH, pairBytes: BY_ITEM_PAIR_BYTES };
-  const manifest = { generator: 'ccekit', version: CODEGEN_VERSION, target: 'torch', byItem, kernels, tiles };
+  const manifest = { generator: 'ccekit', version: CODEGEN_VERSION, target: 'torch', dValues, byItem, kernels, tiles };
   const fill = (t: string) => Handlebars.compile(t, { noEscape: true })({ version: CODEGEN_VERSION });
   files.set('ccekit_torch/manifest.json', JSON.stringify(manifest, null, 1) + '\n');
   files.set('ccekit_torch/tuning.json', JSON.stringify({ schema: 'ccekit-tuning/1', entries: Object.fromEntries((o.tuning ?? []).map((e, i) => [String(i), e])) }, null, 1) + '\n');

@@ -14,95 +14,196 @@ __version__ = "{{version}}"
 
 export const LOSS_PY = `"""The public loss: argument checks, negative sampling, the autograd Function, CPU fallback."""
 import math
+import operator
 
 import torch
 
 from . import _reference
 
 _INT_DTYPES = (torch.int32, torch.int64, torch.int16, torch.uint8, torch.int8)
-_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _MAX_OFFSET = 2**31 - 1
+_SHARES = (16, 32, 64, 128)
+# torch.multinomial draws from at most 2**24 categories.
+_MAX_MULTINOMIAL = 2**24
 
 
 def _fail(argument, message):
     raise ValueError(f"{argument}: {message}")
 
 
-def _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, share_rows=None):
-    if not isinstance(e, torch.Tensor) or e.dim() != 2:
-        _fail("e", "expected a 2-D tensor [N, D] of hidden states")
-    if not isinstance(c, torch.Tensor) or c.dim() != 2:
-        _fail("c", "expected a 2-D tensor [V, D] of item embeddings")
-    if e.dtype not in _FLOAT_DTYPES + (torch.float64,):
-        _fail("e", f"dtype {e.dtype} is not float32, float16 or bfloat16")
-    if c.dtype not in _FLOAT_DTYPES + (torch.float64,):
-        _fail("c", f"dtype {c.dtype} is not float32, float16 or bfloat16")
+def _shape(t):
+    return tuple(t.shape)
+
+
+def _int(name, x, what, lo=None, hi=None):
+    """x as a Python int: an int or an integer scalar such as numpy's; not a bool, a float or a tensor."""
+    if isinstance(x, (bool, torch.Tensor)) or type(x).__name__ == "bool_" or not hasattr(type(x), "__index__"):
+        _fail(name, f"must be {what}, got {x!r} ({type(x).__name__})")
+    x = operator.index(x)
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        _fail(name, f"must be {what}, got {x}")
+    return x
+
+
+def _tensor(name, t, what):
+    if not isinstance(t, torch.Tensor):
+        _fail(name, f"expected {what}, got {type(t).__name__}")
+    if t.layout != torch.strided:
+        _fail(name, f"expected a dense tensor, got layout {t.layout}")
+
+
+def _one_device(tensors):
+    """All tensors on one device, else name the odd one: the first off the device most of them share (a tie goes
+    to e's device), e.g. 'e: is on cuda:0 while c and targets are on cpu'."""
+    devs = [(name, t.device) for name, t in tensors]
+    ref = max(devs, key=lambda nd: (sum(d == nd[1] for _, d in devs), nd[0] == "e"))[1]
+    odd = [name for name, d in devs if d != ref]
+    if odd:
+        on = [name for name, d in devs if d == ref]
+        who = on[0] if len(on) == 1 else ", ".join(on[:-1]) + " and " + on[-1]
+        dev = dict(devs)[odd[0]]
+        _fail(odd[0], f"is on {dev} while {who} {'is' if len(on) == 1 else 'are'} on {ref}; all must be on one device")
+
+
+def _finite(t, chunk=1 << 24):
+    """No NaN or Inf in t [rows, D], read in slices of about 2**24 elements (a bounded temporary)."""
+    step = max(1, chunk // max(1, t.shape[1]))
+    return all(bool(torch.isfinite(t[i:i + step]).all()) for i in range(0, t.shape[0], step))
+
+
+def _first(mask):
+    """Index (a tuple) of the first True element of a boolean tensor."""
+    return tuple(int(i) for i in mask.nonzero()[0])
+
+
+def _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, seed=None, share_rows=None,
+           deterministic=False, dc_by_item=None):
+    """Every argument, one ValueError naming the first bad one. In order: types and shapes (no data read), the
+    options, devices, 32-bit sizes (before anything is allocated), then the values. Common to the CPU and CUDA
+    paths; returns n, d, v, rows (of negatives), k, and ignore_index, share_rows and seed as Python ints."""
+    _tensor("e", e, "a 2-D float tensor [N, D] of hidden states")
+    if e.dim() != 2:
+        _fail("e", f"expected a 2-D tensor [N, D] of hidden states, got shape {_shape(e)}")
+    if e.dtype not in _FLOAT_DTYPES:
+        _fail("e", f"dtype {e.dtype} is not float32, float16, bfloat16 or float64")
     n, d = e.shape
-    v = c.shape[0]
     if n == 0:
         _fail("e", "N = 0 rows")
-    if d == 0 or c.shape[1] != d:
-        _fail("c", f"shape {tuple(c.shape)} does not match e's hidden size D={d}")
+    if d == 0:
+        _fail("e", "hidden size D = 0")
+    _tensor("c", c, "a 2-D float tensor [V, D] of item embeddings")
+    if c.dim() != 2:
+        _fail("c", f"expected a 2-D tensor [V, D] of item embeddings, got shape {_shape(c)}")
+    if c.dtype not in _FLOAT_DTYPES:
+        _fail("c", f"dtype {c.dtype} is not float32, float16, bfloat16 or float64")
+    v = c.shape[0]
+    if c.shape[1] != d:
+        _fail("c", f"shape {_shape(c)} does not match e's hidden size D = {d}")
     if v < 2:
         _fail("c", f"V = {v} items; CCE- needs at least 2")
-    if c.device != e.device:
-        _fail("c", f"is on {c.device}, e on {e.device}")
-    if not isinstance(targets, torch.Tensor) or targets.dim() != 1 or targets.shape[0] != n:
-        _fail("targets", f"expected a 1-D integer tensor of length N={n}")
+    _tensor("targets", targets, f"a 1-D integer tensor [N={n}] of item ids")
     if targets.dtype not in _INT_DTYPES:
         _fail("targets", f"dtype {targets.dtype} is not an integer type")
-    if targets.device != e.device:
-        _fail("targets", f"is on {targets.device}, e on {e.device}")
-    if reduction not in ("mean", "sum", "none"):
-        _fail("reduction", f"'{reduction}' is not one of mean, sum, none")
-    if not isinstance(ignore_index, int):
-        _fail("ignore_index", "must be an int")
-    live = targets != ignore_index
-    if bool(((targets < 0) | (targets >= v))[live].any()):
-        _fail("targets", f"an item id is outside [0, V={v}) and is not ignore_index={ignore_index}")
-    if share_rows is not None and share_rows not in (16, 32, 64, 128):
-        _fail("share_rows", f"must be 16, 32, 64 or 128 rows, got {share_rows!r}")
+    if targets.dim() != 1 or targets.shape[0] != n:
+        _fail("targets", f"expected a 1-D integer tensor [N={n}], got shape {_shape(targets)}")
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum", "none"):
+        _fail("reduction", f"must be 'mean', 'sum' or 'none', got {reduction!r}")
+    # The kernels take ignore_index as a 32-bit int.
+    ignore_index = _int("ignore_index", ignore_index, "an int in [-2**31, 2**31)", -(2**31), 2**31 - 1)
+    if share_rows is not None:
+        share_rows = _int("share_rows", share_rows, "None or 16, 32, 64 or 128 rows")
+        if share_rows not in _SHARES:
+            _fail("share_rows", f"must be None or 16, 32, 64 or 128 rows, got {share_rows}")
+    if not isinstance(deterministic, bool):
+        _fail("deterministic", f"must be True or False, got {deterministic!r}")
+    if dc_by_item is not None and not isinstance(dc_by_item, bool):
+        _fail("dc_by_item", f"must be None, True or False, got {dc_by_item!r}")
+    if dc_by_item and (share_rows or deterministic or reduction == "none"):
+        why = f"share_rows={share_rows}" if share_rows else "deterministic=True" if deterministic else None
+        why = why or "reduction='none'"
+        _fail("dc_by_item", f"True is for per-row negatives, reduction mean or sum and float dC; not with {why}")
     rows = -(-n // share_rows) if share_rows else n
     if (negatives is None) == (num_negatives is None):
-        _fail("negatives", "give exactly one of negatives (a tensor [N, K]) or num_negatives (K)")
+        _fail("negatives", "give exactly one of negatives (a tensor [N, K] of item ids) or num_negatives (K)")
     if negatives is not None:
-        if not isinstance(negatives, torch.Tensor) or negatives.dim() != 2 or negatives.shape[0] != rows:
-            _fail("negatives", f"expected an integer tensor [N={n}, K]" if not share_rows else f"expected an integer tensor [G={rows}, K] (one row of negatives per group of {share_rows} rows)")
+        want = f"[N={n}, K]" if not share_rows else f"[G={rows}, K] (one row of negatives per {share_rows} rows)"
+        _tensor("negatives", negatives, f"an integer tensor {want}")
         if negatives.dtype not in _INT_DTYPES:
             _fail("negatives", f"dtype {negatives.dtype} is not an integer type")
-        if negatives.shape[1] < 1:
-            _fail("negatives", "K = 0 negatives per row")
-        if negatives.device != e.device:
-            _fail("negatives", f"is on {negatives.device}, e on {e.device}")
-        if bool(((negatives < 0) | (negatives >= v)).any()):
-            _fail("negatives", f"an item id is outside [0, V={v})")
+        if negatives.dim() != 2 or negatives.shape[0] != rows:
+            _fail("negatives", f"expected an integer tensor {want}, got shape {_shape(negatives)}")
         k = negatives.shape[1]
+        if k < 1:
+            _fail("negatives", "K = 0 negatives per row")
+        if seed is not None:
+            _fail("seed", "seeds the negatives drawn here (num_negatives); it has no use with negatives given")
     else:
-        if not isinstance(num_negatives, int) or num_negatives < 1:
-            _fail("num_negatives", f"must be a positive int, got {num_negatives!r}")
-        k = num_negatives
+        k = _int("num_negatives", num_negatives, "a positive int", 1)
+    if seed is not None:
+        # Philox4x32's 64-bit key; torch.Generator takes the same range.
+        seed = _int("seed", seed, "None or an int in [0, 2**64)", 0, 2**64 - 1)
     if item_probs is not None:
-        if not isinstance(item_probs, torch.Tensor) or item_probs.dim() != 1 or item_probs.shape[0] != v:
-            _fail("item_probs", f"expected a 1-D tensor of length V={v}")
-        if not torch.isfinite(item_probs).all() or bool((item_probs < 0).any()) or float(item_probs.sum()) <= 0:
-            _fail("item_probs", "must be finite, non-negative and not all zero")
-    for name, t in (("e", e), ("c", c)):
-        if not bool(torch.isfinite(t).all()):
-            _fail(name, "contains NaN or Inf")
-    for name, size in (("e", n * d), ("c", v * d), ("negatives", rows * k)):
+        _tensor("item_probs", item_probs, f"a 1-D float tensor [V={v}] of sampling probabilities")
+        if not item_probs.is_floating_point():
+            _fail("item_probs", f"dtype {item_probs.dtype} is not a floating type")
+        if item_probs.dim() != 1 or item_probs.shape[0] != v:
+            _fail("item_probs", f"expected a 1-D tensor [V={v}], got shape {_shape(item_probs)}")
+        if item_probs.device.type == "meta":
+            _fail("item_probs", "is a meta tensor (it holds no data)")
+    # item_probs may live anywhere (it is read once, on e's device); the others must share one device.
+    on_device = [("e", e), ("c", c), ("targets", targets)]
+    _one_device(on_device + ([("negatives", negatives)] if negatives is not None else []))
+    # Every 32-bit offset product of the kernels, before the negatives are drawn or anything else is allocated.
+    neg_name = "negatives" if negatives is not None else "num_negatives"
+    products = (("e", "N·D", n * d), ("c", "V·D", v * d), (neg_name, "G·K" if share_rows else "N·K", rows * k))
+    for name, what, size in products:
         if size > _MAX_OFFSET:
-            _fail(name, f"{size} elements overflow 32-bit offsets")
-    return n, d, v, k
+            _fail(name, f"{what} = {size} elements overflow 32-bit offsets (at most 2**31 - 1)")
+    if item_probs is not None and negatives is None and v > _MAX_MULTINOMIAL:
+        _fail("item_probs", f"drawing from V = {v} > 2**24 items is beyond torch.multinomial; pass negatives instead")
+    # The values: one pass over each argument, no temporary larger than the argument.
+    if e.device.type == "meta":
+        _fail("e", "is a meta tensor (it holds no data)")
+    live = targets != ignore_index
+    bad = ((targets < 0) | (targets >= v)) & live
+    if bool(bad.any()):
+        i = _first(bad)[0]
+        _fail("targets", f"targets[{i}] = {int(targets[i])} is outside [0, V={v}) and is not "
+              f"ignore_index={ignore_index}")
+    if negatives is not None and (int(negatives.min()) < 0 or int(negatives.max()) >= v):
+        i, j = _first((negatives < 0) | (negatives >= v))
+        _fail("negatives", f"negatives[{i}, {j}] = {int(negatives[i, j])} is outside [0, V={v})")
+    if item_probs is not None:
+        p = item_probs.detach().double()
+        if not bool(torch.isfinite(p).all()) or bool((p < 0).any()):
+            _fail("item_probs", "must be finite and non-negative")
+        total = float(p.sum())
+        if not total > 0 or not math.isfinite(total):
+            _fail("item_probs", f"must have a positive finite sum, got {total}")
+        zero = p == 0
+        if negatives is not None and bool(zero.any()):
+            hit = zero.to(negatives.device)[negatives.long()]
+            if bool(hit.any()):
+                i, j = _first(hit)
+                _fail("negatives", f"negatives[{i}, {j}] = {int(negatives[i, j])} has item_probs 0 (log q = -inf)")
+    for name, t in (("e", e), ("c", c)):
+        if not _finite(t.detach()):
+            _fail(name, "contains NaN or Inf")
+    return n, d, v, rows, k, ignore_index, share_rows, seed
 
 
 def _draw(n, k, v, item_probs, device, seed):
     gen = None
     if seed is not None:
         gen = torch.Generator(device=device)
-        gen.manual_seed(int(seed))
+        gen.manual_seed(seed)
     if item_probs is None:
         return torch.randint(0, v, (n, k), device=device, generator=gen)
-    return torch.multinomial(item_probs.to(device=device, dtype=torch.float32), n * k, replacement=True, generator=gen).view(n, k)
+    # Normalized in float64 first: tiny probabilities would otherwise all round to 0 in float32.
+    q = item_probs.to(device=device, dtype=torch.float64)
+    q = (q / q.sum()).to(torch.float32)
+    return torch.multinomial(q, n * k, replacement=True, generator=gen).view(n, k)
 
 
 def _logq(item_probs, v, device):
@@ -192,7 +293,8 @@ def reference_cce_minus_loss(e, c, targets, negatives, item_probs=None, ignore_i
     return _reference.cce_minus(e, c, targets, negatives, _logq(item_probs, v, e.device), ignore_index, reduction)
 
 
-def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, ignore_index=-100, reduction="mean", seed=None, share_rows=None, deterministic=False, dc_by_item=None):
+def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, ignore_index=-100,
+                   reduction="mean", seed=None, share_rows=None, deterministic=False, dc_by_item=None):
     """CCE- loss. e [N, D] hidden states, c [V, D] item embeddings, targets [N] item ids (or ignore_index).
 
     Negatives: a tensor [N, K] of item ids drawn from q, or num_negatives=K to draw them here (uniform over the
@@ -213,36 +315,46 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
     one float atomic per (row, negative): the forward computes dE in one sweep, then chunks of rows are counted,
     grouped by item and summed per run of one item (about 48 MiB of extra memory). None picks it for rows of at
     least 128 elements or an item gradient larger than the GPU's L2 cache (dc_by_item_default); True / False
-    force it.
+    force it (True with share_rows, deterministic=True or reduction="none" is an error).
+
+    seed (num_negatives only): an int in [0, 2**64) that makes the drawn negatives reproducible.
+    float64 inputs take the PyTorch path on any device. Bad arguments raise ValueError("<argument>: ...")
+    before anything large is allocated; on CUDA, so does a hidden size D that no emitted kernel serves.
     """
-    n, d, v, k = _check(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, share_rows)
-    rows = -(-n // share_rows) if share_rows else n
-    logq = _logq(item_probs, v, e.device)
+    n, d, v, rows, k, ignore_index, share_rows, seed = _check(
+        e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, seed, share_rows, deterministic,
+        dc_by_item)
     # Uniform negatives that the caller did not pass are drawn inside the kernels (Philox4x32-10, no index
     # tensor); the CPU path draws the same items with the same generator.
     philox = negatives is None and item_probs is None
-    if philox:
-        seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
-    elif negatives is None:
-        negatives = _draw(rows, k, v, item_probs, e.device, seed)
-    if e.is_cuda:
-        from . import _cuda
+    cuda = None
+    if e.is_cuda and e.dtype != torch.float64:  # float64: the PyTorch path, on the GPU
+        from . import _cuda, _tile
 
         if _cuda.available(e.device):
-            neg = (k, seed) if philox else negatives.to(torch.int32).contiguous()
+            cuda = _cuda
             if dc_by_item is None:
                 dc_by_item = _cuda.dc_by_item_default(c, share_rows, deterministic)
-            elif dc_by_item and (share_rows or deterministic or reduction == "none"):
-                _fail("dc_by_item", "is for per-row negatives with reduction mean or sum and float dC (not share_rows, not deterministic)")
-            return CceMinusFunction.apply(
-                e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), neg,
-                None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction, share_rows, bool(deterministic), bool(dc_by_item),
-            )
+            # Before anything is drawn or allocated: the package's kernels must serve this D (and share_rows).
+            tiles = bool(share_rows) and _tile.available(e.device, share_rows, e.dtype)
+            _cuda.check_supported(e.dtype, d, "uniform" if item_probs is None else "given",
+                                  "philox" if philox else "tensor", share_rows, deterministic,
+                                  dc_by_item and reduction != "none", tiles)
+    logq = _logq(item_probs, v, e.device)
+    if philox:
+        seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed
+    elif negatives is None:
+        negatives = _draw(rows, k, v, item_probs, e.device, seed)
+    if cuda is not None:
+        neg = (k, seed) if philox else negatives.to(torch.int32).contiguous()
+        return CceMinusFunction.apply(
+            e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), neg,
+            None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction, share_rows,
+            deterministic, bool(dc_by_item),
+        )
     if philox:
         negatives = _reference.philox_uniform(rows, k, v, seed, e.device, stream=1 if share_rows else 0)
-    if share_rows:
-        negatives = negatives.repeat_interleave(share_rows, dim=0)[:n]
-    return _reference.cce_minus(e, c, targets, negatives, logq, ignore_index, reduction)
+    return _reference.cce_minus(e, c, targets, negatives, logq, ignore_index, reduction, share=share_rows)
 `;
 
 export const REFERENCE_PY = `"""CCE- in plain PyTorch (fp32 accumulation, float64 for float64 inputs): the CPU path and the fallback."""
@@ -283,15 +395,21 @@ def philox_uniform(n, k, v, seed, device, stream=0):
     return col.view(n, k)
 
 
-def cce_minus(e, c, targets, negatives, logq, ignore_index, reduction, chunk=4096):
+def cce_minus(e, c, targets, negatives, logq, ignore_index, reduction, chunk=4096, share=None):
+    """negatives [N, K], or [ceil(N / share), K] with share: one row of negatives per group of share rows (read
+    per slice of rows, never expanded to [N, K]). Slices of rows gather at most about 2**24 embedding elements."""
     acc = torch.float64 if e.dtype == torch.float64 else torch.float32
     v = c.shape[0]
     n = e.shape[0]
+    chunk = max(1, min(chunk, (1 << 24) // max(1, negatives.shape[1] * e.shape[1])))
     rows = []
     for s in range(0, n, chunk):
         ee = e[s:s + chunk].to(acc)
         t = targets[s:s + chunk].long()
-        neg = negatives[s:s + chunk].long()
+        if share:
+            neg = negatives[torch.arange(s, s + t.shape[0], device=negatives.device) // share].long()
+        else:
+            neg = negatives[s:s + chunk].long()
         live = t != ignore_index
         ts = torch.where(live, t, torch.zeros_like(t))
         s0 = (ee * c[ts].to(acc)).sum(-1)
@@ -458,26 +576,99 @@ def _function(kernel, device, exact_d=False):
     return _modules[key]
 
 
-def _bucket_ok(kernel, d):
+_NAMES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+# Kernels of dC by item that hold no embeddings: one schedule for every D.
+_COUNTERS = ("count_pairs", "fill_pairs", "scan_blocks", "scan_add")
+
+
+def _serves(kernel, d):
+    """Whether a kernel computes vectors of length d: its vector width divides d (vector loads move whole groups
+    of vec elements) and BLOCK_D = lanes * vec * dChunks >= d. The condition of dsl/schedule.ts's schedule check
+    for a D (checkScheduleForD), restated here in Python."""
     s = kernel["schedule"]
     return s["lanes"] * s["vec"] * s["dChunks"] >= d and d % s["vec"] == 0
 
 
+def _candidates(pass_, name, sampling, negatives, share, det, packed):
+    return [k for k in _MANIFEST["kernels"] if k["pass"] == pass_ and k["options"]["dtype"] == name
+            and k["options"]["sampling"] == sampling and k["options"].get("negatives", "tensor") == negatives
+            and k["options"].get("share") == share and k["options"].get("deterministic", False) == det
+            and k["options"].get("packed", False) == packed]
+
+
+def _served(kernels):
+    """The hidden sizes a set of kernels serves: per vector width, D up to the largest BLOCK_D, {vec: bound};
+    a width whose bound a narrower width reaches adds nothing and is left out."""
+    top = {}
+    for k in kernels:
+        s = k["schedule"]
+        top[s["vec"]] = max(top.get(s["vec"], 0), s["lanes"] * s["vec"] * s["dChunks"])
+    out = {}
+    for vec, bound in sorted(top.items()):
+        if all(bound > b for b in out.values()):
+            out[vec] = bound
+    return out
+
+
+def check_supported(dtype, d, sampling, negatives="tensor", share=None, det=False, by_item=False, tiles=False):
+    """ValueError naming the argument when this package cannot compute the call on CUDA, before anything is
+    drawn, allocated or launched: share_rows without kernels, a dtype not emitted, or a hidden size D that no
+    emitted schedule serves for one of the passes the call may run. tiles: the Triton tile kernels (any D) run
+    the shared negatives."""
+    name = _NAMES[dtype]
+    if share:
+        shares = sorted({k["options"]["share"] for k in _MANIFEST["kernels"] if k["options"].get("share")})
+        if share not in shares:
+            listed = ", ".join(map(str, shares)) or "none"
+            raise ValueError(f"share_rows: this package's CUDA kernels serve share_rows {listed}, not {share}")
+        if tiles:
+            return
+    dtypes = sorted({k["options"]["dtype"] for k in _MANIFEST["kernels"] if k["pass"] == "forward"})
+    if name not in dtypes:
+        raise ValueError(f"e: dtype {dtype} has no kernels in this package (emitted for {', '.join(dtypes)}); "
+                         f"re-emit with --dtype {name} or all")
+    needs = [("forward", False, False), ("backward", det, False), ("fused", det, False), ("fused_de", False, False)]
+    if by_item:
+        needs += [("fused_de_by_item", False, False), ("dc_by_item", False, False), ("dc_by_item", False, True)]
+    for pass_, kdet, packed in needs:
+        kernels = _candidates(pass_, name, sampling, negatives, share, kdet, packed)
+        if any(_serves(k, d) for k in kernels):
+            continue
+        served = _served(kernels)
+        what = f"{name} {pass_} kernels" + (f" for share_rows={share}" if share else "")
+        words = ", ".join(f"D <= {b}" + (f" with D % {vec} == 0" if vec > 1 else "") for vec, b in served.items())
+        emitted = ", ".join(map(str, _MANIFEST.get("dValues", []))) or "?"
+        if any(b >= d for b in served.values()):
+            # Long enough but no vector width divides D: re-emitting for this D would give the same schedules.
+            vec = min(vec for vec, b in served.items() if b >= d)
+            fix = f"pad e and c with zero columns to a multiple of {vec} (the loss is unchanged)"
+            fix += " or use share_rows=None" if share else ""
+        else:
+            fix = f"re-emit the package with --d-values including {d}"
+        raise ValueError(f"e: hidden size D = {d} is not served by this package's {what} ({words or 'none'}; "
+                         f"emitted for D = {emitted}); {fix}")
+
+
 def _pick(pass_, dtype, sampling, d, device, negatives="tensor", share=None, det=False, packed=False):
     """The kernel for this pass: a tuned schedule for the device if the package has one, else the smallest fit."""
-    name = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[dtype]
-    cands = [k for k in _MANIFEST["kernels"] if k["pass"] == pass_ and k["options"]["dtype"] == name and k["options"]["sampling"] == sampling
-             and k["options"].get("negatives", "tensor") == negatives and k["options"].get("share") == share
-             and k["options"].get("deterministic", False) == det and k["options"].get("packed", False) == packed and _bucket_ok(k, d)]
+    name = _NAMES[dtype]
+    cands = [k for k in _candidates(pass_, name, sampling, negatives, share, det, packed) if _serves(k, d)]
     if not cands:
-        raise CcekitCudaError(f"no emitted kernel for D={d} {name} {sampling}{f' shared by {share} rows' if share else ''}; re-emit with --d-values covering {d}")
+        # check_supported refuses such a call with a ValueError first.
+        raise CcekitCudaError(f"no emitted {pass_} kernel for D={d} {name} {sampling}"
+                              f"{f' shared by {share} rows' if share else ''}; re-emit with --d-values covering {d}")
     dev = torch.cuda.get_device_name(device)
-    tuned = {json.dumps(e["schedule"], sort_keys=True) for e in _TUNING.values() if e["key"]["device"]["name"] == dev and e["key"]["dtype"] == name}
-    cands.sort(key=lambda k: (json.dumps(k["schedule"], sort_keys=True) not in tuned, k["launch"]["blockD"], -k["schedule"]["vec"]))
+    tuned = {json.dumps(e["schedule"], sort_keys=True) for e in _TUNING.values()
+             if e["key"]["device"]["name"] == dev and e["key"]["dtype"] == name}
+    cands.sort(key=lambda k: (json.dumps(k["schedule"], sort_keys=True) not in tuned, k["launch"]["blockD"],
+                              -k["schedule"]["vec"]))
     return cands[0]
 
 
 def _launch(kernel, device, rows, tensors, scalars):
+    if kernel["pass"] not in _COUNTERS and not _serves(kernel, scalars["D"]):
+        # Never launched: a schedule whose vec does not divide D, or whose BLOCK_D is short of D, miscomputes.
+        raise CcekitCudaError(f"{kernel['file']}: its schedule does not serve D={scalars['D']}")
     fn = _function(kernel, device, scalars.get("D") == kernel["launch"]["blockD"])
     holders = []
     for p in kernel["parameters"]:
