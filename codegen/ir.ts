@@ -221,20 +221,32 @@ export function mapExpr(e: Expr, fn: (e: Expr) => Expr): Expr {
   return fn(mapChildren(e, (x) => mapExpr(x, fn)));
 }
 
-/** The expression with its direct operands replaced by f(operand). */
+/** The expression with its direct operands replaced by f(operand); `e` itself when none changed. */
 export function mapChildren(e: Expr, f: (x: Expr) => Expr): Expr {
   switch (e.op) {
     case 'bin':
-    case 'mm':
-      return { ...e, a: f(e.a), b: f(e.b) };
+    case 'mm': {
+      const a = f(e.a);
+      const b = f(e.b);
+      return a === e.a && b === e.b ? e : { ...e, a, b };
+    }
     case 'un':
     case 'cast':
-    case 'reduce':
-      return { ...e, a: f(e.a) };
-    case 'select':
-      return { ...e, c: f(e.c), a: f(e.a), b: f(e.b) };
-    case 'load':
-      return { ...e, index: f(e.index), mask: e.mask && f(e.mask) };
+    case 'reduce': {
+      const a = f(e.a);
+      return a === e.a ? e : { ...e, a };
+    }
+    case 'select': {
+      const c = f(e.c);
+      const a = f(e.a);
+      const b = f(e.b);
+      return c === e.c && a === e.a && b === e.b ? e : { ...e, c, a, b };
+    }
+    case 'load': {
+      const index = f(e.index);
+      const mask = e.mask && f(e.mask);
+      return index === e.index && mask === e.mask ? e : { ...e, index, mask };
+    }
     default:
       return e;
   }

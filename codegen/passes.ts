@@ -30,7 +30,9 @@ export function unrollLoops(body: readonly Stmt[]): Stmt[] {
         return r ? { ...e, name: r } : e;
       };
       const rename = (st: Stmt): Stmt => {
-        const m = mapStmtExprs(st, sub);
+        // A loop's body is renamed once, below (mapStmtExprs would also walk it).
+        const m =
+          st.k === 'for' ? { ...st, start: mapExpr(st.start, sub), end: mapExpr(st.end, sub) } : mapStmtExprs(st, sub);
         if ((m.k === 'let' || m.k === 'var' || m.k === 'assign') && renames.has(m.name)) return { ...m, name: renames.get(m.name)! } as Stmt;
         if (m.k === 'for') return { ...m, body: m.body.map(rename) };
         if (m.k === 'atomicAdd' && m.old && renames.has(m.old)) return { ...m, old: renames.get(m.old)! };
@@ -74,66 +76,107 @@ export function evalBin(fn: string, a: number, b: number, t: string): number | u
 
 /** Fold constant sub-expressions and simplify boolean identities (mask && true → mask). */
 export function foldExpr(e: Expr): Expr {
-  return mapExpr(e, (x) => {
-    if (x.op === 'bin') {
-      if (isConst(x.a) && isConst(x.b)) {
-        const v = evalBin(x.fn, x.a.v, x.b.v, x.a.t);
-        if (v !== undefined && Number.isFinite(v)) return { op: 'const', t: x.t, s: 'uniform', v };
-      }
-      const id = (c: Expr, other: Expr) => {
-        if (!isConst(c)) return undefined;
-        if (x.fn === 'and') return c.v ? other : c;
-        if (x.fn === 'or') return c.v ? c : other;
-        if (x.fn === 'add' && c.v === 0 && x.t !== 'f32') return other;
-        if (x.fn === 'mul' && c.v === 1) return other;
-        return undefined;
-      };
-      const r = id(x.a, x.b) ?? id(x.b, x.a);
-      if (r && r.s === x.s) return r;
-      if (r && r.op === 'const') return { ...r, s: 'uniform' };
-      if (r) return r;
-    }
-    if (x.op === 'select' && isConst(x.c)) return x.c.v ? x.a : x.b;
-    if (x.op === 'load' && x.mask && isConst(x.mask) && x.mask.v) return { ...x, mask: undefined };
-    if (x.op === 'cast' && isConst(x.a)) {
-      const v = x.t === 'f32' ? x.a.v : x.t === 'u32' ? x.a.v >>> 0 : Math.trunc(x.a.v) | 0;
-      return { op: 'const', t: x.t, s: 'uniform', v };
-    }
-    return x;
-  });
+  return mapExpr(e, foldNode);
 }
 
-export function foldConstants(body: readonly Stmt[]): Stmt[] {
-  return body.map((s) => {
-    const m = mapStmtExprs(s, (e) => foldExpr(e));
-    if (m.k === 'for') return { ...m, body: foldConstants(m.body) };
-    return m;
-  });
-}
-
-/** Drop lets and vars (with their assignments) that nothing reads; loads have no side effects. */
-export function eliminateDeadCode(body: readonly Stmt[]): Stmt[] {
-  let cur = [...body];
-  for (;;) {
-    const read = new Set<string>();
-    const visit = (st: readonly Stmt[]) =>
-      st.forEach((s) => {
-        for (const e of stmtExprs(s)) mapExpr(e, (x) => (x.op === 'ref' && read.add(x.name), x));
-        if (s.k === 'for') visit(s.body);
-      });
-    visit(cur);
-    let changed = false;
-    const prune = (st: readonly Stmt[]): Stmt[] =>
-      st.flatMap((s): Stmt[] => {
-        if ((s.k === 'let' || s.k === 'var' || s.k === 'assign') && !read.has(s.name)) {
-          changed = true;
-          return [];
-        }
-        return s.k === 'for' ? [{ ...s, body: prune(s.body) }] : [s];
-      });
-    cur = prune(cur);
-    if (!changed) return cur;
+/** One node of foldExpr, its operands already folded. */
+function foldNode(x: Expr): Expr {
+  if (x.op === 'bin') {
+    if (isConst(x.a) && isConst(x.b)) {
+      const v = evalBin(x.fn, x.a.v, x.b.v, x.a.t);
+      if (v !== undefined && Number.isFinite(v)) return { op: 'const', t: x.t, s: 'uniform', v };
+    }
+    const id = (c: Expr, other: Expr) => {
+      if (!isConst(c)) return undefined;
+      if (x.fn === 'and') return c.v ? other : c;
+      if (x.fn === 'or') return c.v ? c : other;
+      if (x.fn === 'add' && c.v === 0 && x.t !== 'f32') return other;
+      if (x.fn === 'mul' && c.v === 1) return other;
+      return undefined;
+    };
+    const r = id(x.a, x.b) ?? id(x.b, x.a);
+    if (r && r.s === x.s) return r;
+    if (r && r.op === 'const') return { ...r, s: 'uniform' };
+    if (r) return r;
   }
+  if (x.op === 'select' && isConst(x.c)) return x.c.v ? x.a : x.b;
+  if (x.op === 'load' && x.mask && isConst(x.mask) && x.mask.v) return { ...x, mask: undefined };
+  if (x.op === 'cast' && isConst(x.a)) {
+    const v = x.t === 'f32' ? x.a.v : x.t === 'u32' ? x.a.v >>> 0 : Math.trunc(x.a.v) | 0;
+    return { op: 'const', t: x.t, s: 'uniform', v };
+  }
+  return x;
+}
+
+/** Fold every expression of every statement; mapStmtExprs walks loop bodies and folds bottom-up. */
+export function foldConstants(body: readonly Stmt[]): Stmt[] {
+  return body.map((s) => mapStmtExprs(s, foldNode));
+}
+
+/** The names an expression reads, with repeats (the operands of mapChildren, without rebuilding). */
+function refsOf(e: Expr, out: string[]): void {
+  switch (e.op) {
+    case 'ref':
+      out.push(e.name);
+      return;
+    case 'bin':
+    case 'mm':
+      refsOf(e.a, out);
+      refsOf(e.b, out);
+      return;
+    case 'un':
+    case 'cast':
+    case 'reduce':
+      refsOf(e.a, out);
+      return;
+    case 'select':
+      refsOf(e.c, out);
+      refsOf(e.a, out);
+      refsOf(e.b, out);
+      return;
+    case 'load':
+      refsOf(e.index, out);
+      if (e.mask) refsOf(e.mask, out);
+      return;
+    default:
+      return;
+  }
+}
+
+/**
+ * Drop lets and vars (with their assignments) that nothing reads; loads have no side effects. A name's
+ * reads are counted once; dropping a statement releases its reads, which may leave more names unread.
+ */
+export function eliminateDeadCode(body: readonly Stmt[]): Stmt[] {
+  const reads = new Map<Stmt, string[]>();
+  const writers = new Map<string, Stmt[]>();
+  const count = new Map<string, number>();
+  const visit = (st: readonly Stmt[]) =>
+    st.forEach((s) => {
+      const names: string[] = [];
+      for (const e of stmtExprs(s)) refsOf(e, names);
+      reads.set(s, names);
+      for (const n of names) count.set(n, (count.get(n) ?? 0) + 1);
+      if (s.k === 'let' || s.k === 'var' || s.k === 'assign') writers.set(s.name, [...(writers.get(s.name) ?? []), s]);
+      if (s.k === 'for') visit(s.body);
+    });
+  visit(body);
+  const dead = new Set<Stmt>();
+  const work = [...writers.keys()].filter((n) => !count.get(n));
+  while (work.length) {
+    for (const s of writers.get(work.pop()!)!) {
+      if (dead.has(s)) continue;
+      dead.add(s);
+      for (const n of reads.get(s)!) {
+        const left = count.get(n)! - 1;
+        count.set(n, left);
+        if (left === 0 && writers.has(n)) work.push(n);
+      }
+    }
+  }
+  const prune = (st: readonly Stmt[]): Stmt[] =>
+    st.flatMap((s): Stmt[] => (dead.has(s) ? [] : s.k === 'for' ? [{ ...s, body: prune(s.body) }] : [s]));
+  return prune(body);
 }
 
 export function runPasses(k: Kernel): Kernel {
