@@ -23,6 +23,7 @@ import {
   compileNvrtcBundles,
   errorsOf,
   findNvcc,
+  findPtxas,
   findNvrtc,
   findPython,
   makeTempDir,
@@ -123,9 +124,11 @@ function firstBySource(cases: readonly Case[]): (c: Case) => Case {
   return (c) => first.get(c.source)!;
 }
 
-describe('CUDA: nvcc -cubin sm_90a, ptxas -v', () => {
+// nvcc builds the default schedule's kernels (the runtime's toolkit: registers and spills are checked there);
+// every kernel, at every schedule, is compiled by NVRTC and its PTX assembled for sm_90a by ptxas below.
+describe('CUDA: nvcc -cubin sm_90a, ptxas -v (default schedule)', () => {
   const nvcc = findNvcc();
-  const cases = emitAll('cuda');
+  const cases = emitAll('cuda').filter((c) => c.schedule === 'default');
   const compiledAs = firstBySource(cases);
   const results = new Map<string, CudaBundleResult>();
   let broken: CudaBundleResult;
@@ -176,7 +179,7 @@ describe('CUDA: nvcc -cubin sm_90a, ptxas -v', () => {
       expect(k!.arch).toBe('sm_90a');
     });
 
-    it.each(cases.filter((c) => c.schedule === 'default'))('$id does not spill at the default schedule', (c0) => {
+    it.each(cases)('$id does not spill at the default schedule', (c0) => {
       const c = compiledAs(c0);
       const k = results.get(groupOf(c))!.kernels.get(bundledName(c.file));
       expect(k, `ptxas reported no entry for ${c.file}`).toBeDefined();
@@ -199,25 +202,27 @@ describe('CUDA: nvcc -cubin sm_90a, ptxas -v', () => {
   });
 });
 
-describe('CUDA: NVRTC compute_90', () => {
+describe('CUDA: NVRTC compute_90, its PTX through ptxas for sm_90a', () => {
   const nvrtc = findNvrtc();
+  const ptxas = findPtxas();
   const cases = emitAll('cuda');
   const compiledAs = firstBySource(cases);
   const OPTIONS = ['--gpu-architecture=compute_90'];
   let results = new Map<string, Map<string, NvrtcUnitResult>>();
 
   describe('', () => {
-    const missing = needs('NVRTC (libnvrtc)', !!nvrtc);
+    const missing = needs('NVRTC (libnvrtc)', !!nvrtc) || needs('ptxas (beside nvcc)', !!ptxas);
     let tmp: ReturnType<typeof makeTempDir>;
     beforeAll(async () => {
       if (missing) return;
       const lib = must('NVRTC (libnvrtc)', nvrtc);
+      const assembler = must('ptxas (beside nvcc)', ptxas);
       tmp = makeTempDir('nvrtc');
       const groups = cudaBundles(cases);
       const t0 = performance.now();
       // One program per (schedule, dtype), as many NVRTC processes at once as cores; a program that fails is
       // compiled again one kernel at a time, so each case below reports its own error.
-      results = await compileNvrtcBundles(tmp.dir, groups, OPTIONS);
+      results = await compileNvrtcBundles(tmp.dir, groups, OPTIONS, undefined, assembler);
       const units = [...groups.values()].reduce((a, g) => a + g.length, 0);
       const wall = seconds(performance.now() - t0);
       timings.push(`NVRTC ${lib.version.join('.')}: ${units} distinct kernels in ${groups.size} programs, ${wall}`);
@@ -231,6 +236,16 @@ describe('CUDA: NVRTC compute_90', () => {
       expect(r?.ptx).toMatch(new RegExp(`\\.visible \\.entry ${bundledName(c.file)}\\(`));
     });
 
+    it.each(cases)('$id assembles for sm_90a (ptxas on NVRTC\'s PTX)', (c0) => {
+      const c = compiledAs(c0);
+      const r = results.get(groupOf(c))?.get(c.file);
+      expect(r?.ptx, `NVRTC error in ${c.file}`).toBeDefined();
+      const ok = r as NvrtcUnitResult & { ptx: string };
+      expect(ok.ptxasErrors, `ptxas errors in the program of ${c.file}`).toBeUndefined();
+      expect(ok.sm90a, `ptxas reported no entry for ${c.file}`).toBeDefined();
+      expect(ok.sm90a!.arch).toBe('sm_90a');
+    });
+
     it('negative control: an undeclared identifier is an NvrtcError with the log', () => {
       let error: unknown;
       try {
@@ -242,6 +257,17 @@ describe('CUDA: NVRTC compute_90', () => {
       const e = error as NvrtcError;
       expect([e.call, e.errorName]).toEqual(['nvrtcCompileProgram', 'NVRTC_ERROR_COMPILATION']);
       expect(e.log).toMatch(/undeclared_identifier/);
+    });
+
+    it('negative control: PTX that ptxas refuses (too much shared memory for sm_90a) is reported', async () => {
+      // NVRTC emits this PTX; only the assembler knows the 227 KiB limit of a block's shared memory.
+      const source = 'extern "C" __global__ void big(float* o) {\n  __shared__ float s[100000];\n' +
+        '  s[threadIdx.x] = 1.0f;\n  __syncthreads();\n  o[threadIdx.x] = s[255 - threadIdx.x];\n}\n';
+      const unit = { file: 'big.cu', entry: 'big', source };
+      const r = await compileNvrtcBundles(join(tmp.dir, 'big'), new Map([['big', [unit]]]), OPTIONS, 1, ptxas!);
+      const u = r.get('big')!.get('big.cu')!;
+      expect(u.ptx).toMatch(/\.visible \.entry big\(/);
+      expect((u as { ptxasErrors?: string }).ptxasErrors).toMatch(/shared/i);
     });
 
     it('negative control: an unknown option is an NvrtcError', () => {

@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, homedir, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeEach, expect } from 'vitest';
@@ -198,7 +198,8 @@ export const QUICK_WGSL_SCHEDULE: Schedule = { rows: 4, lanes: 16, vec: 1, dChun
 // Compiler answers kept between runs: the same input, compiler and flags get the same answer
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const COMPILE_CACHE = join(REPO_ROOT, 'node_modules', '.cache', 'ccekit-compile');
+/** Beside the tuning DB ($CCEKIT_CACHE or ~/.cache/ccekit), so that a fresh clone and `npm ci` keep it. */
+const COMPILE_CACHE = join(process.env.CCEKIT_CACHE ?? join(homedir(), '.cache', 'ccekit'), 'compile');
 
 /** A compiler's identity for cache keys: its resolved path, size, mtime and `--version` output. */
 const identities = new Map<string, string>();
@@ -216,7 +217,7 @@ function toolIdentity(tool: string): string {
 export const compileCache = { kept: 0, compiled: 0 };
 
 /**
- * `compile()`'s answer, kept on disk (node_modules/.cache/ccekit-compile) under a hash of `key`, which holds
+ * `compile()`'s answer, kept on disk (COMPILE_CACHE) under a hash of `key`, which holds
  * the compiler's identity, its flags and the whole input: a later run with the same key reads the answer
  * instead of compiling again, and a changed kernel is a new key, so each distinct kernel is compiled once per
  * compiler. A failure of the tool itself throws and is not kept. CCEKIT_COMPILE_CACHE=0 compiles everything,
@@ -252,6 +253,16 @@ export const findNvcc = (): string | null =>
   hidden('nvcc')
     ? null
     : which('nvcc', [process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'bin'), '/usr/local/cuda/bin']);
+
+/** ptxas beside nvcc (the same toolkit), or null where nvcc is missing or hidden. */
+export const findPtxas = (): string | null => {
+  const nvcc = findNvcc();
+  const ptxas = nvcc && join(dirname(realpathSync(nvcc)), 'ptxas');
+  return ptxas && existsSync(ptxas) ? ptxas : null;
+};
+
+/** ptxas's flags for NVRTC's PTX: machine code for sm_90a (compute_90 PTX assembles for it), with resources. */
+export const PTXAS_SM90A = ['-arch=sm_90a', '-v'];
 
 /** NVRTC (libnvrtc through koffi), or null where it is not installed or hidden. */
 export const findNvrtc = (): Nvrtc | null => (hidden('nvrtc') ? null : loadNvrtc());
@@ -347,7 +358,11 @@ export const errorsOf = (lines: readonly string[] | undefined): string[] => (lin
 // CUDA: NVRTC, many kernels a program, several programs at once (each in a process of its own)
 
 /** What NVRTC made of one unit: the `.visible .entry` lines of the program that held it, or its compile error. */
-export type NvrtcUnitResult = { ptx: string; error?: undefined } | { ptx?: undefined; error: string };
+export type NvrtcUnitResult =
+  | { ptx: string; error?: undefined; sm90a?: PtxasKernel; ptxasErrors?: string }
+  | { ptx?: undefined; error: string };
+/** A program's answer: NVRTC's (entries only) and, when asked for, ptxas's report on its whole PTX. */
+type NvrtcAnswer = (NvrtcProgramResult & { ptxas?: undefined }) | { ptx: string; ptxas: RunResult };
 
 const NVRTC_SCRIPT = fileURLToPath(new URL('./nvrtc-programs.ts', import.meta.url));
 /** One NVRTC program of several units, as compileCudaBundle's bundle: each entry renamed to bundledName(file). */
@@ -371,19 +386,25 @@ async function nvrtcPrograms(
   programs: readonly { name: string; source: string }[],
   options: readonly string[],
   limit: number,
-): Promise<NvrtcProgramResult[]> {
+  ptxas?: string,
+): Promise<NvrtcAnswer[]> {
   mkdirSync(dir, { recursive: true });
+  const assembler = ptxas ? [toolIdentity(ptxas), ...PTXAS_SM90A] : [];
   return parallel(
     programs.map((p, i) => () =>
-      cachedCompile(['nvrtc', nvrtcIdentity(), ...options, p.name, p.source], async () => {
+      cachedCompile(['nvrtc', nvrtcIdentity(), ...options, ...assembler, p.name, p.source], async () => {
         const job = join(dir, `job${i}.json`);
         const result = join(dir, `result${i}.json`);
         writeFileSync(job, JSON.stringify({ options: [...options], programs: [p] } satisfies NvrtcJob));
         const r = await runTool(process.execPath, ['--import', 'tsx', NVRTC_SCRIPT, job, result], REPO_ROOT);
         if (r.code !== 0) throw new Error(`NVRTC process failed (exit ${r.code}):\n${r.output}`);
         const answer = (JSON.parse(readFileSync(result, 'utf8')) as NvrtcProgramResult[])[0]!;
-        // The entries are what the tests read of the PTX (megabytes a program otherwise).
-        return 'ptx' in answer ? { ptx: ptxEntries(answer.ptx) } : answer;
+        if (!('ptx' in answer)) return answer;
+        // The entries are what the tests read of the PTX (megabytes a program otherwise); ptxas reads it whole.
+        if (!ptxas) return { ptx: ptxEntries(answer.ptx) };
+        writeFileSync(join(dir, `program${i}.ptx`), answer.ptx);
+        const asm = await runTool(ptxas, [...PTXAS_SM90A, `program${i}.ptx`, '-o', `program${i}.cubin`], dir);
+        return { ptx: ptxEntries(answer.ptx), ptxas: asm };
       }),
     ),
     limit,
@@ -400,25 +421,31 @@ export async function compileNvrtcBundles(
   bundles: ReadonlyMap<string, readonly CudaUnit[]>,
   options: readonly string[],
   limit = availableParallelism(),
+  ptxas?: string,
 ): Promise<Map<string, Map<string, NvrtcUnitResult>>> {
   const keys = [...bundles.keys()];
   const programs = keys.map((k) => ({ name: `${k}.cu`, source: nvrtcBundleSource(bundles.get(k)!) }));
-  const first = await nvrtcPrograms(join(dir, 'bundles'), programs, options, limit);
+  const first = await nvrtcPrograms(join(dir, 'bundles'), programs, options, limit, ptxas);
+  const unitOf = (r: NvrtcAnswer & { ptx: string }, file: string): NvrtcUnitResult => {
+    if (!r.ptxas) return { ptx: r.ptx };
+    const errors = r.ptxas.code === 0 ? undefined : r.ptxas.output.trim() || `ptxas exit ${r.ptxas.code}`;
+    return { ptx: r.ptx, sm90a: parsePtxas(r.ptxas.output).get(bundledName(file)), ptxasErrors: errors };
+  };
   const out = new Map<string, Map<string, NvrtcUnitResult>>();
   const retry: { key: string; unit: CudaUnit }[] = [];
   keys.forEach((k, i) => {
     const r = first[i]!;
     const units = new Map<string, NvrtcUnitResult>();
-    for (const u of bundles.get(k)!) if ('ptx' in r) units.set(u.file, { ptx: r.ptx });
+    for (const u of bundles.get(k)!) if ('ptx' in r) units.set(u.file, unitOf(r, u.file));
     else retry.push({ key: k, unit: u });
     out.set(k, units);
   });
   const singles = retry.map(({ unit }) => ({ name: unit.file, source: nvrtcBundleSource([unit]) }));
-  const second = await nvrtcPrograms(join(dir, 'units'), singles, options, limit);
+  const second = await nvrtcPrograms(join(dir, 'units'), singles, options, limit, ptxas);
   retry.forEach(({ key, unit }, i) => {
     const r = second[i]!;
     const result: NvrtcUnitResult =
-      'ptx' in r ? { ptx: r.ptx } : { error: `${r.error.call}: ${r.error.errorName}\n${r.error.log}` };
+      'ptx' in r ? unitOf(r, unit.file) : { error: `${r.error.call}: ${r.error.errorName}\n${r.error.log}` };
     out.get(key)!.set(unit.file, result);
   });
   return out;
