@@ -94,8 +94,7 @@ async function scalarFnFrom(cmd: string, flag: string, spec: string | undefined,
   const text = readUserFile(cmd, `--${flag}`, file);
   const { compileScalarSource } = await import('../codegen/frontend.js');
   try {
-    const fn = compileScalarSource(file, text, name);
-    if (fn.args.length !== 1) throw new Error(`${fn.origin}: '${name}' takes ${fn.args.length} arguments; a ${flag} takes one`);
+    const fn = compileScalarSource(file, text, name, { arity: 1, role: flag });
     if (differentiate) derivative(fn, fn.args[0]!);
     return fn;
   } catch (e) {
