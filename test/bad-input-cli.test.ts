@@ -2,18 +2,16 @@
 // `ccekit: ...` that names the argument at fault, within 2 s, writing nothing (no stdout, no file, no folder).
 // Cases run in-process through main() (fast); the paths that used to hang (/proc, /sys) run as child processes
 // with a kill timeout, so that a hang fails the test instead of stalling the suite.
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SCHEDULE } from '../dsl/schedule.js';
 import { TUNING_SCHEMA, TuningDb } from '../runtime/autotune/db.js';
 import { WEBGPU_SCHEDULE } from '../runtime/webgpu/run.js';
 import { OutPathError, checkOutDir, checkOutFile, makeOutDir, writeOutFile } from '../runtime/fsout.js';
+import { type CliResult, mainCaptured, spawnCli } from './support/cli.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const box = mkdtempSync(join(tmpdir(), 'ccekit-bad-'));
 const cache = join(box, 'cache');
 afterAll(() => {
@@ -72,56 +70,13 @@ function snapshot(dir = box, out = new Map<string, number>()): Map<string, numbe
   return out;
 }
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+type Result = CliResult;
 
 let main: (argv: readonly string[]) => Promise<number>;
 
-/** main() in this process, stdout and stderr captured. */
-async function inProcess(args: readonly string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true)) as typeof process.stderr.write;
-  const t0 = performance.now();
-  let code: number;
-  try {
-    code = await main(args);
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-  return { code, stdout, stderr, ms: performance.now() - t0 };
-}
-
-/** `node --import tsx cli/main.ts ...`, killed after `limitMs`. */
-function spawned(args: readonly string[], limitMs = 60_000): Promise<Result & { killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const env = { ...process.env, CCEKIT_DEBUG: '', CCEKIT_CACHE: cache };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: ROOT, env });
-    let stdout = '';
-    let stderr = '';
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: performance.now() - t0, killed });
-    });
-  });
-}
+const inProcess = (args: readonly string[]): Promise<Result> => mainCaptured(main, args);
+/** The CLI in a child process (`node --import tsx cli/main.ts`), killed after `limitMs`. */
+const spawned = (args: readonly string[], limitMs = 60_000) => spawnCli(args, { env: { CCEKIT_CACHE: cache }, limitMs });
 
 /** Exit 2, no stdout, exactly one stderr line `ccekit: ...` holding every fragment, no stack, no internal error. */
 function expectOneLine(r: Result, fragments: readonly string[]): void {

@@ -1,33 +1,18 @@
 // The ccekit CLI: main() in this process (fast) for most cases, and as a user runs it, a child process of
 // `node --import tsx cli/main.ts`, for the usage text and one emit (the bad-input table is test/bad-input-cli.test.ts).
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, mainCaptured, spawnCli } from './support/cli.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'ccekit-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
-function spawned(...args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: ROOT, env: { ...process.env, CCEKIT_DEBUG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The CLI as a user runs it, a child process of `node --import tsx cli/main.ts`. */
+const spawned = (...args: string[]): Promise<Result> => spawnCli(args, { limitMs: 120_000 });
 
 let main: (argv: readonly string[]) => Promise<number>;
 beforeAll(async () => {
@@ -36,20 +21,7 @@ beforeAll(async () => {
 });
 
 /** main() in this process with stdout and stderr captured. */
-async function ccekit(...args: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((x: string | Uint8Array) => ((stdout += String(x)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((x: string | Uint8Array) => ((stderr += String(x)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-}
+const ccekit = (...args: string[]): Promise<Result> => mainCaptured(main, args);
 
 /** A usage or library error: exit 2, exactly one stderr line `ccekit: ...`, no stack trace. */
 function expectOneLineError(r: Result, ...fragments: string[]): void {
