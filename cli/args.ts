@@ -183,7 +183,12 @@ export function readUserFile(cmd: string, flag: string, path: string, maxBytes =
   }
 }
 
-const oneLineText = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+/** One line of printable text: newlines become spaces, other control characters '?'. */
+export const oneLine = (s: string): string =>
+  s
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '?')
+    .trim();
 
 /**
  * The value of a JSON-or-file flag: JSON text when it starts with '{' or '[', else the name of a JSON file.
@@ -197,7 +202,7 @@ export function jsonFlag(cmd: string, flag: string, raw: string): unknown {
     return JSON.parse(text);
   } catch (e) {
     const where = inline ? '' : ` (file '${raw}')`;
-    throw new UsageError(`${flag}${where} is not valid JSON: ${oneLineText((e as Error).message)}`, cmd);
+    throw new UsageError(`${flag}${where} is not valid JSON: ${oneLine((e as Error).message)}`, cmd);
   }
 }
 

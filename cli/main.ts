@@ -23,7 +23,7 @@ import { CceInputError, type CceProblem, checkSizes } from '../runtime/problem.j
 import { type GenOptions, randomProblem } from '../runtime/random.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import { type FlagTable, UsageError, checkShare, intList, isHelp, parseFlags, table, usage } from './args.js';
-import { givenFlags, readUserFile, scheduleFlag, scheduleValue } from './args.js';
+import { givenFlags, oneLine, readUserFile, scheduleFlag, scheduleValue } from './args.js';
 import { OutPathError, checkOutDir, makeOutDir, writeOutFile } from '../runtime/fsout.js';
 import { gpuTolerance, relErr } from '../runtime/check.js';
 import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune } from './gpu.js';
@@ -38,12 +38,6 @@ const DTYPES: readonly FloatDType[] = ['f32', 'f16', 'bf16'];
 
 const out = (s = '') => process.stdout.write(s + '\n');
 const err = (s: string) => process.stderr.write(s + '\n');
-/** One line of printable text: newlines become spaces, other control characters '?'. */
-const oneLine = (s: string) =>
-  s
-    .replace(/\s*\n\s*/g, ' ')
-    .replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '?')
-    .trim();
 
 // ---------------------------------------------------------------- shared flags
 
