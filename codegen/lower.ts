@@ -267,10 +267,15 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
   return lk;
 }
 
+/** indexesVectors by lowered body: the runtimes ask at every launch, the body never changes. */
+const vectorBodies = new WeakMap<LStmt[], boolean>();
+
 /** Whether a lowered kernel has vec regions (indexes vectors of its vecDim): its schedule must suit D. */
 export function indexesVectors(lk: Pick<LoweredKernel, 'body'>): boolean {
   const walk = (b: LStmt[]): boolean => b.some((s) => s.k === 'vec' || (s.k === 'for' && walk(s.body)));
-  return walk(lk.body);
+  let known = vectorBodies.get(lk.body);
+  if (known === undefined) vectorBodies.set(lk.body, (known = walk(lk.body)));
+  return known;
 }
 
 /**
