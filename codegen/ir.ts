@@ -38,7 +38,10 @@ export function scopeWithin(inner: Scope, outer: Scope): boolean {
 export function widerScope(a: Scope, b: Scope): Scope {
   const axes = ['r', 'c', 'd'].filter((x) => AXES[a].includes(x) || AXES[b].includes(x)).join('');
   const s = BY_AXES.get(axes);
-  if (!s) throw new ScopeError(`a ${a} value and a ${b} value span rows, candidates and elements at once; contract one axis with mm()`);
+  if (!s)
+    throw new ScopeError(
+      `a ${a} value and a ${b} value span rows, candidates and elements at once; contract one axis with mm()`,
+    );
   return s;
 }
 
@@ -81,7 +84,8 @@ export type Expr = Typed &
     | { op: 'select'; c: Expr; a: Expr; b: Expr }
     | { op: 'cast'; a: Expr }
     | { op: 'load'; tensor: string; index: Expr; mask?: Expr }
-    | { op: 'reduce'; fn: 'sum' | 'max'; a: Expr; axis?: 'd' | 'c' } // over d < vector length (vec → row) or candidates (tile → row)
+    // over d < vector length (vec → row) or candidates (tile → row)
+    | { op: 'reduce'; fn: 'sum' | 'max'; a: Expr; axis?: 'd' | 'c' }
     | MatMul
   );
 

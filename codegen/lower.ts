@@ -12,15 +12,25 @@ import { type Expr, type Kernel, type Scope, type Stmt, type ValueType, mapExpr,
 import { runPasses } from './passes.js';
 import { untile } from './untile.js';
 import { verifyKernel, VerifyError } from './verify.js';
-import {
-  type DeviceCaps, type Schedule, blockD, checkScheduleForD, checkScheduleShape, invocations, perLane,
-} from '../dsl/schedule.js';
+import { type Schedule, blockD, checkScheduleForD, checkScheduleShape, invocations, perLane } from '../dsl/schedule.js';
+import { type DeviceCaps, checkAgainstCaps, sharedBytes, traitsOf } from './target.js';
+import { markRowShared, markTemporaries, mergeRegions, refs } from './regions.js';
+
 
 export type LStmt =
   | { k: 'decl'; name: string; t: ValueType; s: Scope; init?: Expr; mut: boolean }
   | { k: 'assign'; name: string; value: Expr }
   | { k: 'load'; name: string; t: ValueType; s: Scope; tensor: string; index: Expr; mask: Expr; row?: RowAccess }
-  | { k: 'store' | 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; row?: RowAccess; rowShared?: number; old?: string }
+  | {
+      k: 'store' | 'atomicAdd';
+      tensor: string;
+      index: Expr;
+      value: Expr;
+      mask?: Expr;
+      row?: RowAccess;
+      rowShared?: number;
+      old?: string;
+    }
   | { k: 'for'; v: string; start: Expr; end: Expr; step: number; body: LStmt[] }
   | { k: 'vec'; body: LStmt[] }
   | { k: 'accum'; fn: 'sum' | 'max'; target: string; value: Expr }
@@ -46,7 +56,8 @@ export function rowAccessOf(index: Expr, mask: Expr | undefined, vecDim: string)
   const dValid = (e: Expr) => e.op === 'bin' && e.fn === 'lt' && isD(e.a) && isDim(e.b);
   if (!mask) return undefined;
   if (dValid(mask)) return { base: m.a };
-  if (mask.op === 'bin' && mask.fn === 'and' && dValid(mask.a) && mask.b.s !== 'vec') return { base: m.a, mask: mask.b };
+  if (mask.op === 'bin' && mask.fn === 'and' && dValid(mask.a) && mask.b.s !== 'vec')
+    return { base: m.a, mask: mask.b };
   return undefined;
 }
 
@@ -87,31 +98,30 @@ export interface LowerOptions {
 }
 
 /** d < vecDim: the element guard that exactD kernels drop. */
-export const isDGuard = (e: Expr, vecDim: string): boolean => e.op === 'bin' && e.fn === 'lt' && e.a.op === 'd' && e.b.op === 'param' && e.b.name === vecDim;
+export const isDGuard = (e: Expr, vecDim: string): boolean =>
+  e.op === 'bin' && e.fn === 'lt' && e.a.op === 'd' && e.b.op === 'param' && e.b.name === vecDim;
 
 export const NEG_BIG = -3.0e38;
 
 let counter = 0;
 const refOf = (name: string, t: ValueType, s: Scope): Expr => ({ op: 'ref', name, t, s });
 
-function refs(e: Expr, out: Set<string>): Set<string> {
-  if (e.op === 'ref') out.add(e.name);
-  for (const c of children(e)) refs(c, out);
-  return out;
-}
 /** Reductions over d (lowered into vec regions); reductions over candidates stay expressions of tile targets. */
 const hasReduce = (e: Expr): boolean => (e.op === 'reduce' && e.axis !== 'c') || children(e).some(hasReduce);
-
-/** Targets whose printers take tile values (candidate axis) as they are; the others get the untile pass. */
-const TILE_TARGETS = new Set(['triton']);
 
 export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: LowerOptions = {}): LoweredKernel {
   const exactD = !!opts.exactD;
   checkScheduleShape(schedule);
   verifyKernel(k0);
   if (k0.groupRows !== undefined && k0.groupRows % schedule.rows !== 0)
-    throw new VerifyError(k0.name, 'schedule', `rows = ${schedule.rows} per program must divide the ${k0.groupRows} rows of a group that share candidates`);
-  const k = runPasses(k0.cands !== undefined && !TILE_TARGETS.has(caps?.target ?? '') ? untile(k0) : k0);
+    throw new VerifyError(
+      k0.name,
+      'schedule',
+      `rows = ${schedule.rows} per program must divide the ${k0.groupRows} rows of a group that share candidates`,
+    );
+  // Printers of tile targets take tile values (the candidate axis) as they are; the others get the untile pass.
+  const tiles = caps ? traitsOf(caps).tiles : false;
+  const k = runPasses(k0.cands !== undefined && !tiles ? untile(k0) : k0);
   verifyKernel(k);
   counter = 0;
   const symbols = new Map<string, SymbolInfo>();
@@ -124,7 +134,8 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
       if (x.op !== 'load' || !x.mask) return x;
       const name = `${x.tensor.toLowerCase()}_ld${counter++}`;
       declare(name, x.t, x.s);
-      pre.push({ k: 'load', name, t: x.t, s: x.s, tensor: x.tensor, index: x.index, mask: x.mask, row: rowAccessOf(x.index, x.mask, k.vecDim) });
+      const row = rowAccessOf(x.index, x.mask, k.vecDim);
+      pre.push({ k: 'load', name, t: x.t, s: x.s, tensor: x.tensor, index: x.index, mask: x.mask, row });
       return refOf(name, x.t, x.s);
     });
 
@@ -134,7 +145,13 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
   const lowerBlock = (body: readonly Stmt[]): LStmt[] => {
     const out: LStmt[] = [];
     // Pending reduction batch: partial declarations, accumulations, and the statements that consume them.
-    let batch: { decls: LStmt[]; accums: LStmt[]; targets: Map<'sum' | 'max', string[]>; after: LStmt[]; defined: Set<string> } | null = null;
+    let batch: {
+      decls: LStmt[];
+      accums: LStmt[];
+      targets: Map<'sum' | 'max', string[]>;
+      after: LStmt[];
+      defined: Set<string>;
+    } | null = null;
     const flush = () => {
       if (!batch) return;
       out.push(...batch.decls, { k: 'vec', body: batch.accums });
@@ -185,10 +202,14 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
           const value = hoistLoads(s.value, pre);
           const mask = s.mask && hoistLoads(s.mask, pre);
           for (const p of pre) sink.push(...wrap(p, (p as { s: Scope }).s));
-          const scope = [index, value, mask].reduce<Scope>((a, e) => (e && e.s === 'vec' ? 'vec' : e && e.s === 'row' && a === 'uniform' ? 'row' : a), 'uniform');
+          const scope = [index, value, mask].reduce<Scope>(
+            (a, e) => (e && e.s === 'vec' ? 'vec' : e && e.s === 'row' && a === 'uniform' ? 'row' : a),
+            'uniform',
+          );
           const old = s.k === 'atomicAdd' ? s.old : undefined;
           if (old) declare(old, 'i32', scope);
-          sink.push(...wrap({ k: s.k, tensor: s.tensor, index, value, mask, row: scope === 'vec' ? rowAccessOf(index, mask, k.vecDim) : undefined, ...(old ? { old } : {}) }, scope));
+          const row = scope === 'vec' ? rowAccessOf(index, mask, k.vecDim) : undefined;
+          sink.push(...wrap({ k: s.k, tensor: s.tensor, index, value, mask, row, ...(old ? { old } : {}) }, scope));
           return;
         }
         case 'for':
@@ -198,7 +219,14 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
     };
 
     for (const s of body) {
-      const exprs = s.k === 'let' || s.k === 'assign' ? [s.value] : s.k === 'var' ? [s.init] : s.k === 'store' || s.k === 'atomicAdd' ? [s.index, s.value, ...(s.mask ? [s.mask] : [])] : [];
+      const exprs =
+        s.k === 'let' || s.k === 'assign'
+          ? [s.value]
+          : s.k === 'var'
+            ? [s.init]
+            : s.k === 'store' || s.k === 'atomicAdd'
+              ? [s.index, s.value, ...(s.mask ? [s.mask] : [])]
+              : [];
       if (!exprs.some(hasReduce)) {
         flush();
         simple(s, out);
@@ -218,9 +246,14 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
           const operand = hoistLoads(x.a, pre);
           refs(operand, deps);
           const ident = x.fn === 'sum' ? 0 : NEG_BIG;
-          decls.push({ k: 'decl', name, t: 'f32', s: 'row', init: { op: 'const', t: 'f32', s: 'uniform', v: ident }, mut: true });
-          const dValid: Expr = { op: 'bin', fn: 'lt', t: 'bool', s: 'vec', a: { op: 'd', t: 'i32', s: 'vec' }, b: { op: 'param', name: k.vecDim, t: 'i32', s: 'uniform' } };
-          const masked: Expr = exactD ? operand : { op: 'select', t: 'f32', s: 'vec', c: dValid, a: operand, b: { op: 'const', t: 'f32', s: 'uniform', v: ident } };
+          const identity: Expr = { op: 'const', t: 'f32', s: 'uniform', v: ident };
+          decls.push({ k: 'decl', name, t: 'f32', s: 'row', init: identity, mut: true });
+          const d: Expr = { op: 'd', t: 'i32', s: 'vec' };
+          const dim: Expr = { op: 'param', name: k.vecDim, t: 'i32', s: 'uniform' };
+          const dValid: Expr = { op: 'bin', fn: 'lt', t: 'bool', s: 'vec', a: d, b: dim };
+          const masked: Expr = exactD
+            ? operand
+            : { op: 'select', t: 'f32', s: 'vec', c: dValid, a: operand, b: identity };
           accums.push(...pre, { k: 'accum', fn: x.fn, target: name, value: masked });
           tgts.push([x.fn, name]);
           return refOf(name, 'f32', 'row');
@@ -282,144 +315,9 @@ export function indexesVectors(lk: Pick<LoweredKernel, 'body'>): boolean {
  * The (schedule, D) check of a lowered kernel that runs at vector length D, for the runtimes before they compile
  * or launch it (D undefined: a D-independent build; kernels without vec regions take any D).
  */
-export function checkKernelForD(lk: Pick<LoweredKernel, 'body' | 'schedule' | 'kernel'>, D: number | undefined): void {
+export function checkKernelForD(
+  lk: Pick<LoweredKernel, 'body' | 'schedule' | 'kernel'>,
+  D: number | undefined,
+): void {
   if (D !== undefined && indexesVectors(lk)) checkScheduleForD(lk.schedule, D, `${lk.kernel.name}: schedule`);
-}
-
-/**
- * SIMT targets: an atomic add of a whole row whose index is uniform (the same row for every row slot of the
- * program, as with shared candidates) is marked rowShared = k: the printer sums the row slots' values in
- * workgroup memory and adds the sum once per element, so the program makes one atomic update where it made
- * `rows`. Left unmarked when the program has one row or the scratch does not fit next to the reductions'.
- */
-function markRowShared(lk: LoweredKernel, caps: DeviceCaps): void {
-  if ((caps.target !== 'cuda' && caps.target !== 'wgsl') || lk.schedule.rows === 1) return;
-  const regions: LStmt[][] = [];
-  const walk = (b: LStmt[]) => b.forEach((s) => (s.k === 'vec' ? regions.push(s.body) : s.k === 'for' && walk(s.body)));
-  walk(lk.body);
-  const shared = (s: LStmt) => s.k === 'atomicAdd' && !!s.row && s.row.base.s === 'uniform' && (!s.row.mask || s.row.mask.s === 'uniform');
-  const most = Math.max(0, ...regions.map((r) => r.filter(shared).length));
-  const slots = most * lk.schedule.rows * lk.blockD;
-  if (!most || sharedBytes(lk, caps) + slots * 4 > caps.maxSharedBytes) return;
-  for (const r of regions) {
-    let k = 0;
-    for (const s of r) if (shared(s)) (s as { rowShared?: number }).rowShared = k++;
-  }
-  lk.rowSharedSlots = slots;
-}
-
-/** Merge adjacent vec regions; constant-initialised row declarations between two regions move above them. */
-function mergeRegions(body: LStmt[]): LStmt[] {
-  const out: LStmt[] = [];
-  for (const s of body) {
-    if (s.k !== 'vec') {
-      out.push(s);
-      continue;
-    }
-    // Find the last region, skipping over movable declarations.
-    let i = out.length - 1;
-    while (i >= 0 && out[i].k === 'decl' && (out[i] as { init?: Expr }).init?.op === 'const' && (out[i] as { s: Scope }).s !== 'vec') i--;
-    if (i >= 0 && out[i].k === 'vec') {
-      const moved = out.splice(i + 1);
-      const region = out.pop() as LStmt & { k: 'vec' };
-      out.push(...moved, { k: 'vec', body: [...region.body, ...s.body] });
-    } else out.push(s);
-  }
-  return out;
-}
-
-/** A vec name defined and used inside one region only is a temporary (a scalar per element on SIMT). */
-function markTemporaries(body: LStmt[], symbols: Map<string, SymbolInfo>): void {
-  const seen = new Map<string, Set<number>>();
-  let regions = 0;
-  const walk = (b: LStmt[], region: number) => {
-    for (const s of b) {
-      if (s.k === 'vec') walk(s.body, ++regions);
-      else if (s.k === 'for') walk(s.body, region);
-      else
-        for (const name of stmtNames(s)) {
-          if (symbols.get(name)?.s !== 'vec') continue;
-          if (!seen.has(name)) seen.set(name, new Set());
-          seen.get(name)!.add(region);
-        }
-    }
-  };
-  walk(body, -1);
-  for (const [name, where] of seen) symbols.get(name)!.array = where.size > 1;
-}
-
-/** Names a (non-compound) lowered statement defines or reads. */
-export function stmtNames(s: LStmt): Set<string> {
-  const out = new Set<string>();
-  const add = (e: Expr | undefined) => e && refs(e, out);
-  switch (s.k) {
-    case 'decl':
-      out.add(s.name);
-      add(s.init);
-      break;
-    case 'assign':
-      out.add(s.name);
-      add(s.value);
-      break;
-    case 'load':
-      out.add(s.name);
-      add(s.index);
-      add(s.mask);
-      break;
-    case 'store':
-    case 'atomicAdd':
-      add(s.index);
-      add(s.value);
-      add(s.mask);
-      if (s.k === 'atomicAdd' && s.old) out.add(s.old);
-      break;
-    case 'accum':
-      out.add(s.target);
-      add(s.value);
-      break;
-    case 'laneReduce':
-      s.targets.forEach((t) => out.add(t));
-      break;
-    default:
-      break;
-  }
-  return out;
-}
-
-/** Resource checks of a lowered kernel against a device; errors name the kernel and the resource. */
-export function checkAgainstCaps(lk: LoweredKernel, caps: DeviceCaps): void {
-  const name = lk.kernel.name;
-  const s = lk.schedule;
-  const fail = (op: string, reason: string): never => {
-    throw new VerifyError(name, op, `${reason} (target ${caps.target}, ${caps.name})`);
-  };
-  if (lk.invocations > caps.maxInvocations) fail('schedule', `rows·lanes = ${lk.invocations} invocations exceed the device limit ${caps.maxInvocations}`);
-  if (caps.warpSize && lk.invocations % caps.warpSize !== 0)
-    fail('schedule', `rows·lanes = ${lk.invocations} is not a multiple of the warp size ${caps.warpSize}`);
-  const storage = lk.kernel.params.filter((p) => p.kind === 'tensor').length;
-  if (caps.maxStorageBuffers !== undefined && storage > caps.maxStorageBuffers)
-    fail('kernel', `binds ${storage} storage buffers, the device allows ${caps.maxStorageBuffers} per shader stage`);
-  const shared = sharedBytes(lk, caps);
-  if (shared > caps.maxSharedBytes) fail('laneReduce', `needs ${shared} bytes of workgroup memory, the device offers ${caps.maxSharedBytes}`);
-  if (caps.maxRegisters) {
-    const arrays = [...lk.symbols.values()].filter((v) => v.s === 'vec' && v.array).length;
-    const regs = arrays * lk.perLane + 24;
-    if (regs > caps.maxRegisters) fail('schedule', `about ${regs} registers per thread (${arrays} vectors × ${lk.perLane} elements) exceed ${caps.maxRegisters}`);
-  }
-  if (s.lanes > 1 && caps.target === 'cuda' && s.lanes > 32 && s.lanes % 32 !== 0) fail('schedule', 'lanes above 32 must be a multiple of 32');
-  const counters = lk.kernel.params.some((p) => p.kind === 'tensor' && p.access === 'atomic' && p.dtype === 'i32');
-  if (counters && s.lanes > 1 && (caps.target === 'cuda' || caps.target === 'wgsl'))
-    fail('schedule', `i32 counters need lanes = 1 (each lane of a row would add), got ${s.lanes}`);
-}
-
-/** Workgroup / shared memory the SIMT reductions need. */
-export function sharedBytes(lk: LoweredKernel, caps: DeviceCaps): number {
-  return reduceBytes(lk, caps) + (lk.rowSharedSlots ?? 0) * 4;
-}
-function reduceBytes(lk: LoweredKernel, caps: DeviceCaps): number {
-  const s = lk.schedule;
-  if (s.lanes === 1 || caps.target === 'triton' || caps.target === 'cpu') return 0;
-  if (caps.target === 'wgsl' && caps.subgroupSize === s.lanes) return 0;
-  if (caps.target === 'cuda') return s.lanes > 32 ? lk.maxReduceBatch * lk.invocations / 32 * 4 : 0;
-  return lk.maxReduceBatch * lk.invocations * 4;
 }

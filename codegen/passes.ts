@@ -33,7 +33,8 @@ export function unrollLoops(body: readonly Stmt[]): Stmt[] {
         // A loop's body is renamed once, below (mapStmtExprs would also walk it).
         const m =
           st.k === 'for' ? { ...st, start: mapExpr(st.start, sub), end: mapExpr(st.end, sub) } : mapStmtExprs(st, sub);
-        if ((m.k === 'let' || m.k === 'var' || m.k === 'assign') && renames.has(m.name)) return { ...m, name: renames.get(m.name)! } as Stmt;
+        if ((m.k === 'let' || m.k === 'var' || m.k === 'assign') && renames.has(m.name))
+          return { ...m, name: renames.get(m.name)! } as Stmt;
         if (m.k === 'for') return { ...m, body: m.body.map(rename) };
         if (m.k === 'atomicAdd' && m.old && renames.has(m.old)) return { ...m, old: renames.get(m.old)! };
         return m;

@@ -61,14 +61,16 @@ export class ExprPrinter {
   /** The element guard `index < D` as the target spells it; undefined in an exactD kernel, which has none. */
   inD(index: string): string | undefined {
     if (this.lk.exactD) return undefined;
-    return this.dialect.dGuard ? this.dialect.dGuard(index) : `${index} < ${this.dialect.param(this.lk.kernel.vecDim, 'i32')}`;
+    if (this.dialect.dGuard) return this.dialect.dGuard(index);
+    return `${index} < ${this.dialect.param(this.lk.kernel.vecDim, 'i32')}`;
   }
 
   /** Print `e` for use at scope `want` (defaults to its own scope); narrower values are lifted (broadcast). */
   print(e: Expr, want: Scope = e.s): string {
     const D = this.dialect;
     const code = this.inner(e);
-    return D.lift && e.s !== want && scopeWithin(e.s, want) && e.op !== 'const' && e.op !== 'param' ? D.lift(code, e.s, want) : code;
+    const lifted = e.s !== want && scopeWithin(e.s, want) && e.op !== 'const' && e.op !== 'param';
+    return D.lift && lifted ? D.lift(code, e.s, want) : code;
   }
 
   /** Print `e` at its own scope; operands are printed at the scope of `e`. */
@@ -91,13 +93,17 @@ export class ExprPrinter {
       case 'd':
         return D.d(e.s);
       case 'cidx':
-        if (!D.cidx) throw new Error(`${this.lk.kernel.name}: a candidate-axis value reached a target without tiles (untile first)`);
+        if (!D.cidx)
+          throw new Error(
+            `${this.lk.kernel.name}: a candidate-axis value reached a target without tiles (untile first)`,
+          );
         return D.cidx();
       case 'mm':
         if (!D.mm) throw new Error(`${this.lk.kernel.name}: mm reached a target without tiles (untile first)`);
         return D.mm(e, this.print(e.a), this.print(e.b));
       case 'bin': {
-        if (isDGuard(e, this.lk.kernel.vecDim) && (this.lk.exactD || D.dGuard)) return this.inD(this.print(e.a, e.s)) ?? D.constant(1, 'bool');
+        if (isDGuard(e, this.lk.kernel.vecDim) && (this.lk.exactD || D.dGuard))
+          return this.inD(this.print(e.a, e.s)) ?? D.constant(1, 'bool');
         if (e.fn === 'pow' && e.b.op === 'const' && Number.isInteger(e.b.v) && e.b.v >= 1 && e.b.v <= 4) {
           const a = this.print(e.a, e.s);
           return `(${Array(e.b.v).fill(a).join(' * ')})`;

@@ -39,7 +39,9 @@ export interface SimtSyntax extends Dialect {
 export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number): string {
   const out = new Lines('  ', depth);
   // A vec array read inside a region is this lane's element j.
-  const ep = new ExprPrinter(lk, { ...syn, ref: (n, info, inRegion) => (info?.s === 'vec' && info.array && inRegion ? `${n}[j]` : syn.ref(n, info, inRegion)) });
+  const ref: SimtSyntax['ref'] = (n, info, inRegion) =>
+    info?.s === 'vec' && info.array && inRegion ? `${n}[j]` : syn.ref(n, info, inRegion);
+  const ep = new ExprPrinter(lk, { ...syn, ref });
   const sym = (n: string) => lk.symbols.get(n)!;
   const isArray = (n: string) => sym(n).s === 'vec' && sym(n).array;
   const lhs = (n: string) => (ep.inRegion && isArray(n) ? `${n}[j]` : n);
@@ -109,7 +111,10 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
         return;
       case 'vec': {
         // Arrays first defined inside this region are declared before its loop.
-        for (const b of s.body) if ((b.k === 'decl' || b.k === 'load') && isArray(b.name)) out.line(syn.declareArray(b.name, b.t, lk.perLane));
+        for (const b of s.body) {
+          if ((b.k === 'decl' || b.k === 'load') && isArray(b.name))
+            out.line(syn.declareArray(b.name, b.t, lk.perLane));
+        }
         if (syn.vector && lk.schedule.vec > 1 && s.body.some(vectorizable)) {
           emitChunked(s.body);
           rowSharedSum(s.body);
@@ -122,7 +127,8 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
         s.body.forEach(emit);
         ep.inRegion = false;
         // The element index, where the region's statements use it.
-        if (out.since(at).some((l) => /\bd\b/.test(l))) out.insert(at, syn.declare('d', 'i32', syn.elementIndex('j', lk), false));
+        if (out.since(at).some((l) => /\bd\b/.test(l)))
+          out.insert(at, syn.declare('d', 'i32', syn.elementIndex('j', lk), false));
         out.dedent();
         out.line('}');
         rowSharedSum(s.body);
@@ -141,7 +147,9 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
   };
   /** After a region: each rowShared atomic's row, summed over the program's row slots, added once per element. */
   function rowSharedSum(body: LStmt[]): void {
-    const adds = body.filter((b): b is Extract<LStmt, { k: 'store' | 'atomicAdd' }> => b.k === 'atomicAdd' && b.rowShared !== undefined);
+    const adds = body.filter(
+      (b): b is Extract<LStmt, { k: 'store' | 'atomicAdd' }> => b.k === 'atomicAdd' && b.rowShared !== undefined,
+    );
     if (!adds.length) return;
     const { rows } = lk.schedule;
     const BD = lk.blockD;
@@ -155,7 +163,8 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
       out.line(syn.forOpen('ccekit_r', '0', String(rows), 1, true));
       out.line(`  ${acc} = ${acc} + ccekit_rows[(${b.rowShared! * rows} + ccekit_r) * ${BD} + ccekit_e]${end}`);
       out.line('}');
-      const cond = [ep.inD('ccekit_e'), ...(b.row!.mask ? [`(${ep.print(b.row!.mask)})`] : [])].filter(Boolean).join(' && ') || syn.constant(1, 'bool');
+      const terms = [ep.inD('ccekit_e'), ...(b.row!.mask ? [`(${ep.print(b.row!.mask)})`] : [])];
+      const cond = terms.filter(Boolean).join(' && ') || syn.constant(1, 'bool');
       out.line(syn.ifOpen(cond));
       out.line(`  ${syn.atomicAdd(b.tensor, `${ep.print(b.row!.base)} * ${dim} + ccekit_e`, acc)}`);
       out.line('}');
@@ -167,7 +176,10 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
 
   /** A row access of a float tensor: one vector operation per chunk of `vec` elements. */
   function vectorizable(b: LStmt): b is Extract<LStmt, { k: 'load' | 'store' | 'atomicAdd' }> & { row: RowAccessT } {
-    return (b.k === 'load' || b.k === 'store' || b.k === 'atomicAdd') && !(b.k === 'atomicAdd' && b.rowShared !== undefined) && !!b.row && ep.tensorParam(b.tensor).dtype !== 'i32' && ep.tensorParam(b.tensor).dtype !== 'u32';
+    if (b.k !== 'load' && b.k !== 'store' && b.k !== 'atomicAdd') return false;
+    if ((b.k === 'atomicAdd' && b.rowShared !== undefined) || !b.row) return false;
+    const dtype = ep.tensorParam(b.tensor).dtype;
+    return dtype !== 'i32' && dtype !== 'u32';
   }
 
   /** Region as chunks of `vec` consecutive elements: vector loads, element statements, vector stores. */
@@ -175,7 +187,9 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
     const { vec, lanes, dChunks } = lk.schedule;
     const V = syn.vector!;
     const dim = syn.param(lk.kernel.vecDim, 'i32');
-    const guard = (r: { mask?: import('./ir.js').Expr }) => [...(r.mask ? [`(${ep.print(r.mask)})`] : []), ep.inD('d0')].filter(Boolean).join(' && ') || syn.constant(1, 'bool');
+    const guard = (r: { mask?: import('./ir.js').Expr }) =>
+      [...(r.mask ? [`(${ep.print(r.mask)})`] : []), ep.inD('d0')].filter(Boolean).join(' && ') ||
+      syn.constant(1, 'bool');
     const offset = (r: { base: import('./ir.js').Expr }) => `${ep.print(r.base)} * ${dim} + d0`;
     out.line(syn.forOpen('c', '0', String(dChunks), 1, true));
     out.indent();
@@ -204,7 +218,8 @@ export function printSimtBody(lk: LoweredKernel, syn: SimtSyntax, depth: number)
       if (b.k === 'load') {
         if (isArray(b.name)) out.line(`${lhs(b.name)} = ${b.name}_v[v]${end}`);
         else out.line(syn.declare(b.name, b.t, `${b.name}_v[v]`, false));
-      } else if (b.k === 'store' || b.k === 'atomicAdd') out.line(`${b.tensor}_out${body.indexOf(b)}_v[v] = ${ep.print(b.value)}${end}`);
+      } else if (b.k === 'store' || b.k === 'atomicAdd')
+        out.line(`${b.tensor}_out${body.indexOf(b)}_v[v] = ${ep.print(b.value)}${end}`);
     }
     ep.inRegion = false;
     // Element index and register index, where the statements use them.

@@ -7,10 +7,24 @@
 // SIMT targets gather each candidate row once per program from cache rather than once per row from memory.
 import { type Expr, type Kernel, type Scope, type Stmt, TILE_SCOPES, mapChildren } from './ir.js';
 
-const DOWN: Record<Scope, Scope> = { uniform: 'uniform', row: 'row', vec: 'vec', cand: 'uniform', tile: 'row', cvec: 'vec' };
+const DOWN: Record<Scope, Scope> = {
+  uniform: 'uniform',
+  row: 'row',
+  vec: 'vec',
+  cand: 'uniform',
+  tile: 'row',
+  cvec: 'vec',
+};
 
 const mul = (a: Expr, b: Expr, s: Scope): Expr => ({ op: 'bin', fn: 'mul', t: 'f32', s, a, b });
-const add = (fn: 'sum' | 'max', a: Expr, b: Expr, s: Scope): Expr => ({ op: 'bin', fn: fn === 'sum' ? 'add' : 'max', t: 'f32', s, a, b });
+const add = (fn: 'sum' | 'max', a: Expr, b: Expr, s: Scope): Expr => ({
+  op: 'bin',
+  fn: fn === 'sum' ? 'add' : 'max',
+  t: 'f32',
+  s,
+  a,
+  b,
+});
 const copyName = (name: string, j: number) => `${name}__${j}`;
 
 export function untile(k: Kernel): Kernel {
@@ -23,7 +37,8 @@ export function untile(k: Kernel): Kernel {
   const flat = (e: Expr): Expr => {
     if (TILE_SCOPES.has(e.s)) throw new Error(`${k.name}: untile: a ${e.s} value where one value per row is needed`);
     if (e.op === 'reduce' && e.axis === 'c') return fold(e.fn, copies((j) => at(e.a, j)), 'row');
-    if (e.op === 'mm') return fold('sum', copies((j) => mul(at(e.a, j), at(e.b, j), 'vec')), 'vec'); // tile·cvec → vec
+    // tile·cvec → vec
+    if (e.op === 'mm') return fold('sum', copies((j) => mul(at(e.a, j), at(e.b, j), 'vec')), 'vec');
     return mapChildren(e, flat);
   };
   /** Copy j of a value (the identity on values without a candidate axis). */
@@ -39,7 +54,9 @@ export function untile(k: Kernel): Kernel {
         return { ...e, s: 'vec' };
       case 'mm':
         // vec·cvec → tile: the dot of the row with candidate j; tile·vec → cvec: row's share of candidate j.
-        return e.s === 'tile' ? { op: 'reduce', fn: 'sum', t: 'f32', s: 'row', a: mul(e.a, at(e.b, j), 'vec') } : mul(at(e.a, j), e.b, 'vec');
+        return e.s === 'tile'
+          ? { op: 'reduce', fn: 'sum', t: 'f32', s: 'row', a: mul(e.a, at(e.b, j), 'vec') }
+          : mul(at(e.a, j), e.b, 'vec');
       default:
         return { ...mapChildren(e, (x) => at(x, j)), s };
     }
@@ -50,10 +67,14 @@ export function untile(k: Kernel): Kernel {
     body.flatMap((s): Stmt[] => {
       switch (s.k) {
         case 'let':
-          return isTile(s.value) ? copies((j) => at(s.value, j)).map((v, j) => ({ k: 'let', name: copyName(s.name, j), value: v })) : [{ ...s, value: flat(s.value) }];
+          return isTile(s.value)
+            ? copies((j) => at(s.value, j)).map((v, j) => ({ k: 'let', name: copyName(s.name, j), value: v }))
+            : [{ ...s, value: flat(s.value) }];
         case 'var':
           return TILE_SCOPES.has(s.s)
-            ? copies((j) => at(s.init, j)).map((v, j) => ({ k: 'var', name: copyName(s.name, j), t: s.t, s: DOWN[s.s], init: v }))
+            ? copies((j) => at(s.init, j)).map(
+                (v, j) => ({ k: 'var', name: copyName(s.name, j), t: s.t, s: DOWN[s.s], init: v }) as Stmt,
+              )
             : [{ ...s, init: flat(s.init) }];
         case 'assign':
           return isTile(s.value) || tileVars.has(s.name)
@@ -61,8 +82,14 @@ export function untile(k: Kernel): Kernel {
             : [{ ...s, value: flat(s.value) }];
         case 'store':
         case 'atomicAdd':
-          if (!isTile(s.index, s.value, s.mask)) return [{ ...s, index: flat(s.index), value: flat(s.value), mask: s.mask && flat(s.mask) }];
-          return Array.from({ length: C }, (_, j) => ({ ...s, index: at(s.index, j), value: at(s.value, j), mask: s.mask && at(s.mask, j) }));
+          if (!isTile(s.index, s.value, s.mask))
+            return [{ ...s, index: flat(s.index), value: flat(s.value), mask: s.mask && flat(s.mask) }];
+          return Array.from({ length: C }, (_, j) => ({
+            ...s,
+            index: at(s.index, j),
+            value: at(s.value, j),
+            mask: s.mask && at(s.mask, j),
+          }));
         case 'for':
           return [{ ...s, body: block(s.body) }];
         case 'comment':
@@ -71,7 +98,9 @@ export function untile(k: Kernel): Kernel {
     });
   const tileVars = new Set<string>();
   const collect = (body: readonly Stmt[]) =>
-    body.forEach((s) => (s.k === 'var' && TILE_SCOPES.has(s.s) ? tileVars.add(s.name) : s.k === 'for' && collect(s.body)));
+    body.forEach((s) =>
+      s.k === 'var' && TILE_SCOPES.has(s.s) ? tileVars.add(s.name) : s.k === 'for' && collect(s.body),
+    );
   collect(k.body);
   return { ...k, cands: undefined, body: block(k.body) };
 }

@@ -43,12 +43,14 @@ export function verifyKernel(k: Kernel): void {
   for (const p of k.params) {
     if (p.kind === 'scalar') scalars.set(p.name, p.type);
     else {
-      for (const d of p.shape) if (!k.dims.includes(d)) fail(`tensor ${p.name}`, `shape uses undeclared dimension '${d}'`);
+      for (const d of p.shape)
+        if (!k.dims.includes(d)) fail(`tensor ${p.name}`, `shape uses undeclared dimension '${d}'`);
       tensors.set(p.name, p);
     }
   }
   if (!k.dims.includes(k.rowDim)) fail('kernel', `row dimension '${k.rowDim}' is not declared`);
-  if (k.cands !== undefined && !(Number.isInteger(k.cands) && k.cands >= 1)) fail('kernel', `cands = ${k.cands} must be a positive integer`);
+  if (k.cands !== undefined && !(Number.isInteger(k.cands) && k.cands >= 1))
+    fail('kernel', `cands = ${k.cands} must be a positive integer`);
 
   let mmOverRowsOk = false;
   const hasRowAxis = (e: Expr) => e.s === 'row' || e.s === 'vec' || e.s === 'tile';
@@ -85,8 +87,10 @@ export function verifyKernel(k: Kernel): void {
         if (e.t !== 'i32') fail(here, `${e.op} is i32`);
         if (e.op === 'd' && e.s !== 'vec' && e.s !== 'cvec') fail(here, 'd is a vec or cvec value');
         if (e.op === 'cidx' && e.s !== 'cand') fail(here, 'cidx is a cand value');
-        if (e.op === 'group' && (e.s !== 'uniform' || k.groupRows === undefined)) fail(here, 'group is uniform, in a kernel with groupRows');
-        if (TILE_SCOPES.has(e.s) && k.cands === undefined) fail(here, 'a candidate-axis value in a kernel without cands');
+        if (e.op === 'group' && (e.s !== 'uniform' || k.groupRows === undefined))
+          fail(here, 'group is uniform, in a kernel with groupRows');
+        if (TILE_SCOPES.has(e.s) && k.cands === undefined)
+          fail(here, 'a candidate-axis value in a kernel without cands');
         return;
       case 'rowValid':
         return;
@@ -95,7 +99,8 @@ export function verifyKernel(k: Kernel): void {
         checkExpr(e.b, env, where);
         if (e.a.t !== e.b.t) fail(here, `${e.fn}: operand types differ (${e.a.t} vs ${e.b.t})`);
         if (LOGIC_FNS.has(e.fn) && e.a.t !== 'bool') fail(here, `${e.fn} needs bool operands, got ${e.a.t}`);
-        if (!LOGIC_FNS.has(e.fn) && e.a.t === 'bool' && e.fn !== 'eq' && e.fn !== 'ne') fail(here, `${e.fn} is not defined on bool`);
+        if (!LOGIC_FNS.has(e.fn) && e.a.t === 'bool' && e.fn !== 'eq' && e.fn !== 'ne')
+          fail(here, `${e.fn} is not defined on bool`);
         if (INT_FNS.has(e.fn) && e.a.t === 'f32') fail(here, `${e.fn} needs integer operands, got f32`);
         if (e.fn === 'mulhi' && e.a.t !== 'u32') fail(here, `mulhi needs u32 operands, got ${e.a.t}`);
         const t = COMPARE_FNS.has(e.fn) || LOGIC_FNS.has(e.fn) ? 'bool' : e.a.t;
@@ -122,7 +127,8 @@ export function verifyKernel(k: Kernel): void {
       case 'load': {
         const p = tensors.get(e.tensor);
         if (!p) fail(here, `unknown tensor '${e.tensor}'`);
-        if (p!.access !== 'read') fail(here, `load from '${e.tensor}', which is ${p!.access === 'write' ? 'an output' : 'an accumulator'}`);
+        if (p!.access !== 'read')
+          fail(here, `load from '${e.tensor}', which is ${p!.access === 'write' ? 'an output' : 'an accumulator'}`);
         if (e.t !== valueTypeOf(p!.dtype)) fail(here, `load from ${p!.dtype} tensor '${e.tensor}' typed ${e.t}`);
         checkExpr(e.index, env, where);
         if (e.index.t !== 'i32') fail(here, `index into '${e.tensor}' is ${e.index.t}, not i32`);
@@ -144,17 +150,23 @@ export function verifyKernel(k: Kernel): void {
         checkExpr(e.a, env, where);
         checkExpr(e.b, env, where);
         const s = mmScope(e.a.s, e.b.s);
-        if (!s) fail(here, `mm of a ${e.a.s} and a ${e.b.s} value is not a contraction (vec·cvec, tile·cvec, tile·vec)`);
+        if (!s)
+          fail(here, `mm of a ${e.a.s} and a ${e.b.s} value is not a contraction (vec·cvec, tile·cvec, tile·vec)`);
         if (e.s !== s) fail(here, 'scope annotation is wrong');
         if (e.a.t !== 'f32' || e.b.t !== 'f32' || e.t !== 'f32') fail(here, 'mm works on f32');
         if (k.cands === undefined) fail(here, 'mm in a kernel without cands');
-        if (e.s === 'cvec' && !mmOverRowsOk) fail(here, 'a contraction over rows (tile·vec) may only be the value of an atomicAdd');
+        if (e.s === 'cvec' && !mmOverRowsOk)
+          fail(here, 'a contraction over rows (tile·vec) may only be the value of an atomicAdd');
         return;
       }
     }
   };
 
-  const checkAccess = (s: Stmt & { tensor: string; index: Expr; value: Expr; mask?: Expr }, env: Map<string, Sym>, where: string) => {
+  const checkAccess = (
+    s: Stmt & { tensor: string; index: Expr; value: Expr; mask?: Expr },
+    env: Map<string, Sym>,
+    where: string,
+  ) => {
     const p = tensors.get(s.tensor);
     if (!p) fail(where, `unknown tensor '${s.tensor}'`);
     const want = s.k === 'store' ? 'write' : 'atomic';
@@ -163,20 +175,29 @@ export function verifyKernel(k: Kernel): void {
     // A contraction over rows sums the rows' contributions, which only an atomic accumulation may do, and
     // only scaled by values that are the same for every row (uniform or per candidate).
     const byRows = (e: Expr): boolean =>
-      (e.op === 'mm' && e.s === 'cvec') || (e.op === 'bin' && e.fn === 'mul' && ((byRows(e.a) && !hasRowAxis(e.b)) || (byRows(e.b) && !hasRowAxis(e.a))));
+      (e.op === 'mm' && e.s === 'cvec') ||
+      (e.op === 'bin' &&
+        e.fn === 'mul' &&
+        ((byRows(e.a) && !hasRowAxis(e.b)) || (byRows(e.b) && !hasRowAxis(e.a))));
     mmOverRowsOk = s.k === 'atomicAdd' && byRows(s.value);
     checkExpr(s.value, env, where);
     mmOverRowsOk = false;
     if (s.index.t !== 'i32') fail(where, `index into '${s.tensor}' is ${s.index.t}, not i32`);
     if (s.value.t !== valueTypeOf(p!.dtype)) fail(where, `${s.value.t} value into ${p!.dtype} tensor '${s.tensor}'`);
-    if (s.k === 'atomicAdd' && s.value.t !== 'f32' && !(s.value.t === 'i32' && p!.dtype === 'i32' && !p!.fixed)) fail(where, 'atomicAdd takes f32 values (i32 into an i32 counter)');
-    if (s.k === 'atomicAdd' && s.old !== undefined && p!.dtype !== 'i32') fail(where, `the value before the add (${s.old}) comes from i32 counters only`);
+    if (s.k === 'atomicAdd' && s.value.t !== 'f32' && !(s.value.t === 'i32' && p!.dtype === 'i32' && !p!.fixed))
+      fail(where, 'atomicAdd takes f32 values (i32 into an i32 counter)');
+    if (s.k === 'atomicAdd' && s.old !== undefined && p!.dtype !== 'i32')
+      fail(where, `the value before the add (${s.old}) comes from i32 counters only`);
     if (s.mask) {
       checkExpr(s.mask, env, where);
       if (s.mask.t !== 'bool') fail(where, `mask is ${s.mask.t}, not bool`);
     }
     if (s.k === 'store' && p!.dtype !== 'f32' && p!.dtype !== 'i32' && p!.dtype !== 'u32')
-      fail(where, `store into ${p!.dtype} tensor '${s.tensor}': outputs are f32/i32/u32 (packed 16-bit stores race between lanes)`);
+      fail(
+        where,
+        `store into ${p!.dtype} tensor '${s.tensor}': outputs are f32/i32/u32 ` +
+          '(packed 16-bit stores race between lanes)',
+      );
   };
 
   const walk = (body: readonly Stmt[], env: Map<string, Sym>): void => {
@@ -210,7 +231,8 @@ export function verifyKernel(k: Kernel): void {
           checkAccess(s, env, `atomicAdd ${s.tensor}`);
           if (s.old === undefined) break;
           const scope = [s.index, s.value, s.mask].reduce<Scope>((a, e) => (e ? widerScope(a, e.s) : a), 'uniform');
-          if (scope !== 'uniform' && scope !== 'row') fail(`atomicAdd ${s.tensor}`, `the value before the add is one per row, but the add is ${scope}`);
+          if (scope !== 'uniform' && scope !== 'row')
+            fail(`atomicAdd ${s.tensor}`, `the value before the add is one per row, but the add is ${scope}`);
           if (env.has(s.old) || scalars.has(s.old)) fail(`atomicAdd ${s.tensor}`, `name ${s.old} already declared`);
           env.set(s.old, { t: 'i32', s: scope, mutable: false });
           break;
@@ -219,10 +241,12 @@ export function verifyKernel(k: Kernel): void {
           const where = `for ${s.v}`;
           checkExpr(s.start, env, where);
           checkExpr(s.end, env, where);
-          if (s.start.s !== 'uniform' || s.end.s !== 'uniform') fail(where, 'loop bounds must be uniform (control flow is uniform)');
+          if (s.start.s !== 'uniform' || s.end.s !== 'uniform')
+            fail(where, 'loop bounds must be uniform (control flow is uniform)');
           if (s.start.t !== 'i32' || s.end.t !== 'i32') fail(where, 'loop bounds must be i32');
           if (!Number.isInteger(s.step) || s.step <= 0) fail(where, `step ${s.step} must be a positive integer`);
-          if (s.unroll && (s.start.op !== 'const' || s.end.op !== 'const')) fail(where, 'an unrolled loop needs constant bounds');
+          if (s.unroll && (s.start.op !== 'const' || s.end.op !== 'const'))
+            fail(where, 'an unrolled loop needs constant bounds');
           if (env.has(s.v)) fail(where, 'loop variable shadows a name');
           const inner = new Map(env);
           inner.set(s.v, { t: 'i32', s: 'uniform', mutable: false });

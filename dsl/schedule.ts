@@ -1,9 +1,10 @@
 // The schedule: how a kernel's rows and vector elements map onto programs, lanes and registers. It is a
 // plain serializable object, separate from the algorithm, checked against a device capability record.
+import { type DeviceCaps, traitsOf } from '../codegen/target.js';
+
 
 export type Pow2 = 1 | 2 | 4 | 8 | 16 | 32 | 64 | 128 | 256;
 export type VecWidth = 1 | 2 | 4 | 8;
-export type Target = 'cpu' | 'wgsl' | 'cuda' | 'triton';
 
 export interface Schedule {
   /** Row slots per program (CTA / workgroup / Triton program). */
@@ -23,43 +24,13 @@ export interface Schedule {
   stages: 1 | 2 | 3 | 4 | 5;
 }
 
-/** What a device offers; read from the adapter / driver where possible. */
-export interface DeviceCaps {
-  target: Target;
-  name: string;
-  maxInvocations: number;
-  maxSharedBytes: number;
-  /** Registers a thread may use before spilling (CUDA: 255). */
-  maxRegisters?: number;
-  /** SIMT width that cross-lane shuffles work within (CUDA warp: 32). */
-  warpSize?: number;
-  maxGridX: number;
-  maxStorageBindingBytes?: number;
-  /**
-   * WebGPU: the subgroup size when it is fixed and subgroups are runs of consecutive invocation indices (probed
-   * by the runtime); lane reductions of exactly that many lanes then use subgroup operations.
-   */
-  subgroupSize?: number;
-  /** Storage buffers one kernel may bind (WebGPU's maxStorageBuffersPerShaderStage). */
-  maxStorageBuffers?: number;
-  shaderF16: boolean;
-}
-
-export const CAPS: Record<Target, DeviceCaps> = {
-  cpu: { target: 'cpu', name: 'cpu-float64', maxInvocations: 1 << 16, maxSharedBytes: 1 << 30, maxGridX: 2 ** 31 - 1, shaderF16: true },
-  // WebGPU defaults (gpuweb spec), except storage buffers: the spec's default is 8, but the backward kernels
-  // with a given q or a per-row upstream gradient bind 9–10, which desktop adapters offer (lavapipe 16,
-  // Vulkan / Metal / D3D12 drivers ≥ 10); the runtime requests the adapter's limits and checks them.
-  wgsl: { target: 'wgsl', name: 'webgpu-default', maxInvocations: 256, maxSharedBytes: 16384, maxGridX: 65535, maxStorageBindingBytes: 134217728, maxStorageBuffers: 10, shaderF16: false },
-  // Hopper (sm_90): 1024 threads, 227 KiB shared memory per block after opt-in (48 KiB static).
-  cuda: { target: 'cuda', name: 'sm_90a', maxInvocations: 1024, maxSharedBytes: 48 * 1024, maxRegisters: 255, warpSize: 32, maxGridX: 2 ** 31 - 1, shaderF16: true },
-  triton: { target: 'triton', name: 'triton', maxInvocations: 1024, maxSharedBytes: 227 * 1024, maxGridX: 2 ** 31 - 1, shaderF16: true },
-};
-
 export const DEFAULT_SCHEDULE: Schedule = { rows: 4, lanes: 32, vec: 1, dChunks: 8, samplesPerStep: 4, stages: 2 };
 
 export const blockD = (s: Schedule): number => s.lanes * s.vec * s.dChunks;
-/** Whether a kernel of schedule `s` may drop its element guards d < D: the vector length D is known and equals BLOCK_D. */
+/**
+ * Whether a kernel of schedule `s` may drop its element guards d < D: the vector length D is known and equals
+ * BLOCK_D.
+ */
 export const exactD = (s: Schedule, D: number | undefined): boolean => blockD(s) === D;
 export const perLane = (s: Schedule): number => s.vec * s.dChunks;
 export const invocations = (s: Schedule): number => s.rows * s.lanes;
@@ -182,38 +153,44 @@ export function heuristicSchedule(D: number, dtype: 'f32' | 'f16' | 'bf16'): Sch
   let lanes = 1;
   while (lanes < 32 && lanes * vec * 2 < D) lanes *= 2;
   const rows = Math.max(1, (lanes >= 16 ? 128 : 256) / lanes);
-  return fitD({ rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1, samplesPerStep: 4, stages: 1 }, D);
+  const pow2 = (n: number) => n as Pow2;
+  const v = vec as VecWidth;
+  const s: Schedule = { rows: pow2(rows), lanes: pow2(lanes), vec: v, dChunks: 1, samplesPerStep: 4, stages: 1 };
+  return fitD(s, D);
 }
 
+/** The caps fields the schedule fits read: the target's traits and the invocations a program may have. */
+export type FitCaps = Pick<DeviceCaps, 'traits' | 'warpSize' | 'maxInvocations'>;
+
 /** A schedule fitted to a vector length D and, with negatives shared by groups of `share` rows, to the groups. */
-export function fitProblem(s: Schedule, D: number, caps: Pick<DeviceCaps, 'target' | 'maxInvocations'>, share?: number): Schedule {
+export function fitProblem(s: Schedule, D: number, caps: FitCaps, share?: number): Schedule {
+  const tiles = traitsOf(caps).tiles;
   const base = share ? fitShare(s, share, caps) : s;
-  const fitted = fitD(base, D, 'schedule', caps.target === 'triton' ? MAX_CHUNKS * MAX_VEC : FIT_PER_LANE);
+  const fitted = fitD(base, D, 'schedule', tiles ? MAX_CHUNKS * MAX_VEC : FIT_PER_LANE);
   // Lanes grown for a large D: SIMT targets give up row slots to stay within the device's invocations (a
   // tile target's program keeps its whole group of rows; lanes as given are the caller's to choose).
   let rows: number = fitted.rows;
-  if (caps.target !== 'triton' && fitted.lanes > base.lanes)
-    while (rows > 1 && rows * fitted.lanes > caps.maxInvocations) rows /= 2;
+  if (!tiles && fitted.lanes > base.lanes) while (rows > 1 && rows * fitted.lanes > caps.maxInvocations) rows /= 2;
   return rows === fitted.rows ? fitted : { ...fitted, rows: rows as Pow2 };
 }
 
 /**
  * A schedule for negatives shared by groups of `share` rows (a program's rows must lie in one group). Tile
  * targets take a whole group per program (one gather and one dC update per candidate for all its rows; lanes
- * shrink, register chunks grow, until it fits) and a candidate tile of at least 16 (the smallest tensor-core
- * dot); SIMT targets keep their rows per program (at most the group) and take at most 2 candidates a step:
- * the untiled kernel's candidate rows are the same for all rows of a program (cache hits), and each candidate
- * adds its sampler state and logit to every thread's registers.
+ * shrink, register chunks grow, until it fits); SIMT targets keep their rows per program (at most the group).
+ * Candidates a step are clamped to the target's shareStep: tile targets take at least 16 (the smallest
+ * tensor-core dot); SIMT GPU targets at most 2, since the untiled kernel's candidate rows are the same for all
+ * rows of a program (cache hits) and each candidate adds its sampler state and logit to every thread's registers.
  */
-export function fitShare(s: Schedule, share: number, caps: Pick<DeviceCaps, 'target' | 'maxInvocations'>): Schedule {
-  const rows = Math.min(s.rows, share) as Pow2;
-  if (caps.target === 'cpu') return { ...s, rows };
-  if (caps.target !== 'triton') return { ...s, rows, samplesPerStep: Math.min(s.samplesPerStep, 2) as Schedule['samplesPerStep'] };
+export function fitShare(s: Schedule, share: number, caps: FitCaps): Schedule {
+  const { tiles, shareStep } = traitsOf(caps);
+  const step = Math.min(shareStep.max, Math.max(shareStep.min, s.samplesPerStep)) as Schedule['samplesPerStep'];
+  if (!tiles) return { ...s, rows: Math.min(s.rows, share) as Pow2, samplesPerStep: step };
   let { lanes, dChunks } = s as { lanes: number; dChunks: number };
   while (share * lanes > caps.maxInvocations && lanes > 1) {
     lanes /= 2;
     dChunks *= 2;
   }
-  const samplesPerStep = Math.max(16, s.samplesPerStep) as Schedule['samplesPerStep'];
-  return { ...s, rows: share as Pow2, lanes: lanes as Pow2, dChunks: Math.min(256, dChunks) as Pow2, samplesPerStep };
+  const pow2 = (n: number) => n as Pow2;
+  return { ...s, rows: pow2(share), lanes: pow2(lanes), dChunks: pow2(Math.min(256, dChunks)), samplesPerStep: step };
 }

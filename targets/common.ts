@@ -1,26 +1,8 @@
 // What every emitter shares: the element-index formula, the header comment and the parameter manifest.
 import type { LoweredKernel } from '../codegen/lower.js';
+import type { ParamDoc } from '../codegen/target.js';
 import type { Schedule } from '../dsl/schedule.js';
 
-export type TargetName = 'wgsl' | 'cuda' | 'triton';
-
-/** One kernel parameter as the runtime must bind it. */
-export interface ParamDoc {
-  name: string;
-  kind: 'tensor' | 'scalar' | 'dim';
-  dtype: string;
-  shape?: readonly string[];
-  access?: 'read' | 'write' | 'atomic';
-  /** WGSL: binding index in group 0 (tensors) or the uniform struct field (scalars, dims). */
-  binding?: number;
-  doc?: string;
-}
-
-export interface Emitted {
-  source: string;
-  entry: string;
-  parameters: ParamDoc[];
-}
 
 /**
  * log(1 + x) for |x| < 0.5 as 2·atanh(z), z = x / (2 + x) ∈ (−1/3, 1/5): 2z·(1 + w/3 + w²/5 + … + w⁶/13),
@@ -30,7 +12,8 @@ export interface Emitted {
  */
 export function log1pSeries(z: string, w: string, lit: (v: number) => string): string {
   const odd = [1, 3, 5, 7, 9, 11, 13].map((k) => lit(1 / k));
-  return `${lit(2)} * ${z} * ${odd.slice(0, -1).reduceRight((acc, c) => `(${c} + ${w} * ${acc})`, odd[odd.length - 1]!)}`;
+  const horner = odd.slice(0, -1).reduceRight((acc, c) => `(${c} + ${w} * ${acc})`, odd[odd.length - 1]!);
+  return `${lit(2)} * ${z} * ${horner}`;
 }
 
 /** d of element j of this lane (see codegen/simt.ts). */
@@ -41,23 +24,34 @@ export function elementIndexExpr(j: string, s: Schedule): string {
 
 export function kernelDoc(lk: LoweredKernel, comment: string): string {
   const k = lk.kernel;
-  const lines = [`${k.name}: ${k.doc}`, `grid: one program per ${lk.schedule.rows} rows of ${k.rowDim}; ${lk.invocations} threads; vectors of ${k.vecDim} ≤ ${lk.blockD}`];
+  const grid = `grid: one program per ${lk.schedule.rows} rows of ${k.rowDim}; ${lk.invocations} threads; `;
+  const lines = [`${k.name}: ${k.doc}`, `${grid}vectors of ${k.vecDim} ≤ ${lk.blockD}`];
   for (const p of k.params) {
-    if (p.kind === 'tensor') lines.push(`  ${p.name}: ${p.dtype}[${p.shape.join(', ')}] ${p.access}${p.doc ? ' — ' + p.doc : ''}`);
-    else lines.push(`  ${p.name}: ${p.type}${p.doc ? ' — ' + p.doc : ''}`);
+    const doc = p.doc ? ' — ' + p.doc : '';
+    if (p.kind === 'tensor') lines.push(`  ${p.name}: ${p.dtype}[${p.shape.join(', ')}] ${p.access}${doc}`);
+    else lines.push(`  ${p.name}: ${p.type}${doc}`);
   }
   return lines.map((l) => `${comment} ${l}`).join('\n');
 }
 
-export function paramsDoc(lk: LoweredKernel, target: TargetName): ParamDoc[] {
+/**
+ * The parameter manifest of a lowered kernel. `bindings`: the target binds tensors by index in group 0 and the
+ * scalars and dims as one uniform struct after them (WGSL).
+ */
+export function paramsDoc(lk: LoweredKernel, bindings = false): ParamDoc[] {
   const k = lk.kernel;
   const out: ParamDoc[] = [];
   let binding = 0;
   for (const p of k.params) {
-    if (p.kind === 'tensor') out.push({ name: p.name, kind: 'tensor', dtype: p.dtype, shape: p.shape, access: p.access, doc: p.doc, binding: target === 'wgsl' ? binding++ : undefined });
-    else out.push({ name: p.name, kind: 'scalar', dtype: p.type, doc: p.doc });
+    if (p.kind === 'tensor') {
+      const { name, dtype, shape, access, doc } = p;
+      out.push({ name, kind: 'tensor', dtype, shape, access, doc, binding: bindings ? binding++ : undefined });
+    } else out.push({ name: p.name, kind: 'scalar', dtype: p.type, doc: p.doc });
   }
   for (const d of k.dims) out.push({ name: d, kind: 'dim', dtype: 'i32' });
-  if (target === 'wgsl') out.push({ name: 'params', kind: 'scalar', dtype: 'uniform struct', binding, doc: 'scalars and dims, in the order above' });
+  if (bindings) {
+    const doc = 'scalars and dims, in the order above';
+    out.push({ name: 'params', kind: 'scalar', dtype: 'uniform struct', binding, doc });
+  }
   return out;
 }

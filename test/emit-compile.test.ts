@@ -7,12 +7,12 @@
 // compiles everything). A missing nvcc / NVRTC / python3 skips its tests, except under CI, where it fails them.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allVariants, emitVariants, type ManifestKernel } from '../codegen/package.js';
+import { allVariants, emitVariants, type ManifestKernel } from '../targets/variants.js';
 import type { FloatDType } from '../dsl/cce.js';
-import { CAPS, DEFAULT_SCHEDULE, type Schedule, invocations } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, invocations } from '../dsl/schedule.js';
 import { NvrtcError } from '../runtime/cuda/nvrtc.js';
 import { closeWebgpu, validateWgsl } from '../runtime/webgpu/validate.js';
-import type { TargetName } from '../targets/common.js';
+import { CAPS, type TargetName } from '../targets/registry.js';
 import {
   type CudaBundleResult,
   type CudaUnit,

@@ -2,10 +2,10 @@
 // schedule; forward and backward), kept as snapshots so that every change to generated code shows up in
 // review. After an intended change: `npx vitest run test/emit-snapshot.test.ts -u`, then read the diff.
 import { describe, expect, it } from 'vitest';
-import { emitVariants } from '../codegen/package.js';
+import { emitVariants } from '../targets/variants.js';
 import type { CceOptions } from '../dsl/cce.js';
 import { DEFAULT_SCHEDULE } from '../dsl/schedule.js';
-import type { TargetName } from '../targets/common.js';
+import type { TargetName } from '../targets/registry.js';
 
 const VARIANT: CceOptions = { mode: 'sampled', sampling: 'uniform', dtype: 'f16', grad: 'scalar' };
 const TARGETS: readonly TargetName[] = ['cuda', 'triton', 'wgsl'];

@@ -1,6 +1,6 @@
 // ts-morph front end: plain TS scalar functions → IR, evaluated and differentiated; errors name file:line:col.
 import { describe, expect, it } from 'vitest';
-import { compileScalarFunction, compileScalarSource, FrontendError } from '../codegen/frontend.js';
+import { compileScalarFunction, compileScalarSource, FrontendError } from '../dsl/frontend.js';
 import { derivative, evalScalarFn } from '../dsl/scalarfn.js';
 import { Rng } from '../runtime/random.js';
 

@@ -5,7 +5,9 @@ import Handlebars from 'handlebars';
 import { type BinFn, type MatMul, type Scope, type UnFn, type ValueType, widerScope } from '../../codegen/ir.js';
 import { type LStmt, type LoweredKernel, indexesVectors } from '../../codegen/lower.js';
 import { type Dialect, ExprPrinter, Lines, formatFloat } from '../../codegen/render.js';
-import { kernelDoc, type Emitted, log1pSeries, paramsDoc } from '../common.js';
+import { type Emitted, type TargetRecord } from '../../codegen/target.js';
+import { TRITON_CAPS, TRITON_TRAITS } from './caps.js';
+import { kernelDoc, log1pSeries, paramsDoc } from '../common.js';
 import { warps } from '../../dsl/schedule.js';
 
 const TL: Record<ValueType, string> = { f32: 'tl.float32', i32: 'tl.int32', u32: 'tl.uint32', bool: 'tl.int1' };
@@ -41,13 +43,21 @@ def launch_{{name}}(grid_rows, **kwargs):
         raise ValueError(f"{{vecDim}} = {kwargs['{{vecDim}}']}: this kernel's schedule covers 1..{{blockD}} "
                          "(BLOCK_D = lanes·vec·dChunks); emit it with a schedule fitted to {{vecDim}}")
 {{/if}}    grid = (triton.cdiv(grid_rows, {{rows}}),)
-    return {{name}}[grid](**kwargs, BLOCK_R={{rows}}, BLOCK_D={{blockD}}, {{#if cands}}BLOCK_C={{cands}}, {{/if}}num_warps={{numWarps}}, num_stages={{stages}})
+    return {{name}}[grid](**kwargs, BLOCK_R={{rows}}, BLOCK_D={{blockD}}, {{#if cands}}BLOCK_C={{cands}}, {{/if}}\
+num_warps={{numWarps}}, num_stages={{stages}})
 `,
   { noEscape: true },
 );
 
 const dialect: Dialect = {
-  constant: (v, t) => (t === 'f32' ? formatFloat(v) : t === 'bool' ? (v ? 'True' : 'False') : t === 'u32' ? `tl.full((), ${v >>> 0}, tl.uint32)` : String(v | 0)),
+  constant: (v, t) =>
+    t === 'f32'
+      ? formatFloat(v)
+      : t === 'bool'
+        ? (v ? 'True' : 'False')
+        : t === 'u32'
+          ? `tl.full((), ${v >>> 0}, tl.uint32)`
+          : String(v | 0),
   // tl.cast, not .to(): Triton passes an int argument equal to 1 as a constexpr (a Python int).
   param: (name, t) => (t === 'u32' ? `tl.cast(${name}, tl.uint32)` : name),
   ref: (name) => name,
@@ -72,15 +82,21 @@ const dialect: Dialect = {
   },
   un: (fn: UnFn, a) => {
     const f: Record<UnFn, string> = {
-      neg: `(-${a})`, exp: `tl.exp(${a})`, log: `tl.log(${a})`, tanh: `(2.0 * tl.sigmoid(2.0 * ${a}) - 1.0)`, sqrt: `tl.sqrt(${a})`,
-      abs: `tl.abs(${a})`, not: `(${a} == 0)`, log1p: log1p(a), sigmoid: `tl.sigmoid(${a})`,
+      neg: `(-${a})`, exp: `tl.exp(${a})`, log: `tl.log(${a})`, tanh: `(2.0 * tl.sigmoid(2.0 * ${a}) - 1.0)`,
+      sqrt: `tl.sqrt(${a})`, abs: `tl.abs(${a})`, not: `(${a} == 0)`, log1p: log1p(a), sigmoid: `tl.sigmoid(${a})`,
     };
     return f[fn];
   },
   select: (c, a, b) => `tl.where(${c}, ${a}, ${b})`,
   cast: (a, _from, to) => `(${a}).to(${TL[to]})`,
-  load: (p, index) => `tl.load(${p.name} + ${index})${p.dtype === 'f16' || p.dtype === 'bf16' ? '.to(tl.float32)' : ''}`,
-  lift: (code, from: Scope, to: Scope) => (from === 'row' || (from === 'cand' && to === 'cvec') ? `${code}[:, None]` : from === 'cand' ? `${code}[None, :]` : code),
+  load: (p, index) =>
+    `tl.load(${p.name} + ${index})${p.dtype === 'f16' || p.dtype === 'bf16' ? '.to(tl.float32)' : ''}`,
+  lift: (code, from: Scope, to: Scope) =>
+    from === 'row' || (from === 'cand' && to === 'cvec')
+      ? `${code}[:, None]`
+      : from === 'cand'
+        ? `${code}[None, :]`
+        : code,
 };
 
 /** log(1 + x) accurate for small |x| (tl.log near 1 is accurate only in absolute terms): the series below 0.5. */
@@ -89,7 +105,14 @@ function log1p(x: string): string {
   return `tl.where(tl.abs(${x}) < 0.5, ${log1pSeries(z, `(${z} * ${z})`, formatFloat)}, tl.log(1.0 + ${x}))`;
 }
 
-const SHAPE: Record<Scope, string> = { uniform: '', row: '[BLOCK_R]', vec: '[BLOCK_R, BLOCK_D]', cand: '[BLOCK_C]', tile: '[BLOCK_R, BLOCK_C]', cvec: '[BLOCK_C, BLOCK_D]' };
+const SHAPE: Record<Scope, string> = {
+  uniform: '',
+  row: '[BLOCK_R]',
+  vec: '[BLOCK_R, BLOCK_D]',
+  cand: '[BLOCK_C]',
+  tile: '[BLOCK_R, BLOCK_C]',
+  cvec: '[BLOCK_C, BLOCK_D]',
+};
 const DOT_TYPE = { f16: 'tl.float16', bf16: 'tl.bfloat16' } as const;
 
 /**
@@ -102,9 +125,11 @@ function printMatMul(e: MatMul & { s: Scope }, a: string, b: string): string {
   const tb = e.s === 'tile' ? (x: string) => `tl.trans(${x})` : (x: string) => x;
   if (e.prec === 'f32') return `tl.dot(${ta(a)}, ${tb(b)}, input_precision="ieee")`;
   const T = DOT_TYPE[e.prec];
-  const parts = (x: string, exact: boolean) => (exact ? [`${x}.to(${T})`] : [`${x}.to(${T})`, `(${x} - ${x}.to(${T}).to(tl.float32)).to(${T})`]);
+  const parts = (x: string, exact: boolean) =>
+    exact ? [`${x}.to(${T})`] : [`${x}.to(${T})`, `(${x} - ${x}.to(${T}).to(tl.float32)).to(${T})`];
   const terms: string[] = [];
-  for (const pa of parts(a, e.exact[0])) for (const pb of parts(b, e.exact[1])) if (terms.length < 3) terms.push(`tl.dot(${ta(pa)}, ${tb(pb)})`);
+  for (const pa of parts(a, e.exact[0]))
+    for (const pb of parts(b, e.exact[1])) if (terms.length < 3) terms.push(`tl.dot(${ta(pa)}, ${tb(pb)})`);
   return `(${terms.join(' + ')})`;
 }
 
@@ -114,7 +139,11 @@ function printBody(lk: LoweredKernel): string {
   const sym = (n: string) => lk.symbols.get(n)!;
   /** A value of its own scope, broadcast to the full shape of `s` when narrower (loop-carried state). */
   const full = (code: string, from: Scope, s: Scope, t: ValueType) =>
-    from === s || s === 'uniform' ? code : from === 'uniform' ? `tl.full(${SHAPE[s]}, ${code}, ${TL[t]})` : `(${code} + tl.zeros(${SHAPE[s]}, ${TL[t]}))`;
+    from === s || s === 'uniform'
+      ? code
+      : from === 'uniform'
+        ? `tl.full(${SHAPE[s]}, ${code}, ${TL[t]})`
+        : `(${code} + tl.zeros(${SHAPE[s]}, ${TL[t]}))`;
   const emit = (s: LStmt): void => {
     switch (s.k) {
       case 'comment':
@@ -132,21 +161,27 @@ function printBody(lk: LoweredKernel): string {
       case 'load': {
         const p = ep.tensorParam(s.tensor);
         const cvt = p.dtype === 'f16' || p.dtype === 'bf16' ? '.to(tl.float32)' : '';
-        out.line(`${s.name} = tl.load(${p.name} + ${ep.print(s.index, s.s)}, mask=${ep.print(s.mask, s.s)}, other=0)${cvt}`);
+        const mask = ep.print(s.mask, s.s);
+        out.line(`${s.name} = tl.load(${p.name} + ${ep.print(s.index, s.s)}, mask=${mask}, other=0)${cvt}`);
         return;
       }
       case 'store':
       case 'atomicAdd': {
-        const widest = [s.index, s.value, s.mask].reduce<Scope>((acc, e) => (e ? widerScope(acc, e.s) : acc), 'uniform');
+        const widest = [s.index, s.value, s.mask].reduce<Scope>(
+          (acc, e) => (e ? widerScope(acc, e.s) : acc),
+          'uniform',
+        );
         const scope: Scope = widest === 'uniform' ? 'row' : widest;
         const mask = s.mask ? `, mask=${ep.print(s.mask, scope)}` : '';
         const fn = s.k === 'store' ? 'tl.store' : 'tl.atomic_add';
         let value = ep.print(s.value, scope);
         // Deterministic fixed point: an int64 in units of 1/scale, added with integer atomics.
-        if (s.k === 'atomicAdd' && ep.tensorParam(s.tensor).fixed) value = `libdevice.rint(${value} * ${s.tensor}_scale).to(tl.int64)`;
+        if (s.k === 'atomicAdd' && ep.tensorParam(s.tensor).fixed)
+          value = `libdevice.rint(${value} * ${s.tensor}_scale).to(tl.int64)`;
         const call = `${fn}(${s.tensor} + ${ep.print(s.index, scope)}, ${value}${mask})`;
         // A counter's value before the add (0 where the mask is off).
-        if (s.k === 'atomicAdd' && s.old) out.line(`${s.old} = ${s.mask ? `tl.where(${ep.print(s.mask, scope)}, ${call}, 0)` : call}`);
+        if (s.k === 'atomicAdd' && s.old)
+          out.line(`${s.old} = ${s.mask ? `tl.where(${ep.print(s.mask, scope)}, ${call}, 0)` : call}`);
         else out.line(call);
         return;
       }
@@ -161,7 +196,11 @@ function printBody(lk: LoweredKernel): string {
         return;
       case 'accum': {
         const v = ep.print(s.value, 'vec');
-        out.line(s.fn === 'sum' ? `${s.target} = ${s.target} + tl.sum(${v}, axis=1)` : `${s.target} = tl.maximum(${s.target}, tl.max(${v}, axis=1))`);
+        out.line(
+          s.fn === 'sum'
+            ? `${s.target} = ${s.target} + tl.sum(${v}, axis=1)`
+            : `${s.target} = tl.maximum(${s.target}, tl.max(${v}, axis=1))`,
+        );
         return;
       }
       case 'laneReduce':
@@ -187,13 +226,22 @@ export function emitTriton(lk: LoweredKernel, version: string): Emitted {
     rowDim: k.rowDim,
     rows: s.rows,
     blockD: lk.blockD,
-    // The launcher refuses a vector length its BLOCK_D does not cover (the tile target's part of checkScheduleForD:
-    // tiles load with masks, so vec need not divide D).
+    // The launcher refuses a vector length its BLOCK_D does not cover (the tile target's part of
+    // checkScheduleForD: tiles load with masks, so vec need not divide D).
     dGuard: indexesVectors(lk),
     vecDim: k.vecDim,
     cands: k.cands,
     libdevice: k.params.some((p) => p.kind === 'tensor' && p.fixed),
     body: printBody(lk),
   });
-  return { source, entry: k.name, parameters: paramsDoc(lk, 'triton') };
+  return { source, entry: k.name, parameters: paramsDoc(lk) };
 }
+
+/** The Triton target record (default caps and traits: caps.ts). */
+export const tritonTarget: TargetRecord<'triton'> = {
+  name: 'triton',
+  ext: 'py',
+  caps: TRITON_CAPS,
+  traits: TRITON_TRAITS,
+  emit: emitTriton,
+};

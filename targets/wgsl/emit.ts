@@ -5,9 +5,11 @@
 import Handlebars from 'handlebars';
 import type { BinFn, TensorParam, UnFn, ValueType } from '../../codegen/ir.js';
 import type { LoweredKernel } from '../../codegen/lower.js';
+import { type Emitted, type TargetRecord, laneScratchPerValue } from '../../codegen/target.js';
+import { WGSL_CAPS, WGSL_TRAITS } from './caps.js';
 import { type Lines, cBinary, formatFloat } from '../../codegen/render.js';
 import { type SimtSyntax, printSimtBody } from '../../codegen/simt.js';
-import { elementIndexExpr, kernelDoc, type Emitted, log1pSeries, paramsDoc } from '../common.js';
+import { elementIndexExpr, kernelDoc, log1pSeries, paramsDoc } from '../common.js';
 
 const TYPE: Record<ValueType, string> = { f32: 'f32', i32: 'i32', u32: 'u32', bool: 'bool' };
 
@@ -26,7 +28,8 @@ struct Params {
 {{#if reduceSlots}}
 var<workgroup> ccekit_red: array<f32, {{reduceSlots}}>;
 {{/if}}{{#if rowSharedSlots}}
-var<workgroup> ccekit_rows: array<f32, {{rowSharedSlots}}>;  // rows of shared-candidate updates, summed before one atomic
+var<workgroup> ccekit_rows: array<f32, {{rowSharedSlots}}>;  \
+// rows of shared-candidate updates, summed before one atomic
 {{/if}}
 // log(1 + x) accurate for small |x| (WGSL has no log1p, and its log near 1 is only accurate to 2^-21 absolute).
 fn ccekit_log1p(x: f32) -> f32 {
@@ -46,7 +49,8 @@ fn ccekit_mulhi(a: u32, b: u32) -> u32 {
 {{#each helpers}}{{{this}}}
 {{/each}}
 @compute @workgroup_size({{threads}})
-fn {{name}}(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn {{name}}(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, \
+@builtin(num_workgroups) nwg: vec3<u32>) {
   let tid = i32(lid);
   let slot = tid / {{lanes}}i;  // row slot of this thread
   let lane = tid % {{lanes}}i;  // lane within the row
@@ -61,7 +65,13 @@ fn {{name}}(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
 
 const counter = (p: TensorParam) => p.access === 'atomic' && p.dtype === 'i32' && !p.fixed;
 const storageType = (p: TensorParam): string =>
-  counter(p) ? 'array<atomic<i32>>' : p.access === 'atomic' ? 'array<atomic<u32>>' : p.dtype === 'f16' || p.dtype === 'bf16' ? 'array<u32>' : `array<${p.dtype}>`;
+  counter(p)
+    ? 'array<atomic<i32>>'
+    : p.access === 'atomic'
+      ? 'array<atomic<u32>>'
+      : p.dtype === 'f16' || p.dtype === 'bf16'
+        ? 'array<u32>'
+        : `array<${p.dtype}>`;
 
 /** Row accesses of `vec` elements: 16-bit storage reads one u32 word per pair; f32 and atomics go per element. */
 const half2 = (p: TensorParam, w: string, k: number, r: string) =>
@@ -74,20 +84,29 @@ const vector: NonNullable<SimtSyntax['vector']> = {
       ? Array.from({ length: n }, (_, k) => `${r}[${k}] = ${p.name}[${off} + ${k}];`).join(' ')
       : Array.from({ length: n / 2 }, (_, k) => half2(p, `${p.name}[u32(${off}) / 2u + ${k}u]`, k, r)).join('\n'),
   store: (p, off, n, r) => Array.from({ length: n }, (_, k) => `${p.name}[${off} + ${k}] = ${r}[${k}];`).join(' '),
-  atomicAdd: (p, off, n, r) => Array.from({ length: n }, (_, k) => `ccekit_atomic_add_${p.name}(${off} + ${k}, ${r}[${k}]);`).join('\n'),
+  atomicAdd: (p, off, n, r) =>
+    Array.from({ length: n }, (_, k) => `ccekit_atomic_add_${p.name}(${off} + ${k}, ${r}[${k}]);`).join('\n'),
 };
 
 const syntax = (lk: LoweredKernel): SimtSyntax => ({
   vector,
   statementEnd: ';',
-  constant: (v, t) => (t === 'f32' ? `${formatFloat(v)}f` : t === 'bool' ? (v ? 'true' : 'false') : t === 'u32' ? `${v >>> 0}u` : `${v | 0}i`),
+  constant: (v, t) =>
+    t === 'f32'
+      ? `${formatFloat(v)}f`
+      : t === 'bool'
+        ? (v ? 'true' : 'false')
+        : t === 'u32'
+          ? `${v >>> 0}u`
+          : `${v | 0}i`,
   param: (name) => `params.${name}`,
   ref: (name) => name,
   row: () => 'row',
   group: (n) => (n === 1 ? 'pid' : `(pid / ${n}i)`),
   rowValid: () => 'row_valid',
   d: () => 'd',
-  bin: (fn: BinFn, a, b) => (fn === 'mulhi' ? `ccekit_mulhi(${a}, ${b})` : fn === 'pow' ? `pow(${a}, ${b})` : cBinary(fn, a, b, 'min', 'max')),
+  bin: (fn: BinFn, a, b) =>
+    fn === 'mulhi' ? `ccekit_mulhi(${a}, ${b})` : fn === 'pow' ? `pow(${a}, ${b})` : cBinary(fn, a, b, 'min', 'max'),
   un: (fn: UnFn, a) => {
     const f: Record<UnFn, string> = {
       neg: `(-${a})`, exp: `exp(${a})`, log: `log(${a})`, tanh: `tanh(${a})`, sqrt: `sqrt(${a})`, abs: `abs(${a})`,
@@ -99,15 +118,22 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
   cast: (a, _from, to) => `${TYPE[to]}(${a})`,
   load: (p, index) => {
     if (p.dtype === 'f16') return `unpack2x16float(${p.name}[u32(${index}) >> 1u])[u32(${index}) & 1u]`;
-    if (p.dtype === 'bf16') return `bitcast<f32>((${p.name}[u32(${index}) >> 1u] >> ((u32(${index}) & 1u) * 16u)) << 16u)`;
+    if (p.dtype === 'bf16') {
+      const word = `${p.name}[u32(${index}) >> 1u]`;
+      return `bitcast<f32>((${word} >> ((u32(${index}) & 1u) * 16u)) << 16u)`;
+    }
     return `${p.name}[${index}]`;
   },
-  declare: (name, t, init, mutable) => `${mutable ? 'var' : 'let'} ${name}: ${TYPE[t]}${init !== undefined ? ` = ${init}` : ''};`,
+  declare: (name, t, init, mutable) =>
+    `${mutable ? 'var' : 'let'} ${name}: ${TYPE[t]}${init !== undefined ? ` = ${init}` : ''};`,
   declareArray: (name, t, n) => `var ${name}: array<${TYPE[t]}, ${n}>;`,
   forOpen: (v, start, end, step) => `for (var ${v}: i32 = ${start}; ${v} < ${end}; ${v} += ${step}i) {`,
   ifOpen: (c) => `if (${c}) {`,
   store: (t, i, v) => `${t}[${i}] = ${v};`,
-  atomicAdd: (t, i, v) => (counter(lk.kernel.params.find((p) => p.name === t) as TensorParam) ? `atomicAdd(&${t}[${i}], ${v});` : `ccekit_atomic_add_${t}(${i}, ${v});`),
+  atomicAdd: (t, i, v) =>
+    counter(lk.kernel.params.find((p) => p.name === t) as TensorParam)
+      ? `atomicAdd(&${t}[${i}], ${v});`
+      : `ccekit_atomic_add_${t}(${i}, ${v});`,
   fetchAdd: (t, i, v) => `atomicAdd(&${t}[${i}], ${v})`,
   barrier: 'workgroupBarrier();',
   zero: (t) => (t === 'f32' ? '0.0f' : t === 'bool' ? 'false' : t === 'u32' ? '0u' : '0i'),
@@ -126,7 +152,10 @@ const syntax = (lk: LoweredKernel): SimtSyntax => ({
     out.line('workgroupBarrier();');
     for (let stride = L / 2; stride >= 1; stride /= 2) {
       out.line(`if (lane < ${stride}i) {`);
-      targets.forEach((_, k) => out.line(`  ccekit_red[${k * W} + tid] = ${op(`ccekit_red[${k * W} + tid]`, `ccekit_red[${k * W} + tid + ${stride}]`)};`));
+      targets.forEach((_, k) => {
+        const sum = op(`ccekit_red[${k * W} + tid]`, `ccekit_red[${k * W} + tid + ${stride}]`);
+        out.line(`  ccekit_red[${k * W} + tid] = ${sum};`);
+      });
       out.line('}');
       out.line('workgroupBarrier();');
     }
@@ -176,13 +205,14 @@ function atomicHelper(tensor: string): string {
 
 export function emitWgsl(lk: LoweredKernel, version: string): Emitted {
   const k = lk.kernel;
-  const params = paramsDoc(lk, 'wgsl');
+  const params = paramsDoc(lk, true);
   const bindings: string[] = [];
   const helpers: string[] = [];
   for (const p of k.params) {
     if (p.kind !== 'tensor') continue;
     const b = params.find((q) => q.name === p.name)!.binding!;
-    bindings.push(`@group(0) @binding(${b}) var<storage, ${p.access === 'read' ? 'read' : 'read_write'}> ${p.name}: ${storageType(p)};`);
+    const mode = p.access === 'read' ? 'read' : 'read_write';
+    bindings.push(`@group(0) @binding(${b}) var<storage, ${mode}> ${p.name}: ${storageType(p)};`);
     if (p.access === 'atomic' && !counter(p)) helpers.push(p.fixed ? fixedHelper(p.name) : atomicHelper(p.name));
   }
   const uniforms = [
@@ -200,7 +230,7 @@ export function emitWgsl(lk: LoweredKernel, version: string): Emitted {
     paramsBinding: params.find((p) => p.name === 'params')!.binding,
     rowSharedSlots: lk.rowSharedSlots,
     log1pSeries: log1pSeries('z', 'w', (v) => `${formatFloat(v)}f`),
-    reduceSlots: s.lanes > 1 && lk.caps?.subgroupSize !== s.lanes ? lk.maxReduceBatch * lk.invocations : 0,
+    reduceSlots: lk.maxReduceBatch * laneScratchPerValue(lk, WGSL_TRAITS),
     subgroups: s.lanes > 1 && lk.caps?.subgroupSize === s.lanes,
     helpers,
     threads: lk.invocations,
@@ -212,3 +242,12 @@ export function emitWgsl(lk: LoweredKernel, version: string): Emitted {
   });
   return { source, entry: k.name, parameters: params };
 }
+
+/** The WGSL target record (default caps and traits: caps.ts). */
+export const wgslTarget: TargetRecord<'wgsl'> = {
+  name: 'wgsl',
+  ext: 'wgsl',
+  caps: WGSL_CAPS,
+  traits: WGSL_TRAITS,
+  emit: emitWgsl,
+};

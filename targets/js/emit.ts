@@ -1,10 +1,14 @@
-// The CPU executor of the IR: the lowered kernel printed as a JavaScript function that computes in float64.
+// The JS target (the CPU executor of the IR): the lowered kernel printed as a JavaScript function that computes
+// in float64.
 // Rows never interact except through atomics, so it runs row slots one after another (including the
 // padding slots of the last program, whose row_valid is false); a vec region is a loop over all
 // BLOCK_D elements and a lane reduction is a no-op. Every memory access is bounds-checked.
 import type { BinFn, UnFn } from '../../codegen/ir.js';
 import type { LStmt, LoweredKernel } from '../../codegen/lower.js';
 import { type Dialect, ExprPrinter, Lines, cBinary } from '../../codegen/render.js';
+import { type Emitted, type TargetRecord } from '../../codegen/target.js';
+import { CPU_CAPS, CPU_TRAITS } from './caps.js';
+import { paramsDoc } from '../common.js';
 
 /** Buffers by parameter name; a fixed-point accumulator is a BigInt64Array (units of 1/scale). */
 export type CpuBuffers = Record<string, Float64Array | Int32Array | Uint32Array | BigInt64Array>;
@@ -37,13 +41,21 @@ const dialect: Dialect = {
   },
   un: (fn: UnFn, a, t) => {
     const f: Record<UnFn, string> = {
-      neg: t === 'i32' ? `(-${a} | 0)` : `(-${a})`, exp: `Math.exp(${a})`, log: `Math.log(${a})`, tanh: `Math.tanh(${a})`,
-      sqrt: `Math.sqrt(${a})`, abs: `Math.abs(${a})`, not: `(!${a})`, log1p: `Math.log1p(${a})`, sigmoid: `(1 / (1 + Math.exp(-${a})))`,
+      neg: t === 'i32' ? `(-${a} | 0)` : `(-${a})`, exp: `Math.exp(${a})`, log: `Math.log(${a})`,
+      tanh: `Math.tanh(${a})`, sqrt: `Math.sqrt(${a})`, abs: `Math.abs(${a})`, not: `(!${a})`,
+      log1p: `Math.log1p(${a})`, sigmoid: `(1 / (1 + Math.exp(-${a})))`,
     };
     return f[fn];
   },
   select: (c, a, b) => `(${c} ? ${a} : ${b})`,
-  cast: (a, from, to) => (to === 'f32' ? `(+${a})` : to === 'i32' ? (from === 'f32' ? `(Math.trunc(${a}) | 0)` : `(${a} | 0)`) : `(${a} >>> 0)`),
+  cast: (a, from, to) =>
+    to === 'f32'
+      ? `(+${a})`
+      : to === 'i32'
+        ? from === 'f32'
+          ? `(Math.trunc(${a}) | 0)`
+          : `(${a} | 0)`
+        : `(${a} >>> 0)`,
   load: (p, index) => `ld(B_${p.name}, ${index}, '${p.name}')`,
 };
 
@@ -85,7 +97,8 @@ export function printJs(lk: LoweredKernel): string {
         }
         const fixed = s.k === 'atomicAdd' && ep.tensorParam(s.tensor).fixed;
         const f = s.k === 'store' ? 'st' : fixed ? 'addq' : 'add';
-        const text = `${f}(B_${s.tensor}, ${ep.print(s.index)}, ${ep.print(s.value)}${fixed ? ` * P_${s.tensor}_scale` : ''}, '${s.tensor}');`;
+        const value = `${ep.print(s.value)}${fixed ? ` * P_${s.tensor}_scale` : ''}`;
+        const text = `${f}(B_${s.tensor}, ${ep.print(s.index)}, ${value}, '${s.tensor}');`;
         out.line(s.mask ? `if (${ep.print(s.mask)}) ${text}` : text);
         return;
       }
@@ -97,7 +110,10 @@ export function printJs(lk: LoweredKernel): string {
         out.line('}');
         return;
       case 'vec':
-        for (const b of s.body) if ((b.k === 'decl' || b.k === 'load') && isArray(b.name)) out.line(`const ${b.name} = new Float64Array(${BD});`);
+        for (const b of s.body) {
+          if ((b.k === 'decl' || b.k === 'load') && isArray(b.name))
+            out.line(`const ${b.name} = new Float64Array(${BD});`);
+        }
         out.line(`for (let d = 0; d < ${BD}; d++) {`);
         out.indent();
         ep.inRegion = true;
@@ -120,8 +136,11 @@ export function printJs(lk: LoweredKernel): string {
     ...k.params.filter((p) => p.kind === 'tensor').map((p) => `const B_${p.name} = buffers['${p.name}'];`),
     ...k.params.filter((p) => p.kind === 'scalar').map((p) => `const P_${p.name} = scalars['${p.name}'];`),
     ...k.dims.map((d) => `const P_${d} = scalars['${d}'];`),
-    `const mulhi = (a, b) => { const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16, lo = a0 * b0, m1 = a1 * b0 + (lo >>> 16), m2 = a0 * b1 + (m1 & 0xffff); return (a1 * b1 + (m1 >>> 16) + (m2 >>> 16)) >>> 0; };`,
-    `const ccekit_at = (b, i, n) => { if (!(i >= 0 && i < b.length)) throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); return i; };`,
+    'const mulhi = (a, b) => { const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16, ' +
+      'lo = a0 * b0, m1 = a1 * b0 + (lo >>> 16), m2 = a0 * b1 + (m1 & 0xffff); ' +
+      'return (a1 * b1 + (m1 >>> 16) + (m2 >>> 16)) >>> 0; };',
+    "const ccekit_at = (b, i, n) => { if (!(i >= 0 && i < b.length)) " +
+      "throw new RangeError(n + '[' + i + '] is out of bounds (length ' + b.length + ')'); return i; };",
     `const ld = (b, i, n) => b[ccekit_at(b, i, n)];`,
     `const st = (b, i, v, n) => { b[ccekit_at(b, i, n)] = v; };`,
     `const add = (b, i, v, n) => { b[ccekit_at(b, i, n)] += v; };`,
@@ -143,3 +162,18 @@ export function printJs(lk: LoweredKernel): string {
 export function compileJs(lk: LoweredKernel): CpuKernelFn {
   return new Function('buffers', 'scalars', 'programs', printJs(lk)) as CpuKernelFn;
 }
+
+/** The JS printer as an emitter: the function body compileJs runs, with the parameters it reads. */
+export function emitJs(lk: LoweredKernel, version: string): Emitted {
+  const source = `// Generated by ccekit ${version} — JavaScript.\n${printJs(lk)}`;
+  return { source, entry: lk.kernel.name, parameters: paramsDoc(lk) };
+}
+
+/** The CPU (JS printer) target record (default caps and traits: caps.ts). */
+export const cpuTarget: TargetRecord<'cpu'> = {
+  name: 'cpu',
+  ext: 'js',
+  caps: CPU_CAPS,
+  traits: CPU_TRAITS,
+  emit: emitJs,
+};

@@ -1,161 +1,14 @@
-// ts-morph front end: plain TypeScript scalar functions → IR expressions (dsl/scalarfn.ts ScalarFn).
-//
-// Accepted: an arrow function or function declaration whose parameters are numbers, with an expression
-// body or a block of `const` declarations and one final `return`. Expressions: number literals, names of
-// parameters / locals / supplied constants / module-level `const` numbers, + - * / **, unary - and +,
-// parentheses, `c ? a : b` with comparisons and && || !, Math.exp/log/log1p/tanh/sqrt/abs/max/min/pow and the
-// Math constants. A module-level const must be a compile-time number: literals, Math constants, other such
-// consts and the operators and Math functions above (cycles are refused).
-// Anything else is a FrontendError whose message starts with `file:line:col:` and names the construct; a file
-// with a syntax error is refused with TypeScript's own message before anything else is looked at.
-import { Node, Project, SyntaxKind, ts, type SourceFile } from 'ts-morph';
-import type { BinFn, Expr, UnFn } from './ir.js';
-import { argRef, evalScalarFn, type ScalarFn } from '../dsl/scalarfn.js';
-
-/** A transform / correction the front end cannot compile; the message starts with `file:line:col: `. */
-export class FrontendError extends Error {
-  readonly file: string;
-  readonly line: number;
-  readonly column: number;
-  constructor(file: string, line: number, column: number, message: string) {
-    super(`${file}:${line}:${column}: ${message}`);
-    this.name = 'FrontendError';
-    this.file = file;
-    this.line = line;
-    this.column = column;
-  }
-}
-
-let project: Project | undefined;
-// noLib: only the syntax tree is used (no type checker), so the default library is never loaded.
-const getProject = () =>
-  (project ??= new Project({ useInMemoryFileSystem: true, compilerOptions: { strict: true, noLib: true } }));
-
-export interface FrontendOptions {
-  /** Values for free names (closure variables such as a soft-cap constant). */
-  constants?: Record<string, number>;
-  /** Name of the function in a source file (for compileScalarSource). */
-  name?: string;
-  /** Required number of parameters; another count is an error naming the function's location. */
-  arity?: number;
-  /** What the function is used as, for messages ('transform', 'correction'); default 'scalar function'. */
-  role?: string;
-}
-
-const INLINE_PREFIX = 'const __f = ';
-
-/** Compile a function value (its source text through Function.prototype.toString). */
-export function compileScalarFunction(
-  fn: ((...args: number[]) => number) | string,
-  opts: FrontendOptions = {},
-): ScalarFn {
-  const text = typeof fn === 'string' ? fn : fn.toString();
-  const file = `inline_${Math.abs(hash(text)).toString(36)}.ts`;
-  const sf = getProject().createSourceFile(file, `${INLINE_PREFIX}${text};\n`, { overwrite: true });
-  try {
-    const cx = new Context(sf, '<inline function>', INLINE_PREFIX.length, opts, false);
-    cx.checkSyntax();
-    const init = sf.getVariableDeclarationOrThrow('__f').getInitializerOrThrow();
-    return cx.compileFunction(unwrap(init), opts.name ?? 'fn');
-  } finally {
-    getProject().removeSourceFile(sf);
-  }
-}
-
-/** Compile an exported function from a TS source file on disk or given as text. */
-export function compileScalarSource(path: string, text: string, name: string, opts: FrontendOptions = {}): ScalarFn {
-  const sf: SourceFile = getProject().createSourceFile(path, text, { overwrite: true });
-  try {
-    const cx = new Context(sf, path, 0, opts, true);
-    cx.checkSyntax();
-    const fnNode = cx.findExported(name);
-    return cx.compileFunction(fnNode, name);
-  } finally {
-    getProject().removeSourceFile(sf);
-  }
-}
-
-function hash(s: string): number {
-  let h = 0;
-  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
-  return h;
-}
-
-const C = (v: number): Expr => ({ op: 'const', t: 'f32', s: 'uniform', v });
-const bin = (fn: BinFn, a: Expr, b: Expr, t: Expr['t'] = 'f32'): Expr => ({ op: 'bin', fn, t, s: 'uniform', a, b });
-const un = (fn: UnFn, a: Expr): Expr => ({ op: 'un', fn, t: fn === 'not' ? 'bool' : 'f32', s: 'uniform', a });
-
-const MATH_CONSTANTS: Record<string, number> = {
-  'Math.PI': Math.PI,
-  'Math.E': Math.E,
-  'Math.LN2': Math.LN2,
-  'Math.LN10': Math.LN10,
-  'Math.LOG2E': Math.LOG2E,
-  'Math.LOG10E': Math.LOG10E,
-  'Math.SQRT2': Math.SQRT2,
-  'Math.SQRT1_2': Math.SQRT1_2,
-};
-const MATH_ONE: Record<string, UnFn> = {
-  'Math.exp': 'exp',
-  'Math.log': 'log',
-  'Math.log1p': 'log1p',
-  'Math.tanh': 'tanh',
-  'Math.sqrt': 'sqrt',
-  'Math.abs': 'abs',
-};
-const MATH_TWO: Record<string, BinFn> = { 'Math.max': 'max', 'Math.min': 'min', 'Math.pow': 'pow' };
-const MATH_FNS = [...Object.keys(MATH_ONE), ...Object.keys(MATH_TWO)].join(', ');
-
-const ARITH: Partial<Record<SyntaxKind, BinFn>> = {
-  [SyntaxKind.PlusToken]: 'add',
-  [SyntaxKind.MinusToken]: 'sub',
-  [SyntaxKind.AsteriskToken]: 'mul',
-  [SyntaxKind.SlashToken]: 'div',
-  [SyntaxKind.AsteriskAsteriskToken]: 'pow',
-};
-const CMP: Partial<Record<SyntaxKind, BinFn>> = {
-  [SyntaxKind.LessThanToken]: 'lt',
-  [SyntaxKind.LessThanEqualsToken]: 'le',
-  [SyntaxKind.GreaterThanToken]: 'gt',
-  [SyntaxKind.GreaterThanEqualsToken]: 'ge',
-  [SyntaxKind.EqualsEqualsEqualsToken]: 'eq',
-  [SyntaxKind.ExclamationEqualsEqualsToken]: 'ne',
-  [SyntaxKind.EqualsEqualsToken]: 'eq',
-  [SyntaxKind.ExclamationEqualsToken]: 'ne',
-};
-
-const LOOPS = new Set([
-  SyntaxKind.ForStatement,
-  SyntaxKind.ForInStatement,
-  SyntaxKind.ForOfStatement,
-  SyntaxKind.WhileStatement,
-  SyntaxKind.DoStatement,
-]);
-
-/** Strips parentheses, `as` / `satisfies` casts and `!`. */
-function unwrap(n: Node): Node {
-  for (;;) {
-    if (Node.isParenthesizedExpression(n) || Node.isAsExpression(n) || Node.isNonNullExpression(n)) {
-      n = n.getExpression();
-    } else if (Node.isSatisfiesExpression(n)) n = n.getExpression();
-    else return n;
-  }
-}
-
-type FnNode = import('ts-morph').ArrowFunction | import('ts-morph').FunctionDeclaration
-  | import('ts-morph').FunctionExpression;
-
-const isFn = (n: Node): n is FnNode =>
-  Node.isArrowFunction(n) || Node.isFunctionDeclaration(n) || Node.isFunctionExpression(n);
-
-/** A top-level declaration that a name in a function body may refer to. */
-type ModuleDecl =
-  | { kind: 'const'; decl: import('ts-morph').VariableDeclaration }
-  | { kind: 'let' | 'var'; decl: import('ts-morph').VariableDeclaration }
-  | { kind: 'import' | 'function' | 'class' | 'enum' | 'namespace'; decl: Node };
+// The ts-morph front end's compiler: one source file's function → an IR expression (see dsl/frontend.ts).
+import { Node, type SourceFile, SyntaxKind, ts } from 'ts-morph';
+import type { Expr } from '../codegen/ir.js';
+import { argRef, evalScalarFn, type ScalarFn } from './scalarfn.js';
+import {
+  ARITH, C, CMP, type FnNode, FrontendError, type FrontendOptions, LOOPS, MATH_CONSTANTS, MATH_FNS, MATH_ONE, MATH_TWO,
+  type ModuleDecl, bin, getProject, hasExport, isFn, un, unwrap,
+} from './frontend-syntax.js';
 
 /** One compilation: the source file, how to print locations, the module-level names. */
-class Context {
+export class Context {
   private readonly moduleDecls = new Map<string, ModuleDecl>();
   /** Module-level consts: their value once known, or 'resolving' while their initializer is compiled. */
   private readonly moduleValues = new Map<string, number | 'resolving'>();
@@ -487,9 +340,4 @@ class Context {
     } else result = num(body!, this.expr(body!, env));
     return { name: label, args, body: result!, origin: this.origin(fn) };
   }
-}
-
-function hasExport(n: Node): boolean {
-  const s = Node.isVariableDeclaration(n) ? n.getVariableStatement() : n;
-  return !!s && Node.isExportable(s) && s.hasExportKeyword();
 }
