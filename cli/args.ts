@@ -80,7 +80,10 @@ function parseNumber(cmd: string, name: string, flag: Flag & { kind: 'int' | 'nu
 /** Parse argv (without the subcommand) against a flag table; defaults fill absent flags. */
 export function parseFlags<const T extends FlagTable>(cmd: string, argv: readonly string[], table: T): Parsed<T> {
   const out: Record<string, unknown> = {};
-  for (const [name, f] of Object.entries(table)) out[name] = f.kind === 'bool' ? false : 'default' in f ? f.default : undefined;
+  for (const [name, f] of Object.entries(table)) {
+    if (f.kind === 'bool') out[name] = false;
+    else out[name] = 'default' in f ? f.default : undefined;
+  }
   const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -98,13 +101,15 @@ export function parseFlags<const T extends FlagTable>(cmd: string, argv: readonl
       continue;
     } else {
       const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('-') && !looksNumeric(next))) throw new UsageError(`--${name} needs a value`, cmd);
+      if (next === undefined || (next.startsWith('-') && !looksNumeric(next)))
+        throw new UsageError(`--${name} needs a value`, cmd);
       raw = next;
       i++;
     }
     switch (flag.kind) {
       case 'bool':
-        if (!['true', 'false', '1', '0'].includes(raw)) throw new UsageError(`--${name} is a switch; --${name}=${raw} is not true or false`, cmd);
+        if (!['true', 'false', '1', '0'].includes(raw))
+          throw new UsageError(`--${name} is a switch; --${name}=${raw} is not true or false`, cmd);
         out[name] = raw === 'true' || raw === '1';
         break;
       case 'int':
@@ -112,7 +117,8 @@ export function parseFlags<const T extends FlagTable>(cmd: string, argv: readonl
         out[name] = parseNumber(cmd, name, flag, raw);
         break;
       case 'enum':
-        if (!flag.values.includes(raw)) throw new UsageError(`--${name} must be one of ${flag.values.join(', ')}, got '${raw}'`, cmd);
+        if (!flag.values.includes(raw))
+          throw new UsageError(`--${name} must be one of ${flag.values.join(', ')}, got '${raw}'`, cmd);
         out[name] = raw;
         break;
       case 'str':
@@ -131,7 +137,8 @@ export function givenFlags(argv: readonly string[]): Set<string> {
 
 /** A --share flag: 0 (per-row negatives) or a group size of row-tile-shared negatives. */
 export function checkShare(share: number, cmd: string, allowZero = true): void {
-  if ((share !== 0 || !allowZero) && !SHARE_ROWS.includes(share)) throw new UsageError(`--share: ${SHARE_ROWS_TEXT} rows, got ${share}`, cmd);
+  if ((share !== 0 || !allowZero) && !SHARE_ROWS.includes(share))
+    throw new UsageError(`--share: ${SHARE_ROWS_TEXT} rows, got ${share}`, cmd);
 }
 
 // ---------------------------------------------------------------- input files and JSON flags
@@ -275,7 +282,11 @@ export function intList(cmd: string, flag: string, text: string, min: number, ma
 /** Usage text: a synopsis, a description and the flag table (with defaults). */
 export function usage(synopsis: string, description: string, table: FlagTable): string {
   const rows: [string, string, string | undefined][] = Object.entries(table).map(([name, f]) => {
-    const meta = f.kind === 'bool' ? '' : ` ${f.metavar ?? (f.kind === 'enum' ? f.values.join('|') : f.kind === 'str' ? 'STR' : 'N')}`;
+    let meta = '';
+    if (f.kind !== 'bool') {
+      const placeholder = f.kind === 'enum' ? f.values.join('|') : { str: 'STR', int: 'N', num: 'N' }[f.kind];
+      meta = ` ${f.metavar ?? placeholder}`;
+    }
     const def = f.kind !== 'bool' && 'default' in f && f.default !== undefined ? ` (default ${f.default})` : '';
     return [`--${name}${meta}`, f.help + def, f.group];
   });
@@ -285,7 +296,8 @@ export function usage(synopsis: string, description: string, table: FlagTable): 
   for (const [left, right, g] of rows) {
     if (g !== group && g) lines.push(`${g}:`);
     group = g;
-    lines.push(left.length > width ? `  ${left}\n  ${' '.repeat(width)}  ${right}` : `  ${left.padEnd(width)}  ${right}`);
+    if (left.length > width) lines.push(`  ${left}\n  ${' '.repeat(width)}  ${right}`);
+    else lines.push(`  ${left.padEnd(width)}  ${right}`);
   }
   lines.push(`  ${'--help, -h'.padEnd(width)}  this text`);
   return lines.join('\n');

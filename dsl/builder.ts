@@ -49,7 +49,10 @@ export class KernelBuilder<VD extends string = 'D'> {
   private readonly blocks: Stmt[][] = [[]];
   private readonly names = new Set<string>();
   /** Names the target skeletons and printers declare themselves; fresh() steps around them, claim() refuses them. */
-  static readonly RESERVED: readonly string[] = ['tid', 'slot', 'lane', 'pid', 'row', 'rows', 'row_valid', 'lid', 'wid', 'nwg', 'params', 'd', 'd0', 'j', 'c', 'v', 'offs_d', 'offs_c', 'program'];
+  static readonly RESERVED: readonly string[] = [
+    'tid', 'slot', 'lane', 'pid', 'row', 'rows', 'row_valid', 'lid', 'wid', 'nwg', 'params', 'd', 'd0', 'j', 'c', 'v',
+    'offs_d', 'offs_c', 'program',
+  ];
 
   constructor(readonly info: KernelInfo<VD>) {
     this.dim(info.rowDim);
@@ -65,24 +68,47 @@ export class KernelBuilder<VD extends string = 'D'> {
     return new Val<'i32'>({ op: 'param', name, t: 'i32', s: 'uniform' });
   }
 
-  private tensor<D extends StorageDType, const S extends readonly string[]>(name: string, dtype: D, shape: S, access: Access, doc?: string, fixed?: boolean): Tensor<D, S> {
+  private tensor<D extends StorageDType, const S extends readonly string[]>(
+    name: string,
+    dtype: D,
+    shape: S,
+    access: Access,
+    doc?: string,
+    fixed?: boolean,
+  ): Tensor<D, S> {
     this.claim(name);
     for (const d of shape) this.dim(d);
     this.params.push({ kind: 'tensor', name, dtype, shape, access, doc, ...(fixed ? { fixed } : {}) });
     return new Tensor(name, dtype, shape, access);
   }
-  input<D extends StorageDType, const S extends readonly string[]>(name: string, dtype: D, shape: S, doc?: string): Tensor<D, S> {
+  input<D extends StorageDType, const S extends readonly string[]>(
+    name: string,
+    dtype: D,
+    shape: S,
+    doc?: string,
+  ): Tensor<D, S> {
     return this.tensor(name, dtype, shape, 'read', doc);
   }
-  output<D extends StorageDType, const S extends readonly string[]>(name: string, dtype: D, shape: S, doc?: string): Tensor<D, S> {
+  output<D extends StorageDType, const S extends readonly string[]>(
+    name: string,
+    dtype: D,
+    shape: S,
+    doc?: string,
+  ): Tensor<D, S> {
     return this.tensor(name, dtype, shape, 'write', doc);
   }
   /**
    * A tensor that programs scatter-add f32 values into (zero it before the launch): fp32 with float atomics,
    * or, `fixed`, deterministic int64 fixed point in units of 1/scale (adds a scalar `<name>_scale`).
    */
-  accumulator<const S extends readonly string[]>(name: string, shape: S, doc?: string, fixed = false): Tensor<'f32', S> {
-    const t = this.tensor(name, 'f32', shape, 'atomic', fixed ? `${doc ?? ''} [int64 fixed point, units of 1/${name}_scale]`.trim() : doc, fixed);
+  accumulator<const S extends readonly string[]>(
+    name: string,
+    shape: S,
+    doc?: string,
+    fixed = false,
+  ): Tensor<'f32', S> {
+    const fixedDoc = `${doc ?? ''} [int64 fixed point, units of 1/${name}_scale]`.trim();
+    const t = this.tensor(name, 'f32', shape, 'atomic', fixed ? fixedDoc : doc, fixed);
     if (fixed) this.scalar(`${name}_scale`, 'f32', `fixed-point scale of ${name} (a power of two)`);
     return t;
   }
@@ -123,18 +149,28 @@ export class KernelBuilder<VD extends string = 'D'> {
     return new Val<'i32'>({ op: 'cidx', t: 'i32', s: 'cand' });
   }
   /** Gather the rows n (a cand value) of a [rows, vecDim] tensor as a cvec value ([cands, D]). */
-  loadCandRows<D extends 'f32' | 'f16' | 'bf16'>(t: Tensor<D, readonly [string, VD]>, n: Val<'i32'>, mask: Val<'bool'> = TRUE): Val<'f32'> {
+  loadCandRows<D extends 'f32' | 'f16' | 'bf16'>(
+    t: Tensor<D, readonly [string, VD]>,
+    n: Val<'i32'>,
+    mask: Val<'bool'> = TRUE,
+  ): Val<'f32'> {
     return this.load(t, this.candOffsets(n), this.cdValid.and(mask)) as Val<'f32'>;
   }
   /** Scatter-add a cvec value into rows n (a cand value) of an accumulator. */
-  atomicAddCandRows(t: Tensor<'f32', readonly [string, VD]>, n: Val<'i32'>, v: Val<'f32'>, mask: Val<'bool'> = TRUE): void {
+  atomicAddCandRows(
+    t: Tensor<'f32', readonly [string, VD]>,
+    n: Val<'i32'>,
+    v: Val<'f32'>,
+    mask: Val<'bool'> = TRUE,
+  ): void {
     this.atomicAdd(t, this.candOffsets(n), v, this.cdValid.and(mask));
   }
   private get cd(): Val<'i32'> {
     return new Val<'i32'>({ op: 'd', t: 'i32', s: 'cvec' });
   }
   private candOffsets(n: Val<'i32'>): Val<'i32'> {
-    if (n.scope !== 'cand') throw new DslError(`${this.info.name}: candidate rows are indexed by a cand value, got ${n.scope}`);
+    if (n.scope !== 'cand')
+      throw new DslError(`${this.info.name}: candidate rows are indexed by a cand value, got ${n.scope}`);
     return n.mul(this.dim(this.info.vecDim)).add(this.cd);
   }
   private get cdValid(): Val<'bool'> {
@@ -149,8 +185,10 @@ export class KernelBuilder<VD extends string = 'D'> {
   }
 
   private claim(name: string): void {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new DslError(`${this.info.name}: '${name}' is not a valid identifier`);
-    if (KernelBuilder.RESERVED.includes(name) || name.startsWith('ccekit_')) throw new DslError(`${this.info.name}: '${name}' is reserved for the generated code`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new DslError(`${this.info.name}: '${name}' is not a valid identifier`);
+    if (KernelBuilder.RESERVED.includes(name) || name.startsWith('ccekit_'))
+      throw new DslError(`${this.info.name}: '${name}' is reserved for the generated code`);
     if (this.names.has(name)) throw new DslError(`${this.info.name}: the name '${name}' is declared twice`);
     this.names.add(name);
   }
@@ -172,13 +210,21 @@ export class KernelBuilder<VD extends string = 'D'> {
     const n = this.fresh(name);
     this.claim(n);
     const s = scope ?? init.scope;
-    if (widerScope(init.scope, s) !== s) throw new DslError(`var ${n}: a ${init.scope} initial value does not fit scope ${s}`);
+    if (widerScope(init.scope, s) !== s)
+      throw new DslError(`var ${n}: a ${init.scope} initial value does not fit scope ${s}`);
     this.emit({ k: 'var', name: n, t: init.type, s, init: init.e });
     return new Var<T>(this as KernelBuilder<string>, n, init.type, s);
   }
 
   /** for (v = start; v < end; v += step) — bounds must be uniform. With unroll, bounds must be constants. */
-  loop(name: string, start: Val<'i32'> | number, end: Val<'i32'> | number, step: number, body: (i: Val<'i32'>) => void, opts: { unroll?: boolean } = {}): void {
+  loop(
+    name: string,
+    start: Val<'i32'> | number,
+    end: Val<'i32'> | number,
+    step: number,
+    body: (i: Val<'i32'>) => void,
+    opts: { unroll?: boolean } = {},
+  ): void {
     const v = this.fresh(name);
     this.claim(v);
     const s = typeof start === 'number' ? constant('i32', start) : start;
@@ -204,12 +250,24 @@ export class KernelBuilder<VD extends string = 'D'> {
     if (t.access !== 'write') throw new DslError(`${this.info.name}: store into '${t.name}', which is not an output`);
     this.emit({ k: 'store', tensor: t.name, index: index.e, value: value.e, mask: mask?.e });
   }
-  atomicAdd<D extends 'f32' | 'i32'>(t: Tensor<D>, index: Val<'i32'>, value: Val<ValueOf<D>>, mask?: Val<'bool'>): void {
-    if (t.access !== 'atomic') throw new DslError(`${this.info.name}: atomicAdd into '${t.name}', which is not an accumulator`);
+  atomicAdd<D extends 'f32' | 'i32'>(
+    t: Tensor<D>,
+    index: Val<'i32'>,
+    value: Val<ValueOf<D>>,
+    mask?: Val<'bool'>,
+  ): void {
+    if (t.access !== 'atomic')
+      throw new DslError(`${this.info.name}: atomicAdd into '${t.name}', which is not an accumulator`);
     this.emit({ k: 'atomicAdd', tensor: t.name, index: index.e, value: value.e, mask: mask?.e });
   }
   /** Add `value` to an i32 counter and return what it held before (0 where the mask is off): slot allocation. */
-  fetchAdd(name: string, t: Tensor<'i32'>, index: Val<'i32'>, value: Val<'i32'> | number, mask?: Val<'bool'>): Val<'i32'> {
+  fetchAdd(
+    name: string,
+    t: Tensor<'i32'>,
+    index: Val<'i32'>,
+    value: Val<'i32'> | number,
+    mask?: Val<'bool'>,
+  ): Val<'i32'> {
     if (t.access !== 'atomic') throw new DslError(`${this.info.name}: fetchAdd on '${t.name}', which is not a counter`);
     const old = this.fresh(name);
     this.claim(old);
@@ -228,7 +286,11 @@ export class KernelBuilder<VD extends string = 'D'> {
     return this.d.lt(this.dim(this.info.vecDim));
   }
   /** Gather row `r` of a [rows, vecDim] tensor as a vec value (masked loads read 0). */
-  loadRow<D extends 'f32' | 'f16' | 'bf16'>(t: Tensor<D, readonly [string, VD]>, r: Val<'i32'>, mask: Val<'bool'> = TRUE): Val<'f32'> {
+  loadRow<D extends 'f32' | 'f16' | 'bf16'>(
+    t: Tensor<D, readonly [string, VD]>,
+    r: Val<'i32'>,
+    mask: Val<'bool'> = TRUE,
+  ): Val<'f32'> {
     return this.load(t, this.rowOffsets(r), this.dValid.and(mask)) as Val<'f32'>;
   }
   storeRow(t: Tensor<'f32', readonly [string, VD]>, r: Val<'i32'>, v: Val<'f32'>, mask: Val<'bool'> = TRUE): void {
@@ -275,7 +337,11 @@ export class OnlineSoftmax {
    * exp(x − m_new) (0 when masked), for sums that ride along (flash-attention style). Without it they are
    * unnamed expressions of the running max, which the update then moves: do not use them afterwards.
    */
-  update(logits: readonly Val<'f32'>[], masks: readonly Val<'bool'>[], weights = false): { scale: Val<'f32'>; weights: Val<'f32'>[] } {
+  update(
+    logits: readonly Val<'f32'>[],
+    masks: readonly Val<'bool'>[],
+    weights = false,
+  ): { scale: Val<'f32'>; weights: Val<'f32'>[] } {
     const kb = this.kb;
     let cm = this.m.get();
     logits.forEach((x, j) => (cm = cm.max(select(masks[j], x, constant('f32', -3.0e38)))));
@@ -288,7 +354,10 @@ export class OnlineSoftmax {
     this.m.set(mNew);
     return { scale, weights: w };
   }
-  /** Add a tile of logits ([rows, candidates]); masked-off logits are skipped. Returns the rescale and the weights as update does. */
+  /**
+   * Add a tile of logits ([rows, candidates]); masked-off logits are skipped. Returns the rescale and the weights
+   * as update does.
+   */
   updateTile(logits: Val<'f32'>, mask: Val<'bool'>): { scale: Val<'f32'>; weights: Val<'f32'> } {
     const kb = this.kb;
     const mNew = kb.let('m_new', this.m.get().max(reduceCands('max', select(mask, logits, constant('f32', -3.0e38)))));

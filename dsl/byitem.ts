@@ -13,7 +13,10 @@
 // buffers hold one u32 or two i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
 import type { Kernel } from '../codegen/ir.js';
 import { KernelBuilder, type Tensor } from './builder.js';
-import { type CceOptions, byItemRefusal, correctionFor, derivativeOf, type FloatDType, logqParams, transformOf } from './cce.js';
+import {
+  type CceOptions, byItemRefusal, checkNegativesDtype, correctionFor, derivativeOf, type FloatDType, logqParams,
+  type Negatives, negativesInput, transformOf,
+} from './options.js';
 import { type Sampler, sampleItem, samplerParams } from './sampling.js';
 import { type Schedule, fitD } from './schedule.js';
 import { DslError, dot, f32, i32, select, u32, type Val } from './values.js';
@@ -31,8 +34,13 @@ export const SCAN_WIDTH = 64;
 export function reduceSchedule(D: number): Schedule {
   let lanes = 1;
   while (lanes < 32 && lanes * 16 < D) lanes *= 2;
-  return fitD({ rows: Math.max(1, 128 / lanes) as Schedule['rows'], lanes: lanes as Schedule['lanes'], vec: 4, dChunks: 1, samplesPerStep: 1, stages: 1 }, D);
+  const rows = Math.max(1, 128 / lanes) as Schedule['rows'];
+  return fitD({ rows, lanes: lanes as Schedule['lanes'], vec: 4, dChunks: 1, samplesPerStep: 1, stages: 1 }, D);
 }
+
+/** Docs of the pair buffers (packed entries; rows of two-word entries). */
+const PACKED_DOC = '((row − row0) << item_bits | item) + 1 of each pair, grouped by item; 0 where unused';
+const ROWS_DOC = 'row + 1 of each pair, grouped by item; 0 where unused';
 
 /** Schedule of the counting, filling and scan kernels: one thread per row (their counters need lanes = 1). */
 export const COUNTER_SCHEDULE: Schedule = { rows: 128, lanes: 1, vec: 1, dChunks: 1, samplesPerStep: 1, stages: 1 };
@@ -40,18 +48,19 @@ export const COUNTER_SCHEDULE: Schedule = { rows: 128, lanes: 1, vec: 1, dChunks
 function check(o: CceOptions): void {
   const refusal = byItemRefusal(o);
   if (refusal) throw new DslError(refusal);
+  checkNegativesDtype(o);
 }
 
 interface Pairs {
   kb: KernelBuilder<'D'>;
   sampler?: Sampler;
-  negatives?: Tensor<'i32', readonly ['N', 'K']>;
+  negatives?: Negatives;
 }
 
 /** The pair source of a kernel: Philox keys (and alias table) or the index tensor. */
 function pairSource(kb: KernelBuilder<'D'>, o: CceOptions): Pairs {
   if (o.negatives === 'philox') return { kb, sampler: samplerParams(kb, o.sampling) };
-  return { kb, negatives: kb.input('negatives', 'i32', ['N', 'K'] as const, 'sampled negative items per row') };
+  return { kb, negatives: negativesInput(kb, o, 'N', 'sampled negative items per row') };
 }
 
 /** Row and slot of pair id `pid` (= row·K + slot), and its item. */
@@ -60,12 +69,16 @@ function pairItem(src: Pairs, pid: Val<'i32'>, valid: Val<'bool'>): { grow: Val<
   const K = kb.dim('K');
   const grow = kb.let('prow', pid.div(K));
   const slot = kb.let('pslot', pid.sub(grow.mul(K)));
-  const n = src.sampler ? sampleItem(kb, src.sampler, grow, slot, kb.dim('V'), 'smp') : kb.load(src.negatives!, pid, valid);
+  const n = src.sampler ? sampleItem(kb, src.sampler, grow, slot, kb.dim('V'), 'smp') : src.negatives!.load(pid, valid);
   return { grow, n: kb.let('n', n) };
 }
 
 /** Counting and filling: one pair per row (pair id pair0 + row); `ok` when it is an accepted negative. */
-function pairKernel(name: string, doc: string, o: CceOptions): { kb: KernelBuilder<'D'>; grow: Val<'i32'>; n: Val<'i32'>; ok: Val<'bool'> } {
+function pairKernel(
+  name: string,
+  doc: string,
+  o: CceOptions,
+): { kb: KernelBuilder<'D'>; grow: Val<'i32'>; n: Val<'i32'>; ok: Val<'bool'> } {
   check(o);
   const kb = new KernelBuilder({ name, doc, rowDim: 'P', vecDim: 'D' });
   const T = kb.input('targets', 'i32', ['N'] as const, 'target item per row, or ignore_index');
@@ -93,18 +106,22 @@ export function cceCountPairs(o: CceOptions): Kernel {
  * (half the scattered writes and reads); otherwise two i32 buffers, row + 1 and item. 0 marks an unused entry.
  */
 export function cceFillPairs(o: CceOptions, packed = false): Kernel {
-  const { kb, grow, n, ok } = pairKernel(packed ? 'cce_minus_fill_pairs_packed' : 'cce_minus_fill_pairs', 'dC by item, step 3: the pairs\' rows and items, grouped by item', o);
-  const cursor = kb.counter('cursor', ['V'] as const, 'next free entry of each item (the exclusive prefix sums of the counts)');
+  const name = packed ? 'cce_minus_fill_pairs_packed' : 'cce_minus_fill_pairs';
+  const { kb, grow, n, ok } = pairKernel(name, "dC by item, step 3: the pairs' rows and items, grouped by item", o);
+  const cursorDoc = 'next free entry of each item (the exclusive prefix sums of the counts)';
+  const cursor = kb.counter('cursor', ['V'] as const, cursorDoc);
   if (packed) {
-    const codes = kb.output('pair_codes', 'u32', ['Q'] as const, '((row − row0) << item_bits | item) + 1 of each pair, grouped by item; 0 where unused (cleared before)');
+    const codesDoc = `${PACKED_DOC} (cleared before)`;
+    const codes = kb.output('pair_codes', 'u32', ['Q'] as const, codesDoc);
     const row0 = kb.scalar('row0', 'i32', 'first row of this chunk');
     const bits = kb.scalar('item_bits', 'u32', 'bits of an item id in a packed entry');
     const at = kb.fetchAdd('at', cursor, n, 1, ok);
     kb.store(codes, at, grow.sub(row0).to('u32').shl(bits).bitor(n.to('u32')).add(1), ok);
     return kb.build();
   }
-  const rows = kb.output('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused (cleared before)');
-  const items = kb.output('pair_items', 'i32', ['Q'] as const, 'item of each pair (the reduction reads it instead of drawing it again)');
+  const rows = kb.output('pair_rows', 'i32', ['Q'] as const, `${ROWS_DOC} (cleared before)`);
+  const itemsDoc = 'item of each pair (the reduction reads it instead of drawing it again)';
+  const items = kb.output('pair_items', 'i32', ['Q'] as const, itemsDoc);
   const at = kb.fetchAdd('at', cursor, n, 1, ok);
   kb.store(rows, at, grow.add(1), ok);
   kb.store(items, at, n, ok);
@@ -124,7 +141,8 @@ function eachInBlock(kb: KernelBuilder<'D'>, body: (idx: Val<'i32'>, inb: Val<'b
  * total: the first half of a two-kernel scan, applied again to the totals until one block remains.
  */
 export function scanBlocks(): Kernel {
-  const kb = new KernelBuilder({ name: 'ccekit_scan_blocks', doc: 'exclusive prefix sums within blocks, and block totals', rowDim: 'B', vecDim: 'D' });
+  const doc = 'exclusive prefix sums within blocks, and block totals';
+  const kb = new KernelBuilder({ name: 'ccekit_scan_blocks', doc, rowDim: 'B', vecDim: 'D' });
   const src = kb.input('src', 'i32', ['n'] as const, 'values');
   const local = kb.output('local', 'i32', ['n'] as const, 'exclusive prefix sums within each block');
   const totals = kb.output('totals', 'i32', ['B'] as const, 'sum of each block');
@@ -140,7 +158,8 @@ export function scanBlocks(): Kernel {
 
 /** The second half: add each block's base (the scanned totals) to its local prefix sums. */
 export function scanAdd(): Kernel {
-  const kb = new KernelBuilder({ name: 'ccekit_scan_add', doc: 'exclusive prefix sums from local sums and scanned block totals', rowDim: 'B', vecDim: 'D' });
+  const doc = 'exclusive prefix sums from local sums and scanned block totals';
+  const kb = new KernelBuilder({ name: 'ccekit_scan_add', doc, rowDim: 'B', vecDim: 'D' });
   const local = kb.input('local', 'i32', ['n'] as const, 'exclusive prefix sums within each block');
   const base = kb.input('base', 'i32', ['B'] as const, 'exclusive prefix sums of the block totals');
   const dst = kb.output('dst', 'i32', ['n'] as const, 'exclusive prefix sums');
@@ -158,13 +177,15 @@ export function scanAdd(): Kernel {
  */
 export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Kernel {
   check(o);
-  const kb = new KernelBuilder({ name: packed ? 'cce_minus_dc_by_item_packed' : 'cce_minus_dc_by_item', doc: 'dC by item, step 4: sums of coef·e over runs of one item\'s pairs, one dC update per run', rowDim: 'S', vecDim: 'D' });
+  const name = packed ? 'cce_minus_dc_by_item_packed' : 'cce_minus_dc_by_item';
+  const doc = "dC by item, step 4: sums of coef·e over runs of one item's pairs, one dC update per run";
+  const kb = new KernelBuilder({ name, doc, rowDim: 'S', vecDim: 'D' });
   const E = kb.input('E', o.dtype as FloatDType, ['N', 'D'] as const, 'hidden states, one row per position');
   const C = kb.input('C', o.dtype as FloatDType, ['V', 'D'] as const, 'item embeddings (the classifier)');
-  const codes = packed ? kb.input('pair_codes', 'u32', ['Q'] as const, '((row − row0) << item_bits | item) + 1 of each pair, grouped by item; 0 where unused') : undefined;
+  const codes = packed ? kb.input('pair_codes', 'u32', ['Q'] as const, PACKED_DOC) : undefined;
   const row0 = packed ? kb.scalar('row0', 'i32', 'first row of this chunk') : undefined;
   const bits = packed ? kb.scalar('item_bits', 'u32', 'bits of an item id in a packed entry') : undefined;
-  const pairRows = packed ? undefined : kb.input('pair_rows', 'i32', ['Q'] as const, 'row + 1 of each pair, grouped by item; 0 where unused');
+  const pairRows = packed ? undefined : kb.input('pair_rows', 'i32', ['Q'] as const, ROWS_DOC);
   const pairItems = packed ? undefined : kb.input('pair_items', 'i32', ['Q'] as const, 'item of each pair');
   const LSEK = kb.input('lse_k', 'f32', ['N'] as const, 'per-row lse + log k from the forward');
   const { logq, logqUniform } = logqParams(kb, o);
@@ -178,7 +199,8 @@ export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Ker
   // U = samplesPerStep pairs a step: their loads and dot products are independent (in flight together); the
   // run bookkeeping then takes them in order.
   const U = s.samplesPerStep;
-  if (SEGMENT % U !== 0) throw new DslError(`dC by item: samplesPerStep ${U} must divide the segment of ${SEGMENT} pairs`);
+  if (SEGMENT % U !== 0)
+    throw new DslError(`dC by item: samplesPerStep ${U} must divide the segment of ${SEGMENT} pairs`);
   kb.loop('jj', 0, SEGMENT, U, (jj) => {
     kb.comment(`${U} pairs: rows, items, each item's row (loaded when it differs from the one before), e_i, logits`);
     const pairs = Array.from({ length: U }, (_, u) => {

@@ -14,7 +14,12 @@ const W0 = 0x9e3779b9;
 const W1 = 0xbb67ae85;
 
 /** Ten Philox rounds; returns the four output words. */
-export function philox4x32(kb: KernelBuilder<string>, counter: [Val<'u32'>, Val<'u32'>, Val<'u32'>, Val<'u32'>], key: [Val<'u32'>, Val<'u32'>], name: string): Val<'u32'>[] {
+export function philox4x32(
+  kb: KernelBuilder<string>,
+  counter: [Val<'u32'>, Val<'u32'>, Val<'u32'>, Val<'u32'>],
+  key: [Val<'u32'>, Val<'u32'>],
+  name: string,
+): Val<'u32'>[] {
   let [c0, c1, c2, c3] = counter;
   let [k0, k1] = key;
   for (let r = 0; r < 10; r++) {
@@ -25,7 +30,12 @@ export function philox4x32(kb: KernelBuilder<string>, counter: [Val<'u32'>, Val<
     const hi0 = c0.mulhi(M0), lo0 = c0.mul(M0);
     const hi1 = c2.mulhi(M1), lo1 = c2.mul(M1);
     // Bind each round's words, so the expression tree stays linear.
-    [c0, c1, c2, c3] = [kb.let(`${name}_r${r}a`, hi1.xor(c1).xor(k0)), kb.let(`${name}_r${r}b`, lo1), kb.let(`${name}_r${r}c`, hi0.xor(c3).xor(k1)), kb.let(`${name}_r${r}d`, lo0)];
+    [c0, c1, c2, c3] = [
+      kb.let(`${name}_r${r}a`, hi1.xor(c1).xor(k0)),
+      kb.let(`${name}_r${r}b`, lo1),
+      kb.let(`${name}_r${r}c`, hi0.xor(c3).xor(k1)),
+      kb.let(`${name}_r${r}d`, lo0),
+    ];
   }
   return [c0, c1, c2, c3];
 }
@@ -42,7 +52,9 @@ export function samplerParams(kb: KernelBuilder<string>, sampling: 'uniform' | '
   return {
     seedLo: kb.scalar('seed_lo', 'u32', 'Philox key, low word'),
     seedHi: kb.scalar('seed_hi', 'u32', 'Philox key, high word'),
-    alias: sampling === 'given' ? kb.input('alias_table', 'u32', ['V2'] as const, 'Walker alias table: [u32 threshold, alias item] per item') : undefined,
+    alias: sampling === 'given'
+      ? kb.input('alias_table', 'u32', ['V2'] as const, 'Walker alias table: [u32 threshold, alias item] per item')
+      : undefined,
   };
 }
 
@@ -62,7 +74,16 @@ function wordAt(words: Val<'u32'>[], i: Val<'u32'>): Val<'u32'> {
  * Negatives of slots slot0 .. slot0 + n − 1 of `row` (or of group `row` in stream 1): item ids in [0, V).
  * n is a power of two and slot0 a multiple of n, so the slots share ⌈n / P⌉ Philox calls.
  */
-export function sampleItems(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'>, slot0: Val<'i32'>, n: number, V: Val<'i32'>, name: string, stream = STREAM_ROW): Val<'i32'>[] {
+export function sampleItems(
+  kb: KernelBuilder<string>,
+  s: Sampler,
+  row: Val<'i32'>,
+  slot0: Val<'i32'>,
+  n: number,
+  V: Val<'i32'>,
+  name: string,
+  stream = STREAM_ROW,
+): Val<'i32'>[] {
   const P = drawsPerCall(!!s.alias);
   const shift = Math.log2(P);
   const out: Val<'i32'>[] = [];
@@ -89,6 +110,14 @@ export function sampleItems(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32
 }
 
 /** Negative `slot` of `row` (or of group `row` in stream 1): an item id in [0, V). */
-export function sampleItem(kb: KernelBuilder<string>, s: Sampler, row: Val<'i32'>, slot: Val<'i32'>, V: Val<'i32'>, name: string, stream = STREAM_ROW): Val<'i32'> {
+export function sampleItem(
+  kb: KernelBuilder<string>,
+  s: Sampler,
+  row: Val<'i32'>,
+  slot: Val<'i32'>,
+  V: Val<'i32'>,
+  name: string,
+  stream = STREAM_ROW,
+): Val<'i32'> {
   return sampleItems(kb, s, row, slot, 1, V, name, stream)[0]!;
 }

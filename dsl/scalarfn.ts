@@ -16,7 +16,8 @@ export interface ScalarFn {
 export const argRef = (name: string): Expr => ({ op: 'param', name: `$${name}`, t: 'f32', s: 'uniform' });
 
 export function applyScalarFn(fn: ScalarFn, args: readonly Val<'f32'>[]): Val<'f32'> {
-  if (args.length !== fn.args.length) throw new Error(`${fn.name} (${fn.origin}) takes ${fn.args.length} arguments, got ${args.length}`);
+  if (args.length !== fn.args.length)
+    throw new Error(`${fn.name} (${fn.origin}) takes ${fn.args.length} arguments, got ${args.length}`);
   const bound = new Map(fn.args.map((a, i) => [`$${a}`, args[i].e]));
   const e = mapExpr(fn.body, (x) => {
     if (x.op === 'param' && bound.has(x.name)) return bound.get(x.name)!;
@@ -32,8 +33,10 @@ export function applyScalarFn(fn: ScalarFn, args: readonly Val<'f32'>[]): Val<'f
 const widerOf = widerScope;
 
 const C = (v: number): Expr => ({ op: 'const', t: 'f32', s: 'uniform', v });
-const B = (fn: 'add' | 'sub' | 'mul' | 'div' | 'pow', a: Expr, b: Expr): Expr => ({ op: 'bin', fn, t: 'f32', s: 'uniform', a, b });
-const U = (fn: 'neg' | 'exp' | 'log' | 'tanh' | 'sqrt' | 'sigmoid', a: Expr): Expr => ({ op: 'un', fn, t: 'f32', s: 'uniform', a });
+const B = (fn: 'add' | 'sub' | 'mul' | 'div' | 'pow', a: Expr, b: Expr): Expr =>
+  ({ op: 'bin', fn, t: 'f32', s: 'uniform', a, b });
+const U = (fn: 'neg' | 'exp' | 'log' | 'tanh' | 'sqrt' | 'sigmoid', a: Expr): Expr =>
+  ({ op: 'un', fn, t: 'f32', s: 'uniform', a });
 
 /** d body / d arg, simplified by constant folding. */
 export function derivative(fn: ScalarFn, arg: string): ScalarFn {
@@ -74,7 +77,10 @@ export function derivative(fn: ScalarFn, arg: string): ScalarFn {
           case 'tanh': return B('mul', B('sub', C(1), B('mul', e, e)), da);
           case 'sqrt': return B('div', da, B('mul', C(2), e));
           case 'sigmoid': return B('mul', B('mul', e, B('sub', C(1), e)), da);
-          case 'abs': return B('mul', { op: 'select', t: 'f32', s: 'uniform', c: { op: 'bin', fn: 'ge', t: 'bool', s: 'uniform', a, b: C(0) }, a: C(1), b: C(-1) }, da);
+          case 'abs': {
+            const nonNeg: Expr = { op: 'bin', fn: 'ge', t: 'bool', s: 'uniform', a, b: C(0) };
+            return B('mul', { op: 'select', t: 'f32', s: 'uniform', c: nonNeg, a: C(1), b: C(-1) }, da);
+          }
           default:
             throw new Error(`${fn.name} (${fn.origin}): no derivative for ${e.fn}`);
         }

@@ -14,7 +14,11 @@ import {
 } from '../codegen/ir.js';
 
 export type Num = 'f32' | 'i32' | 'u32';
-export type ValueOf<D extends StorageDType> = D extends 'f32' | 'f16' | 'bf16' ? 'f32' : D extends 'i32' ? 'i32' : 'u32';
+export type ValueOf<D extends StorageDType> = D extends 'f32' | 'f16' | 'bf16'
+  ? 'f32'
+  : D extends 'i32'
+    ? 'i32'
+    : 'u32';
 
 export class DslError extends Error {}
 
@@ -143,11 +147,13 @@ export function un<R extends ValueType>(fn: UnFn, a: Val): Val<R> {
 }
 
 export function select<T extends ValueType>(c: Val<'bool'>, a: Val<T> | number, b: Val<T> | number): Val<T> {
-  if (typeof a === 'number' && typeof b === 'number') return select(c, constant('i32', a), constant('i32', b)) as unknown as Val<T>;
+  if (typeof a === 'number' && typeof b === 'number')
+    return select(c, constant('i32', a), constant('i32', b)) as unknown as Val<T>;
   const av = typeof a === 'number' ? lift(a, b as Val<T>) : a;
   const bv = typeof b === 'number' ? lift(b, av) : b;
   if (av.type !== bv.type) throw new DslError(`select: branch types differ (${av.type} vs ${bv.type})`);
-  return new Val<T>({ op: 'select', t: av.type, s: widerScope(c.scope, widerScope(av.scope, bv.scope)), c: c.e, a: av.e, b: bv.e });
+  const s = widerScope(c.scope, widerScope(av.scope, bv.scope));
+  return new Val<T>({ op: 'select', t: av.type, s, c: c.e, a: av.e, b: bv.e });
 }
 
 export const exp = (x: Val<'f32'>) => x.exp();
@@ -178,13 +184,15 @@ export function dot(a: Val<'f32'>, b: Val<'f32'>): Val<'f32'> {
  * (mma / wgmma, tl.dot) is the planned replacement for shared candidates.
  */
 export function matmul(a: Val<'f32'>, bs: readonly Val<'f32'>[]): Val<'f32'>[] {
-  if (a.scope !== 'vec' || bs.some((b) => b.scope !== 'vec')) throw new DslError('matmul: operands must be vec values ([rows, D] and [S, D])');
+  if (a.scope !== 'vec' || bs.some((b) => b.scope !== 'vec'))
+    throw new DslError('matmul: operands must be vec values ([rows, D] and [S, D])');
   return bs.map((b) => dot(a, b));
 }
 
 /** Reduction of a tile value ([rows, candidates]) over its candidates: one value per row. */
 export function reduceCands(fn: 'sum' | 'max', x: Val<'f32'>): Val<'f32'> {
-  if (x.scope !== 'tile') throw new DslError(`reduceCands: operand must be a tile value (one per row and candidate), got ${x.scope}`);
+  if (x.scope !== 'tile')
+    throw new DslError(`reduceCands: operand must be a tile value (one per row and candidate), got ${x.scope}`);
   return new Val<'f32'>({ op: 'reduce', fn, axis: 'c', t: 'f32', s: 'row', a: x.e });
 }
 
@@ -194,8 +202,16 @@ export function reduceCands(fn: 'sum' | 'max', x: Val<'f32'>): Val<'f32'> {
  * the program's rows; only as the value of an atomicAdd). `prec`: the storage precision products may be
  * taken in; `exact`: which operands are plain loads of that precision (others are split hi + lo).
  */
-export function mm(a: Val<'f32'>, b: Val<'f32'>, prec: 'f32' | 'f16' | 'bf16', exact: readonly [boolean, boolean]): Val<'f32'> {
+export function mm(
+  a: Val<'f32'>,
+  b: Val<'f32'>,
+  prec: 'f32' | 'f16' | 'bf16',
+  exact: readonly [boolean, boolean],
+): Val<'f32'> {
   const s = mmScope(a.scope, b.scope);
-  if (!s) throw new DslError(`mm: a ${a.scope} value times a ${b.scope} value is not a tile contraction (vec·cvec, tile·cvec, tile·vec)`);
+  if (!s) {
+    const what = `a ${a.scope} value times a ${b.scope} value`;
+    throw new DslError(`mm: ${what} is not a tile contraction (vec·cvec, tile·cvec, tile·vec)`);
+  }
   return new Val<'f32'>({ op: 'mm', t: 'f32', s, a: a.e, b: b.e, prec, exact });
 }

@@ -38,27 +38,40 @@ export function relErr(a: number | ArrayLike<number>, b: number | ArrayLike<numb
 }
 
 /** Tolerances of the GPU runtimes: f32 inputs 1e-5 loss / 1e-4 gradients; f16 / bf16 1e-3. */
-export const gpuTolerance = (dtype: FloatDType) => (dtype === 'f32' ? { loss: 1e-5, grad: 1e-4 } : { loss: 1e-3, grad: 1e-3 });
+export const gpuTolerance = (dtype: FloatDType) =>
+  dtype === 'f32' ? { loss: 1e-5, grad: 1e-4 } : { loss: 1e-3, grad: 1e-3 };
 
 export function checkCases(seed: number, quick = false): CheckCase[] {
   const out: CheckCase[] = [];
   const dtypes: FloatDType[] = ['f32', 'f16', 'bf16'];
   const reductions: Reduction[] = ['mean', 'sum', 'none'];
   const grid: [number, number, number][] = [];
-  for (const N of quick ? [7, 513] : [1, 7, 513, 4099]) for (const D of quick ? [3, 64] : [1, 3, 64, 257]) for (const K of quick ? [5, 1000] : [1, 5, 1000]) grid.push([N, D, K]);
+  const Ns = quick ? [7, 513] : [1, 7, 513, 4099];
+  const Ds = quick ? [3, 64] : [1, 3, 64, 257];
+  const Ks = quick ? [5, 1000] : [1, 5, 1000];
+  for (const N of Ns) for (const D of Ds) for (const K of Ks) grid.push([N, D, K]);
   grid.forEach(([N, D, K], i) => {
     const dtype = dtypes[i % 3]!;
     const reduction = reductions[Math.floor(i / 3) % 3]!;
     const popularity = i % 4 === 1;
     const V = popularity ? 1009 : 61 + 97 * (i % 7);
-    const p = { ...randomProblem({ N, D, V, K, dtype, seed: seed + i, collisionRate: 0.1, ignoreFraction: N > 1 ? 0.15 : 0, popularity }), reduction };
+    const ignoreFraction = N > 1 ? 0.15 : 0;
+    const drawn = randomProblem({ N, D, V, K, dtype, seed: seed + i, collisionRate: 0.1, ignoreFraction, popularity });
+    const p = { ...drawn, reduction };
     const gradOutput = reduction === 'none' ? Float64Array.from({ length: N }, (_, r) => 0.5 + (r % 4) * 0.5) : 1.25;
-    out.push({ label: `sampled N=${N} D=${D} K=${K} V=${V}${popularity ? ' q' : ''} ${reduction}`, problem: p, gradOutput });
+    const label = `sampled N=${N} D=${D} K=${K} V=${V}${popularity ? ' q' : ''} ${reduction}`;
+    out.push({ label, problem: p, gradOutput });
   });
   // Negatives drawn in the kernel (Philox), uniform and from a popularity q through the alias table.
-  for (const [N, D, V, K, dtype, popularity] of [[513, 64, 4099, 255, 'f16', false], [97, 256, 1009, 1000, 'bf16', true], [7, 3, 61, 5, 'f32', true]] as const) {
+  const drawnCases = [
+    [513, 64, 4099, 255, 'f16', false],
+    [97, 256, 1009, 1000, 'bf16', true],
+    [7, 3, 61, 5, 'f32', true],
+  ] as const;
+  for (const [N, D, V, K, dtype, popularity] of drawnCases) {
     const p = randomProblem({ N, D, V, K, dtype, seed: seed + 2000 + N, popularity, ignoreFraction: 0.1 });
-    out.push({ label: `philox N=${N} D=${D} K=${K} V=${V}${popularity ? ' q' : ''} mean`, problem: { ...p, negatives: undefined, philoxSeed: seed * 7 + N }, gradOutput: 1 });
+    const label = `philox N=${N} D=${D} K=${K} V=${V}${popularity ? ' q' : ''} mean`;
+    out.push({ label, problem: { ...p, negatives: undefined, philoxSeed: seed * 7 + N }, gradOutput: 1 });
   }
   for (const [N, D, V, dtype] of [[7, 3, 61, 'f32'], [513, 64, 1031, 'bf16'], [129, 257, 301, 'f16']] as const) {
     const p = randomProblem({ N, D, V, K: 0, dtype, seed: seed + 1000 + N, mode: 'full', ignoreFraction: 0.1 });
@@ -67,7 +80,11 @@ export function checkCases(seed: number, quick = false): CheckCase[] {
   return out;
 }
 
-export async function runChecks(cases: CheckCase[], run: (c: CheckCase) => Promise<CceResult> | CceResult, onRow?: (r: CheckRow) => void): Promise<CheckRow[]> {
+export async function runChecks(
+  cases: CheckCase[],
+  run: (c: CheckCase) => Promise<CceResult> | CceResult,
+  onRow?: (r: CheckRow) => void,
+): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
   for (const c of cases) {
     const tol = gpuTolerance(c.problem.dtype);
@@ -78,12 +95,21 @@ export async function runChecks(cases: CheckCase[], run: (c: CheckCase) => Promi
       // A fused run returns no lse or accepted counts (they never leave the kernel): compare what it returns.
       const fused = got.lse.length === 0;
       // A run for frozen item embeddings returns no dC.
-      const errors = { loss: relErr(got.loss, ref.loss), lse: fused ? 0 : relErr(got.lse, ref.lse), dE: relErr(got.dE, ref.dE), dC: got.dC.length === 0 ? 0 : relErr(got.dC, ref.dC) };
-      const kOk = fused || c.problem.mode === 'full' || Array.from(got.kAccepted).every((k, i) => k === ref.kAccepted[i]);
-      const pass = errors.loss <= tol.loss && errors.lse <= tol.loss && errors.dE <= tol.grad && errors.dC <= tol.grad && kOk;
-      row = { label: c.label, dtype: c.problem.dtype, errors, tol, pass, note: kOk ? undefined : 'accepted counts differ' };
+      const errors = {
+        loss: relErr(got.loss, ref.loss),
+        lse: fused ? 0 : relErr(got.lse, ref.lse),
+        dE: relErr(got.dE, ref.dE),
+        dC: got.dC.length === 0 ? 0 : relErr(got.dC, ref.dC),
+      };
+      const kOk =
+        fused || c.problem.mode === 'full' || Array.from(got.kAccepted).every((k, i) => k === ref.kAccepted[i]);
+      const pass = errors.loss <= tol.loss && errors.lse <= tol.loss && errors.dE <= tol.grad && errors.dC <= tol.grad;
+      const note = kOk ? undefined : 'accepted counts differ';
+      row = { label: c.label, dtype: c.problem.dtype, errors, tol, pass: pass && kOk, note };
     } catch (e) {
-      row = { label: c.label, dtype: c.problem.dtype, errors: { loss: NaN, lse: NaN, dE: NaN, dC: NaN }, tol, pass: false, note: (e as Error).message.split('\n')[0] };
+      const errors = { loss: NaN, lse: NaN, dE: NaN, dC: NaN };
+      const note = (e as Error).message.split('\n')[0];
+      row = { label: c.label, dtype: c.problem.dtype, errors, tol, pass: false, note };
     }
     rows.push(row);
     onRow?.(row);

@@ -27,10 +27,18 @@ export function maxAbs(p: Pick<CceProblem, 'dtype' | 'E'>): number {
   return m;
 }
 
-/** Σ|g_i| over the rows that count: |gradScale|·n_valid for a scalar upstream gradient, Σ|dloss_i·gradScale| per row. */
-export function sumAbsGrad(p: Pick<CceProblem, 'N' | 'targets' | 'ignoreIndex' | 'reduction'>, gradScale: number, dloss: ArrayLike<number>): number {
+/**
+ * Σ|g_i| over the rows that count: |gradScale|·n_valid for a scalar upstream gradient, Σ|dloss_i·gradScale|
+ * per row.
+ */
+export function sumAbsGrad(
+  p: Pick<CceProblem, 'N' | 'targets' | 'ignoreIndex' | 'reduction'>,
+  gradScale: number,
+  dloss: ArrayLike<number>,
+): number {
   let s = 0;
-  for (let i = 0; i < p.N; i++) if (p.targets[i] !== p.ignoreIndex) s += Math.abs(p.reduction === 'none' ? dloss[i]! * gradScale : gradScale);
+  for (let i = 0; i < p.N; i++)
+    if (p.targets[i] !== p.ignoreIndex) s += Math.abs(p.reduction === 'none' ? dloss[i]! * gradScale : gradScale);
   return s;
 }
 
@@ -38,7 +46,12 @@ export function sumAbsGrad(p: Pick<CceProblem, 'N' | 'targets' | 'ignoreIndex' |
  * The dC_scale a run passes to its kernels: 1 with float atomics; deterministic, the caller's scale or the one
  * the problem's bound gives.
  */
-export function runDCScale(p: CceProblem, o: { deterministic?: boolean; dCScale?: number; transform?: unknown }, gradScale: number, dloss: ArrayLike<number>): number {
+export function runDCScale(
+  p: CceProblem,
+  o: { deterministic?: boolean; dCScale?: number; transform?: unknown },
+  gradScale: number,
+  dloss: ArrayLike<number>,
+): number {
   if (!o.deterministic) return 1;
   return o.dCScale ?? fixedScale(maxAbs(p), sumAbsGrad(p, gradScale, dloss), !!o.transform);
 }

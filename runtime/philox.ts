@@ -62,7 +62,8 @@ export function buildAlias(q: ArrayLike<number>): AliasTable {
   }
   for (const v of [...small, ...large]) prob[v] = 1;
   const threshold = new Uint32Array(V);
-  for (let v = 0; v < V; v++) threshold[v] = prob[v]! >= 1 ? 0xffffffff : Math.min(0xfffffffe, Math.floor(prob[v]! * 2 ** 32));
+  for (let v = 0; v < V; v++)
+    threshold[v] = prob[v]! >= 1 ? 0xffffffff : Math.min(0xfffffffe, Math.floor(prob[v]! * 2 ** 32));
   return { threshold, alias };
 }
 
@@ -72,7 +73,14 @@ export function buildAlias(q: ArrayLike<number>): AliasTable {
  * P = 1 through the alias table (words 0 and 1); stream 1 draws the negatives of row groups (shared negatives;
  * i is then the group).
  */
-export function philoxNegatives(N: number, K: number, V: number, seed: number, alias?: AliasTable, stream = 0): Int32Array {
+export function philoxNegatives(
+  N: number,
+  K: number,
+  V: number,
+  seed: number,
+  alias?: AliasTable,
+  stream = 0,
+): Int32Array {
   const out = new Int32Array(N * K);
   const key = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0];
   const P = drawsPerCall(!!alias);
@@ -83,7 +91,8 @@ export function philoxNegatives(N: number, K: number, V: number, seed: number, a
       if (w === 0) x = philox4x32([j / P, i, stream, 0], key); // one call for P consecutive slots
 
       const col = mulhi32(x[w]!, V);
-      out[i * K + j] = !alias || alias.threshold[col] === 0xffffffff || x[w + 1]! < alias.threshold[col]! ? col : alias.alias[col]!;
+      const keep = !alias || alias.threshold[col] === 0xffffffff || x[w + 1]! < alias.threshold[col]!;
+      out[i * K + j] = keep ? col : alias.alias[col]!;
     }
   }
   return out;
@@ -97,10 +106,15 @@ export function materializeNegatives(p: CceProblem): CceProblem {
   if (p.mode !== 'sampled' || (p.philoxSeed === undefined && p.shareRows === undefined)) return p;
   const alias = p.itemProbs && p.philoxSeed !== undefined ? buildAlias(p.itemProbs) : undefined;
   const rows = p.shareRows ? Math.ceil(p.N / p.shareRows) : p.N;
-  const drawn = p.philoxSeed !== undefined ? philoxNegatives(rows, p.K, p.V, p.philoxSeed, alias, p.shareRows ? 1 : 0) : p.negatives!;
+  const drawn = p.philoxSeed !== undefined
+    ? philoxNegatives(rows, p.K, p.V, p.philoxSeed, alias, p.shareRows ? 1 : 0)
+    : p.negatives!;
   if (!p.shareRows) return { ...p, negatives: drawn, philoxSeed: undefined };
   const perRow = new Int32Array(p.N * p.K);
-  for (let i = 0; i < p.N; i++) perRow.set(drawn.subarray(Math.floor(i / p.shareRows) * p.K, Math.floor(i / p.shareRows) * p.K + p.K), i * p.K);
+  for (let i = 0; i < p.N; i++) {
+    const g = Math.floor(i / p.shareRows) * p.K;
+    perRow.set(drawn.subarray(g, g + p.K), i * p.K);
+  }
   return { ...p, negatives: perRow, philoxSeed: undefined, shareRows: undefined };
 }
 
@@ -110,10 +124,13 @@ export function negativeRows(p: Pick<CceProblem, 'N' | 'shareRows'>): number {
 }
 
 /** Kernel inputs of the in-kernel sampler: the seed split in two u32 words, the alias table for a given q. */
-export function samplerInputs(p: CceProblem): { seed_lo: number; seed_hi: number; V2: number; alias?: Uint32Array } {
+export function samplerInputs(
+  p: CceProblem,
+): { seed_lo: number; seed_hi: number; V2: number; alias?: Uint32Array } {
   const seed = p.philoxSeed ?? 0;
   const t = p.itemProbs && p.philoxSeed !== undefined ? buildAlias(p.itemProbs) : undefined;
-  return { seed_lo: seed >>> 0, seed_hi: Math.floor(seed / 2 ** 32) >>> 0, V2: 2 * p.V, alias: t && interleaveAlias(t) };
+  const seedHi = Math.floor(seed / 2 ** 32) >>> 0;
+  return { seed_lo: seed >>> 0, seed_hi: seedHi, V2: 2 * p.V, alias: t && interleaveAlias(t) };
 }
 
 /** The kernels' layout of an alias table: [threshold, alias item] per item, as u32 words. */

@@ -27,7 +27,10 @@ export interface CceProblem {
    * (negatives is then [G, K], G = ⌈N/shareRows⌉; drawn ones come from Philox stream 1 keyed by the group).
    */
   shareRows?: number;
-  /** Sampled mode without a negatives tensor: the kernels draw them (Philox4x32-10 with this seed, runtime/philox.ts). */
+  /**
+   * Sampled mode without a negatives tensor: the kernels draw them (Philox4x32-10 with this seed,
+   * runtime/philox.ts).
+   */
   philoxSeed?: number;
   /** V sampling probabilities q(v) (popularity sampling); absent = uniform q = 1/(V-1). */
   itemProbs?: Float64Array;
@@ -77,6 +80,11 @@ export interface ProblemSizes {
   shareRows?: number;
   /** dC as int64 fixed point: two 32-bit words an element, indexed 2·i and 2·i + 1. */
   deterministic?: boolean;
+  /**
+   * The negatives as an int64 tensor read in place (CceOptions.negativesDtype 'i64'): two 32-bit words an
+   * element, the kernels index word 2·(row·K + slot).
+   */
+  negativesDtype?: 'i32' | 'i64';
 }
 
 /** How messages call each size: the library says N, V, K, D; the CLI passes its flags (--n, ...). */
@@ -87,7 +95,8 @@ export type SizeNames = Partial<Record<'N' | 'V' | 'K' | 'D' | 'shareRows', stri
  * Sizes are integers (N, D ≥ 1, V ≥ 2, K ≥ 1 sampled), each fits an i32, and every element offset a kernel
  * computes in 32-bit arithmetic stays ≤ MAX_I32_OFFSET: E and dE [N, D], C and dC [V, D], the negatives and
  * the (row, negative) pairs [N, K] (dC by item numbers them, the reference expands shared groups' [G, K]
- * to them: G·K ≤ N·K), and deterministic dC's 2·V·D words. Throws CceInputError naming the first argument.
+ * to them: G·K ≤ N·K), deterministic dC's 2·V·D words and int64 negatives' 2·N·K words. Throws
+ * CceInputError naming the first argument.
  */
 export function checkSizes(s: ProblemSizes, names: SizeNames = {}): void {
   const name = (x: keyof SizeNames) => names[x] ?? x;
@@ -122,6 +131,8 @@ export function checkSizes(s: ProblemSizes, names: SizeNames = {}): void {
   if (s.deterministic) limit('V', 'D', V * D, 'the deterministic dC (int64 fixed point, two words an element)', 2);
   const pairs = s.shareRows ? 'the (row, shared negative) pairs [N, K]' : 'the negatives and pairs [N, K]';
   if (sampled) limit('N', 'K', N * K, pairs);
+  // Shared groups index 2·(g·K + slot) < 2·G·K ≤ 2·N·K: checked as N·K (conservative for groups).
+  if (sampled && s.negativesDtype === 'i64') limit('N', 'K', N * K, 'the int64 negatives (two words an element)', 2);
 }
 
 function checkStorage(name: string, data: unknown, dtype: FloatDType, length: number, shape: string): void {
@@ -199,9 +210,11 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
   const drawn = sampled && p.philoxSeed !== undefined;
   if (drawn) {
     if (p.negatives !== undefined) fail('negatives', 'give either negatives or philoxSeed, not both');
-    if (!Number.isSafeInteger(p.philoxSeed) || p.philoxSeed! < 0) fail('philoxSeed', `must be a non-negative safe integer, got ${p.philoxSeed}`);
+    if (!Number.isSafeInteger(p.philoxSeed) || p.philoxSeed! < 0)
+      fail('philoxSeed', `must be a non-negative safe integer, got ${p.philoxSeed}`);
   } else if (sampled) {
-    if (p.negatives === undefined || p.negatives === null) fail('negatives', 'required in sampled mode (or philoxSeed to draw them in the kernels)');
+    if (p.negatives === undefined || p.negatives === null)
+      fail('negatives', 'required in sampled mode (or philoxSeed to draw them in the kernels)');
     if (!(p.negatives instanceof Int32Array)) fail('negatives', `must be an Int32Array, got ${describe(p.negatives)}`);
     if (p.negatives.length !== negRows * K) {
       const shape = p.shareRows ? `G*K (⌈${N}/${p.shareRows}⌉*${K})` : `N*K (${N}*${K})`;
@@ -209,7 +222,8 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
     }
   }
   if (p.itemProbs !== undefined) {
-    if (!(p.itemProbs instanceof Float64Array)) fail('itemProbs', `must be a Float64Array, got ${describe(p.itemProbs)}`);
+    if (!(p.itemProbs instanceof Float64Array))
+      fail('itemProbs', `must be a Float64Array, got ${describe(p.itemProbs)}`);
     if (p.itemProbs.length !== V) fail('itemProbs', `length ${p.itemProbs.length} does not match V = ${V}`);
   }
 
@@ -243,7 +257,8 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
       const neg = p.negatives!;
       for (let k = 0; k < neg.length; k++) {
         const n = neg[k]!;
-        if (q[n] === 0) fail('negatives', `item id ${n} at ${at(k, K)} has q = 0 in itemProbs, so it cannot have been sampled`);
+        if (q[n] === 0)
+          fail('negatives', `item id ${n} at ${at(k, K)} has q = 0 in itemProbs, so it cannot have been sampled`);
       }
     }
   }

@@ -2,12 +2,12 @@
 // type-check) and the verifier's run-time errors, which name the kernel, the op and the reason.
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { Kernel } from '../codegen/ir.js';
-import { compileKernel } from '../codegen/compile.js';
+import { CAPS, compileKernel } from '../targets/registry.js';
 import { lower } from '../codegen/lower.js';
 import { VerifyError, verifyKernel } from '../codegen/verify.js';
 import { KernelBuilder, OnlineSoftmax } from '../dsl/builder.js';
 import { cceBackward, cceForward } from '../dsl/cce.js';
-import { CAPS, DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
 import { DslError, type Val, dot, f32, i32 } from '../dsl/values.js';
 
 function tiny() {
@@ -133,7 +133,7 @@ describe('IR verifier', () => {
 describe('tile matmul with candidates shared by the rows of a program', () => {
   it('computes A·Bᵀ for [R, D] rows and [S, D] shared candidate rows (CPU executor vs direct float64)', async () => {
     const { matmul } = await import('../dsl/values.js');
-    const { compileJs } = await import('../runtime/cpu/jsgen.js');
+    const { compileJs } = await import('../targets/js/emit.js');
     const { Rng } = await import('../runtime/random.js');
     const S = 3;
     const kb = new KernelBuilder({ name: 'tile_mm', doc: 'rows times shared candidates', rowDim: 'N', vecDim: 'D' });
@@ -162,7 +162,7 @@ describe('tile matmul with candidates shared by the rows of a program', () => {
         expect(res[i * S + j]).toBeCloseTo(d0, 12);
       }
     // The same kernel emits for every target (compile checks of emitted code: test/emit-compile.test.ts).
-    const { compileKernel } = await import('../codegen/compile.js');
+    const { compileKernel } = await import('../targets/registry.js');
     for (const t of ['cuda', 'wgsl', 'triton'] as const) expect(compileKernel(kb.build(), { ...DEFAULT_SCHEDULE, rows: 4, lanes: 32, dChunks: 1 }, t).source).toMatch(/tile_mm/);
     expect(() => matmul(kb.load(A, kb.row), cands)).toThrow(/matmul: operands must be vec values/);
   });

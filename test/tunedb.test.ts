@@ -6,7 +6,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CODEGEN_VERSION } from '../codegen/compile.js';
+import { CODEGEN_VERSION } from '../codegen/version.js';
 import { DEFAULT_SCHEDULE, type Schedule } from '../dsl/schedule.js';
 import {
   bucket,

@@ -1,0 +1,126 @@
+// The options of the CCE- kernels (dsl/cce.ts, dsl/byitem.ts), their code key, and the small pieces both kernel
+// families build from them: the logit transform and its derivative, the sampling correction, the log q
+// parameters and the negatives index tensor.
+import type { KernelBuilder, Tensor } from './builder.js';
+import { applyScalarFn, derivative, type ScalarFn } from './scalarfn.js';
+import { DslError, type Val } from './values.js';
+
+export type FloatDType = 'f32' | 'f16' | 'bf16';
+
+export interface CceOptions {
+  mode: 'sampled' | 'full';
+  dtype: FloatDType;
+  /** Sampled mode: 'uniform' (q = 1/(V−1), a scalar log q) or 'given' (a log q tensor [V]). */
+  sampling: 'uniform' | 'given';
+  /** Sampled mode: negatives from an index tensor [N, K] (default) or drawn in the kernel (Philox4x32-10, seed). */
+  negatives?: 'tensor' | 'philox';
+  /**
+   * Sampled mode, negatives 'tensor': the element type of the index tensor. 'i32' (default); 'i64': an int64
+   * little-endian tensor read in place as its low 32-bit words, so a framework's int64 indices need no copy.
+   * The kernel parameter is then an i32 tensor [N, K2] ([G, K2] shared), K2 = 2·K, and slot j of row i is
+   * word 2·(i·K + j). The low word is the item id only for values in [0, 2^31): the caller must have
+   * range-checked the int64 values (0 ≤ n < V), since the kernels never see the high words.
+   */
+  negativesDtype?: 'i32' | 'i64';
+  /**
+   * Sampled mode: row-tile-shared negatives. Each group of `share` consecutive rows (one program) shares its
+   * K negatives (index tensor [G, K], G = ⌈N/share⌉, or Philox stream 1 keyed by the group). Every row still
+   * sees K i.i.d. draws from q, so its estimator is unchanged; logits and gradients become tile contractions
+   * (tensor cores) and dC gets one update per group and candidate instead of one per row.
+   */
+  share?: number;
+  /**
+   * dC without float atomics: int64 fixed point (units of 1/dC_scale) added with integer atomics, so dC is
+   * bit-identical from run to run whatever order the programs run in. The runtime picks the scale from a
+   * bound of |dC| (runtime/fixed.ts) and converts to float afterwards.
+   */
+  deterministic?: boolean;
+  /** Backward: 'scalar' upstream gradient (mean / sum) or 'perRow' (reduction none). */
+  grad: 'scalar' | 'perRow';
+  /** Logit transform f(x) applied to every dot product (identity when absent). */
+  transform?: ScalarFn;
+  /** Sampling correction from log q (−log q when absent). */
+  correction?: ScalarFn;
+}
+
+export const DEFAULT_OPTIONS: CceOptions = { mode: 'sampled', dtype: 'f32', sampling: 'uniform', grad: 'scalar' };
+
+/** A stable key of the options that change generated code (never shapes). */
+export function optionsKey(o: CceOptions): string {
+  const fn = (f?: ScalarFn) => (f ? `${f.name}(${f.args.join(',')})=${JSON.stringify(f.body)}` : '-');
+  const sampled = o.mode === 'sampled';
+  const share = sampled && o.share ? `share${o.share}` : '';
+  return [
+    o.mode,
+    o.dtype,
+    sampled ? o.sampling : '',
+    sampled ? o.negatives ?? 'tensor' : '',
+    o.grad,
+    fn(o.transform),
+    fn(o.correction),
+    share,
+    ...(o.deterministic ? ['det'] : []),
+    ...(o.negativesDtype === 'i64' ? ['neg64'] : []),
+  ].join('|');
+}
+
+export const transformOf = (o: CceOptions) => (x: Val<'f32'>) => (o.transform ? applyScalarFn(o.transform, [x]) : x);
+
+export const derivativeOf = (o: CceOptions) =>
+  o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
+
+/** The sampling distribution's parameters: a log q tensor [V] (given q) or the scalar log q (uniform). */
+export function logqParams(
+  kb: KernelBuilder<'D'>,
+  o: CceOptions,
+): { logq?: Tensor<'f32', readonly ['V']>; logqUniform?: Val<'f32'> } {
+  return o.sampling === 'given'
+    ? { logq: kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution') }
+    : { logqUniform: kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)') };
+}
+
+/** Correction added to the logit of a negative with log q = lq: corr(lq), −lq by default. */
+export const correctionFor = (o: CceOptions, lq: Val<'f32'>): Val<'f32'> =>
+  o.correction ? applyScalarFn(o.correction, [lq]) : lq.neg();
+
+/**
+ * Why dC by item (dsl/byitem.ts) does not apply to these options, or undefined: it is for per-row sampled
+ * negatives with float dC.
+ */
+export function byItemRefusal(o: CceOptions): string | undefined {
+  return o.mode !== 'sampled' || o.share || o.deterministic
+    ? 'dC by item: per-row sampled negatives with float dC only'
+    : undefined;
+}
+
+/** The negatives index tensor of a kernel and how to read slot `flat` = row·K + slot of it. */
+export interface Negatives {
+  tensor: Tensor<'i32', readonly [string, string]>;
+  /** The item id of slot `flat` (row·K + slot, in slots of the [rows, K] index tensor). */
+  load(flat: Val<'i32'>, mask: Val<'bool'>): Val<'i32'>;
+}
+
+/** Refuses negativesDtype where no index tensor is read, or an unknown one. */
+export function checkNegativesDtype(o: CceOptions): void {
+  const d = o.negativesDtype;
+  if (d === undefined || d === 'i32') return;
+  if (d !== 'i64') throw new DslError(`negativesDtype: must be 'i32' or 'i64', got ${JSON.stringify(d)}`);
+  if (o.mode !== 'sampled') throw new DslError("negativesDtype 'i64': full mode reads no negatives tensor");
+  if (o.negatives === 'philox')
+    throw new DslError("negativesDtype 'i64': negatives 'philox' have no index tensor to read");
+}
+
+/**
+ * Declares the negatives index tensor, [rows, K] of i32 or, with negativesDtype 'i64', [rows, K2] of i32 words
+ * (K2 = 2·K): the low word of each int64 element (see CceOptions.negativesDtype).
+ */
+export function negativesInput(kb: KernelBuilder<'D'>, o: CceOptions, rows: 'N' | 'G', doc: string): Negatives {
+  checkNegativesDtype(o);
+  if (o.negativesDtype !== 'i64') {
+    const tensor = kb.input('negatives', 'i32', [rows, 'K'] as const, doc);
+    return { tensor, load: (flat, mask) => kb.load(tensor, flat, mask) };
+  }
+  const wide = `${doc}: int64 read as i32 words, the low word of each (K2 = 2·K; values range-checked by the caller)`;
+  const tensor = kb.input('negatives', 'i32', [rows, 'K2'] as const, wide);
+  return { tensor, load: (flat, mask) => kb.load(tensor, flat.mul(2), mask) };
+}
