@@ -1,25 +1,7 @@
-// Benchmark settings (dataset shapes of CCE- for sequential recommenders) and anchors measured by others.
-//   N: rows (batch x sequence positions), V: catalog size, K: negatives per row, D: embedding width.
+// Benchmark settings (runtime/presets.ts) and anchors measured by others.
+import { type BenchSetting, SETTINGS } from '../runtime/presets.js';
 
-export interface BenchSetting {
-  name: string;
-  N: number;
-  V: number;
-  K: number;
-  D: number;
-}
-
-export const SETTINGS: BenchSetting[] = [
-  { name: 'beauty', N: 32768, V: 176450, K: 511, D: 256 },
-  { name: 'ml20m', N: 131072, V: 15405, K: 511, D: 256 },
-  { name: 'megamarket', N: 32768, V: 1661327, K: 255, D: 256 },
-  { name: 'zvuk', N: 131072, V: 893022, K: 2047, D: 256 },
-  { name: 'small-d', N: 65536, V: 100000, K: 511, D: 64 },
-];
-
-export function settingByName(name: string): BenchSetting | undefined {
-  return SETTINGS.find((s) => s.name === name);
-}
+export { type BenchSetting, SETTINGS, settingByName } from '../runtime/presets.js';
 
 export interface Anchor {
   /** The paper's Triton CCE- kernel. */

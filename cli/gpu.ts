@@ -1,19 +1,20 @@
-// GPU commands of the CLI: `check` (the correctness suite on a device), `bench` (paper-matched settings).
+// Device commands of the CLI: `check` (the correctness suite), `bench` (paper-matched settings) and `tune`, each
+// over any backend of the device list (runtime/devices.ts) through the one step.
 import type { CceOptions } from '../dsl/cce.js';
 import { DEFAULT_SCHEDULE, type Schedule, checkScheduleShape } from '../dsl/schedule.js';
+import { driveAsync } from '../runtime/backend.js';
+import { type BenchTiming, benchStep } from '../runtime/bench.js';
 import { type CheckRow, checkCases, runChecks } from '../runtime/check.js';
+import { WARMUP_MS, WEBGPU_SCHEDULE, stepDefaults } from '../runtime/defaults.js';
+import { type Device, DeviceError, openDevice, runOn } from '../runtime/devices.js';
 import type { CceProblem } from '../runtime/problem.js';
-import { byItemPlan, reduceSchedule } from '../runtime/byitem.js';
-import { CudaBench } from '../runtime/cuda/bench.js';
-import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
-import { acquireWebgpu, releaseWebgpu } from '../runtime/webgpu/device.js';
-import { WEBGPU_SCHEDULE, runCceWebgpu, webgpuReduceSchedule } from '../runtime/webgpu/run.js';
-import { SETTINGS } from '../bench/settings.js';
-import { type FlagTable, UsageError, checkShare, intList, parseFlags, table, usage } from './args.js';
-import { scheduleFlag, scheduleListFlag } from './args.js';
+import { SETTINGS } from '../runtime/presets.js';
+import type { CudaRuntime } from '../runtime/cuda/run.js';
 import { checkOutFile, writeOutFile } from '../runtime/fsout.js';
 import { TuningDb, TuningDbError } from '../runtime/autotune/db.js';
-import { scheduleFor, tune } from '../runtime/autotune/tune.js';
+import { scheduleFor, tuneAsync } from '../runtime/autotune/tune.js';
+import { type FlagTable, UsageError, checkShare, intList, parseFlags, table, usage } from './args.js';
+import { scheduleFlag, scheduleListFlag } from './args.js';
 
 const out = (s = '') => process.stdout.write(s + '\n');
 const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : !Number.isFinite(x) ? 'inf' : x === 0 ? '0' : x.toExponential(1));
@@ -64,34 +65,62 @@ export function openDbStrict(cmd: string, path: string): TuningDb {
 /** `--settings a,b,c`: names of bench settings, each known. */
 function settingNames(text: string, cmd: string): string[] {
   const names = text.split(',').map((s) => s.trim());
-  for (const n of names) if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, cmd);
+  for (const n of names) {
+    if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, cmd);
+  }
   return names;
 }
 
-export function openCuda(): CudaRuntime {
-  const rt = CudaRuntime.open();
-  if (!rt) throw new UsageError('--device cuda: no CUDA driver or device found (libcuda.so.1)', '');
-  return rt;
+/** A device of the list, required: a missing one is one usage error naming --device. */
+export async function requireDevice(kind: Device['kind'], cmd: string): Promise<Device> {
+  try {
+    return (await openDevice(kind, true))!;
+  } catch (e) {
+    if (e instanceof DeviceError) throw new UsageError(e.message, cmd);
+    throw e;
+  }
 }
+
+export async function openCuda(): Promise<CudaRuntime> {
+  return (await requireDevice('cuda', '')).backend as unknown as CudaRuntime;
+}
+
+const DEVICES = ['cuda', 'webgpu', 'cpu'] as const;
 
 // ---------------------------------------------------------------- check
 
 const CHECK_FLAGS = {
-  device: { kind: 'enum', values: ['cuda', 'webgpu', 'cpu'], default: 'cuda', help: 'device to check' },
+  device: { kind: 'enum', values: DEVICES, default: 'cuda', help: 'device to check' },
   seed: { kind: 'int', help: 'seed of the random inputs (default: time-based, fresh every run)' },
   quick: { kind: 'bool', help: 'a smaller grid of sizes' },
   fused: { kind: 'bool', help: 'check the fused forward+backward kernels (cases with reduction none are left out)' },
-  share: { kind: 'int', default: 0, min: 0, help: 'check row-tile-shared negatives: groups of this many rows (16, 32, 64, 128) share theirs' },
-  deterministic: { kind: 'bool', help: 'check the deterministic dC (int64 fixed point): each case runs twice and dC must be bit-identical' },
-  'frozen-c': { kind: 'bool', help: 'check the one-sweep forward + dE kernels for item embeddings without a gradient (mean / sum cases; CUDA and CPU)' },
-  'by-item': { kind: 'bool', help: 'check dC reduced by item (per-row sampled negatives, mean / sum cases): forward + dE in one sweep, then count, scan, fill, reduce' },
+  share: {
+    kind: 'int', default: 0, min: 0,
+    help: 'check row-tile-shared negatives: groups of this many rows (16, 32, 64, 128) share theirs',
+  },
+  deterministic: {
+    kind: 'bool',
+    help: 'check the deterministic dC (int64 fixed point): each case runs twice and dC must be bit-identical',
+  },
+  'frozen-c': {
+    kind: 'bool',
+    help: 'check the one-sweep forward + dE kernels for item embeddings without a gradient (mean / sum cases)',
+  },
+  'by-item': {
+    kind: 'bool',
+    help: 'check dC reduced by item (per-row sampled negatives, mean / sum cases): forward + dE in one sweep, then ' +
+      'count, scan, fill, reduce',
+  },
   schedule: { kind: 'str', metavar: 'JSON', help: 'schedule to check (default: the runtime default)' },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON' },
 } as const satisfies FlagTable;
 
 export const CHECK_HELP = usage(
-  'ccekit check --device cuda|webgpu [--quick] [--seed N] [--out FILE]',
-  'The correctness suite on a device: fresh random inputs at odd sizes (N ∈ {1, 7, 513, 4099}, D ∈ {1, 3, 64, 257},\nK ∈ {1, 5, 1000}), f32/f16/bf16, collisions, ignored rows, popularity q, mean/sum/none, full CE; outputs are\npoisoned before each run and compared with the float64 reference (f32: 1e-5 loss / 1e-4 gradients; 16-bit: 1e-3).',
+  'ccekit check --device cuda|webgpu|cpu [--quick] [--seed N] [--out FILE]',
+  'The correctness suite on a device: fresh random inputs at odd sizes (N ∈ {1, 7, 513, 4099}, D ∈ {1, 3, 64, 257},\n' +
+    'K ∈ {1, 5, 1000}), f32/f16/bf16, collisions, ignored rows, popularity q, mean/sum/none, full CE; outputs are\n' +
+    'poisoned before each run and compared with the float64 reference (f32: 1e-5 loss / 1e-4 gradients; ' +
+    '16-bit: 1e-3).',
   CHECK_FLAGS,
 );
 
@@ -109,45 +138,30 @@ export async function cmdCheck(argv: string[]): Promise<number> {
   const schedule = o.schedule !== undefined ? checkSchedule(o.device, o.schedule) : undefined;
   checkShare(o.share, 'check');
   if (o.out !== undefined) checkOutFile(o.out, '--out');
-  if (o.device === 'webgpu' && o['frozen-c']) {
-    throw new UsageError('--frozen-c: the WebGPU runtime runs forward + backward only', 'check');
-  }
+  const scalarOnly = o.fused || o['frozen-c'] || o['by-item'];
   const cases = checkCases(seed, o.quick)
-    .filter((c) => !(o.fused || o['frozen-c'] || o['by-item']) || c.problem.reduction !== 'none')
-    .filter((c) => !o['by-item'] || c.problem.mode === 'sampled')
-    .filter((c) => !o.share || c.problem.mode === 'sampled')
+    .filter((c) => !scalarOnly || c.problem.reduction !== 'none')
+    .filter((c) => !(o['by-item'] || o.share) || c.problem.mode === 'sampled')
     .map((c) => (o.share ? { ...c, label: `${c.label} R=${o.share}`, problem: shareProblem(c.problem, o.share) } : c));
-  let device = 'cpu';
-  let run: Parameters<typeof runChecks>[1];
-  let close = () => {};
-  if (o.device === 'cuda') {
-    const rt = openCuda();
-    device = `${rt.name} (CUDA ${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
-    run = (c) => runCceCuda(rt, c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic });
-  } else if (o.device === 'webgpu') {
-    const ctx = await acquireWebgpu();
-    if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'check');
-    device = `${ctx.name} (WebGPU through Dawn)`;
-    run = (c) => runCceWebgpu(ctx, c.problem, { gradOutput: c.gradOutput, schedule, byItem: o['by-item'], deterministic: o.deterministic });
-    close = () => releaseWebgpu(ctx);
-  } else {
-    const { runCceCpu } = await import('../runtime/cpu/run.js');
-    run = (c) => runCceCpu(c.problem, { gradOutput: c.gradOutput, schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic });
-  }
+  const dev = await requireDevice(o.device, 'check');
+  const step = { schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic };
+  let run: Parameters<typeof runChecks>[1] = (c) => runOn(dev, c.problem, { ...step, gradOutput: c.gradOutput });
   if (o.deterministic) run = twice(run);
-  out(`ccekit check on ${device}, seed ${seed}, ${cases.length} cases`);
+  out(`ccekit check on ${dev.line}, seed ${seed}, ${cases.length} cases`);
   const rows: CheckRow[] = [];
   try {
     await runChecks(cases, run, (r) => {
       rows.push(r);
-      out(`${r.pass ? 'ok  ' : 'FAIL'} ${r.dtype.padEnd(4)} ${r.label.padEnd(44)} loss ${fmt(r.errors.loss)} lse ${fmt(r.errors.lse)} dE ${fmt(r.errors.dE)} dC ${fmt(r.errors.dC)}${r.note ? '  ' + r.note : ''}`);
+      const e = r.errors;
+      const errs = `loss ${fmt(e.loss)} lse ${fmt(e.lse)} dE ${fmt(e.dE)} dC ${fmt(e.dC)}`;
+      out(`${r.pass ? 'ok  ' : 'FAIL'} ${r.dtype.padEnd(4)} ${r.label.padEnd(44)} ${errs}${r.note ? '  ' + r.note : ''}`);
     });
   } finally {
-    close();
+    dev.close();
   }
   const failed = rows.filter((r) => !r.pass).length;
   out(`${rows.length - failed} passed, ${failed} failed`);
-  writeJson(o.out, { device, seed, rows });
+  writeJson(o.out, { device: dev.line, seed, rows });
   return failed ? 1 : 0;
 }
 
@@ -171,35 +185,84 @@ function shareProblem(p: CceProblem, share: number): CceProblem {
 // ---------------------------------------------------------------- bench
 
 const BENCH_FLAGS = {
-  device: { kind: 'enum', values: ['cuda', 'webgpu'], default: 'cuda', help: 'device to time (webgpu: the emitted WGSL through Dawn, inputs generated on the host)' },
+  device: {
+    kind: 'enum', values: DEVICES, default: 'cuda',
+    help: 'device to time (inputs generated on the device where it has a generator, else on the host)',
+  },
   settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings' },
   dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
   repeats: { kind: 'int', default: 20, min: 1, max: 100_000, help: 'timed repetitions (median, p20, p80)' },
-  schedules: { kind: 'str', metavar: 'JSON', help: 'a JSON list of (partial) schedules to time at every setting, over the heuristic default (default: [{}])' },
+  schedules: {
+    kind: 'str', metavar: 'JSON',
+    help: 'a JSON list of (partial) schedules to time at every setting, over the default (default: [{}])',
+  },
   out: { kind: 'str', metavar: 'FILE', help: 'write the rows as JSON (bench/results/...)' },
-  db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json); tuned schedules are used where it has them' },
-  negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'per-row negatives from an int32 index tensor, or drawn in the kernel (Philox, no index tensor)' },
+  db: {
+    kind: 'str', metavar: 'FILE',
+    help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json); tuned schedules are used ' +
+      'where it has them',
+  },
+  negatives: {
+    kind: 'enum', values: ['tensor', 'philox'], default: 'tensor',
+    help: 'per-row negatives from an int32 index tensor, or drawn in the kernel (Philox, no index tensor)',
+  },
   fused: { kind: 'bool', help: 'forward and backward in one kernel (mean reduction)' },
-  share: { kind: 'int', default: 0, min: 0, help: 'negatives shared by groups of this many rows (16, 32, 64, 128; 0: per row)' },
-  deterministic: { kind: 'bool', help: 'dC in int64 fixed point with integer atomics (bit-identical from run to run), converted to fp32 in the step' },
+  share: { kind: 'int', default: 0, min: 0, help: 'negatives shared by groups of this many rows (16, 32, 64, 128)' },
+  deterministic: {
+    kind: 'bool',
+    help: 'dC in int64 fixed point with integer atomics (bit-identical from run to run; converted after the step)',
+  },
   'frozen-c': { kind: 'bool', help: 'item embeddings without a gradient: forward + dE in one sweep (no dC)' },
-  'by-item': { kind: 'bool', help: 'per-row negatives: forward + dE in one sweep, then dC reduced by item (chunks of rows: count, scan, fill, reduce) instead of one float atomic per pair' },
+  'by-item': {
+    kind: 'bool',
+    help: 'per-row negatives: forward + dE in one sweep, then dC reduced by item (chunks of rows: count, scan, fill, ' +
+      'reduce) instead of one float atomic per pair',
+  },
   'pair-mib': {
-    kind: 'int',
-    default: 48,
-    min: 1,
-    max: 1 << 20,
+    kind: 'int', default: 48, min: 1, max: 1 << 20,
     help: 'with --by-item: MiB of the pair buffers (sets the chunk of rows)',
   },
   'two-word-pairs': { kind: 'bool', help: 'with --by-item: keep two i32 words per pair where one packed u32 would fit' },
-  'reduce-schedule': { kind: 'str', metavar: 'JSON', help: 'with --by-item: the reduction\'s (partial) schedule over its default (about D/32 lanes a row); register chunks are fitted to D' },
-  'repeat-check': { kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ' },
+  'reduce-schedule': {
+    kind: 'str', metavar: 'JSON',
+    help: "with --by-item: the reduction's (partial) schedule over its default; register chunks are fitted to D",
+  },
+  'repeat-check': {
+    kind: 'bool', help: 'also run each setting twice on the same inputs and count the elements of dC that differ',
+  },
 } as const satisfies FlagTable;
 
-export const BENCH_HELP = usage('ccekit bench --device cuda [--settings beauty,...] [--dtype f16] [--out FILE]', 'Time ccekit CCE- (fwd+bwd, per-row negatives from an index tensor) at the paper-matched settings.', BENCH_FLAGS);
+export const BENCH_HELP = usage(
+  'ccekit bench --device cuda|webgpu|cpu [--settings beauty,...] [--dtype f16] [--out FILE]',
+  'Time the CCE- step (fwd+bwd; per-row negatives from an index tensor unless told) at the paper-matched settings.',
+  BENCH_FLAGS,
+);
+
+const benchImpl = (kind: string, o: ReturnType<typeof parseBench>) =>
+  [
+    `ccekit-${kind}`, o.negatives === 'philox' ? '-philox' : '', o.share ? `-shared${o.share}` : '',
+    o['frozen-c'] ? '-frozenC' : o['by-item'] ? '-byitem' : o.fused ? '-fused' : '', o.deterministic ? '-det' : '',
+  ].join('');
+
+const parseBench = (argv: string[]) => parseFlags('bench', argv, BENCH_FLAGS);
+
+function benchLine(n: string, row: Record<string, unknown>): string {
+  if (row.ms === null) return `${n.padEnd(11)} error: ${row.note}`;
+  const ms = (k: string) => (row[k] as number).toFixed(3);
+  const parts = [`${n.padEnd(11)} ${ms('ms')} ms (fwd ${ms('fwd_ms')}, rest ${ms('bwd_ms')})`];
+  parts.push(JSON.stringify(row.schedule), `regs ${JSON.stringify(row.registers ?? {})}`);
+  if (row.dC_differ_between_runs !== undefined) {
+    parts.push(`dC elements differing between two runs: ${row.dC_differ_between_runs}`);
+  }
+  if (row.by_item_ms) {
+    const each = Object.entries(row.by_item_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(2)}`);
+    parts.push(`by item (${row.chunks} chunks${row.packed_pairs ? ', packed' : ''}, ms): ${each.join(', ')}`);
+  }
+  return parts.join(' ');
+}
 
 export async function cmdBench(argv: string[]): Promise<number> {
-  const o = parseFlags('bench', argv, BENCH_FLAGS);
+  const o = parseBench(argv);
   const names = settingNames(o.settings, 'bench');
   const given = o.schedules !== undefined;
   const extra: Partial<Schedule>[] = given ? scheduleListFlag('bench', '--schedules', o.schedules!) : [{}];
@@ -210,110 +273,94 @@ export async function cmdBench(argv: string[]): Promise<number> {
   }
   checkShare(o.share, 'bench');
   if (o.out !== undefined) checkOutFile(o.out, '--out');
-  if (o.device === 'webgpu') {
-    const cudaOnly =
-      (['fused', 'frozen-c', 'two-word-pairs', 'repeat-check'] as const).find((f) => o[f]) ??
-      (o.db !== undefined ? 'db' : o.negatives !== 'tensor' ? 'negatives' : undefined);
-    if (cudaOnly) throw new UsageError(`--${cudaOnly} applies to --device cuda only`, 'bench');
-    const byItem = o['by-item'] ? { reduce: reduceOver } : undefined;
-    return benchWebgpu(names, o.dtype, o.repeats, o.out, o.share, o.deterministic, given ? extra : [undefined], byItem);
-  }
   const named = o.db !== undefined ? openDbStrict('bench', o.db) : undefined;
-  const rt = openCuda();
+  const dev = await requireDevice(o.device, 'bench');
   const db = named ?? openDb(TuningDb.defaultPath());
-  const bench = new CudaBench(rt);
-  const card = rt.name;
-  out(`ccekit bench on ${card} (${rt.cuda.info.arch}), dtype ${o.dtype}`);
+  const card = dev.backend.device;
+  out(`ccekit bench on ${dev.line}, dtype ${o.dtype}`);
   const rows: Record<string, unknown>[] = [];
-  const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(o.share ? { share: o.share } : {}), ...(o.deterministic ? { deterministic: true } : {}) };
-  const impl = `ccekit-cuda${o.negatives === 'philox' ? '-philox' : ''}${o.share ? `-shared${o.share}` : ''}${o['frozen-c'] ? '-frozenC' : o['by-item'] ? '-byitem' : o.fused ? '-fused' : ''}${o.deterministic ? '-det' : ''}`;
-  for (const n of names) {
-    const st = SETTINGS.find((s) => s.name === n)!;
-    const inputs = bench.inputs({ ...st, shareRows: o.share || undefined }, o.dtype, 1, 2, o.negatives === 'tensor', o.deterministic);
-    try {
-      const base = scheduleFor(rt, db, st, opts);
-      for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
-        let row: Record<string, unknown>;
-        try {
-          const t = bench.time(st, opts, s, {
-            repeats: o.repeats,
-            inputs,
-            fused: o.fused,
-            frozenC: o['frozen-c'],
-            byItem: o['by-item'],
-            pairBytes: o['pair-mib'] * 2 ** 20,
-            packPairs: !o['two-word-pairs'],
-            reduceSchedule: reduceOver ? { ...reduceSchedule(st.D), dChunks: 1, ...reduceOver } : undefined,
-            repeatCheck: o['repeat-check'],
-          });
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs, peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, tuned: base.tuned && s === base.schedule, registers: t.registers, ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}), ...(t.byItemMs ? { by_item_ms: t.byItemMs, reduce_schedule: t.reduceSchedule, chunks: t.chunks, packed_pairs: t.packed } : {}) };
-        } catch (e) {
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype, ms: null, peak_mib: null, card, schedule: s, note: (e as Error).message.split('\n')[0] };
-        }
-        rows.push(row);
-        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} ${JSON.stringify(row.schedule)} regs ${JSON.stringify(row.registers ?? {})}${row.dC_differ_between_runs !== undefined ? ` dC elements differing between two runs: ${row.dC_differ_between_runs}` : ''}${row.by_item_ms ? ` by item (${row.chunks} chunks${row.packed_pairs ? ', packed' : ''}, ms): ${Object.entries(row.by_item_ms as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}` : ''}`);
-      }
-    } finally {
-      inputs.release();
-    }
-  }
-  out(table([['setting', 'ms', 'fwd', 'bwd', 'extra MiB', 'schedule'], ...rows.map((r) => [String(r.setting), r.ms === null ? 'n/a' : (r.ms as number).toFixed(3), r.fwd_ms ? (r.fwd_ms as number).toFixed(3) : '', r.bwd_ms ? (r.bwd_ms as number).toFixed(3) : '', r.peak_mib === null ? 'n/a' : (r.peak_mib as number).toFixed(2), JSON.stringify(r.schedule)])]));
-  writeJson(o.out, rows);
-  return 0;
-}
-
-/** schedules: undefined runs the WebGPU defaults (webgpuSchedules); a (partial) schedule over WEBGPU_SCHEDULE serves both passes. */
-async function benchWebgpu(names: string[], dtype: 'f16' | 'bf16' | 'f32', repeats: number, path: string | undefined, share = 0, deterministic = false, schedules: (Partial<Schedule> | undefined)[] = [undefined], byItemOpts?: { reduce?: Partial<Schedule> }): Promise<number> {
-  const byItem = !!byItemOpts;
-  const ctx = await acquireWebgpu();
-  if (!ctx) throw new UsageError('--device webgpu: no WebGPU adapter', 'bench');
-  const { randomProblem } = await import('../runtime/random.js');
-  out(`ccekit bench on ${ctx.name} (WebGPU through Dawn), dtype ${dtype}`);
-  const rows: Record<string, unknown>[] = [];
+  const share = o.share || undefined;
+  const opts: CceOptions = {
+    mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives,
+    ...(share ? { share } : {}), ...(o.deterministic ? { deterministic: true } : {}),
+  };
+  const impl = benchImpl(dev.kind, o);
   try {
     for (const n of names) {
       const st = SETTINGS.find((s) => s.name === n)!;
-      const p = randomProblem({ ...st, dtype, seed: 1, shareRows: share || undefined });
-      for (const x of schedules) {
+      const bp = { ...st, shareRows: share };
+      const base = scheduleFor(dev.backend, db, st, opts);
+      const defaults = stepDefaults(dev.backend, { ...bp, dtype: o.dtype }, { byItem: o['by-item'] });
+      const reduce = reduceOver ? ({ ...defaults.reduce, dChunks: 1, ...reduceOver } as Schedule) : undefined;
+      for (const s of extra.map((x) => (Object.keys(x).length ? { ...base.schedule, ...x } : base.schedule))) {
+        const sizes = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype: o.dtype };
         let row: Record<string, unknown>;
-        const impl = `ccekit-webgpu${share ? `-shared${share}` : ''}${byItem ? '-byitem' : ''}${deterministic ? '-det' : ''}`;
         try {
-          const reduce = byItemOpts?.reduce ? { ...webgpuReduceSchedule(st.D, ctx.caps.subgroupSize), dChunks: 1, ...byItemOpts.reduce } as Schedule : undefined;
-          const r = await runCceWebgpu(ctx, p, { repeats, deterministic, byItem, ...(reduce ? { reduceSchedule: reduce } : {}), ...(x ? { schedule: { ...WEBGPU_SCHEDULE, ...x } } : {}) });
-          const [f, b] = r.timings;
-          const samples = f!.samples.map((y, i) => y + b!.samples[i]!);
-          const q = (at: number) => [...samples].sort((y, z) => y - z)[Math.min(samples.length - 1, Math.floor(at * samples.length))]!;
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: q(0.5), p20: q(0.2), p80: q(0.8), fwd_ms: f!.ms, bwd_ms: b!.ms, peak_mib: (byItem ? byItemPlan(st).extraBytes : st.N * 12) / 2 ** 20, card: ctx.name, adapter: ctx.info, schedule: r.schedule, bwd_schedule: r.bwdSchedule, note: `${f!.method}; dC cleared outside the timed passes${deterministic ? '; int64 dC converted on the host, untimed' : ''}` };
+          const t: BenchTiming = await driveAsync(benchStep(dev.backend, bp, {
+            dtype: o.dtype, negatives: o.negatives, deterministic: o.deterministic, fused: o.fused,
+            frozenC: o['frozen-c'], byItem: o['by-item'], pairBytes: o['pair-mib'] * 2 ** 20,
+            packPairs: !o['two-word-pairs'], reduceSchedule: reduce, repeatCheck: o['repeat-check'],
+            schedule: given || base.tuned ? s : undefined, repeats: o.repeats, warmupMs: WARMUP_MS[dev.kind],
+          }, defaults));
+          row = {
+            ...sizes, ms: t.ms, p20: t.p20, p80: t.p80, fwd_ms: t.fwdMs, bwd_ms: t.bwdMs,
+            peak_mib: t.extraBytes / 2 ** 20, card, schedule: t.schedule, bwd_schedule: t.bwdSchedule,
+            passes: t.passes, method: t.method, tuned: base.tuned && s === base.schedule, registers: t.registers,
+            ...(t.dCDiffer !== undefined ? { dC_differ_between_runs: t.dCDiffer } : {}),
+            ...(t.byItemMs ? {
+              by_item_ms: t.byItemMs, reduce_schedule: t.reduceSchedule, chunks: t.chunks, packed_pairs: t.packed,
+            } : {}),
+            note: 'dC cleared outside the timed passes' +
+              (o.deterministic ? '; int64 dC converted after the step, untimed' : ''),
+          };
         } catch (e) {
-          row = { impl, setting: n, N: st.N, V: st.V, K: st.K, D: st.D, dtype, ms: null, peak_mib: null, card: ctx.name, schedule: x, note: (e as Error).message.split('\n')[0] };
+          const note = (e as Error).message.split('\n')[0];
+          row = { ...sizes, ms: null, peak_mib: null, card, schedule: s, note };
         }
         rows.push(row);
-        out(`${n.padEnd(11)} ${row.ms === null ? 'error: ' + row.note : `${(row.ms as number).toFixed(3)} ms (fwd ${(row.fwd_ms as number).toFixed(3)}, bwd ${(row.bwd_ms as number).toFixed(3)})`} fwd ${JSON.stringify(row.schedule)} bwd ${JSON.stringify(row.bwd_schedule ?? row.schedule)}`);
+        out(benchLine(n, row));
       }
     }
   } finally {
-    releaseWebgpu(ctx);
+    dev.close();
   }
-  writeJson(path, rows);
+  const cell = (r: Record<string, unknown>, k: string) => (typeof r[k] === 'number' ? (r[k] as number).toFixed(3) : 'n/a');
+  const body = rows.map((r) => [
+    String(r.setting), cell(r, 'ms'), cell(r, 'fwd_ms'), cell(r, 'bwd_ms'),
+    r.peak_mib === null ? 'n/a' : (r.peak_mib as number).toFixed(2), JSON.stringify(r.schedule),
+  ]);
+  out(table([['setting', 'ms', 'fwd', 'rest', 'extra MiB', 'schedule'], ...body]));
+  writeJson(o.out, rows);
   return 0;
 }
 
 // ---------------------------------------------------------------- tune
 
 const TUNE_FLAGS = {
-  device: { kind: 'enum', values: ['cuda'], default: 'cuda', help: 'device to tune for' },
-  settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings (problem sizes)' },
+  device: { kind: 'enum', values: ['cuda', 'webgpu'], default: 'cuda', help: 'device to tune for' },
+  settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings' },
   dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
-  repeats: { kind: 'int', default: 5, min: 1, max: 100_000, help: 'timed repetitions per candidate (finalists: 15)' },
+  repeats: {
+    kind: 'int', default: 5, min: 1, max: 100_000, help: 'timed repetitions per candidate (finalists: 15)',
+  },
   db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json)' },
-  negatives: { kind: 'enum', values: ['tensor', 'philox'], default: 'tensor', help: 'negatives from an index tensor or drawn in the kernel' },
-  share: { kind: 'str', default: '0', metavar: 'R[,R...]', help: 'tune the shared-negative kernels of groups of R rows (16, 32, 64, 128); a list tunes each and compares them (R changes the estimator: it is reported, never chosen for you)' },
+  negatives: {
+    kind: 'enum', values: ['tensor', 'philox'], default: 'tensor',
+    help: 'negatives from an index tensor or drawn in the kernel',
+  },
+  share: {
+    kind: 'str', default: '0', metavar: 'R[,R...]',
+    help: 'tune the shared-negative kernels of groups of R rows (16, 32, 64, 128); a list tunes each and compares ' +
+      'them (R changes the estimator: it is reported, never chosen for you)',
+  },
   deterministic: { kind: 'bool', help: 'tune the deterministic-dC kernels (int64 fixed point)' },
 } as const satisfies FlagTable;
 
 export const TUNE_HELP = usage(
-  'ccekit tune --device cuda [--settings beauty,...] [--dtype f16] [--share 16,32,64,128] [--db FILE]',
-  'Search schedules for each problem size: prune by device limits and spills, reject candidates that disagree with\nthe float64 reference, time the rest, store the winner in the persistent tuning DB (a second run is a cache hit).',
+  'ccekit tune --device cuda|webgpu [--settings beauty,...] [--dtype f16] [--share 16,32,64,128] [--db FILE]',
+  'Search schedules for each problem size: prune by device limits and spills, reject candidates that disagree with\n' +
+    'the float64 reference, time the rest, store the winner in the persistent tuning DB keyed by the device (a\n' +
+    'second run is a cache hit).',
   TUNE_FLAGS,
 );
 
@@ -324,20 +371,30 @@ export async function cmdTune(argv: string[]): Promise<number> {
   for (const r of shares) checkShare(r, 'tune');
   // tune writes the DB: its folder must be there or creatable (a corrupt file is moved aside by the DB).
   if (o.db !== undefined) checkOutFile(o.db, '--db');
-  const rt = openCuda();
-  const bench = new CudaBench(rt);
+  const dev = await requireDevice(o.device, 'tune');
   const db = openDb(o.db ?? TuningDb.defaultPath());
-  out(`ccekit tune on ${rt.name} (${rt.cuda.info.arch}), dtype ${o.dtype}, DB ${db.path}`);
-  const rows: string[][] = [['setting', ...(shares.length > 1 || shares[0] ? ['R'] : []), 'result', 'ms', 'p20', 'p80', 'schedule']];
-  for (const n of names) {
-    const st = SETTINGS.find((s) => s.name === n)!;
-    for (const share of shares) {
-      const opts: CceOptions = { mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives, ...(share ? { share } : {}), ...(o.deterministic ? { deterministic: true } : {}) };
-      out(`-- ${n} (N=${st.N} V=${st.V} K=${st.K} D=${st.D})${share ? ` negatives shared by ${share} rows` : ''}`);
-      const t0 = performance.now();
-      const r = tune(rt, bench, db, st, opts, { repeats: o.repeats, progress: (l) => out(`   ${l}`) });
-      rows.push([n, ...(rows[0]!.includes('R') ? [String(share || '-')] : []), r.cacheHit ? 'cache hit' : `tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s`, r.entry.ms.toFixed(3), r.entry.p20.toFixed(3), r.entry.p80.toFixed(3), JSON.stringify(r.entry.schedule)]);
+  out(`ccekit tune on ${dev.line}, dtype ${o.dtype}, DB ${db.path}`);
+  const withR = shares.length > 1 || !!shares[0];
+  const rows: string[][] = [['setting', ...(withR ? ['R'] : []), 'result', 'ms', 'p20', 'p80', 'schedule']];
+  try {
+    for (const n of names) {
+      const st = SETTINGS.find((s) => s.name === n)!;
+      for (const share of shares) {
+        const opts: CceOptions = {
+          mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives,
+          ...(share ? { share } : {}), ...(o.deterministic ? { deterministic: true } : {}),
+        };
+        out(`-- ${n} (N=${st.N} V=${st.V} K=${st.K} D=${st.D})${share ? ` negatives shared by ${share} rows` : ''}`);
+        const t0 = performance.now();
+        const r = await tuneAsync(dev.backend, db, st, opts, { repeats: o.repeats, progress: (l) => out(`   ${l}`) });
+        const result = r.cacheHit ? 'cache hit' : `tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+        const e = r.entry;
+        const ms = [e.ms, e.p20, e.p80].map((x) => x.toFixed(3));
+        rows.push([n, ...(withR ? [String(share || '-')] : []), result, ...ms, JSON.stringify(e.schedule)]);
+      }
     }
+  } finally {
+    dev.close();
   }
   printDbWarnings(db);
   out(table(rows));

@@ -5,19 +5,21 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { emitTorchPackage } from '../targets/torch/package.js';
+import { emitTorchPackage } from '../packages/torch/package.js';
 import { type CceOptions } from '../dsl/cce.js';
 import { type ScalarFn, derivative, evalScalarFn } from '../dsl/scalarfn.js';
 import { DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
 import { DslError } from '../dsl/values.js';
-import { DEFAULT_SHARE, allVariants, emitVariants } from '../codegen/package.js';
+import { DEFAULT_SHARE, allVariants, emitVariants } from '../targets/variants.js';
 import { VerifyError } from '../codegen/verify.js';
-import type { TargetName } from '../targets/common.js';
-import { type CceResult, optionsFor, runCceCpu } from '../runtime/cpu/run.js';
+import { SOURCE_TARGET_NAMES, type TargetName } from '../targets/registry.js';
+import { type CceResult, optionsFor } from '../runtime/cpu/run.js';
+import { type Device, DeviceError, openDevice, runOn } from '../runtime/devices.js';
 import { TuningDb } from '../runtime/autotune/db.js';
 import { scheduleFor } from '../runtime/autotune/tune.js';
-import { acquireWebgpu, releaseWebgpu, type WebgpuContext, WebgpuError } from '../runtime/webgpu/device.js';
-import { type KernelTiming, runCceWebgpu, WEBGPU_SCHEDULE } from '../runtime/webgpu/run.js';
+import { WebgpuError } from '../runtime/webgpu/device.js';
+import { WEBGPU_SCHEDULE } from '../runtime/defaults.js';
+import type { KernelTiming } from '../runtime/step.js';
 import { type ReferenceOptions, referenceCce } from '../runtime/cpu/reference.js';
 import { CceInputError, type CceProblem, checkSizes } from '../runtime/problem.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';
@@ -27,13 +29,12 @@ import { givenFlags, oneLine, readUserFile, scheduleFlag, scheduleValue } from '
 import { OutPathError, checkOutDir, makeOutDir, writeOutFile } from '../runtime/fsout.js';
 import { gpuTolerance, relErr } from '../runtime/check.js';
 import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune } from './gpu.js';
-import { openCuda, openDb, openDbStrict } from './gpu.js';
-import { CudaRuntime, runCceCuda } from '../runtime/cuda/run.js';
+import { openDb, openDbStrict } from './gpu.js';
 
 /** An error with a message fit for the user as it is (bad input file, unwritable directory, ...). */
 class CliError extends Error {}
 
-const TARGETS: readonly TargetName[] = ['wgsl', 'cuda', 'triton'];
+const TARGETS: readonly TargetName[] = SOURCE_TARGET_NAMES;
 const DTYPES: readonly FloatDType[] = ['f32', 'f16', 'bf16'];
 
 const out = (s = '') => process.stdout.write(s + '\n');
@@ -86,7 +87,7 @@ async function scalarFnFrom(cmd: string, flag: string, spec: string | undefined,
   const file = spec.slice(0, at);
   const name = spec.slice(at + 1);
   const text = readUserFile(cmd, `--${flag}`, file);
-  const { compileScalarSource } = await import('../codegen/frontend.js');
+  const { compileScalarSource } = await import('../dsl/frontend.js');
   try {
     const fn = compileScalarSource(file, text, name, { arity: 1, role: flag });
     if (differentiate) derivative(fn, fn.args[0]!);
@@ -99,7 +100,13 @@ async function scalarFnFrom(cmd: string, flag: string, spec: string | undefined,
 // ---------------------------------------------------------------- emit
 
 const EMIT_FLAGS = {
-  target: { kind: 'enum', values: ['wgsl', 'cuda', 'triton', 'torch', 'all'], help: 'target language (all: wgsl, cuda, triton, one subfolder each); torch: an importable PyTorch package' },
+  target: {
+    kind: 'enum',
+    values: [...SOURCE_TARGET_NAMES, 'torch', 'all'],
+    help:
+      `target language (all: ${SOURCE_TARGET_NAMES.join(', ')}, one subfolder each); ` +
+      'torch: an importable PyTorch package',
+  },
   'd-values': { kind: 'str', metavar: 'LIST', help: 'torch: hidden sizes the package covers (default 32,64,128,256,512,1024)' },
   db: { kind: 'str', metavar: 'FILE', help: 'torch: ship this tuning DB\'s entries (and their schedules) in the package' },
   out: { kind: 'str', metavar: 'DIR', help: 'output directory (created if missing)' },
@@ -159,7 +166,8 @@ function emitTorch(dir: string, dtype: FloatDType | 'all', dValues?: string, dbP
   const files = emitTorchPackage({ dValues: ds, dtypes: dtype === 'all' ? [...DTYPES] : [dtype], tuning });
   for (const [name, text] of files) writeOutFile(join(dir, name), text, '--out', dir);
   const n = [...files.keys()].filter((f) => f.endsWith('.cu')).length;
-  out(`${join(dir, 'ccekit_torch')}: ${n} kernels, ${tuning.length} tuning entries (import with sys.path.insert(0, '${dir}'); from ccekit_torch import cce_minus_loss)`);
+  const use = `pip install ${dir}, or sys.path.insert(0, '${dir}'); then from ccekit_torch import cce_minus_loss`;
+  out(`${join(dir, 'ccekit_torch')}: ${n} kernels, ${tuning.length} tuning entries (${use})`);
   return 0;
 }
 
@@ -229,23 +237,19 @@ interface Comparison {
 }
 
 
-/** Where kernels run: the CPU executor, or a WebGPU device. */
-type Device = { kind: 'cpu' } | { kind: 'webgpu'; ctx: WebgpuContext; repeats: number } | { kind: 'cuda'; rt: CudaRuntime; repeats: number };
+/** A device of the list (runtime/devices.ts) and the timed repetitions asked of it (none on the CPU). */
+interface RunDevice {
+  dev: Device;
+  repeats: number;
+}
 
-async function compare(dev: Device, p: CceProblem, transform?: ScalarFn, correction?: ScalarFn, schedule?: Schedule): Promise<Comparison> {
+async function compare(
+  d: RunDevice, p: CceProblem, transform?: ScalarFn, correction?: ScalarFn, schedule?: Schedule,
+): Promise<Comparison> {
   const t0 = performance.now();
-  let res: CceResult;
-  let timings: KernelTiming[] = [];
-  if (dev.kind === 'cpu') res = runCceCpu(p, { transform, correction, schedule });
-  else if (dev.kind === 'cuda') {
-    const r = runCceCuda(dev.rt, p, { transform, correction, schedule, repeats: dev.repeats });
-    res = r;
-    timings = r.timings.map((t) => ({ ...t, method: 'cuda-events' as const }));
-  } else {
-    const r = await runCceWebgpu(dev.ctx, p, { transform, correction, schedule, repeats: dev.repeats });
-    res = r;
-    timings = r.timings;
-  }
+  const repeats = d.dev.kind === 'cpu' ? 0 : d.repeats;
+  const res = await runOn(d.dev, p, { transform, correction, schedule, repeats });
+  const timings = res.timings;
   const t1 = performance.now();
   const ro: ReferenceOptions = {};
   if (transform) {
@@ -273,25 +277,15 @@ const passes = (c: Comparison, tol: number) => Object.values(c.errors).every((e)
 /** Tolerance of a device: float64 executor vs float32 GPU arithmetic (f32: 1e-4, 16-bit inputs: 1e-3). */
 const defaultTol = (dev: Device['kind'], dtype: FloatDType) => (dev === 'cpu' ? 1e-9 : gpuTolerance(dtype).grad);
 
-async function openDevice(kind: 'cpu' | 'webgpu' | 'cuda', repeats: number, required: boolean): Promise<Device | null> {
-  if (kind === 'cpu') return { kind: 'cpu' };
-  if (kind === 'cuda') {
-    if (!required) {
-      const rt = CudaRuntime.open();
-      return rt ? { kind: 'cuda', rt, repeats } : null;
-    }
-    return { kind: 'cuda', rt: openCuda(), repeats };
+async function openRunDevice(kind: Device['kind'], repeats: number, required: boolean): Promise<RunDevice | null> {
+  try {
+    const dev = await openDevice(kind, required);
+    return dev && { dev, repeats };
+  } catch (e) {
+    if (e instanceof DeviceError) throw new CliError(e.message);
+    throw e;
   }
-  const ctx = await acquireWebgpu();
-  if (!ctx) {
-    if (required) throw new CliError('--device webgpu: no WebGPU adapter found (on Linux Dawn needs a Vulkan driver: Mesa lavapipe or a GPU driver)');
-    return null;
-  }
-  return { kind: 'webgpu', ctx, repeats };
 }
-const closeDevice = (d: Device) => d.kind === 'webgpu' && releaseWebgpu(d.ctx);
-const deviceLine = (d: Device) =>
-  d.kind === 'cpu' ? 'cpu (float64 executor of the compiled kernels)' : d.kind === 'cuda' ? `cuda: ${d.rt.name} (${d.rt.cuda.info.arch})` : `webgpu: ${d.ctx.name} (Dawn)`;
 const timingText = (ts: KernelTiming[]) => ts.map((t) => `${t.kernel} ${t.ms.toFixed(3)} ms`).join(', ') + (ts.length ? ` (median of ${ts[0]!.samples.length}, ${ts[0]!.method})` : '');
 
 /** Flag names of the sizes, for checkSizes' messages. */
@@ -346,26 +340,27 @@ async function cmdRun(argv: string[]): Promise<number> {
     ignoreFraction: o.ignore,
   };
   // The device first (a missing one is reported before the problem is built), then the problem.
-  const dev = (await openDevice(o.device, o.repeats, true))!;
+  const rd = (await openRunDevice(o.device, o.repeats, true))!;
+  const dev = rd.dev;
   let c: Comparison;
   let p: CceProblem;
   try {
     p = { ...randomProblem(gen), reduction: o.reduction };
     if (dev.kind === 'cuda' && !schedule) {
-      const picked = scheduleFor(dev.rt, openDb(TuningDb.defaultPath()), p, optionsFor(p, { transform, correction }));
+      const picked = scheduleFor(dev.backend, openDb(TuningDb.defaultPath()), p, optionsFor(p, { transform, correction }));
       schedule = picked.schedule;
       const from = picked.tuned ? 'from the tuning DB' : 'heuristic default (not tuned for this size: ccekit tune)';
       out(`schedule: ${from}`);
     }
-    c = await compare(dev, p, transform, correction, schedule);
+    c = await compare(rd, p, transform, correction, schedule);
   } finally {
-    closeDevice(dev);
+    dev.close();
   }
   const tol = o.tol ?? defaultTol(dev.kind, o.dtype);
   const { N, V, K, D } = p;
   const shape = o.mode === 'sampled' ? `N=${N} V=${V} K=${K} D=${D}` : `N=${N} V=${V} D=${D}`;
   const q = o.mode === 'sampled' ? (o.popularity ? ' (popularity q)' : ' (uniform q)') : '';
-  out(`device: ${deviceLine(dev)}`);
+  out(`device: ${dev.line}`);
   out(`problem: ${o.mode}${q} ${shape} dtype=${o.dtype} reduction=${o.reduction} seed=${o.seed}` + (o.mode === 'sampled' ? ` collisions=${o.collisions}` : '') + ` ignore=${o.ignore}`);
   if (transform) out(`transform: ${transform.origin}`);
   if (correction) out(`correction: ${correction.origin}`);
@@ -434,18 +429,17 @@ const SOFTWARE_CHECK: Omit<GenOptions, 'dtype' | 'seed'> = {
  * The best device this build can use: CUDA, then a hardware WebGPU adapter, then the CPU executor. A software
  * adapter (lavapipe) is slower than the CPU executor, so it is kept only for a short WGSL check.
  */
-async function bestDevice(): Promise<{ device: Device; note: string; software?: WebgpuContext }> {
-  const cuda = await openDevice('cuda', 5, false);
+async function bestDevice(): Promise<{ device: RunDevice; note: string; software?: Device }> {
+  const cuda = await openRunDevice('cuda', 5, false);
   if (cuda) return { device: cuda, note: 'the emitted CUDA C++ runs through NVRTC and the driver API' };
-  const gpu = await openDevice('webgpu', 5, false);
-  if (gpu?.kind === 'webgpu' && !gpu.ctx.software) {
-    return { device: gpu, note: 'no CUDA device, so the emitted WGSL runs through Dawn' };
+  const gpu = await openRunDevice('webgpu', 5, false);
+  if (gpu && !gpu.dev.software) return { device: gpu, note: 'no CUDA device, so the emitted WGSL runs through Dawn' };
+  const cpu = (await openRunDevice('cpu', 0, true))!;
+  if (gpu) {
+    const note = `no GPU; the WebGPU adapter ${gpu.dev.backend.device} is software, so it runs only a short WGSL check`;
+    return { device: cpu, note, software: gpu.dev };
   }
-  if (gpu?.kind === 'webgpu') {
-    const note = `no GPU; the WebGPU adapter ${gpu.ctx.name} is software, so it runs only a short WGSL check`;
-    return { device: { kind: 'cpu' }, note, software: gpu.ctx };
-  }
-  return { device: { kind: 'cpu' }, note: 'no GPU and no WebGPU adapter' };
+  return { device: cpu, note: 'no GPU and no WebGPU adapter' };
 }
 
 /**
@@ -480,8 +474,9 @@ async function cmdStart(argv: string[]): Promise<number> {
   const secs = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   const emitting = emitInBackground(o.out);
   out(`ccekit start: emitting every kernel into ${o.out}/ in the background; looking for a device ...`);
-  const { device: dev, note, software } = await bestDevice();
-  out(`device: ${deviceLine(dev)} (${note}) [${secs()}]`);
+  const { device: rd, note, software } = await bestDevice();
+  const dev = rd.dev;
+  out(`device: ${dev.line} (${note}) [${secs()}]`);
   out();
   for (const line of START_NOTE) out(line);
   out();
@@ -496,7 +491,7 @@ async function cmdStart(argv: string[]): Promise<number> {
     for (const s of START_SETTINGS) {
       for (const dtype of DTYPES) {
         const p = randomProblem({ ...s.gen, dtype, seed: 1 });
-        const c = await compare(dev, p, undefined, undefined, dev.kind === 'webgpu' ? WEBGPU_SCHEDULE : undefined);
+        const c = await compare(rd, p, undefined, undefined, dev.kind === 'webgpu' ? WEBGPU_SCHEDULE : undefined);
         const tol = defaultTol(dev.kind, dtype);
         const pass = passes(c, tol);
         ok &&= pass;
@@ -515,8 +510,8 @@ async function cmdStart(argv: string[]): Promise<number> {
     if (software) {
       out();
       const what = 'sampled, N=67 V=509 K=31 D=72, 5% collisions, f32 and bf16 storage';
-      out(`short WGSL check on ${software.name} (software Vulkan): ${what}`);
-      const wgsl: Device = { kind: 'webgpu', ctx: software, repeats: 1 };
+      out(`short WGSL check on ${software.backend.device} (software Vulkan): ${what}`);
+      const wgsl: RunDevice = { dev: software, repeats: 1 };
       // Two dtypes: lavapipe compiles each pipeline from scratch (seconds a kernel on a cold shader cache).
       for (const dtype of ['f32', 'bf16'] as const) {
         const p = randomProblem({ ...SOFTWARE_CHECK, dtype, seed: 1 });
@@ -529,8 +524,8 @@ async function cmdStart(argv: string[]): Promise<number> {
       }
     }
   } finally {
-    closeDevice(dev);
-    if (software) releaseWebgpu(software);
+    dev.close();
+    software?.close();
   }
   out(ok ? 'all errors relative to the float64 reference are within tolerance' : 'FAIL: some errors are above tolerance');
   out();

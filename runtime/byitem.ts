@@ -1,9 +1,10 @@
 // Host side of dC by item (dsl/byitem.ts), shared by the runtimes: the chunk plan, the scan levels and the
 // launch sequence, over whatever buffers and launches a runtime has.
 import type { Kernel } from '../codegen/ir.js';
-import { COUNTER_SCHEDULE, SCAN_WIDTH, reduceSchedule, SEGMENT, cceCountPairs, cceFillPairs, cceReduceByItem, scanAdd, scanBlocks } from '../dsl/byitem.js';
+import { SCAN_WIDTH, SEGMENT, reduceSchedule } from '../dsl/byitem.js';
 import type { CceOptions } from '../dsl/cce.js';
 import { type Schedule, checkScheduleForD, fitD } from '../dsl/schedule.js';
+import { type ByItemPass, buildKernel, kernelSpec } from './kernels.js';
 import type { CceProblem } from './problem.js';
 
 /** Default budget of the pair buffers: 48 MiB of i32 rows and items (extra memory stays ≤ 64 MiB with the counters). */
@@ -60,7 +61,8 @@ export function scanLevels(n0: number): ScanLevel[] {
   }
 }
 
-export type ByItemKernel = 'count' | 'fill' | 'scan' | 'scanAdd' | 'reduce';
+/** @deprecated the pass names of runtime/kernels.ts are the one vocabulary: ByItemPass. */
+export type ByItemKernel = ByItemPass;
 
 export { reduceSchedule };
 
@@ -71,16 +73,15 @@ export function reduceScheduleFor(s: Schedule, D: number): Schedule {
   return fitted;
 }
 
-/** A kernel of the sequence and its schedule: `reduce` (fitted to D) for the reduction, one thread a row for the rest. */
-export function byItemKernel(k: ByItemKernel, o: CceOptions, reduce: Schedule, packed = false): { kernel: Kernel; schedule: Schedule } {
-  if (k === 'reduce') return { kernel: cceReduceByItem(o, reduce, packed), schedule: reduce };
-  const kernel = k === 'count' ? cceCountPairs(o) : k === 'fill' ? cceFillPairs(o, packed) : k === 'scan' ? scanBlocks() : scanAdd();
-  return { kernel, schedule: COUNTER_SCHEDULE };
+/** A kernel of the sequence and its schedule: `reduce` for the reduction, one thread a row for the rest. */
+export function byItemKernel(k: ByItemPass, o: CceOptions, reduce: Schedule, packed = false): { kernel: Kernel; schedule: Schedule } {
+  const spec = kernelSpec(k, o, reduce, undefined, packed);
+  return { kernel: buildKernel(spec), schedule: spec.schedule };
 }
 
 /** What the launch sequence needs from a runtime. */
 export interface ByItemOps<B> {
-  launch(k: ByItemKernel, rows: number, buffers: Record<string, B>, scalars: Record<string, number>): void;
+  launch(k: ByItemPass, rows: number, buffers: Record<string, B>, scalars: Record<string, number>): void;
   /** Zero the first `words` 32-bit words. */
   clear(b: B, words: number): void;
 }
@@ -106,11 +107,11 @@ export interface ByItemBuffers<B> {
 export function runScan<B>(ops: ByItemOps<B>, L: readonly ScanLevel[], b: Pick<ByItemBuffers<B>, 'counts' | 'local' | 'totals'>, scalars: Record<string, number>): B {
   // Up: level l scans `counts` (l = 0) or level l − 1's totals.
   const src = (l: number) => (l === 0 ? b.counts : b.totals[l - 1]!);
-  L.forEach((lv, l) => ops.launch('scan', lv.blocks, { src: src(l), local: b.local[l]!, totals: b.totals[l]! }, { ...scalars, n: lv.n, B: lv.blocks }));
+  L.forEach((lv, l) => ops.launch('scan_blocks', lv.blocks, { src: src(l), local: b.local[l]!, totals: b.totals[l]! }, { ...scalars, n: lv.n, B: lv.blocks }));
   // Down: the top level's local sums are its prefix sums; each lower level adds its block's base, in place of its source.
   for (let l = L.length - 2; l >= 0; l--) {
     const base = l + 1 === L.length - 1 ? b.local[l + 1]! : src(l + 1);
-    ops.launch('scanAdd', L[l]!.blocks, { local: b.local[l]!, base, dst: src(l) }, { ...scalars, n: L[l]!.n, B: L[l]!.blocks });
+    ops.launch('scan_add', L[l]!.blocks, { local: b.local[l]!, base, dst: src(l) }, { ...scalars, n: L[l]!.n, B: L[l]!.blocks });
   }
   return L.length === 1 ? b.local[0]! : b.counts;
 }
@@ -123,11 +124,11 @@ export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 
     const P = Math.min(plan.chunkRows, p.N - r0) * p.K;
     const s = { ...scalars, pair0: r0 * p.K, row0: r0, item_bits: plan.itemBits, P, Q: P, S: Math.ceil(P / SEGMENT) };
     ops.clear(b.counts, p.V);
-    ops.launch('count', P, { ...b.inputs, counts: b.counts }, s);
+    ops.launch('count_pairs', P, { ...b.inputs, counts: b.counts }, s);
     const cursor = runScan(ops, L, b, s);
     ops.clear(b.rows, P);
     const pairs: Record<string, B> = plan.packed ? { pair_codes: b.rows } : { pair_rows: b.rows, pair_items: b.items };
-    ops.launch('fill', P, { ...b.inputs, cursor, ...pairs }, s);
-    ops.launch('reduce', s.S, { ...b.inputs, ...pairs }, s);
+    ops.launch('fill_pairs', P, { ...b.inputs, cursor, ...pairs }, s);
+    ops.launch('dc_by_item', s.S, { ...b.inputs, ...pairs }, s);
   }
 }

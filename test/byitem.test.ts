@@ -6,18 +6,18 @@
 // Dawn and python3, and the whole sequence on WebGPU (lavapipe in CI).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileKernel } from '../codegen/compile.js';
+import { CAPS, compileKernel } from '../targets/registry.js';
 import { lower } from '../codegen/lower.js';
 import { VerifyError } from '../codegen/verify.js';
 import { COUNTER_SCHEDULE, SCAN_WIDTH, cceReduceByItem, reduceSchedule } from '../dsl/byitem.js';
 import { KernelBuilder } from '../dsl/builder.js';
 import { type CceOptions, cceFusedDE } from '../dsl/cce.js';
-import { CAPS, type Schedule, fitD } from '../dsl/schedule.js';
+import { type Schedule, fitD } from '../dsl/schedule.js';
 import { i32 } from '../dsl/values.js';
-import { compileScalarFunction } from '../codegen/frontend.js';
+import { compileScalarFunction } from '../dsl/frontend.js';
 import { type ByItemKernel, byItemKernel, byItemPlan, runScan, scanLevels } from '../runtime/byitem.js';
 import { relErr } from '../runtime/check.js';
-import { compileJs } from '../runtime/cpu/jsgen.js';
+import { compileJs } from '../targets/js/emit.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
 import { runCceCpu } from '../runtime/cpu/run.js';
 import type { CceProblem } from '../runtime/problem.js';
@@ -126,7 +126,7 @@ describe('the chunk plan', () => {
 describe('the scan (exclusive prefix sums in blocks, then the blocks\' bases)', () => {
   const fns = new Map<ByItemKernel, ReturnType<typeof compileJs>>();
   const o: CceOptions = { mode: 'sampled', dtype: 'f32', sampling: 'uniform', grad: 'scalar' };
-  for (const k of ['scan', 'scanAdd'] as const) {
+  for (const k of ['scan_blocks', 'scan_add'] as const) {
     const { kernel, schedule: s } = byItemKernel(k, o, reduceSchedule(8));
     fns.set(k, compileJs(lower(kernel, s, CAPS.cpu)));
   }
@@ -201,13 +201,13 @@ const VARIANTS: CceOptions[] = [
   { mode: 'sampled', dtype: 'bf16', sampling: 'given', negatives: 'philox', grad: 'scalar' },
   { mode: 'sampled', dtype: 'f32', sampling: 'uniform', negatives: 'philox', grad: 'scalar' },
 ];
-const KINDS: ByItemKernel[] = ['count', 'fill', 'scan', 'scanAdd', 'reduce'];
+const KINDS: ByItemKernel[] = ['count_pairs', 'fill_pairs', 'scan_blocks', 'scan_add', 'dc_by_item'];
 function emitted(target: 'cuda' | 'wgsl' | 'triton') {
   return VARIANTS.flatMap((o, vi) => {
     const s = fitD({ rows: 4, lanes: 32, vec: 4, dChunks: 1, samplesPerStep: 2, stages: 1 }, 256);
     const fwd = { kind: 'forward', ...compileKernel(cceFusedDE(o, s, true), s, target, CAPS[target]) };
     const kernels = [false, true].flatMap((packed) =>
-      KINDS.filter((k) => !packed || k === 'fill' || k === 'reduce').map((k) => {
+      KINDS.filter((k) => !packed || k === 'fill_pairs' || k === 'dc_by_item').map((k) => {
         const x = byItemKernel(k, o, reduceSchedule(256), packed);
         return { kind: k, ...compileKernel(x.kernel, x.schedule, target, CAPS[target]) };
       }),

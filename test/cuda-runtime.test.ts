@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lower } from '../codegen/lower.js';
 import { cceBackward, cceForward } from '../dsl/cce.js';
-import { CAPS, heuristicSchedule } from '../dsl/schedule.js';
+import { CAPS } from '../targets/registry.js';
+import { heuristicSchedule } from '../dsl/schedule.js';
 import { candidateSchedules } from '../runtime/autotune/tune.js';
 import { Cuda, CudaError, cudaErrorName } from '../runtime/cuda/driver.js';
 import { NvrtcError } from '../runtime/cuda/nvrtc.js';
@@ -94,7 +95,7 @@ describe('CUDA runtime without a GPU', () => {
 
   it('the autotuner searches valid schedules only, the heuristic default first', () => {
     for (const [D, dtype] of [[256, 'f16'], [64, 'bf16'], [257, 'f32'], [3, 'f16']] as const) {
-      const c = candidateSchedules(D, dtype, CAPS.cuda);
+      const c = candidateSchedules(D, dtype, CAPS.cuda, heuristicSchedule(D, dtype));
       expect(c[0]).toEqual(heuristicSchedule(D, dtype));
       expect(new Set(c.map((s) => JSON.stringify(s))).size).toBe(c.length);
       for (const s of c) {

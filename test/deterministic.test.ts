@@ -4,8 +4,9 @@
 // twice on WebGPU (lavapipe in CI) with bit-identical dC; and the emitted code uses no float atomics for dC.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cceBackward, cceFused, type CceOptions } from '../dsl/cce.js';
-import { CAPS, DEFAULT_SCHEDULE } from '../dsl/schedule.js';
-import { compileKernel } from '../codegen/compile.js';
+import { CAPS } from '../targets/registry.js';
+import { DEFAULT_SCHEDULE } from '../dsl/schedule.js';
+import { compileKernel } from '../targets/registry.js';
 import { relErr } from '../runtime/check.js';
 import { runCceCpu, type RunOptions } from '../runtime/cpu/run.js';
 import { referenceCce } from '../runtime/cpu/reference.js';

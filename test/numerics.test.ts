@@ -2,7 +2,7 @@
 // reference, on fresh random inputs at odd sizes, across schedules, dtypes, reductions and features.
 import { relErr } from '../runtime/check.js';
 import { describe, expect, it } from 'vitest';
-import { compileScalarFunction } from '../codegen/frontend.js';
+import { compileScalarFunction } from '../dsl/frontend.js';
 import type { Schedule } from '../dsl/schedule.js';
 import { runCceCpu, type CceResult } from '../runtime/cpu/run.js';
 import { referenceCce, type ReferenceResult } from '../runtime/cpu/reference.js';

@@ -4,9 +4,10 @@
 // large enough that the running max moves), and the emitted kernels sweep the candidates once and scatter nothing.
 import { describe, expect, it } from 'vitest';
 import { cceFused, cceFusedDE, type CceOptions } from '../dsl/cce.js';
-import { CAPS, type Schedule } from '../dsl/schedule.js';
-import { compileKernel } from '../codegen/compile.js';
-import { compileScalarFunction } from '../codegen/frontend.js';
+import { CAPS } from '../targets/registry.js';
+import { type Schedule } from '../dsl/schedule.js';
+import { compileKernel } from '../targets/registry.js';
+import { compileScalarFunction } from '../dsl/frontend.js';
 import { relErr } from '../runtime/check.js';
 import { runCceCpu } from '../runtime/cpu/run.js';
 import { referenceCce } from '../runtime/cpu/reference.js';

@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lower } from '../codegen/lower.js';
 import { cceSamples } from '../dsl/cce.js';
-import { CAPS } from '../dsl/schedule.js';
+import { CAPS } from '../targets/registry.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
-import { compileJs } from '../runtime/cpu/jsgen.js';
+import { compileJs } from '../targets/js/emit.js';
 import { runCceCpu } from '../runtime/cpu/run.js';
 import { buildAlias, mulhi32, philox4x32, philoxNegatives, samplerInputs } from '../runtime/philox.js';
 import type { CceProblem } from '../runtime/problem.js';

@@ -3,13 +3,13 @@
 // fitted as the runtimes fit them, match the float64 reference on the CPU executor and on WebGPU (lavapipe in
 // CI). The draws take a fresh seed per run; every failure names it (CCEKIT_TEST_SEED=<seed> replays a run).
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  CAPS, DEFAULT_SCHEDULE, SCHEDULE_SPACE, type Schedule, ScheduleError, blockD, checkScheduleForD, fitD, fitProblem,
-} from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, SCHEDULE_SPACE, type Schedule, ScheduleError, blockD, checkScheduleForD, fitD, fitProblem } from '../dsl/schedule.js';
+import { CAPS } from '../targets/registry.js';
 import { gpuTolerance, relErr } from '../runtime/check.js';
 import { type CceResult, runCceCpu } from '../runtime/cpu/run.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
-import { type CompiledKernel, CudaRuntime } from '../runtime/cuda/run.js';
+import { type CudaKernel, CudaRuntime } from '../runtime/cuda/run.js';
+import { kernelSpec } from '../runtime/kernels.js';
 import { lower } from '../codegen/lower.js';
 import { cceForward } from '../dsl/cce.js';
 import type { Cuda } from '../runtime/cuda/driver.js';
@@ -223,20 +223,21 @@ describe('every runtime refuses a (schedule, D) pair that does not suit D', () =
     const o = { mode: 'sampled', sampling: 'uniform', dtype: 'f32', grad: 'scalar' } as const;
     // Warps of whole rows and few registers: what the CUDA lowering accepts, but vec ∤ D.
     const bad: Schedule = { ...BAD, rows: 32, dChunks: 8 };
-    expect(() => rt.kernel('fwd', o, bad, 257)).toThrow(ScheduleError);
-    expect(() => rt.kernel('bwd', o, bad, 257)).toThrow(/cce_minus_bwd: schedule\.vec = 2 does not divide D = 257/);
-    expect(() => rt.byItem('reduce', o, { ...bad, vec: 4 }, true, 257))
+    expect(() => rt.compile(kernelSpec('forward', o, bad, 257))).toThrow(ScheduleError);
+    expect(() => rt.compile(kernelSpec('backward', o, bad, 257)))
+      .toThrow(/cce_minus_bwd: schedule\.vec = 2 does not divide D = 257/);
+    expect(() => rt.compile(kernelSpec('dc_by_item', o, { ...bad, vec: 4 }, 257, true)))
       .toThrow(/schedule\.vec = 4 does not divide D = 257/);
     // launch() checks the D it is given against the kernel it launches (a kernel built for another D).
     const kernel = cceForward(o, bad);
     const lowered = lower(kernel, bad, CAPS.cuda);
-    const built = { kernel, lowered, fn: null, attrs: {}, source: '', fromDiskCache: false };
+    const built = { spec: kernelSpec('forward', o, bad), kernel, lowered, fn: null, attrs: {}, source: '' };
     const scalars = {
       N: 5, D: 257, V: 11, K: 3, G: 5, ignore_index: -100, logq_uniform: 0, grad_scale: 1, dC_scale: 1, seed_lo: 0,
       seed_hi: 0, V2: 22,
     };
-    const buffers = Object.fromEntries(built.kernel.params.map((q) => [q.name, 0n]));
-    expect(() => rt.launch(built as unknown as CompiledKernel, 5, buffers, scalars))
+    const buffers = Object.fromEntries(built.kernel.params.map((q) => [q.name, { name: q.name, dtype: 'f32' as const, length: 0, ptr: 0n }]));
+    expect(() => rt.launch(built as unknown as CudaKernel, 5, buffers, scalars))
       .toThrow(/schedule\.vec = 2 does not divide D = 257/);
   });
 
@@ -294,11 +295,9 @@ describe('every runtime refuses a (schedule, D) pair that does not suit D', () =
     it('CUDA: runCceCuda and dC by item refuse before any device allocation', () => {
       const rt = stubRuntime(m.cuda.CudaRuntime);
       refused(() => m.cuda.runCceCuda(rt, problem(), { schedule: BAD }), 'schedule');
-      const alloc = () => {
-        throw new Error('allocated before the check');
-      };
-      const o = { mode: 'sampled', sampling: 'uniform', dtype: 'f32', grad: 'scalar' } as const;
-      refused(() => m.cuda.cudaByItem(rt, o, BAD_REDUCE, problem(), alloc), 'reduceSchedule');
+      // The stub device has no memory: an allocation before the check would fail with a TypeError instead.
+      const byItem = { byItem: true, schedule: GOOD, reduceSchedule: BAD_REDUCE };
+      refused(() => m.cuda.runCceCuda(rt, problem(), byItem), 'reduceSchedule');
     });
 
     it('WebGPU: forward + backward and dC by item', async (t) => {

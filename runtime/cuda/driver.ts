@@ -1,7 +1,8 @@
 // The CUDA driver API through koffi (libcuda.so.1): context, memory, modules, launches, events. Every
 // non-zero CUresult becomes a CudaError naming the call and the error (cuGetErrorName).
 import koffi, { type LibraryHandle } from 'koffi';
-import type { DeviceCaps } from '../../dsl/schedule.js';
+import { CUDA_CAPS } from '../../targets/cuda/caps.js';
+import type { DeviceCaps } from '../../codegen/target.js';
 
 export class CudaError extends Error {
   constructor(
@@ -166,7 +167,7 @@ export class Cuda {
   }
 
   caps(): DeviceCaps {
-    return { target: 'cuda', name: `${this.info.name} (${this.info.arch})`, maxInvocations: 1024, maxSharedBytes: 48 * 1024, maxRegisters: 255, warpSize: 32, maxGridX: 2 ** 31 - 1, shaderF16: true };
+    return { ...CUDA_CAPS, name: `${this.info.name} (${this.info.arch})`, arch: this.info.arch };
   }
 
   malloc(bytes: number): DevicePtr {

@@ -1,7 +1,8 @@
 // WebGPU device acquisition through Dawn (the `webgpu` package) in Node: adapter info and limits become
 // the capability record the schedule validator uses; limits are raised as far as the adapter allows.
 import { createRequire } from 'node:module';
-import type { DeviceCaps } from '../../dsl/schedule.js';
+import { WGSL_CAPS } from '../../targets/wgsl/caps.js';
+import type { DeviceCaps } from '../../codegen/target.js';
 
 export class WebgpuError extends Error {}
 
@@ -74,7 +75,7 @@ export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
     .join(' ');
   const l = device.limits;
   const caps: DeviceCaps = {
-    target: 'wgsl',
+    ...WGSL_CAPS,
     name: name || 'webgpu',
     maxInvocations: Math.min(l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX),
     maxSharedBytes: l.maxComputeWorkgroupStorageSize,

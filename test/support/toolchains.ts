@@ -26,7 +26,7 @@ import { acquireWebgpu, type WebgpuContext } from '../../runtime/webgpu/device.j
 import type { NvrtcJob, NvrtcProgramResult } from './nvrtc-programs.js';
 import { SETUP_COMMAND, SKIP_DIR_ENV } from './skip-env.js';
 import type { Schedule } from '../../dsl/schedule.js';
-import type { ParamDoc } from '../../targets/common.js';
+import type { ParamDoc } from '../../codegen/target.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Processes and temp dirs
