@@ -100,7 +100,7 @@ describe('SASRec example', () => {
       // out/torch when it was emitted, else a fresh emission (ccekit emit --target torch) into a temp folder.
       let pkg = PACKAGE;
       if (!hasPackage) {
-        const { emitTorchPackage } = await import('../targets/torch/package.js');
+        const { emitTorchPackage } = await import('../packages/torch/package.js');
         pkg = join(tmp, 'torch');
         for (const [name, text] of emitTorchPackage({ dValues: [16], dtypes: ['f32'] })) {
           mkdirSync(dirname(join(pkg, name)), { recursive: true });

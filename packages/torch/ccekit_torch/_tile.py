@@ -1,0 +1,82 @@
+"""Shared negatives on tensor cores: ccekit's emitted Triton tile kernels (tl.dot), when Triton is installed.
+The same entry points as _cuda (one, forward, backward) with the same buffers and scalars; only the launch
+differs. ccekit_torch falls back to _cuda's SIMT kernels where these do not serve."""
+import importlib.util
+import os
+
+import torch
+
+from . import _cuda
+from ._cuda import _MANIFEST
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_NAMES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+_modules = {}
+_ok = {}
+
+
+def available(device, share, dtype=torch.float16):
+    """Triton is installed, the package has tile kernels for this group size, and the storage is 16-bit (fp32
+    tiles take IEEE fp32 products and much shared memory; the SIMT kernels serve them)."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return False
+    key = (str(device), share)
+    if key not in _ok:
+        try:
+            import triton  # noqa: F401
+
+            tiles = _MANIFEST.get("tiles", [])
+            _ok[key] = device.type == "cuda" and any(t["options"].get("share") == share for t in tiles)
+        except ImportError:
+            _ok[key] = False
+    return _ok[key]
+
+
+def _entry(tile):
+    if tile["file"] not in _modules:
+        path = os.path.join(_HERE, "triton", tile["file"])
+        spec = importlib.util.spec_from_file_location("ccekit_tile_" + tile["file"][:-3], path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _modules[tile["file"]] = getattr(mod, tile["entry"])
+    return _modules[tile["file"]]
+
+
+def _launch_tile(pass_, e, negatives, logq, share, det, tensors, scalars):
+    n, d = e.shape
+    sampling = "uniform" if logq is None else "given"
+    kind, ndt = _cuda._kind(negatives), _cuda._ndt(negatives)
+    tiles = [t for t in _MANIFEST["tiles"] if _cuda.matches(t, pass_, _NAMES[e.dtype], sampling, kind, share, det,
+                                                            False, ndt)]
+    if not tiles:
+        raise _cuda.CcekitCudaError(f"the package has no {pass_} tile kernel for {_NAMES[e.dtype]} {sampling} {kind} "
+                                    f"({ndt}) negatives shared by {share} rows; re-emit it with this ccekit")
+    tile = tiles[0]
+    args = dict(scalars, **tensors)
+    block_d = max(16, 1 << (d - 1).bit_length())
+    warps, stages = tile["launch"]["wide" if d >= 128 else "narrow"]
+    s = tile["schedule"]
+    kwargs = {p["name"]: args.get(p["name"]) for p in tile["parameters"]}
+    grid = (-(-n // s["rows"]),)
+    with torch.cuda.device(e.device):
+        # Large D: fewer pipeline stages when the tiles do not fit the device's shared memory.
+        for st in range(stages, 0, -1):
+            try:
+                _entry(tile)[grid](**kwargs, BLOCK_R=s["rows"], BLOCK_D=block_d, BLOCK_C=s["samplesPerStep"],
+                                   num_warps=warps, num_stages=st)
+                return
+            except Exception as err:  # triton.runtime.errors.OutOfResources
+                if "out of resource" not in str(err) or st == 1:
+                    raise
+
+
+def one(*args, **kw):
+    return _cuda.one(*args, run=_launch_tile, **kw)
+
+
+def forward(*args, **kw):
+    return _cuda.forward(*args, run=_launch_tile, **kw)
+
+
+def backward(*args, **kw):
+    return _cuda.backward(*args, run=_launch_tile, **kw)

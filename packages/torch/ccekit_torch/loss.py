@@ -1,0 +1,203 @@
+"""The public loss: negative sampling, the autograd Function over the package's kernels, the CPU fallback. The
+passes a call runs come from manifest.json's "steps" (_cuda.step_for); this file holds no choice of its own."""
+import torch
+
+from . import _reference
+from ._checks import check_arguments
+
+_NONE = (None,) * 8  # no gradients for targets, negatives, logq and the options
+
+
+def _draw(n, k, v, item_probs, device, seed):
+    gen = None
+    if seed is not None:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed)
+    if item_probs is None:
+        return torch.randint(0, v, (n, k), device=device, generator=gen)
+    # Normalized in float64 first: tiny probabilities would otherwise all round to 0 in float32.
+    q = item_probs.to(device=device, dtype=torch.float64)
+    q = (q / q.sum()).to(torch.float32)
+    return torch.multinomial(q, n * k, replacement=True, generator=gen).view(n, k)
+
+
+def _logq(item_probs, v, device):
+    """log q(v): uniform sampling uses q = 1/(V-1) (the contract), else log of the normalized item_probs."""
+    if item_probs is None:
+        return None
+    q = item_probs.to(device=device, dtype=torch.float64)
+    return torch.log(q / q.sum())
+
+
+
+class CceMinusFunction(torch.autograd.Function):
+    """CUDA kernels emitted by ccekit. Steps 'one' and 'byItem' (mean / sum with a gradient) compute the loss and
+    the gradients in autograd's forward, for the upstream scale of a unit upstream gradient (1 for sum, 1/n_valid
+    for mean), so backward returns them as they are unless the upstream gradient is not 1; step 'split' runs the
+    forward kernel there and the backward kernel, with the upstream gradient per row, in backward.
+
+    Host syncs: the mean's n_valid (a kernel scalar) in forward, the upstream gradient's value in backward, and
+    with deterministic=True the bound of |dC| (max|e|)."""
+
+    @staticmethod
+    def forward(ctx, e, c, targets, negatives, logq, ignore_index, reduction, share=None, deterministic=False,
+                by_item=False):
+        from . import _byitem, _cuda, _tile
+
+        ctx.e_dtype, ctx.c_dtype = e.dtype, c.dtype  # gradients come back in the inputs' own dtypes
+        if e.dtype != c.dtype:
+            # The kernels run at the item table's dtype (autocast: fp16 hidden states, an fp32 table): a cast of
+            # e [N, D], never one of c [V, D].
+            e = e.to(c.dtype)
+        backend = _tile if share and _tile.available(e.device, share, e.dtype) else _cuda
+        needs = "dc" if ctx.needs_input_grad[1] else "de" if ctx.needs_input_grad[0] else "none"
+        step = _cuda.step_for(reduction, needs, by_item)
+        ctx.step = step
+        if step["host"] == "split":
+            loss_rows, lse, kacc = backend.forward(step, e, c, targets, negatives, logq, ignore_index, share)
+            ctx.backend, ctx.share, ctx.det = backend, share, deterministic
+            ctx.philox = negatives if isinstance(negatives, tuple) else None
+            saved_neg = targets if ctx.philox else negatives  # placeholder tensor when the kernels draw them
+            ctx.save_for_backward(e, c, targets, saved_neg, lse, kacc, *(() if logq is None else (logq,)))
+            ctx.has_logq, ctx.ignore_index, ctx.reduction = logq is not None, ignore_index, reduction
+            live = (targets != ignore_index).sum()
+            ctx.live = live
+            if reduction == "none":
+                return loss_rows.to(ctx.e_dtype)
+            total = loss_rows.sum()
+            return total if reduction == "sum" else total / live.clamp_min(1).to(total.dtype)
+        # A host sync: the kernels take the mean's 1/n_valid as a scalar, so a unit upstream gradient needs no
+        # pass over dC afterwards.
+        n_valid = int((targets != ignore_index).sum())
+        grad_scale = (1.0 / n_valid if n_valid else 0.0) if reduction == "mean" else 1.0
+        run = _byitem.run if step["host"] == "byItem" else backend.one
+        loss_rows, de, acc, scale = run(step, e, c, targets, negatives, logq, ignore_index, share, deterministic,
+                                        grad_scale, grad_scale * n_valid)
+        ctx.dc_scale = scale
+        # Saved (released once backward has run), so autograd takes the returned dC without a copy.
+        ctx.save_for_backward(de, acc)
+        total = loss_rows.sum()
+        return total if reduction == "sum" else total / max(n_valid, 1)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        from ._cuda import grad_result
+
+        if ctx.step["host"] != "split":
+            de, acc = ctx.saved_tensors
+            g = float(grad_out)  # a host sync: 1 (loss.backward()) returns the kernels' buffers as they are
+            dc = None if acc is None else grad_result(acc, ctx.dc_scale, g, ctx.c_dtype)
+            return grad_result(de, 1.0, g, ctx.e_dtype), dc, *_NONE
+        saved = ctx.saved_tensors
+        e, c, targets, negatives, lse, kacc = saved[:6]
+        if ctx.philox:
+            negatives = ctx.philox
+        logq = saved[6] if ctx.has_logq else None
+        n = e.shape[0]
+        g = grad_out.float()
+        if ctx.reduction == "none":
+            dloss = g.contiguous()
+        elif ctx.reduction == "sum":
+            dloss = g.expand(n).contiguous()
+        else:
+            dloss = (g / ctx.live.clamp_min(1).float()).expand(n).contiguous()
+        de, acc, scale = ctx.backend.backward(ctx.step, e, c, targets, negatives, logq, lse, kacc, dloss,
+                                              ctx.ignore_index, ctx.share, ctx.det)
+        return grad_result(de, 1.0, 1.0, ctx.e_dtype), grad_result(acc, scale, 1.0, ctx.c_dtype), *_NONE
+
+
+def _run_cuda(e, c, targets, negatives, logq, ignore_index, reduction, share_rows, deterministic, by_item, tiles):
+    """The kernels' call on checked arguments. negatives: an index tensor, or (K, seed) for the in-kernel sampler;
+    tiles: the Triton tile kernels run the shared negatives."""
+    from . import _cuda
+
+    if isinstance(negatives, tuple):
+        neg = negatives
+    elif negatives.dtype == torch.int64 and _cuda.reads_int64(tiles):
+        # Read as it is (ids checked to lie in [0, V) < 2**31, so each low 32-bit word is the id): no copy.
+        neg = negatives.contiguous()
+    else:
+        neg = negatives.to(torch.int32).contiguous()
+    return CceMinusFunction.apply(
+        e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), neg,
+        None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction, share_rows,
+        deterministic, by_item,
+    )
+
+
+def reference_cce_minus_loss(e, c, targets, negatives, item_probs=None, ignore_index=-100, reduction="mean"):
+    """The same math in plain PyTorch (autograd does the backward); the CPU path."""
+    v = c.shape[0]
+    return _reference.cce_minus(e, c, targets, negatives, _logq(item_probs, v, e.device), ignore_index, reduction)
+
+
+def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, ignore_index=-100,
+                   reduction="mean", seed=None, share_rows=None, deterministic=False, dc_by_item=None):
+    """CCE- loss. e [N, D] hidden states, c [V, D] item embeddings, targets [N] item ids (or ignore_index).
+
+    Negatives: a tensor [N, K] of item ids drawn from q, or num_negatives=K to draw them here (uniform over the
+    catalog, or from item_probs). A negative equal to the row's target is rejected; k_i = accepted count;
+    logits s_i0 = e.c_t, s_ij = e.c_n - log(k_i q(n)) (uniform: q = 1/(V-1)); loss_i = logsumexp - s_i0.
+    Rows whose target is ignore_index contribute nothing and leave the mean. Accumulation is fp32.
+
+    share_rows=R (16, 32, 64, 128; the package carries kernels for 64 and 128): row-tile-shared negatives. Each
+    group of R consecutive rows shares one set of K negatives (negatives is then [ceil(N/R), K]); every row
+    still sees K i.i.d. draws from q, so its estimator is unchanged, and the kernels compute logits and
+    gradients as tile products (tensor cores through Triton when it is installed).
+
+    deterministic=True: the CUDA kernels accumulate the item-embedding gradient in int64 fixed point with
+    integer atomics (units of 2^-62 of a bound of |dC|), so it is bit-identical from run to run; it costs an
+    int64 [V, D] buffer from the forward to the backward (mean / sum; while the backward runs for 'none').
+    The CPU path is deterministic anyway.
+
+    dc_by_item (per-row negatives, mean / sum, float dC): the item-embedding gradient reduced by item instead of
+    one float atomic per (row, negative): the forward computes dE in one sweep, then chunks of rows are counted,
+    grouped by item and summed per run of one item (about 48 MiB of extra memory). None picks it for rows of at
+    least 128 elements or an item gradient larger than the GPU's L2 cache (dc_by_item_default); True / False
+    force it (True with share_rows, deterministic=True or reduction="none" is an error).
+
+    int64 negatives (a contiguous tensor, as torch.randint draws them) are read as they are on CUDA when the
+    package carries the int64 kernels; int32 ones too. The kernels run at c's dtype: a hidden-state tensor of
+    another dtype (autocast) is cast to it ([N, D]; c [V, D] is never copied when it is contiguous).
+
+    The checks and the CUDA step read c only through the kernels: a NaN or Inf in c gives a NaN loss instead of
+    an error. With an fp32 c, a mean or sum reduction and a unit upstream gradient the kernels' dC accumulator is
+    the returned gradient; otherwise one elementwise pass of [V, D] makes it (times the upstream gradient, to
+    c's dtype, or from the deterministic fixed point), after the accumulator's one zero fill.
+
+    seed (num_negatives only): an int in [0, 2**64) that makes the drawn negatives reproducible.
+    float64 inputs take the PyTorch path on any device. Bad arguments raise ValueError("<argument>: ...")
+    before anything large is allocated; on CUDA, so does a hidden size D that no emitted kernel serves.
+    """
+    n, d, v, rows, k, ignore_index, share_rows, seed = check_arguments(
+        e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, seed, share_rows, deterministic,
+        dc_by_item)
+    # Uniform negatives that the caller did not pass are drawn inside the kernels (Philox4x32-10, no index
+    # tensor); the CPU path draws the same items with the same generator.
+    philox = negatives is None and item_probs is None
+    cuda = None
+    tiles = False
+    # float64 (either tensor): the PyTorch path, on the GPU.
+    if e.is_cuda and torch.float64 not in (e.dtype, c.dtype):
+        from . import _cuda, _tile
+
+        if _cuda.available(e.device):
+            cuda = _cuda
+            if dc_by_item is None:
+                dc_by_item = _cuda.dc_by_item_default(c, share_rows, deterministic)
+            # Before anything is drawn or allocated: the package's kernels must serve this D (and share_rows).
+            tiles = bool(share_rows) and _tile.available(e.device, share_rows, c.dtype)
+            _cuda.check_supported(c.dtype, d, "uniform" if item_probs is None else "given",
+                                  "philox" if philox else "tensor", share_rows, deterministic,
+                                  dc_by_item and reduction != "none", tiles)
+    logq = _logq(item_probs, v, e.device)
+    if philox:
+        seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed
+    elif negatives is None:
+        negatives = _draw(rows, k, v, item_probs, e.device, seed)
+    if cuda is not None:
+        return _run_cuda(e, c, targets, (k, seed) if philox else negatives, logq, ignore_index, reduction, share_rows,
+                         deterministic, bool(dc_by_item), tiles)
+    if philox:
+        negatives = _reference.philox_uniform(rows, k, v, seed, e.device, stream=1 if share_rows else 0)
+    return _reference.cce_minus(e, c, targets, negatives, logq, ignore_index, reduction, share=share_rows)
