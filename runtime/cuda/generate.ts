@@ -3,7 +3,6 @@
 import type { Generated } from '../bench.js';
 import type { BufferDType } from '../backend.js';
 import type { Cuda, DevicePtr } from './driver.js';
-import type { Nvrtc } from './nvrtc.js';
 
 export const GEN_SOURCE = `
 __device__ __forceinline__ unsigned ccekit_hash(unsigned x) {
