@@ -158,7 +158,8 @@ def host_case(fx, g_scale=1.0, int64=True, det=False, by_item=False, frozen=Fals
     launched.clear()
     _tile.available = (lambda *args: True) if tiles else _tile_available
     negatives = (k, philox_seed) if philox_seed is not None else neg
-    out = loss_module._run_cuda(e, c, t, negatives, logq, -100, fx["reduction"], share, det, by_item, tiles)
+    n_valid = int((t != -100).sum())
+    out = loss_module._run_cuda(e, c, t, negatives, logq, -100, fx["reduction"], share, det, by_item, tiles, n_valid)
     grad = torch.tensor(fx["gradOutput"], dtype=torch.float32) * g_scale
     out.backward(grad)
     if philox_seed is None:

@@ -52,12 +52,6 @@ def _one_device(tensors):
         _fail(odd[0], f"is on {dev} while {who} {'is' if len(on) == 1 else 'are'} on {ref}; all must be on one device")
 
 
-def _finite(t, chunk=1 << 24):
-    """No NaN or Inf in t [rows, D], read in slices of about 2**24 elements (a bounded temporary)."""
-    step = max(1, chunk // max(1, t.shape[1]))
-    return all(bool(torch.isfinite(t[i:i + step]).all()) for i in range(0, t.shape[0], step))
-
-
 def _first(mask):
     """Index (a tuple) of the first True element of a boolean tensor."""
     return tuple(int(i) for i in mask.nonzero()[0])
@@ -152,13 +146,21 @@ def check_arguments(e, c, targets, num_negatives, negatives, item_probs, ignore_
     # The values: one pass over each argument, no temporary larger than the argument.
     if e.device.type == "meta":
         _fail("e", "is a meta tensor (it holds no data)")
+    # One summary on the device, read with one host transfer: whether a live target lies outside [0, V), the live
+    # rows, the negatives' range, and max|e| (NaN or Inf where e holds one; over [N, D], never c). The details of
+    # a bad value are looked up only then.
     live = targets != ignore_index
     bad = ((targets < 0) | (targets >= v)) & live
-    if bool(bad.any()):
+    parts = [bad.any(), live.sum()]
+    if negatives is not None:
+        parts += [negatives.min(), negatives.max()]
+    parts.append(e.detach().abs().amax())
+    summary = torch.stack([x.to(device=e.device, dtype=torch.float64) for x in parts]).tolist()
+    if summary[0]:
         i = _first(bad)[0]
         _fail("targets", f"targets[{i}] = {int(targets[i])} is outside [0, V={v}) and is not "
               f"ignore_index={ignore_index}")
-    if negatives is not None and (int(negatives.min()) < 0 or int(negatives.max()) >= v):
+    if negatives is not None and (summary[2] < 0 or summary[3] >= v):
         i, j = _first((negatives < 0) | (negatives >= v))
         _fail("negatives", f"negatives[{i}, {j}] = {int(negatives[i, j])} is outside [0, V={v})")
     if item_probs is not None:
@@ -174,8 +176,8 @@ def check_arguments(e, c, targets, num_negatives, negatives, item_probs, ignore_
             if bool(hit.any()):
                 i, j = _first(hit)
                 _fail("negatives", f"negatives[{i}, {j}] = {int(negatives[i, j])} has item_probs 0 (log q = -inf)")
-    # e only: a scan of c would read the whole item table every step (over [N, D], a few slices).
-    if not _finite(e.detach()):
+    # e only: a scan of c would read the whole item table every step.
+    if not math.isfinite(summary[-1]):
         _fail("e", "contains NaN or Inf")
-    return n, d, v, rows, k, ignore_index, share_rows, seed
+    return n, d, v, rows, k, ignore_index, share_rows, seed, int(summary[1])
 

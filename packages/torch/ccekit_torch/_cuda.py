@@ -1,6 +1,7 @@
 """The package's kernels on CUDA: manifest.json's kernels and step table, the choice of a kernel for a call, and the
 host side of the steps that run one kernel per autograd pass (the tile kernels of _tile and the chunk plan of
 _byitem use the same buffers and scalars)."""
+import functools
 import json
 import math
 import os
@@ -38,6 +39,7 @@ def _reads_negatives(kernel):
     return any(p["kind"] == "tensor" and p["name"] == "negatives" for p in kernel["parameters"])
 
 
+@functools.lru_cache(maxsize=4)
 def reads_int64(tiles=False):
     """Whether the package's kernels (and its tile kernels, with tiles) read an int64 negatives tensor as it is:
     the variants with options.negativesDtype 'i64', emitted for every kernel that reads the index tensor."""
@@ -99,6 +101,7 @@ def _needed(share, det, by_item):
     return out
 
 
+@functools.lru_cache(maxsize=512)
 def check_supported(dtype, d, sampling, negatives="tensor", share=None, det=False, by_item=False, tiles=False):
     """ValueError naming the argument when this package cannot compute the call on CUDA, before anything is
     drawn, allocated or launched: share_rows without kernels, a dtype not emitted, or a hidden size D that no
@@ -137,9 +140,14 @@ def check_supported(dtype, d, sampling, negatives="tensor", share=None, det=Fals
 
 def pick(pass_, e, negatives, logq, share=None, det=False, packed=False):
     """The kernel of this pass for the call: a tuned schedule for the device if the package has one, else the
-    smallest fit. A pass of dC by item without embeddings (counters()) has one kernel per kind of negatives."""
+    smallest fit. A pass of dC by item without embeddings (counters()) has one kernel per kind of negatives.
+    Remembered per kind of call (the manifest is scanned once for each)."""
     sampling = "uniform" if logq is None else "given"
-    kind, ndt, d = _kind(negatives), _ndt(negatives), e.shape[1]
+    return _pick(pass_, e.dtype, e.shape[1], e.device, _kind(negatives), _ndt(negatives), sampling, share, det, packed)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pick(pass_, dtype, d, device, kind, ndt, sampling, share, det, packed):
     if pass_ in counters():
         scan = pass_.startswith("scan")
         for k in _MANIFEST["kernels"]:
@@ -147,13 +155,13 @@ def pick(pass_, e, negatives, logq, share=None, det=False, packed=False):
             if k["pass"] == pass_ and (scan or matches(k, pass_, o["dtype"], sampling, kind, None, False, packed, ndt)):
                 return k
         raise CcekitCudaError(f"the package has no {pass_} kernel; re-emit it with this ccekit")
-    name = _NAMES[e.dtype]
+    name = _NAMES[dtype]
     cands = [k for k in _candidates(pass_, name, sampling, kind, share, det, packed, ndt) if serves(k, d)]
     if not cands:
         # check_supported refuses such a call with a ValueError first.
         raise CcekitCudaError(f"no emitted {pass_} kernel for D={d} {name} {sampling} {kind} ({ndt}) negatives"
                               f"{f' shared by {share} rows' if share else ''}; re-emit with --d-values covering {d}")
-    dev = torch.cuda.get_device_name(e.device)
+    dev = torch.cuda.get_device_name(device)
     tuned = {json.dumps(t["schedule"], sort_keys=True) for t in _TUNING.values()
              if t["key"]["device"]["name"] == dev and t["key"]["dtype"] == name}
     cands.sort(key=lambda k: (json.dumps(k["schedule"], sort_keys=True) not in tuned, k["launch"]["blockD"],
@@ -205,8 +213,11 @@ def grad_result(acc, scale, g, dtype):
     """The returned gradient from a kernel's accumulator (fp32, or int64 fixed point in units of 1/scale) times
     the upstream factor g, in at most one elementwise pass: none when acc is already the gradient (fp32, factor
     1: the accumulator is returned as it is), else one in-place multiply, one conversion, or one multiply into a
-    tensor of the returned dtype."""
+    tensor of the returned dtype. g: a number, or a device tensor (a multiply into the returned dtype)."""
     f = g / scale
+    if isinstance(f, torch.Tensor):
+        # A device factor (no host sync): one pass into a tensor of the returned dtype.
+        return torch.mul(acc, f, out=torch.empty(acc.shape, dtype=dtype, device=acc.device))
     if acc.dtype == dtype:
         return acc if f == 1.0 else acc.mul_(f)
     if f == 1.0:

@@ -145,6 +145,20 @@ def serves(kernel, d):
     return s["lanes"] * s["vec"] * s["dChunks"] >= d and d % s["vec"] == 0
 
 
+_layouts = {}
+
+
+def _layout(kernel):
+    """The kernel's parameters as (is a tensor, name, ctypes type), in launch order (made once a kernel)."""
+    key = kernel["file"]
+    if key not in _layouts:
+        types = {"f32": ctypes.c_float, "u32": ctypes.c_uint32}
+        _layouts[key] = [(p["kind"] == "tensor", p["name"],
+                          ctypes.c_uint64 if p["kind"] == "tensor" else types.get(p["dtype"], ctypes.c_int32))
+                         for p in kernel["parameters"]]
+    return _layouts[key]
+
+
 def launch(kernel, device, rows, tensors, scalars, any_d=False):
     """One launch over `rows` rows of the kernel's row dimension, on the current stream. Tensors and scalars by
     parameter name (a tensor absent from `tensors` is a null pointer). any_d: a kernel that holds no embeddings
@@ -154,17 +168,14 @@ def launch(kernel, device, rows, tensors, scalars, any_d=False):
         raise CcekitCudaError(f"{kernel['file']}: its schedule does not serve D={scalars['D']}")
     fn = _function(kernel, device, scalars.get("D") == kernel["launch"]["blockD"])
     holders = []
-    for p in kernel["parameters"]:
-        if p["kind"] == "tensor":
-            t = tensors.get(p["name"])
-            holders.append(ctypes.c_uint64(t.data_ptr() if t is not None else 0))
-        elif p["dtype"] == "f32":
-            holders.append(ctypes.c_float(scalars[p["name"]]))
-        elif p["dtype"] == "u32":
-            holders.append(ctypes.c_uint32(int(scalars[p["name"]])))
+    for tensor, name, ctype in _layout(kernel):
+        if tensor:
+            t = tensors.get(name)
+            holders.append(ctype(t.data_ptr() if t is not None else 0))
         else:
-            holders.append(ctypes.c_int32(int(scalars[p["name"]])))
-    params = (ctypes.c_void_p * len(holders))(*[ctypes.cast(ctypes.pointer(h), ctypes.c_void_p) for h in holders])
+            v = scalars[name]
+            holders.append(ctype(v if ctype is ctypes.c_float else int(v)))
+    params = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
     s = kernel["schedule"]
     grid = (rows + s["rows"] - 1) // s["rows"]
     stream = ctypes.c_void_p(torch.cuda.current_stream(device).cuda_stream)

@@ -1,6 +1,7 @@
 """Shared negatives on tensor cores: ccekit's emitted Triton tile kernels (tl.dot), when Triton is installed.
 The same entry points as _cuda (one, forward, backward) with the same buffers and scalars; only the launch
 differs. ccekit_torch falls back to _cuda's SIMT kernels where these do not serve."""
+import functools
 import importlib.util
 import os
 
@@ -42,16 +43,21 @@ def _entry(tile):
     return _modules[tile["file"]]
 
 
+@functools.lru_cache(maxsize=256)
+def _tile_for(pass_, name, sampling, kind, share, det, ndt):
+    """The tile kernel of a kind of call (the manifest is scanned once for each)."""
+    tiles = [t for t in _MANIFEST["tiles"] if _cuda.matches(t, pass_, name, sampling, kind, share, det, False, ndt)]
+    if not tiles:
+        raise _cuda.CcekitCudaError(f"the package has no {pass_} tile kernel for {name} {sampling} {kind} "
+                                    f"({ndt}) negatives shared by {share} rows; re-emit it with this ccekit")
+    return tiles[0]
+
+
 def _launch_tile(pass_, e, negatives, logq, share, det, tensors, scalars):
     n, d = e.shape
     sampling = "uniform" if logq is None else "given"
     kind, ndt = _cuda._kind(negatives), _cuda._ndt(negatives)
-    tiles = [t for t in _MANIFEST["tiles"] if _cuda.matches(t, pass_, _NAMES[e.dtype], sampling, kind, share, det,
-                                                            False, ndt)]
-    if not tiles:
-        raise _cuda.CcekitCudaError(f"the package has no {pass_} tile kernel for {_NAMES[e.dtype]} {sampling} {kind} "
-                                    f"({ndt}) negatives shared by {share} rows; re-emit it with this ccekit")
-    tile = tiles[0]
+    tile = _tile_for(pass_, _NAMES[e.dtype], sampling, kind, share, det, ndt)
     args = dict(scalars, **tensors)
     block_d = max(16, 1 << (d - 1).bit_length())
     warps, stages = tile["launch"]["wide" if d >= 128 else "narrow"]

@@ -5,7 +5,7 @@ import torch
 from . import _reference
 from ._checks import check_arguments
 
-_NONE = (None,) * 8  # no gradients for targets, negatives, logq and the options
+_NONE = (None,) * 9  # no gradients for targets, negatives, logq, the options and n_valid
 
 
 def _draw(n, k, v, item_probs, device, seed):
@@ -36,12 +36,12 @@ class CceMinusFunction(torch.autograd.Function):
     for mean), so backward returns them as they are unless the upstream gradient is not 1; step 'split' runs the
     forward kernel there and the backward kernel, with the upstream gradient per row, in backward.
 
-    Host syncs: the mean's n_valid (a kernel scalar) in forward, the upstream gradient's value in backward, and
-    with deterministic=True the bound of |dC| (max|e|)."""
+    Host syncs: the argument checks' one transfer (it carries the mean's n_valid, a kernel scalar), the upstream
+    gradient's value in backward, and with deterministic=True the bound of |dC| (max|e|)."""
 
     @staticmethod
     def forward(ctx, e, c, targets, negatives, logq, ignore_index, reduction, share=None, deterministic=False,
-                by_item=False):
+                by_item=False, n_valid=None):
         from . import _byitem, _cuda, _tile
 
         ctx.e_dtype, ctx.c_dtype = e.dtype, c.dtype  # gradients come back in the inputs' own dtypes
@@ -66,9 +66,10 @@ class CceMinusFunction(torch.autograd.Function):
                 return loss_rows.to(ctx.e_dtype)
             total = loss_rows.sum()
             return total if reduction == "sum" else total / live.clamp_min(1).to(total.dtype)
-        # A host sync: the kernels take the mean's 1/n_valid as a scalar, so a unit upstream gradient needs no
-        # pass over dC afterwards.
-        n_valid = int((targets != ignore_index).sum())
+        # The kernels take the mean's 1/n_valid as a scalar (a unit upstream gradient then needs no pass over dC
+        # afterwards); n_valid comes from the argument checks' one host transfer.
+        if n_valid is None:
+            n_valid = int((targets != ignore_index).sum())
         grad_scale = (1.0 / n_valid if n_valid else 0.0) if reduction == "mean" else 1.0
         run = _byitem.run if step["host"] == "byItem" else backend.one
         loss_rows, de, acc, scale = run(step, e, c, targets, negatives, logq, ignore_index, share, deterministic,
@@ -85,7 +86,10 @@ class CceMinusFunction(torch.autograd.Function):
 
         if ctx.step["host"] != "split":
             de, acc = ctx.saved_tensors
-            g = float(grad_out)  # a host sync: 1 (loss.backward()) returns the kernels' buffers as they are
+            # 16-bit gradients take one conversion pass anyway: the upstream gradient stays on the device. An fp32
+            # one is read on the host (a sync) so that 1 (loss.backward()) returns the kernels' buffer as it is.
+            wide = ctx.e_dtype == torch.float32 or (acc is not None and ctx.c_dtype == torch.float32)
+            g = float(grad_out) if wide else grad_out.detach().float()
             dc = None if acc is None else grad_result(acc, ctx.dc_scale, g, ctx.c_dtype)
             return grad_result(de, 1.0, g, ctx.e_dtype), dc, *_NONE
         saved = ctx.saved_tensors
@@ -106,9 +110,11 @@ class CceMinusFunction(torch.autograd.Function):
         return grad_result(de, 1.0, 1.0, ctx.e_dtype), grad_result(acc, scale, 1.0, ctx.c_dtype), *_NONE
 
 
-def _run_cuda(e, c, targets, negatives, logq, ignore_index, reduction, share_rows, deterministic, by_item, tiles):
+def _run_cuda(e, c, targets, negatives, logq, ignore_index, reduction, share_rows, deterministic, by_item, tiles,
+              n_valid):
     """The kernels' call on checked arguments. negatives: an index tensor, or (K, seed) for the in-kernel sampler;
-    tiles: the Triton tile kernels run the shared negatives."""
+    tiles: the Triton tile kernels run the shared negatives; n_valid: the rows whose target is not ignore_index
+    (from the checks' one host transfer)."""
     from . import _cuda
 
     if isinstance(negatives, tuple):
@@ -121,7 +127,7 @@ def _run_cuda(e, c, targets, negatives, logq, ignore_index, reduction, share_row
     return CceMinusFunction.apply(
         e.contiguous(), c.contiguous(), targets.to(torch.int32).contiguous(), neg,
         None if logq is None else logq.to(torch.float32).contiguous(), ignore_index, reduction, share_rows,
-        deterministic, by_item,
+        deterministic, by_item, n_valid,
     )
 
 
@@ -169,7 +175,7 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
     float64 inputs take the PyTorch path on any device. Bad arguments raise ValueError("<argument>: ...")
     before anything large is allocated; on CUDA, so does a hidden size D that no emitted kernel serves.
     """
-    n, d, v, rows, k, ignore_index, share_rows, seed = check_arguments(
+    n, d, v, rows, k, ignore_index, share_rows, seed, n_valid = check_arguments(
         e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, seed, share_rows, deterministic,
         dc_by_item)
     # Uniform negatives that the caller did not pass are drawn inside the kernels (Philox4x32-10, no index
@@ -197,7 +203,7 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
         negatives = _draw(rows, k, v, item_probs, e.device, seed)
     if cuda is not None:
         return _run_cuda(e, c, targets, (k, seed) if philox else negatives, logq, ignore_index, reduction, share_rows,
-                         deterministic, bool(dc_by_item), tiles)
+                         deterministic, bool(dc_by_item), tiles, n_valid)
     if philox:
         negatives = _reference.philox_uniform(rows, k, v, seed, e.device, stream=1 if share_rows else 0)
     return _reference.cce_minus(e, c, targets, negatives, logq, ignore_index, reduction, share=share_rows)
