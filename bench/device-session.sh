@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -13,6 +13,9 @@ for step in "$@"; do
     steps) echo "== every kind of step on CUDA and WebGPU (quick checks)"
       checks cuda "" "--fused" "--frozen-c" "--by-item" "--fused --share 64" "--deterministic --fused"
       checks webgpu "" "--fused" "--frozen-c" "--by-item" "--fused --share 64" ;;
+    wgsteps) echo "== WebGPU: every kind of step timed, and the tuner"
+      for m in "" "--fused" "--frozen-c" "--by-item"; do tag=webgpu$(echo "$m" | tr -d ' -'); run bench --device webgpu $m --repeats 5 --settings ${WGSETTINGS:-beauty,ml20m,megamarket,small-d} --out "$OUT/bench-$tag.json" > "$OUT/bench-$tag.log" 2>&1; echo "-- $tag"; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-$tag.log" | tail -6; done
+      timeout ${TUNE_S:-150} bash scripts/device-run.sh tune --device webgpu --settings small-d --repeats 3 --db "$OUT/tuning-webgpu.json" > "$OUT/tune-webgpu.log" 2>&1; echo "tune rc=$?"; grep -vE "^   \[|^Warning" "$OUT/tune-webgpu.log" | tail -8 ;;
     side) echo "== side by side: package, PyTorch CE-, Node runtime"
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
       PYTHONUNBUFFERED=1 python3 bench/side_by_side.py --package out/torch --node "bash scripts/device-run.sh" --out "$OUT/side" --merge ${SIDE_ARGS:-} > "$OUT/side.log" 2>&1; tail -${SIDE_TAIL:-40} "$OUT/side.log" ;;

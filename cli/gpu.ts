@@ -387,10 +387,15 @@ export async function cmdTune(argv: string[]): Promise<number> {
         out(`-- ${n} (N=${st.N} V=${st.V} K=${st.K} D=${st.D})${share ? ` negatives shared by ${share} rows` : ''}`);
         const t0 = performance.now();
         const r = await tuneAsync(dev.backend, db, st, opts, { repeats: o.repeats, progress: (l) => out(`   ${l}`) });
-        const result = r.cacheHit ? 'cache hit' : `tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+        const secs = `${((performance.now() - t0) / 1000).toFixed(1)} s`;
         const e = r.entry;
+        const R = withR ? [String(share || '-')] : [];
+        if (!e) {
+          rows.push([n, ...R, `default kept (${secs})`, r.defaultMs!.toFixed(3), '', '', 'the default step']);
+          continue;
+        }
         const ms = [e.ms, e.p20, e.p80].map((x) => x.toFixed(3));
-        rows.push([n, ...(withR ? [String(share || '-')] : []), result, ...ms, JSON.stringify(e.schedule)]);
+        rows.push([n, ...R, r.cacheHit ? 'cache hit' : `tuned in ${secs}`, ...ms, JSON.stringify(e.schedule)]);
       }
     }
   } finally {

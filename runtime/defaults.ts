@@ -45,10 +45,14 @@ export function webgpuReduceSchedule(D: number, subgroupSize?: number): Schedule
   return fitD({ rows, lanes, vec: D % 2 === 0 ? 2 : 1, dChunks: 1, samplesPerStep: 2, stages: 1 }, D);
 }
 
-/** The schedules of one step: its first pass, the backward (separate passes) and dC by item's reduction. */
+/**
+ * The schedules of one step: its first pass, the backward (separate passes), the fused kernel (forward and
+ * gradients in one pass) and dC by item's reduction.
+ */
 export interface StepSchedules {
   fwd: Schedule;
   bwd: Schedule;
+  fused: Schedule;
   reduce: Schedule;
 }
 
@@ -63,10 +67,10 @@ export interface DefaultsQuery {
 type Rule = (q: DefaultsQuery) => StepSchedules;
 
 const DEFAULTS: Record<BackendKind, Rule> = {
-  cpu: (q) => ({ fwd: DEFAULT_SCHEDULE, bwd: DEFAULT_SCHEDULE, reduce: reduceSchedule(q.D) }),
+  cpu: (q) => ({ fwd: DEFAULT_SCHEDULE, bwd: DEFAULT_SCHEDULE, fused: DEFAULT_SCHEDULE, reduce: reduceSchedule(q.D) }),
   cuda: (q) => {
     const h = heuristicSchedule(q.D, q.dtype);
-    return { fwd: h, bwd: h, reduce: reduceSchedule(q.D) };
+    return { fwd: h, bwd: h, fused: h, reduce: reduceSchedule(q.D) };
   },
   webgpu: (q) => {
     const def = webgpuSchedules(q.D, q.shared);
@@ -74,7 +78,8 @@ const DEFAULTS: Record<BackendKind, Rule> = {
     // 2-element accesses where D is even.
     const even = q.D % 2 === 0 ? { vec: 2, dChunks: Math.max(1, (def.fwd.dChunks * def.fwd.vec) / 2) } : {};
     const fwd = q.byItem ? ({ ...def.fwd, samplesPerStep: 4, ...even } as Schedule) : def.fwd;
-    return { fwd, bwd: def.bwd, reduce: webgpuReduceSchedule(q.D, q.subgroupSize) };
+    // The fused kernel scatters dC with compare-exchange loops as the backward does: the backward's schedule.
+    return { fwd, bwd: def.bwd, fused: def.bwd, reduce: webgpuReduceSchedule(q.D, q.subgroupSize) };
   },
 };
 

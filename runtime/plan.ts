@@ -212,7 +212,7 @@ export function planShape(
 ): StepPlan {
   const kind = stepKind(p, o);
   const options = optionsFor(p, o);
-  const s = scheduleForProblem(o.schedule ?? defaults.fwd, p, caps);
+  const s = scheduleForProblem(o.schedule ?? (kind === 'fused' ? defaults.fused : defaults.fwd), p, caps);
   const bwdS = kind !== 'separate' ? undefined : o.schedule ? s : scheduleForProblem(defaults.bwd, p, caps);
   if (bwdS && bwdS.rows !== s.rows) throw new Error('forward and backward schedules must have the same rows per program');
   const reduceS = kind === 'byItem' ? reduceScheduleFor(o.reduceSchedule ?? defaults.reduce, p.D) : undefined;

@@ -149,3 +149,27 @@ describe('the plan of a step', () => {
     expect(det.some((k) => a.includes(k))).toBe(false);
   });
 });
+
+describe('the tuner over any backend', () => {
+  it('CPU executor: rejects none of its valid candidates, stores the winner keyed by the device, then hits', async () => {
+    const { tune, tuneKey } = await import('../runtime/autotune/tune.js');
+    const { TuningDb } = await import('../runtime/autotune/db.js');
+    const { cpuBackend } = await import('../runtime/cpu/run.js');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const db = new TuningDb(join(mkdtempSync(join(tmpdir(), 'ccekit-tune-')), 'tuning.json'));
+    const p = { N: 64, V: 300, K: 8, D: 16 };
+    const o = { mode: 'sampled', dtype: 'f32', sampling: 'uniform', grad: 'scalar', negatives: 'tensor' } as const;
+    const lines: string[] = [];
+    const r = tune(cpuBackend, db, p, o, { repeats: 1, finalists: 1, progress: (l) => lines.push(l) });
+    expect(r.cacheHit).toBe(false);
+    expect(r.entry!.key).toEqual(tuneKey(cpuBackend, p, o));
+    expect(r.entry!.key.device).toEqual(cpuBackend.identity);
+    expect(lines.some((l) => l.startsWith('best '))).toBe(true);
+    expect(r.entry!.candidates.filter((c) => c.ms === null)).toEqual([]);
+    const again = tune(cpuBackend, db, p, o, {});
+    expect(again.cacheHit).toBe(true);
+    expect(again.entry!.schedule).toEqual(r.entry!.schedule);
+  });
+});

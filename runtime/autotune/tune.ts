@@ -38,8 +38,11 @@ export function candidateSchedules(D: number, dtype: 'f32' | 'f16' | 'bf16', cap
 }
 
 export interface TuneResult {
-  entry: TuneEntry;
+  /** The stored (or cached) entry; null where the backend's default step beat every single schedule. */
+  entry: TuneEntry | null;
   cacheHit: boolean;
+  /** ms of the default step where its passes have schedules of their own (WebGPU), timed as a baseline. */
+  defaultMs?: number;
 }
 
 export interface TuneOptions {
@@ -140,6 +143,18 @@ export function* tuneSteps(
   for (const { s } of first.slice(0, opts.finalists ?? 3)) finals.push({ s, t: yield* time(s, 15, 2) });
   finals.sort((x, y) => x.t.ms - y.t.ms);
   const best = finals[0]!;
+  // One schedule serves both passes of a tuned step; where the default step gives each pass its own (WebGPU's
+  // forward and backward), it is the baseline a tuned schedule must beat to be stored.
+  if (JSON.stringify(fit(defaults.fwd)) !== JSON.stringify(fit(defaults.bwd))) {
+    const negatives = philox ? 'philox' as const : 'tensor' as const;
+    const base = yield* benchStep(b, bp, { dtype: o.dtype, negatives, deterministic: o.deterministic, repeats: 15,
+      warmup: 2, seed: 11 }, defaults);
+    if (base.ms <= best.t.ms) {
+      log(`default step (forward ${JSON.stringify(base.schedule)}, backward ${JSON.stringify(base.bwdSchedule)}) ` +
+        `${base.ms.toFixed(3)} ms beats the best single schedule (${best.t.ms.toFixed(3)} ms): nothing stored`);
+      return { entry: null, cacheHit: false, defaultMs: base.ms };
+    }
+  }
   for (const { s, t } of first) candidates.push({ schedule: s, ms: (finals.find((f) => f.s === s) ?? { t }).t.ms });
   const { ms, p20, p80 } = best.t;
   log(`best ${JSON.stringify(best.s)} ${ms.toFixed(3)} ms (p20 ${p20.toFixed(3)}, p80 ${p80.toFixed(3)})`);
