@@ -29,17 +29,38 @@ export const SCHEDULE_FLAGS = {
   lanes: { kind: 'int', help: 'lanes that share one row vector', group: SCHED },
   vec: { kind: 'int', help: 'consecutive elements per lane per chunk (1, 2, 4, 8)', group: SCHED },
   'd-chunks': { kind: 'int', help: 'register chunks per lane (BLOCK_D = lanes·vec·d-chunks)', group: SCHED },
-  'samples-per-step': { kind: 'int', help: 'candidates gathered per loop step (1..16; shared negatives: the candidate tile, up to 64)', group: SCHED },
+  'samples-per-step': {
+    kind: 'int',
+    help: 'candidates gathered per loop step (1..16; shared negatives: the candidate tile, up to 64)',
+    group: SCHED,
+  },
   stages: { kind: 'int', help: 'software-pipelining depth (Triton num_stages, 1..5)', group: SCHED },
-  schedule: { kind: 'str', metavar: 'JSON', help: 'schedule as JSON (whole or partial, or a .json file); the flags above override it', group: SCHED },
+  schedule: {
+    kind: 'str',
+    metavar: 'JSON',
+    help: 'schedule as JSON (whole or partial, or a .json file); the flags above override it',
+    group: SCHED,
+  },
 } as const satisfies FlagTable;
 
 export const FN_FLAGS = {
-  transform: { kind: 'str', metavar: 'FILE:NAME', help: 'logit transform f(x): the TS function NAME exported from FILE (e.g. a soft cap)', group: 'scalar functions' },
-  correction: { kind: 'str', metavar: 'FILE:NAME', help: 'sampling correction g(log q) added to negative logits (default −log q)', group: 'scalar functions' },
+  transform: {
+    kind: 'str',
+    metavar: 'FILE:NAME',
+    help: 'logit transform f(x): the TS function NAME exported from FILE (e.g. a soft cap)',
+    group: 'scalar functions',
+  },
+  correction: {
+    kind: 'str',
+    metavar: 'FILE:NAME',
+    help: 'sampling correction g(log q) added to negative logits (default −log q)',
+    group: 'scalar functions',
+  },
 } as const satisfies FlagTable;
 
-type ScheduleFlags = { [K in keyof typeof SCHEDULE_FLAGS]: K extends 'schedule' ? string | undefined : number | undefined };
+type ScheduleFlags = {
+  [K in keyof typeof SCHEDULE_FLAGS]: K extends 'schedule' ? string | undefined : number | undefined;
+};
 
 /** The schedule of --schedule (JSON or a file, whole or partial) over `base`, then the single-field flags. */
 export function scheduleFrom(cmd: string, o: ScheduleFlags, base: Schedule = DEFAULT_SCHEDULE): Schedule {
@@ -61,7 +82,9 @@ export function scheduleFrom(cmd: string, o: ScheduleFlags, base: Schedule = DEF
 }
 
 /** Compile `FILE:NAME` with the ts-morph front end (loaded only when needed: it pulls in TypeScript). */
-export async function scalarFnFrom(cmd: string, flag: string, spec: string | undefined, differentiate: boolean): Promise<ScalarFn | undefined> {
+export async function scalarFnFrom(
+  cmd: string, flag: string, spec: string | undefined, differentiate: boolean,
+): Promise<ScalarFn | undefined> {
   if (spec === undefined) return undefined;
   const at = spec.lastIndexOf(':');
   if (at <= 0 || at === spec.length - 1) throw new UsageError(`--${flag} expects FILE:NAME, got '${spec}'`, cmd);
@@ -115,21 +138,34 @@ export async function compare(
     res,
     timings,
     ref,
-    errors: { loss: relErr(res.loss, ref.loss), lse: relErr(res.lse, ref.lse), dE: relErr(res.dE, ref.dE), dC: relErr(res.dC, ref.dC) },
+    errors: {
+      loss: relErr(res.loss, ref.loss),
+      lse: relErr(res.lse, ref.lse),
+      dE: relErr(res.dE, ref.dE),
+      dC: relErr(res.dC, ref.dC),
+    },
     ms: t1 - t0,
     refMs: t2 - t1,
   };
 }
 
-export const fmtErr = (x: number) => (Number.isNaN(x) ? 'NaN' : !Number.isFinite(x) ? 'inf' : x === 0 ? '0' : x.toExponential(2));
+export function fmtErr(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return 'inf';
+  if (x === 0) return '0';
+  return x.toExponential(2);
+}
 export const fmtMs = (x: number) => x.toFixed(1);
 export const fmtVal = (x: number | Float64Array) => (typeof x === 'number' ? x.toPrecision(12) : `[${x.length}]`);
 export const passes = (c: Comparison, tol: number) => Object.values(c.errors).every((e) => e <= tol);
 
 /** Tolerance of a device: float64 executor vs float32 GPU arithmetic (f32: 1e-4, 16-bit inputs: 1e-3). */
-export const defaultTol = (dev: Device['kind'], dtype: FloatDType) => (dev === 'cpu' ? 1e-9 : gpuTolerance(dtype).grad);
+export const defaultTol = (dev: Device['kind'], dtype: FloatDType) =>
+  dev === 'cpu' ? 1e-9 : gpuTolerance(dtype).grad;
 
-export async function openRunDevice(kind: Device['kind'], repeats: number, required: boolean): Promise<RunDevice | null> {
+export async function openRunDevice(
+  kind: Device['kind'], repeats: number, required: boolean,
+): Promise<RunDevice | null> {
   try {
     const dev = await openDevice(kind, required);
     return dev && { dev, repeats };
@@ -138,4 +174,6 @@ export async function openRunDevice(kind: Device['kind'], repeats: number, requi
     throw e;
   }
 }
-export const timingText = (ts: KernelTiming[]) => ts.map((t) => `${t.kernel} ${t.ms.toFixed(3)} ms`).join(', ') + (ts.length ? ` (median of ${ts[0]!.samples.length}, ${ts[0]!.method})` : '');
+export const timingText = (ts: KernelTiming[]) =>
+  ts.map((t) => `${t.kernel} ${t.ms.toFixed(3)} ms`).join(', ') +
+  (ts.length ? ` (median of ${ts[0]!.samples.length}, ${ts[0]!.method})` : '');

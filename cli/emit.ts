@@ -19,12 +19,32 @@ const EMIT_FLAGS = {
       `target language (all: ${SOURCE_TARGET_NAMES.join(', ')}, one subfolder each); ` +
       'torch: an importable PyTorch package',
   },
-  'd-values': { kind: 'str', metavar: 'LIST', help: 'torch: hidden sizes the package covers (default 32,64,128,256,512,1024)' },
-  db: { kind: 'str', metavar: 'FILE', help: 'torch: ship this tuning DB\'s entries (and their schedules) in the package' },
+  'd-values': {
+    kind: 'str',
+    metavar: 'LIST',
+    help: 'torch: hidden sizes the package covers (default 32,64,128,256,512,1024)',
+  },
+  db: {
+    kind: 'str',
+    metavar: 'FILE',
+    help: 'torch: ship this tuning DB\'s entries (and their schedules) in the package',
+  },
   out: { kind: 'str', metavar: 'DIR', help: 'output directory (created if missing)' },
   dtype: { kind: 'enum', values: ['f32', 'f16', 'bf16', 'all'], default: 'f32', help: 'storage dtype of E and C' },
-  variants: { kind: 'enum', values: ['all', 'sampled', 'shared', 'full'], default: 'all', help: 'sampled: CCE- (uniform and given q, per-row and shared negatives); shared: only row-tile-shared negatives; full: full-catalog CE' },
-  share: { kind: 'int', default: DEFAULT_SHARE, min: 16, help: 'rows per group of the shared-negative variants (16, 32, 64, 128)' },
+  variants: {
+    kind: 'enum',
+    values: ['all', 'sampled', 'shared', 'full'],
+    default: 'all',
+    help:
+      'sampled: CCE- (uniform and given q, per-row and shared negatives); ' +
+      'shared: only row-tile-shared negatives; full: full-catalog CE',
+  },
+  share: {
+    kind: 'int',
+    default: DEFAULT_SHARE,
+    min: 16,
+    help: 'rows per group of the shared-negative variants (16, 32, 64, 128)',
+  },
   ...SCHEDULE_FLAGS,
   ...FN_FLAGS,
 } as const satisfies FlagTable;
@@ -62,7 +82,11 @@ export async function cmdEmit(argv: string[]): Promise<number> {
   const variants = dtypes
     .flatMap((dt) => allVariants(dt, { transform, correction }))
     .map((v) => (v.mode === 'sampled' && v.share ? { ...v, share: o.share } : v))
-    .filter((v) => o.variants === 'all' || (o.variants === 'shared' ? v.mode === 'sampled' && !!v.share : v.mode === o.variants));
+    .filter(
+      (v) =>
+        o.variants === 'all' ||
+        (o.variants === 'shared' ? v.mode === 'sampled' && !!v.share : v.mode === o.variants),
+    );
   const targets = o.target === 'all' ? TARGETS : [o.target];
   for (const t of targets) {
     const dir = o.target === 'all' ? join(o.out, t) : o.out;

@@ -1,5 +1,6 @@
-// Device commands of the CLI: `check` (the correctness suite), `bench` (paper-matched settings) and `tune`, each
-// over any backend of the device list (runtime/devices.ts) through the one step.
+// Device commands of the CLI: `check` (the correctness suite) and `bench` (paper-matched settings), each over
+// any backend of the device list (runtime/devices.ts) through the one step; `tune` is in tune.ts. Also what
+// other commands take from here: the tuning-DB openers, requireDevice and settingNames.
 import type { CceOptions } from '../dsl/cce.js';
 import { DEFAULT_SCHEDULE, type Schedule, checkScheduleShape } from '../dsl/schedule.js';
 import { driveAsync } from '../runtime/backend.js';
@@ -12,8 +13,8 @@ import { SETTINGS } from '../runtime/presets.js';
 import type { CudaRuntime } from '../runtime/cuda/run.js';
 import { checkOutFile, writeOutFile } from '../runtime/fsout.js';
 import { TuningDb, TuningDbError } from '../runtime/autotune/db.js';
-import { scheduleFor, tuneAsync } from '../runtime/autotune/tune.js';
-import { type FlagTable, UsageError, checkShare, intList, parseFlags, table, usage } from './args.js';
+import { scheduleFor } from '../runtime/autotune/tune.js';
+import { type FlagTable, UsageError, checkShare, parseFlags, table, usage } from './args.js';
 import { scheduleFlag, scheduleListFlag } from './args.js';
 
 const out = (s = '') => process.stdout.write(s + '\n');
@@ -63,7 +64,7 @@ export function openDbStrict(cmd: string, path: string): TuningDb {
 }
 
 /** `--settings a,b,c`: names of bench settings, each known. */
-function settingNames(text: string, cmd: string): string[] {
+export function settingNames(text: string, cmd: string): string[] {
   const names = text.split(',').map((s) => s.trim());
   for (const n of names) {
     if (!SETTINGS.some((s) => s.name === n)) throw new UsageError(`--settings: unknown setting '${n}'`, cmd);
@@ -144,7 +145,9 @@ export async function cmdCheck(argv: string[]): Promise<number> {
     .filter((c) => !(o['by-item'] || o.share) || c.problem.mode === 'sampled')
     .map((c) => (o.share ? { ...c, label: `${c.label} R=${o.share}`, problem: shareProblem(c.problem, o.share) } : c));
   const dev = await requireDevice(o.device, 'check');
-  const step = { schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic };
+  const step = {
+    schedule, fused: o.fused, frozenC: o['frozen-c'], byItem: o['by-item'], deterministic: o.deterministic,
+  };
   let run: Parameters<typeof runChecks>[1] = (c) => runOn(dev, c.problem, { ...step, gradOutput: c.gradOutput });
   if (o.deterministic) run = twice(run);
   out(`ccekit check on ${dev.line}, seed ${seed}, ${cases.length} cases`);
@@ -154,7 +157,8 @@ export async function cmdCheck(argv: string[]): Promise<number> {
       rows.push(r);
       const e = r.errors;
       const errs = `loss ${fmt(e.loss)} lse ${fmt(e.lse)} dE ${fmt(e.dE)} dC ${fmt(e.dC)}`;
-      out(`${r.pass ? 'ok  ' : 'FAIL'} ${r.dtype.padEnd(4)} ${r.label.padEnd(44)} ${errs}${r.note ? '  ' + r.note : ''}`);
+      const note = r.note ? '  ' + r.note : '';
+      out(`${r.pass ? 'ok  ' : 'FAIL'} ${r.dtype.padEnd(4)} ${r.label.padEnd(44)} ${errs}${note}`);
     });
   } finally {
     dev.close();
@@ -222,7 +226,9 @@ const BENCH_FLAGS = {
     kind: 'int', default: 48, min: 1, max: 1 << 20,
     help: 'with --by-item: MiB of the pair buffers (sets the chunk of rows)',
   },
-  'two-word-pairs': { kind: 'bool', help: 'with --by-item: keep two i32 words per pair where one packed u32 would fit' },
+  'two-word-pairs': {
+    kind: 'bool', help: 'with --by-item: keep two i32 words per pair where one packed u32 would fit',
+  },
   'reduce-schedule': {
     kind: 'str', metavar: 'JSON',
     help: "with --by-item: the reduction's (partial) schedule over its default; register chunks are fitted to D",
@@ -324,84 +330,13 @@ export async function cmdBench(argv: string[]): Promise<number> {
   } finally {
     dev.close();
   }
-  const cell = (r: Record<string, unknown>, k: string) => (typeof r[k] === 'number' ? (r[k] as number).toFixed(3) : 'n/a');
+  const cell = (r: Record<string, unknown>, k: string) =>
+    typeof r[k] === 'number' ? (r[k] as number).toFixed(3) : 'n/a';
   const body = rows.map((r) => [
     String(r.setting), cell(r, 'ms'), cell(r, 'fwd_ms'), cell(r, 'bwd_ms'),
     r.peak_mib === null ? 'n/a' : (r.peak_mib as number).toFixed(2), JSON.stringify(r.schedule),
   ]);
   out(table([['setting', 'ms', 'fwd', 'rest', 'extra MiB', 'schedule'], ...body]));
   writeJson(o.out, rows);
-  return 0;
-}
-
-// ---------------------------------------------------------------- tune
-
-const TUNE_FLAGS = {
-  device: { kind: 'enum', values: ['cuda', 'webgpu'], default: 'cuda', help: 'device to tune for' },
-  settings: { kind: 'str', default: SETTINGS.map((s) => s.name).join(','), help: 'comma-separated settings' },
-  dtype: { kind: 'enum', values: ['f16', 'bf16', 'f32'], default: 'f16', help: 'storage dtype of E and C' },
-  repeats: {
-    kind: 'int', default: 5, min: 1, max: 100_000, help: 'timed repetitions per candidate (finalists: 15)',
-  },
-  db: { kind: 'str', metavar: 'FILE', help: 'tuning DB (default $CCEKIT_CACHE/tuning.json or ~/.cache/ccekit/tuning.json)' },
-  negatives: {
-    kind: 'enum', values: ['tensor', 'philox'], default: 'tensor',
-    help: 'negatives from an index tensor or drawn in the kernel',
-  },
-  share: {
-    kind: 'str', default: '0', metavar: 'R[,R...]',
-    help: 'tune the shared-negative kernels of groups of R rows (16, 32, 64, 128); a list tunes each and compares ' +
-      'them (R changes the estimator: it is reported, never chosen for you)',
-  },
-  deterministic: { kind: 'bool', help: 'tune the deterministic-dC kernels (int64 fixed point)' },
-} as const satisfies FlagTable;
-
-export const TUNE_HELP = usage(
-  'ccekit tune --device cuda|webgpu [--settings beauty,...] [--dtype f16] [--share 16,32,64,128] [--db FILE]',
-  'Search schedules for each problem size: prune by device limits and spills, reject candidates that disagree with\n' +
-    'the float64 reference, time the rest, store the winner in the persistent tuning DB keyed by the device (a\n' +
-    'second run is a cache hit).',
-  TUNE_FLAGS,
-);
-
-export async function cmdTune(argv: string[]): Promise<number> {
-  const o = parseFlags('tune', argv, TUNE_FLAGS);
-  const names = settingNames(o.settings, 'tune');
-  const shares = intList('tune', '--share', o.share, 0, 128);
-  for (const r of shares) checkShare(r, 'tune');
-  // tune writes the DB: its folder must be there or creatable (a corrupt file is moved aside by the DB).
-  if (o.db !== undefined) checkOutFile(o.db, '--db');
-  const dev = await requireDevice(o.device, 'tune');
-  const db = openDb(o.db ?? TuningDb.defaultPath());
-  out(`ccekit tune on ${dev.line}, dtype ${o.dtype}, DB ${db.path}`);
-  const withR = shares.length > 1 || !!shares[0];
-  const rows: string[][] = [['setting', ...(withR ? ['R'] : []), 'result', 'ms', 'p20', 'p80', 'schedule']];
-  try {
-    for (const n of names) {
-      const st = SETTINGS.find((s) => s.name === n)!;
-      for (const share of shares) {
-        const opts: CceOptions = {
-          mode: 'sampled', dtype: o.dtype, sampling: 'uniform', grad: 'scalar', negatives: o.negatives,
-          ...(share ? { share } : {}), ...(o.deterministic ? { deterministic: true } : {}),
-        };
-        out(`-- ${n} (N=${st.N} V=${st.V} K=${st.K} D=${st.D})${share ? ` negatives shared by ${share} rows` : ''}`);
-        const t0 = performance.now();
-        const r = await tuneAsync(dev.backend, db, st, opts, { repeats: o.repeats, progress: (l) => out(`   ${l}`) });
-        const secs = `${((performance.now() - t0) / 1000).toFixed(1)} s`;
-        const e = r.entry;
-        const R = withR ? [String(share || '-')] : [];
-        if (!e) {
-          rows.push([n, ...R, `default kept (${secs})`, r.defaultMs!.toFixed(3), '', '', 'the default step']);
-          continue;
-        }
-        const ms = [e.ms, e.p20, e.p80].map((x) => x.toFixed(3));
-        rows.push([n, ...R, r.cacheHit ? 'cache hit' : `tuned in ${secs}`, ...ms, JSON.stringify(e.schedule)]);
-      }
-    }
-  } finally {
-    dev.close();
-  }
-  printDbWarnings(db);
-  out(table(rows));
   return 0;
 }

@@ -11,7 +11,8 @@ import { WebgpuError } from '../runtime/webgpu/device.js';
 import { CceInputError } from '../runtime/problem.js';
 import { UsageError, isHelp, oneLine } from './args.js';
 import { OutPathError } from '../runtime/fsout.js';
-import { BENCH_HELP, CHECK_HELP, TUNE_HELP, cmdBench, cmdCheck, cmdTune } from './gpu.js';
+import { BENCH_HELP, CHECK_HELP, cmdBench, cmdCheck } from './gpu.js';
+import { TUNE_HELP, cmdTune } from './tune.js';
 import { CliError, err, out } from './common.js';
 import { EMIT_HELP, cmdEmit } from './emit.js';
 import { RUN_HELP, cmdRun } from './run.js';
@@ -23,7 +24,11 @@ const COMMANDS: Record<string, { help: string; summary: string; run: (argv: stri
   emit: { help: EMIT_HELP, summary: 'generate WGSL / CUDA / Triton kernels and a manifest.json', run: cmdEmit },
   run: { help: RUN_HELP, summary: 'run on a random problem and compare with the float64 reference', run: cmdRun },
   start: { help: START_HELP, summary: 'the main job on the best device available (npm start)', run: cmdStart },
-  check: { help: CHECK_HELP, summary: 'the correctness suite on a GPU (cuda or webgpu) against the float64 reference', run: cmdCheck },
+  check: {
+    help: CHECK_HELP,
+    summary: 'the correctness suite on a GPU (cuda or webgpu) against the float64 reference',
+    run: cmdCheck,
+  },
   bench: { help: BENCH_HELP, summary: 'time CCE- at the paper-matched settings on a GPU', run: cmdBench },
   tune: { help: TUNE_HELP, summary: 'autotune schedules per problem size into the persistent tuning DB', run: cmdTune },
 };
@@ -68,7 +73,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     const c = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
     if (!c) {
       name = '';
-      throw new UsageError(cmd.startsWith('-') ? `unknown flag ${cmd.split('=')[0]}; flags go after the command` : `unknown command '${cmd}'`, '');
+      const why = cmd.startsWith('-')
+        ? `unknown flag ${cmd.split('=')[0]}; flags go after the command`
+        : `unknown command '${cmd}'`;
+      throw new UsageError(why, '');
     }
     if (isHelp(rest)) {
       out(c.help);

@@ -15,7 +15,13 @@ import {
 } from './common.js';
 
 const RUN_FLAGS = {
-  device: { kind: 'enum', values: ['cpu', 'webgpu', 'cuda'], default: 'cpu', help: 'where the kernels run: cpu (float64 executor of the compiled IR) or webgpu (the emitted WGSL through Dawn)' },
+  device: {
+    kind: 'enum',
+    values: ['cpu', 'webgpu', 'cuda'],
+    default: 'cpu',
+    help:
+      'where the kernels run: cpu (float64 executor of the compiled IR) or webgpu (the emitted WGSL through Dawn)',
+  },
   n: { kind: 'int', default: 513, min: 1, help: 'rows N (sequence positions)' },
   v: { kind: 'int', default: 1000, min: 2, help: 'items V in the catalog' },
   k: { kind: 'int', default: 64, min: 1, help: 'negatives K per row (sampled mode)' },
@@ -23,11 +29,36 @@ const RUN_FLAGS = {
   dtype: { kind: 'enum', values: DTYPES, default: 'f32', help: 'storage dtype of E and C' },
   seed: { kind: 'int', default: 1, help: 'random seed' },
   reduction: { kind: 'enum', values: ['mean', 'sum', 'none'], default: 'mean', help: 'loss reduction' },
-  mode: { kind: 'enum', values: ['sampled', 'full'], default: 'sampled', help: 'sampled: CCE- with K negatives; full: CE over all V items' },
+  mode: {
+    kind: 'enum',
+    values: ['sampled', 'full'],
+    default: 'sampled',
+    help: 'sampled: CCE- with K negatives; full: CE over all V items',
+  },
   popularity: { kind: 'bool', help: 'draw negatives from a Zipf-like q (log q tensor) instead of uniform' },
-  collisions: { kind: 'num', default: 0, min: 0, max: 1, metavar: 'RATE', help: 'probability that a negative equals the target (rejected)' },
-  ignore: { kind: 'num', default: 0, min: 0, max: 1, metavar: 'FRACTION', help: 'share of rows whose target is ignore_index' },
-  tol: { kind: 'num', min: 0, help: 'largest relative error that passes (exit 1 above it); default 1e-9 on cpu, on webgpu 1e-4 for f32 inputs and 1e-3 for f16/bf16' },
+  collisions: {
+    kind: 'num',
+    default: 0,
+    min: 0,
+    max: 1,
+    metavar: 'RATE',
+    help: 'probability that a negative equals the target (rejected)',
+  },
+  ignore: {
+    kind: 'num',
+    default: 0,
+    min: 0,
+    max: 1,
+    metavar: 'FRACTION',
+    help: 'share of rows whose target is ignore_index',
+  },
+  tol: {
+    kind: 'num',
+    min: 0,
+    help:
+      'largest relative error that passes (exit 1 above it); ' +
+      'default 1e-9 on cpu, on webgpu 1e-4 for f32 inputs and 1e-3 for f16/bf16',
+  },
   repeats: { kind: 'int', default: 10, min: 0, max: 100_000, help: 'webgpu: timed repetitions (median per kernel)' },
   'max-gib': {
     kind: 'num',
@@ -42,7 +73,8 @@ const RUN_FLAGS = {
 
 export const RUN_HELP = usage(
   'ccekit run --device cpu [flags]',
-  'Run CCE- (or full CE) on a random problem and compare loss, lse, dE and dC with the float64 reference.\nRelative error = max|a − b| / max(max|b|, tiny).',
+  'Run CCE- (or full CE) on a random problem and compare loss, lse, dE and dC with the float64 reference.\n' +
+    'Relative error = max|a − b| / max(max|b|, tiny).',
   RUN_FLAGS,
 );
 
@@ -79,8 +111,10 @@ export async function cmdRun(argv: string[]): Promise<number> {
     const need = `need about ${(bytes / 2 ** 30).toFixed(1)} GiB of host memory, more than --max-gib ${o['max-gib']}`;
     throw new UsageError(`${sizes} ${need}; lower them or raise --max-gib`, 'run');
   }
-  const noScheduleFlags = (['rows', 'lanes', 'vec', 'd-chunks', 'samples-per-step', 'stages', 'schedule'] as const).every((f) => o[f] === undefined);
-  let schedule: Schedule | undefined = scheduleFrom('run', o, o.device === 'webgpu' ? WEBGPU_SCHEDULE : DEFAULT_SCHEDULE);
+  const scheduleFlagNames = ['rows', 'lanes', 'vec', 'd-chunks', 'samples-per-step', 'stages', 'schedule'] as const;
+  const noScheduleFlags = scheduleFlagNames.every((f) => o[f] === undefined);
+  const base = o.device === 'webgpu' ? WEBGPU_SCHEDULE : DEFAULT_SCHEDULE;
+  let schedule: Schedule | undefined = scheduleFrom('run', o, base);
   // On CUDA without schedule flags: the tuning DB's schedule for this problem size, else the heuristic default.
   if (o.device === 'cuda' && noScheduleFlags) schedule = undefined;
   const transform = await scalarFnFrom('run', 'transform', o.transform, true);
@@ -105,7 +139,8 @@ export async function cmdRun(argv: string[]): Promise<number> {
   try {
     p = { ...randomProblem(gen), reduction: o.reduction };
     if (dev.kind === 'cuda' && !schedule) {
-      const picked = scheduleFor(dev.backend, openDb(TuningDb.defaultPath()), p, optionsFor(p, { transform, correction }));
+      const db = openDb(TuningDb.defaultPath());
+      const picked = scheduleFor(dev.backend, db, p, optionsFor(p, { transform, correction }));
       schedule = picked.schedule;
       const from = picked.tuned ? 'from the tuning DB' : 'heuristic default (not tuned for this size: ccekit tune)';
       out(`schedule: ${from}`);
@@ -119,7 +154,11 @@ export async function cmdRun(argv: string[]): Promise<number> {
   const shape = o.mode === 'sampled' ? `N=${N} V=${V} K=${K} D=${D}` : `N=${N} V=${V} D=${D}`;
   const q = o.mode === 'sampled' ? (o.popularity ? ' (popularity q)' : ' (uniform q)') : '';
   out(`device: ${dev.line}`);
-  out(`problem: ${o.mode}${q} ${shape} dtype=${o.dtype} reduction=${o.reduction} seed=${o.seed}` + (o.mode === 'sampled' ? ` collisions=${o.collisions}` : '') + ` ignore=${o.ignore}`);
+  out(
+    `problem: ${o.mode}${q} ${shape} dtype=${o.dtype} reduction=${o.reduction} seed=${o.seed}` +
+      (o.mode === 'sampled' ? ` collisions=${o.collisions}` : '') +
+      ` ignore=${o.ignore}`,
+  );
   if (transform) out(`transform: ${transform.origin}`);
   if (correction) out(`correction: ${correction.origin}`);
   out(`schedule: ${JSON.stringify(schedule)}`);

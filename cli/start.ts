@@ -19,7 +19,8 @@ const START_FLAGS = {
 
 export const START_HELP = usage(
   'ccekit start [--out DIR]',
-  'The main job on the best device available: run CCE- on a few problems for every dtype and check it\nagainst the float64 reference, then emit all variants for WGSL, CUDA and Triton into DIR/<target>/.',
+  'The main job on the best device available: run CCE- on a few problems for every dtype and check it\n' +
+    'against the float64 reference, then emit all variants for WGSL, CUDA and Triton into DIR/<target>/.',
   START_FLAGS,
 );
 
@@ -36,7 +37,8 @@ const START_SETTINGS: { label: string; gen: Omit<GenOptions, 'dtype' | 'seed'> }
 ];
 const START_NOTE = [
   'sampled uniform:    N=513 V=4099 K=127 D=64, q = 1/(V−1)',
-  'sampled popularity: N=513 V=4099 K=127 D=64, Zipf-like q, 2% of negatives collide with the target, 5% of rows ignored',
+  'sampled popularity: N=513 V=4099 K=127 D=64, Zipf-like q, 2% of negatives collide with the target, ' +
+    '5% of rows ignored',
   'full:               N=131 V=523 D=64, softmax over all items',
   'reduction mean, seed 1; errors are max|a − b| / max|reference| against the float64 reference',
 ];
@@ -154,7 +156,9 @@ export async function cmdStart(argv: string[]): Promise<number> {
     dev.close();
     software?.close();
   }
-  out(ok ? 'all errors relative to the float64 reference are within tolerance' : 'FAIL: some errors are above tolerance');
+  out(
+    ok ? 'all errors relative to the float64 reference are within tolerance' : 'FAIL: some errors are above tolerance',
+  );
   out();
   out(`waiting for the emit ... [${secs()}]`);
   const emitted = await emitting;

@@ -36,7 +36,8 @@ export const COUNTER_PASSES: ReadonlySet<PassName> = new Set(['count_pairs', 'sc
 export const PACKED_PASSES: ReadonlySet<PassName> = new Set(['fill_pairs', 'dc_by_item']);
 
 /** The schedule a pass runs with: the problem's, or one thread a row for the counters. */
-export const passSchedule = (pass: PassName, s: Schedule): Schedule => (COUNTER_PASSES.has(pass) ? COUNTER_SCHEDULE : s);
+export const passSchedule = (pass: PassName, s: Schedule): Schedule =>
+  COUNTER_PASSES.has(pass) ? COUNTER_SCHEDULE : s;
 
 /** The kernel of a pass for options and a schedule (`packed`: fill_pairs and dc_by_item only). */
 export function passKernel(pass: PassName, o: CceOptions, s: Schedule, packed = false): Kernel {

@@ -133,7 +133,8 @@ export function* benchStep<B extends DeviceBuffer, K extends CompiledKernel>(
     const over = (r: number) => sets[r % sets.length];
     const samples = yield* timeSteps(b, st, o.repeats ?? 20, o.warmupMs ?? 0, o.warmup ?? 3, over);
     const total = samples.map(([f, r]) => f! + r!);
-    const q = (xs: number[], at: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(at * xs.length))]!;
+    const q = (xs: number[], at: number) =>
+      [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(at * xs.length))]!;
     let dCDiffer: number | undefined;
     if (o.repeatCheck && st.buffers.dC) {
       const runs: ArrayLike<number | bigint>[] = [];

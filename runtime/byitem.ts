@@ -36,7 +36,9 @@ export interface ByItemPlan {
 }
 
 /** pack: true (where it fits), false (two words), or the item bits to use (tests: entries that reach the top bit). */
-export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_ITEM_PAIR_BYTES, pack: boolean | number = true): ByItemPlan {
+export function byItemPlan(
+  p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_ITEM_PAIR_BYTES, pack: boolean | number = true,
+): ByItemPlan {
   if (p.N * p.K >= 2 ** 31) throw new Error(`dC by item: N·K = ${p.N * p.K} pairs exceed i32 positions`);
   const K = Math.max(1, p.K);
   // V < 2^itemBits, so a packed entry ((rows − 1) << itemBits | (V − 1)) + 1 stays below 2^32.
@@ -47,7 +49,8 @@ export function byItemPlan(p: Pick<CceProblem, 'N' | 'K' | 'V'>, pairBytes = BY_
   const chunkRows = packed ? oneWord : twoWords;
   const levels = scanLevels(p.V);
   const scanWords = levels.reduce((a, l) => a + 2 * l.n + l.blocks, 0);
-  return { chunkRows, capacity: chunkRows * p.K, levels, packed, itemBits, extraBytes: 4 * ((packed ? 1 : 2) * chunkRows * p.K + scanWords + p.N) };
+  const extraBytes = 4 * ((packed ? 1 : 2) * chunkRows * p.K + scanWords + p.N);
+  return { chunkRows, capacity: chunkRows * p.K, levels, packed, itemBits, extraBytes };
 }
 
 /** Scan levels over n values: blocks of SCAN_WIDTH, then the blocks' totals, ... down to one block. */
@@ -74,7 +77,9 @@ export function reduceScheduleFor(s: Schedule, D: number): Schedule {
 }
 
 /** A kernel of the sequence and its schedule: `reduce` for the reduction, one thread a row for the rest. */
-export function byItemKernel(k: ByItemPass, o: CceOptions, reduce: Schedule, packed = false): { kernel: Kernel; schedule: Schedule } {
+export function byItemKernel(
+  k: ByItemPass, o: CceOptions, reduce: Schedule, packed = false,
+): { kernel: Kernel; schedule: Schedule } {
   const spec = kernelSpec(k, o, reduce, undefined, packed);
   return { kernel: buildKernel(spec), schedule: spec.schedule };
 }
@@ -104,20 +109,36 @@ export interface ByItemBuffers<B> {
  * Exclusive prefix sums of `b.counts` (levels from byItemPlan): block sums up the levels, block bases back
  * down. Returns the buffer that holds them: `b.counts` itself, or level 0's local sums when one block is all.
  */
-export function runScan<B>(ops: ByItemOps<B>, L: readonly ScanLevel[], b: Pick<ByItemBuffers<B>, 'counts' | 'local' | 'totals'>, scalars: Record<string, number>): B {
+export function runScan<B>(
+  ops: ByItemOps<B>,
+  L: readonly ScanLevel[],
+  b: Pick<ByItemBuffers<B>, 'counts' | 'local' | 'totals'>,
+  scalars: Record<string, number>,
+): B {
   // Up: level l scans `counts` (l = 0) or level l − 1's totals.
   const src = (l: number) => (l === 0 ? b.counts : b.totals[l - 1]!);
-  L.forEach((lv, l) => ops.launch('scan_blocks', lv.blocks, { src: src(l), local: b.local[l]!, totals: b.totals[l]! }, { ...scalars, n: lv.n, B: lv.blocks }));
-  // Down: the top level's local sums are its prefix sums; each lower level adds its block's base, in place of its source.
+  L.forEach((lv, l) => {
+    const buffers = { src: src(l), local: b.local[l]!, totals: b.totals[l]! };
+    ops.launch('scan_blocks', lv.blocks, buffers, { ...scalars, n: lv.n, B: lv.blocks });
+  });
+  // Down: the top level's local sums are its prefix sums; each lower level adds its block's base, in place of
+  // its source.
   for (let l = L.length - 2; l >= 0; l--) {
     const base = l + 1 === L.length - 1 ? b.local[l + 1]! : src(l + 1);
-    ops.launch('scan_add', L[l]!.blocks, { local: b.local[l]!, base, dst: src(l) }, { ...scalars, n: L[l]!.n, B: L[l]!.blocks });
+    const buffers = { local: b.local[l]!, base, dst: src(l) };
+    ops.launch('scan_add', L[l]!.blocks, buffers, { ...scalars, n: L[l]!.n, B: L[l]!.blocks });
   }
   return L.length === 1 ? b.local[0]! : b.counts;
 }
 
 /** The negatives' dC terms, chunk by chunk, after the forward wrote lse + log k and the targets' terms. */
-export function runByItemChunks<B>(ops: ByItemOps<B>, p: Pick<CceProblem, 'N' | 'K' | 'V'>, plan: ByItemPlan, b: ByItemBuffers<B>, scalars: Record<string, number>): void {
+export function runByItemChunks<B>(
+  ops: ByItemOps<B>,
+  p: Pick<CceProblem, 'N' | 'K' | 'V'>,
+  plan: ByItemPlan,
+  b: ByItemBuffers<B>,
+  scalars: Record<string, number>,
+): void {
   const L = plan.levels;
   if (p.K === 0) return; // no negatives: the forward wrote every term
   for (let r0 = 0; r0 < p.N; r0 += plan.chunkRows) {

@@ -28,13 +28,15 @@ export async function openDevice(kind: BackendKind, required = false): Promise<D
     return null;
   };
   if (kind === 'cpu') {
-    return { kind, backend: cpuBackend, line: 'cpu (float64 executor of the compiled kernels)', software: false, close: () => {} };
+    const line = 'cpu (float64 executor of the compiled kernels)';
+    return { kind, backend: cpuBackend, line, software: false, close: () => {} };
   }
   if (kind === 'cuda') {
     const { CudaRuntime } = await import('./cuda/run.js');
     const rt = CudaRuntime.open();
     if (!rt) return none('no CUDA driver or device found (libcuda.so.1)');
-    const line = `cuda: ${rt.name} (${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${rt.nvrtc.version.join('.')})`;
+    const nvrtc = rt.nvrtc.version.join('.');
+    const line = `cuda: ${rt.name} (${rt.cuda.info.arch}, driver ${rt.cuda.info.driverVersion}, NVRTC ${nvrtc})`;
     return { kind, backend: rt, line, software: false, close: () => {} };
   }
   const { acquireWebgpu, releaseWebgpu } = await import('./webgpu/device.js');

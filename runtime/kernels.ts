@@ -21,7 +21,9 @@ export interface KernelSpec {
   key: string;
 }
 
-export function kernelSpec(pass: PassName, options: CceOptions, schedule: Schedule, D?: number, packed = false): KernelSpec {
+export function kernelSpec(
+  pass: PassName, options: CceOptions, schedule: Schedule, D?: number, packed = false,
+): KernelSpec {
   const s = passSchedule(pass, schedule);
   const pk = PACKED_PASSES.has(pass) && packed;
   const exact = exactD(s, D);

@@ -214,7 +214,9 @@ export function planShape(
   const options = optionsFor(p, o);
   const s = scheduleForProblem(o.schedule ?? (kind === 'fused' ? defaults.fused : defaults.fwd), p, caps);
   const bwdS = kind !== 'separate' ? undefined : o.schedule ? s : scheduleForProblem(defaults.bwd, p, caps);
-  if (bwdS && bwdS.rows !== s.rows) throw new Error('forward and backward schedules must have the same rows per program');
+  if (bwdS && bwdS.rows !== s.rows) {
+    throw new Error('forward and backward schedules must have the same rows per program');
+  }
   const reduceS = kind === 'byItem' ? reduceScheduleFor(o.reduceSchedule ?? defaults.reduce, p.D) : undefined;
   const [first, ...rest] = STEP_RULES[kind].passes;
   const kernels = [kernelSpec(first!, options, s, p.D)];
@@ -226,7 +228,8 @@ export function planShape(
     dC_scale: d.dCScale, seed_lo: d.seed_lo, seed_hi: d.seed_hi, V2: d.V2,
   };
   const { N, D, V } = p;
-  const input = (name: string, dtype: BufferDType, length: number): BufferSpec => ({ name, dtype, length, role: 'input' });
+  const input = (name: string, dtype: BufferDType, length: number): BufferSpec =>
+    ({ name, dtype, length, role: 'input' });
   const drawn = p.mode === 'sampled' && p.philoxSeed !== undefined;
   const buffers: BufferSpec[] = [
     input('E', p.dtype, N * D),

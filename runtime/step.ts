@@ -7,7 +7,9 @@ import { runByItemChunks } from './byitem.js';
 import type { StepSchedules } from './defaults.js';
 import { fixedToFloat } from './fixed.js';
 import { type ByItemPass, type PassName, kernelSpec } from './kernels.js';
-import { type KernelTiming, type RunOptions, type StepPlan, type StepResult, optionsFor, planStep, reduceLoss } from './plan.js';
+import {
+  type KernelTiming, type RunOptions, type StepPlan, type StepResult, optionsFor, planStep, reduceLoss,
+} from './plan.js';
 import { samplerInputs } from './philox.js';
 import type { CceProblem } from './problem.js';
 
@@ -67,7 +69,10 @@ export function* prepareStep<B extends DeviceBuffer, K extends CompiledKernel>(
           launch(byPass.get(pass)!, rows, bb, sc),
         clear: (x: B, n: number) => b.fill(x, 0, n),
       };
-      const scan = { local: levels.map((_, i) => all[`scan_local${i}`]!), totals: levels.map((_, i) => all[`scan_totals${i}`]!) };
+      const scan = {
+        local: levels.map((_, i) => all[`scan_local${i}`]!),
+        totals: levels.map((_, i) => all[`scan_totals${i}`]!),
+      };
       const pairs = { counts: all.counts!, ...scan, rows: all.pair_rows!, items: all.pair_items! };
       runByItemChunks(ops, p, plan.byItem, { ...pairs, inputs: all }, plan.scalars);
     }

@@ -30,16 +30,16 @@ export interface TorchPackageOptions {
 type Pass = ManifestKernel['pass'];
 
 /**
- * The kernel passes of one training step, by kind of step (the passes from runtime/step.ts's rule table). The package's host code (ccekit_torch/_cuda.py,
- * step_for) takes the first entry whose conditions the call meets and runs its passes; the emission below carries
- * a kernel for each. Conditions: `reductions`; `needs`, the gradients autograd asks for ('dc': the item table's,
- * 'de': only the hidden states', 'none'); `byItem: true`, only when dC by item is asked. `host` is how the host
- * runs the passes: 'one', one launch in autograd's forward that writes the loss rows and `outputs` (gradients for
- * the upstream scale known before the launch; backward rescales only when the upstream gradient is not 1);
- * 'byItem', the chunk plan of runtime/byitem.ts over `forward` in that order (sweep, count, scan, scan add,
- * fill, reduce); 'split', `forward` in autograd's forward (loss, lse, accepted count) and `backward` in its
- * backward. `deterministic`: the passes that take the int64 fixed-point dC variant when deterministic=True;
- * `packed`: passes with a one-word-per-pair variant; `shared`: whether row-tile-shared negatives run it.
+ * The kernel passes of one training step, by kind of step (the passes from runtime/step.ts's rule table). The package's
+ * host code (ccekit_torch/_cuda.py, step_for) takes the first entry whose conditions the call meets and runs its
+ * passes; the emission below carries a kernel for each. Conditions: `reductions`; `needs`, the gradients autograd asks
+ * for ('dc': the item table's, 'de': only the hidden states', 'none'); `byItem: true`, only when dC by item is asked.
+ * `host` is how the host runs the passes: 'one', one launch in autograd's forward that writes the loss rows and
+ * `outputs` (gradients for the upstream scale known before the launch; backward rescales only when the upstream
+ * gradient is not 1); 'byItem', the chunk plan of runtime/byitem.ts over `forward` in that order (sweep, count, scan,
+ * scan add, fill, reduce); 'split', `forward` in autograd's forward (loss, lse, accepted count) and `backward` in its
+ * backward. `deterministic`: the passes that take the int64 fixed-point dC variant when deterministic=True; `packed`:
+ * passes with a one-word-per-pair variant; `shared`: whether row-tile-shared negatives run it.
  */
 export const STEP_PASSES = [
   {

@@ -9,14 +9,16 @@ import { type Backend, type CompiledKernel, type DeviceBuffer, driveAsync, drive
 import { type BenchProblem, type BenchTiming, benchStep } from '../bench.js';
 import { gpuTolerance, relErr } from '../check.js';
 import { referenceCce } from '../cpu/reference.js';
-import { type StepSchedules, defaultSchedules } from '../defaults.js';
+import { type StepSchedules, WARMUP_MS, defaultSchedules } from '../defaults.js';
 import { kernelSpec } from '../kernels.js';
 import { randomProblem } from '../random.js';
 import { cceStep } from '../step.js';
 import { type TuneCandidate, type TuneEntry, type TuneKey, type TuningDb, bucket } from './db.js';
 
 /** SIMT schedules worth timing for a vector length D: 16-byte (or 8-byte) accesses, 128 or 256 threads. */
-export function candidateSchedules(D: number, dtype: 'f32' | 'f16' | 'bf16', caps: DeviceCaps, first: Schedule): Schedule[] {
+export function candidateSchedules(
+  D: number, dtype: 'f32' | 'f16' | 'bf16', caps: DeviceCaps, first: Schedule,
+): Schedule[] {
   const out: Schedule[] = [];
   const seen = new Set<string>([JSON.stringify(first)]);
   const vecs = (dtype === 'f32' ? [4, 2] : [8, 4]).filter((v) => D % v === 0);
@@ -27,7 +29,9 @@ export function candidateSchedules(D: number, dtype: 'f32' | 'f16' | 'bf16', cap
           if (lanes * vec > D && lanes > 4) continue; // idle lanes
           const rows = threads / lanes;
           if (rows > 256 || threads > caps.maxInvocations) continue;
-          const s0 = { rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1 as Pow2, samplesPerStep };
+          const s0 = {
+            rows: rows as Pow2, lanes: lanes as Pow2, vec: vec as VecWidth, dChunks: 1 as Pow2, samplesPerStep,
+          };
           const s = fitD({ ...s0, stages: 1 }, D);
           if (s.dChunks > 4) continue;
           const k = JSON.stringify(s);
@@ -92,7 +96,8 @@ export function* tuneSteps(
   const share = o.mode === 'sampled' ? o.share : undefined;
   const fit = (s: Schedule) => fitProblem(s, p.D, caps, share);
   const defaults = defaultsFor(b, p, o);
-  const fitted = candidateSchedules(p.D, o.dtype, caps, defaults.fwd).map((s) => [JSON.stringify(fit(s)), fit(s)] as const);
+  const fitted = candidateSchedules(p.D, o.dtype, caps, defaults.fwd)
+    .map((s) => [JSON.stringify(fit(s)), fit(s)] as const);
   const all = [...new Map(fitted).values()];
   // A small problem with the same D and dtype, against the float64 reference.
   const small0 = {
@@ -127,15 +132,21 @@ export function* tuneSteps(
   }
   if (!alive.length) throw new Error(`tune: no candidate schedule works for ${JSON.stringify(p)}`);
   const bp = { ...p, shareRows: share };
+  // The first timing warms the device up for as long as its kind needs (clocks ramping up from idle): the
+  // candidates after it are timed on a warm device.
+  let warmupMs = WARMUP_MS[b.kind];
   const time = function* (s: Schedule, repeats: number, warmup: number): Generator<unknown, BenchTiming, unknown> {
     const negatives = philox ? 'philox' as const : 'tensor' as const;
-    return yield* benchStep(b, bp, { dtype: o.dtype, negatives, deterministic: o.deterministic, schedule: s, repeats,
-      warmup, seed: 11 }, defaults);
+    const t = yield* benchStep(b, bp, { dtype: o.dtype, negatives, deterministic: o.deterministic, schedule: s,
+      repeats, warmup, warmupMs, seed: 11 }, defaults);
+    warmupMs = 0;
+    return t;
   };
   const first: { s: Schedule; t: BenchTiming }[] = [];
   for (const [i, s] of alive.entries()) {
     const t = yield* time(s, opts.repeats ?? 5, 1);
-    log(`[${i + 1}/${alive.length}] ${JSON.stringify(s)} ${t.ms.toFixed(3)} ms (regs ${Object.values(t.registers).join('/')})`);
+    const regs = Object.values(t.registers).join('/');
+    log(`[${i + 1}/${alive.length}] ${JSON.stringify(s)} ${t.ms.toFixed(3)} ms (regs ${regs})`);
     first.push({ s, t });
   }
   first.sort((x, y) => x.t.ms - y.t.ms);

@@ -11,7 +11,9 @@ import { type RunOptions, type StepResult, runStepSync } from '../step.js';
 import { type CpuKernelFn, compileJs } from '../../targets/js/emit.js';
 
 export type { CceResult, RunOptions } from '../step.js';
-export { byItemUnsupported, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient } from '../step.js';
+export {
+  byItemUnsupported, optionsFor, problemDims, reduceLoss, scheduleForProblem, upstreamGradient,
+} from '../step.js';
 
 interface CpuBuffer extends DeviceBuffer {
   data: Float64Array | Int32Array | Uint32Array | BigInt64Array;

@@ -18,7 +18,10 @@ export class CudaError extends Error {
 export type DevicePtr = bigint;
 type Handle = unknown;
 
-const ATTR = { maxThreadsPerBlock: 1, maxGridX: 5, maxSharedPerBlock: 8, maxRegistersPerBlock: 12, smCount: 16, l2Bytes: 38, ccMajor: 75, ccMinor: 76, maxSharedOptin: 97 } as const;
+const ATTR = {
+  maxThreadsPerBlock: 1, maxGridX: 5, maxSharedPerBlock: 8, maxRegistersPerBlock: 12, smCount: 16, l2Bytes: 38,
+  ccMajor: 75, ccMinor: 76, maxSharedOptin: 97,
+} as const;
 const FUNC_ATTR = { maxThreads: 0, sharedBytes: 1, localBytes: 3, numRegs: 4, maxDynamicShared: 8 } as const;
 
 export interface CudaDeviceInfo {
@@ -74,7 +77,9 @@ function bind(lib: LibraryHandle) {
     cuModuleGetFunction: lib.func('int cuModuleGetFunction(_Out_ CUfunction *fn, CUmodule mod, const char *name)'),
     cuFuncGetAttribute: lib.func('int cuFuncGetAttribute(_Out_ int *v, int attrib, CUfunction fn)'),
     cuLaunchKernel: lib.func(
-      'int cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, void *stream, void **params, void **extra)',
+      'int cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, ' +
+        'unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, ' +
+        'void *stream, void **params, void **extra)',
     ),
     cuEventCreate: lib.func('int cuEventCreate(_Out_ CUevent *ev, unsigned int flags)'),
     cuEventRecord: lib.func('int cuEventRecord(CUevent ev, void *stream)'),
@@ -89,9 +94,10 @@ export function cudaErrorName(code: number): string {
   return CU_ERRORS[code] ?? `CUDA_ERROR_${code}`;
 }
 const CU_ERRORS: Record<number, string> = {
-  1: 'CUDA_ERROR_INVALID_VALUE', 2: 'CUDA_ERROR_OUT_OF_MEMORY', 3: 'CUDA_ERROR_NOT_INITIALIZED', 100: 'CUDA_ERROR_NO_DEVICE',
-  101: 'CUDA_ERROR_INVALID_DEVICE', 200: 'CUDA_ERROR_INVALID_IMAGE', 209: 'CUDA_ERROR_NO_BINARY_FOR_GPU', 218: 'CUDA_ERROR_INVALID_PTX',
-  400: 'CUDA_ERROR_INVALID_HANDLE', 500: 'CUDA_ERROR_NOT_FOUND', 700: 'CUDA_ERROR_ILLEGAL_ADDRESS', 701: 'CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES',
+  1: 'CUDA_ERROR_INVALID_VALUE', 2: 'CUDA_ERROR_OUT_OF_MEMORY', 3: 'CUDA_ERROR_NOT_INITIALIZED',
+  100: 'CUDA_ERROR_NO_DEVICE', 101: 'CUDA_ERROR_INVALID_DEVICE', 200: 'CUDA_ERROR_INVALID_IMAGE',
+  209: 'CUDA_ERROR_NO_BINARY_FOR_GPU', 218: 'CUDA_ERROR_INVALID_PTX', 400: 'CUDA_ERROR_INVALID_HANDLE',
+  500: 'CUDA_ERROR_NOT_FOUND', 700: 'CUDA_ERROR_ILLEGAL_ADDRESS', 701: 'CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES',
   702: 'CUDA_ERROR_LAUNCH_TIMEOUT', 719: 'CUDA_ERROR_LAUNCH_FAILED', 999: 'CUDA_ERROR_UNKNOWN',
 };
 
@@ -218,11 +224,26 @@ export class Cuda {
       this.check('cuFuncGetAttribute', this.fn.cuFuncGetAttribute(v, a, f));
       return v[0];
     };
-    return { registers: get(FUNC_ATTR.numRegs), localBytes: get(FUNC_ATTR.localBytes), staticShared: get(FUNC_ATTR.sharedBytes), maxThreads: get(FUNC_ATTR.maxThreads) };
+    return {
+      registers: get(FUNC_ATTR.numRegs),
+      localBytes: get(FUNC_ATTR.localBytes),
+      staticShared: get(FUNC_ATTR.sharedBytes),
+      maxThreads: get(FUNC_ATTR.maxThreads),
+    };
   }
   /** Launch with parameters given as one typed array per argument (pointers as BigUint64Array). */
-  launch(f: Handle, grid: [number, number, number], block: [number, number, number], sharedBytes: number, params: ArrayBufferView[], name = 'kernel'): void {
-    this.check(`cuLaunchKernel(${name})`, this.fn.cuLaunchKernel(f, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes, null, params, null));
+  launch(
+    f: Handle,
+    grid: [number, number, number],
+    block: [number, number, number],
+    sharedBytes: number,
+    params: ArrayBufferView[],
+    name = 'kernel',
+  ): void {
+    const code = this.fn.cuLaunchKernel(
+      f, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes, null, params, null,
+    );
+    this.check(`cuLaunchKernel(${name})`, code);
   }
   synchronize(what = 'cuCtxSynchronize'): void {
     this.check(what, this.fn.cuCtxSynchronize());

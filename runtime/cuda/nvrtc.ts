@@ -80,7 +80,8 @@ function bind(): Nvrtc | null {
     nvrtcGetErrorString: lib.func('const char *nvrtcGetErrorString(int result)'),
     nvrtcVersion: lib.func('int nvrtcVersion(_Out_ int *major, _Out_ int *minor)'),
     nvrtcCreateProgram: lib.func(
-      'int nvrtcCreateProgram(_Out_ nvrtcProgram *prog, const char *src, const char *name, int numHeaders, const char **headers, const char **includeNames)',
+      'int nvrtcCreateProgram(_Out_ nvrtcProgram *prog, const char *src, const char *name, int numHeaders, ' +
+        'const char **headers, const char **includeNames)',
     ),
     nvrtcCompileProgram: lib.func('int nvrtcCompileProgram(nvrtcProgram prog, int numOptions, const char **options)'),
     nvrtcGetProgramLogSize: lib.func('int nvrtcGetProgramLogSize(nvrtcProgram prog, _Out_ size_t *logSize)'),
@@ -103,7 +104,11 @@ function bind(): Nvrtc | null {
     if (code !== 0) throw new NvrtcError(call, code, errorName(code), log);
   };
   /** Read a NUL-terminated text of a size reported by `sizeCall` into a string. */
-  const readText = (prog: unknown, sizeCall: 'nvrtcGetProgramLogSize' | 'nvrtcGetPTXSize', call: 'nvrtcGetProgramLog' | 'nvrtcGetPTX'): string => {
+  const readText = (
+    prog: unknown,
+    sizeCall: 'nvrtcGetProgramLogSize' | 'nvrtcGetPTXSize',
+    call: 'nvrtcGetProgramLog' | 'nvrtcGetPTX',
+  ): string => {
     const size: [number | bigint] = [0];
     check(sizeCall, fn[sizeCall](prog, size));
     const n = Number(size[0]);
@@ -139,7 +144,8 @@ function bind(): Nvrtc | null {
   return {
     version: [major[0], minor[0]],
     path,
-    compile: (source, name, options) => run(source, name, options, (prog, log) => ({ ptx: readText(prog, 'nvrtcGetPTXSize', 'nvrtcGetPTX'), log })),
+    compile: (source, name, options) =>
+      run(source, name, options, (prog, log) => ({ ptx: readText(prog, 'nvrtcGetPTXSize', 'nvrtcGetPTX'), log })),
     compileCubin: (source, name, options) =>
       run(source, name, options, (prog, log) => {
         const size: [number | bigint] = [0];

@@ -81,7 +81,9 @@ export class CudaRuntime implements Backend<CudaBuffer, CudaKernel>, Generating<
     const cuda = Cuda.open();
     if (!cuda) return null;
     const nvrtc = loadNvrtc();
-    if (!nvrtc) throw new Error('CUDA: a GPU was found but no NVRTC library (libnvrtc.so.13 / .12 / .11.2); set CUDA_HOME');
+    if (!nvrtc) {
+      throw new Error('CUDA: a GPU was found but no NVRTC library (libnvrtc.so.13 / .12 / .11.2); set CUDA_HOME');
+    }
     return new CudaRuntime(cuda, nvrtc);
   }
 
@@ -182,7 +184,9 @@ export class CudaRuntime implements Backend<CudaBuffer, CudaKernel>, Generating<
   }
   /** Benchmark inputs filled on the device (runtime/bench.ts). */
   generate(b: CudaBuffer, g: Generated): void {
-    this.gen ??= new CudaGenerator(this.cuda, (src, name) => buildCubin(this.nvrtc, src, name, this.cuda.info.arch).cubin);
+    this.gen ??= new CudaGenerator(
+      this.cuda, (src, name) => buildCubin(this.nvrtc, src, name, this.cuda.info.arch).cubin,
+    );
     this.gen.fill(b.ptr, b.dtype, b.length, g);
   }
 }

@@ -31,7 +31,9 @@ function loadDawn(): DawnModule {
     try {
       dawn = require('webgpu') as DawnModule;
     } catch (e) {
-      throw new WebgpuError(`WebGPU: the 'webgpu' package (Dawn for Node) could not be loaded: ${(e as Error).message}`);
+      throw new WebgpuError(
+        `WebGPU: the 'webgpu' package (Dawn for Node) could not be loaded: ${(e as Error).message}`,
+      );
     }
     Object.assign(globalThis, dawn.globals);
   }
@@ -70,9 +72,8 @@ export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
   const requiredFeatures = want.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info;
-  const name = [info.description || info.device || info.architecture, info.vendor && !info.description?.includes(info.vendor) ? `(${info.vendor})` : '']
-    .filter(Boolean)
-    .join(' ');
+  const vendor = info.vendor && !info.description?.includes(info.vendor) ? `(${info.vendor})` : '';
+  const name = [info.description || info.device || info.architecture, vendor].filter(Boolean).join(' ');
   const l = device.limits;
   const caps: DeviceCaps = {
     ...WGSL_CAPS,
@@ -84,7 +85,9 @@ export async function acquireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
     maxStorageBuffers: l.maxStorageBuffersPerShaderStage,
     shaderF16: device.features.has('shader-f16'),
   };
-  const infoFields: Record<string, string> = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
+  const infoFields: Record<string, string> = {
+    vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
+  };
   if (device.features.has('subgroups')) caps.subgroupSize = await probeSubgroups(device);
   const software =
     (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
@@ -118,7 +121,8 @@ export async function requireWebgpu(o: AcquireOptions = {}): Promise<WebgpuConte
   const ctx = await acquireWebgpu(o);
   if (!ctx)
     throw new WebgpuError(
-      'WebGPU: no adapter found. On Linux Dawn needs a Vulkan driver: install Mesa lavapipe (mesa-vulkan-drivers from bookworm-backports) or a GPU driver.',
+      'WebGPU: no adapter found. On Linux Dawn needs a Vulkan driver: install Mesa lavapipe ' +
+        '(mesa-vulkan-drivers from bookworm-backports) or a GPU driver.',
     );
   return ctx;
 }
@@ -135,7 +139,11 @@ async function probeSubgroups(device: GPUDevice): Promise<number | undefined> {
         code: `enable subgroups;
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @compute @workgroup_size(${wg})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) ssz: u32) {
+fn main(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(subgroup_invocation_id) sid: u32,
+  @builtin(subgroup_size) ssz: u32
+) {
   out[lid] = sid + ssz * 65536u;
 }`,
       });
@@ -145,7 +153,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_
       const enc = device.createCommandEncoder();
       const pass = enc.beginComputePass();
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] }));
+      const entries = [{ binding: 0, resource: { buffer: buf } }];
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
       pass.dispatchWorkgroups(1);
       pass.end();
       enc.copyBufferToBuffer(buf, 0, read, 0, wg * 4);

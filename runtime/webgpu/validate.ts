@@ -47,7 +47,9 @@ export async function validateWgsl(code: string): Promise<WgslMessage[]> {
   // limit desktop adapters offer are only compiled here, and run by the WebGPU runtime tests instead.
   const storage = (code.match(/var<storage\b/g) ?? []).length;
   if (storage > dev.limits.maxStorageBuffersPerShaderStage) {
-    out.push({ type: 'info', line: 0, message: `pipeline not created: ${storage} storage buffers exceed the null device's ${dev.limits.maxStorageBuffersPerShaderStage}` });
+    const limit = dev.limits.maxStorageBuffersPerShaderStage;
+    const message = `pipeline not created: ${storage} storage buffers exceed the null device's ${limit}`;
+    out.push({ type: 'info', line: 0, message });
     return out;
   }
   dev.pushErrorScope('validation');
