@@ -5,6 +5,7 @@ import torch
 from . import _reference
 from ._checks import check_arguments
 
+_HOST_FACTOR_ELEMENTS = 2**27
 _NONE = (None,) * 9  # no gradients for targets, negatives, logq, the options and n_valid
 
 
@@ -86,10 +87,14 @@ class CceMinusFunction(torch.autograd.Function):
 
         if ctx.step["host"] != "split":
             de, acc = ctx.saved_tensors
-            # 16-bit gradients take one conversion pass anyway: the upstream gradient stays on the device. An fp32
-            # one is read on the host (a sync) so that 1 (loss.backward()) returns the kernels' buffer as it is.
+            # 16-bit gradients take one conversion pass anyway: the upstream gradient can stay on the device (no
+            # host sync), but PyTorch's multiply from fp32 into 16 bits with a device factor runs at about half
+            # the bandwidth of a plain conversion. The factor is read on the host (a sync) for an fp32 gradient (1
+            # returns the kernels' buffer as it is) and for an item table of 2**27 elements or more, where the
+            # slower pass costs more than the sync (H200: bench/results/h200-issue14/README.md).
             wide = ctx.e_dtype == torch.float32 or (acc is not None and ctx.c_dtype == torch.float32)
-            g = float(grad_out) if wide else grad_out.detach().float()
+            g = float(grad_out) if wide or (acc is not None and acc.numel() >= _HOST_FACTOR_ELEMENTS) else \
+                grad_out.detach().float()
             dc = None if acc is None else grad_result(acc, ctx.dc_scale, g, ctx.c_dtype)
             return grad_result(de, 1.0, g, ctx.e_dtype), dc, *_NONE
         saved = ctx.saved_tensors
