@@ -35,6 +35,18 @@ export interface Dialect {
   lift?(code: string, from: Scope, to: Scope): string;
 }
 
+/**
+ * A C-like constant: `1.5f` floats, true / false, `7u` unsigned; signed integers as `int` prints them (CUDA: `7`,
+ * WGSL: `7i`).
+ */
+export function cConstant(int: (v: number) => string): (v: number, t: string) => string {
+  return (v, t) => {
+    if (t === 'f32') return `${formatFloat(v)}f`;
+    if (t === 'bool') return v ? 'true' : 'false';
+    return t === 'u32' ? `${v >>> 0}u` : int(v | 0);
+  };
+}
+
 export function formatFloat(v: number): string {
   if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toFixed(1);
   const s = String(v);

@@ -9,6 +9,7 @@ import { runCceCpu } from '../runtime/cpu/run.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import type { CceProblem, Reduction } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
+import { type ProblemCase, caseName, caseProblem } from './support/cases.js';
 import { type RunOptions, STEP_RULES, type StepResult, planStep, stepKind } from '../runtime/step.js';
 import { defaultSchedules } from '../runtime/defaults.js';
 import { releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
@@ -26,17 +27,8 @@ afterAll(() => {
 
 const seed = () => Math.floor(Math.random() * 1e9);
 
-interface Case {
-  N: number;
-  D: number;
-  V: number;
-  K: number;
-  dtype: FloatDType;
-  reduction: Reduction;
+interface Case extends ProblemCase {
   o: RunOptions;
-  share?: number;
-  philox?: boolean;
-  popularity?: boolean;
 }
 
 const CASES: Case[] = [
@@ -50,17 +42,8 @@ const CASES: Case[] = [
   { N: 31, D: 24, V: 89, K: 5, dtype: 'f16', reduction: 'none', o: { deterministic: true } },
 ];
 
-const name = (c: Case) =>
-  `N=${c.N} D=${c.D} V=${c.V} K=${c.K} ${c.dtype} ${c.reduction} ${Object.keys(c.o).join('+')}` +
-  `${c.share ? ` R=${c.share}` : ''}${c.philox ? ' philox' : ''}${c.popularity ? ' q' : ''}`;
-
-function problem(c: Case): CceProblem {
-  const p = randomProblem({
-    N: c.N, D: c.D, V: c.V, K: c.K, dtype: c.dtype, seed: seed(), collisionRate: 0.15, ignoreFraction: 0.15,
-    popularity: c.popularity, shareRows: c.share,
-  });
-  return { ...p, reduction: c.reduction, ...(c.philox ? { negatives: undefined, philoxSeed: seed() } : {}) };
-}
+const name = (c: Case) => `${caseName(c)} ${Object.keys(c.o).join('+')}`;
+const problem = (c: Case) => caseProblem(c, { ignoreFraction: 0.15, collisionRate: 0.15 });
 
 /** What a step of this kind returns, against the reference; the outputs it does not return are empty. */
 function expectStep(got: StepResult, p: CceProblem, o: RunOptions): void {

@@ -5,7 +5,7 @@ import type { BinFn, TensorParam, UnFn, ValueType } from '../../codegen/ir.js';
 import type { LoweredKernel } from '../../codegen/lower.js';
 import { type Emitted, type TargetRecord, laneScratchPerValue } from '../../codegen/target.js';
 import { CUDA_CAPS, CUDA_TRAITS } from './caps.js';
-import { type Lines, cBinary, formatFloat } from '../../codegen/render.js';
+import { type Lines, cBinary, cConstant } from '../../codegen/render.js';
 import { type SimtSyntax, printSimtBody } from '../../codegen/simt.js';
 import { elementIndexExpr, kernelDoc, paramsDoc } from '../common.js';
 
@@ -136,14 +136,7 @@ const isFixed = (lk: LoweredKernel, t: string) =>
 const syntax = (lk: LoweredKernel): SimtSyntax => ({
   vector,
   statementEnd: ';',
-  constant: (v, t) =>
-    t === 'f32'
-      ? `${formatFloat(v)}f`
-      : t === 'bool'
-        ? (v ? 'true' : 'false')
-        : t === 'u32'
-          ? `${v >>> 0}u`
-          : String(v | 0),
+  constant: cConstant(String),
   param: (name) => name,
   ref: (name) => name,
   row: () => 'row',

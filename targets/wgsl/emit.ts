@@ -7,7 +7,7 @@ import type { BinFn, TensorParam, UnFn, ValueType } from '../../codegen/ir.js';
 import type { LoweredKernel } from '../../codegen/lower.js';
 import { type Emitted, type TargetRecord, laneScratchPerValue } from '../../codegen/target.js';
 import { WGSL_CAPS, WGSL_TRAITS } from './caps.js';
-import { type Lines, cBinary, formatFloat } from '../../codegen/render.js';
+import { type Lines, cBinary, cConstant, formatFloat } from '../../codegen/render.js';
 import { type SimtSyntax, printSimtBody } from '../../codegen/simt.js';
 import { elementIndexExpr, kernelDoc, log1pSeries, paramsDoc } from '../common.js';
 
@@ -91,14 +91,7 @@ const vector: NonNullable<SimtSyntax['vector']> = {
 const syntax = (lk: LoweredKernel): SimtSyntax => ({
   vector,
   statementEnd: ';',
-  constant: (v, t) =>
-    t === 'f32'
-      ? `${formatFloat(v)}f`
-      : t === 'bool'
-        ? (v ? 'true' : 'false')
-        : t === 'u32'
-          ? `${v >>> 0}u`
-          : `${v | 0}i`,
+  constant: cConstant((v) => `${v}i`),
   param: (name) => `params.${name}`,
   ref: (name) => name,
   row: () => 'row',
