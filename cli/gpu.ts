@@ -10,7 +10,6 @@ import { WARMUP_MS, WEBGPU_SCHEDULE, stepDefaults } from '../runtime/defaults.js
 import { type Device, DeviceError, openDevice, runOn } from '../runtime/devices.js';
 import type { CceProblem } from '../runtime/problem.js';
 import { SETTINGS } from '../runtime/presets.js';
-import type { CudaRuntime } from '../runtime/cuda/run.js';
 import { checkOutFile, writeOutFile } from '../runtime/fsout.js';
 import { TuningDb, TuningDbError } from '../runtime/autotune/db.js';
 import { scheduleFor } from '../runtime/autotune/tune.js';
@@ -82,10 +81,6 @@ export async function requireDevice(kind: Device['kind'], cmd: string): Promise<
   }
 }
 
-export async function openCuda(): Promise<CudaRuntime> {
-  return (await requireDevice('cuda', '')).backend as unknown as CudaRuntime;
-}
-
 const DEVICES = ['cuda', 'webgpu', 'cpu'] as const;
 
 // ---------------------------------------------------------------- check
@@ -118,7 +113,8 @@ const CHECK_FLAGS = {
 
 export const CHECK_HELP = usage(
   'ccekit check --device cuda|webgpu|cpu [--quick] [--seed N] [--out FILE]',
-  'The correctness suite on a device: fresh random inputs at odd sizes (N ∈ {1, 7, 513, 4099}, D ∈ {1, 3, 64, 257},\n' +
+  'The correctness suite on a device: fresh random inputs at odd sizes ' +
+    '(N ∈ {1, 7, 513, 4099}, D ∈ {1, 3, 64, 257},\n' +
     'K ∈ {1, 5, 1000}), f32/f16/bf16, collisions, ignored rows, popularity q, mean/sum/none, full CE; outputs are\n' +
     'poisoned before each run and compared with the float64 reference (f32: 1e-5 loss / 1e-4 gradients; ' +
     '16-bit: 1e-3).',

@@ -39,6 +39,10 @@ export function buildKernel(spec: KernelSpec): Kernel {
 /** A backend's compiled kernels by spec key. */
 export class KernelCache<K> {
   private readonly map = new Map<string, K>();
+  /** Drop a spec's entry (a build that failed is made again at the next call). */
+  delete(spec: KernelSpec): void {
+    this.map.delete(spec.key);
+  }
   get(spec: KernelSpec, make: () => K): K {
     let hit = this.map.get(spec.key);
     if (hit === undefined) this.map.set(spec.key, (hit = make()));

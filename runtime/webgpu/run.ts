@@ -93,7 +93,11 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
   compile(spec: KernelSpec): Promise<WgpuKernel> {
     let cache = caches.get(this.device_);
     if (!cache) caches.set(this.device_, (cache = new KernelCache()));
-    return cache.get(spec, () => this.build(spec));
+    const c = cache;
+    return c.get(spec, () => this.build(spec).catch((e: unknown) => {
+      c.delete(spec);
+      throw e;
+    }));
   }
 
   private async build(spec: KernelSpec): Promise<WgpuKernel> {
@@ -166,7 +170,8 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
     const gx = Math.min(Math.max(1, programs), maxX);
     const gy = Math.ceil(programs / gx);
     if (gy > maxX) {
-      throw new WebgpuError(`${rows} rows: ${programs} workgroups exceed ${maxX}² dispatch slots; raise schedule.rows`);
+      const slots = `${maxX}² dispatch slots`;
+      throw new WebgpuError(`${rows} rows: ${programs} workgroups exceed ${slots}; raise schedule.rows`);
     }
     checkKernelForD(k.lowered, scalars[k.kernel.vecDim]);
     this.ops.push({ k: 'pass', kernel: k, group: this.bind(k, buffers, scalars), grid: [gx, gy] });
