@@ -2,11 +2,11 @@
 bench/torch_baseline.py) as forward + backward into E and C, timed with CUDA events (CPU: the wall clock),
 their peak memory above the inputs, and a torch.profiler split of CUDA time into ccekit's kernels and the rest."""
 import gc
-import math
 import time
 
 import torch
 
+import torch_baseline
 from torch_baseline import ce_minus_loop, ce_minus_loss, estimate_ce_minus_bytes, is_oom, percentile
 
 MIB = float(1 << 20)
@@ -42,13 +42,8 @@ def elem(dtype):
 def make_inputs(s, e_dtype, c_dtype, device, gen):
     """E [N, D], C [V, D] (leaves needing grad, N(0, 1) * 2 / sqrt(D)), int32 targets [N] and negatives [N, K]
     uniform over [0, V); int32 because the package takes them as they are (int64 would be converted: a copy)."""
-    n, v, k, d = s["N"], s["V"], s["K"], s["D"]
-    scale = 2.0 / math.sqrt(d)
-    e = (torch.randn(n, d, generator=gen, device=device) * scale).to(e_dtype).requires_grad_(True)
-    c = (torch.randn(v, d, generator=gen, device=device) * scale).to(c_dtype).requires_grad_(True)
-    t = torch.randint(0, v, (n,), generator=gen, device=device, dtype=torch.int32)
-    neg = torch.randint(0, v, (n, k), generator=gen, device=device, dtype=torch.int32)
-    return e, c, t, neg
+    return torch_baseline.make_inputs(s["N"], s["V"], s["K"], s["D"], e_dtype, device, None, c_dtype=c_dtype,
+                                      index_dtype=torch.int32, generator=gen)
 
 
 def package_forward(cce_minus_loss, path, e, c, t, neg, k):

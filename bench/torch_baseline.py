@@ -48,17 +48,20 @@ def is_oom(exc):
 # Inputs and losses
 
 
-def make_inputs(N, V, K, D, dtype, device, seed):
-    """E [N, D], C [V, D] in `dtype` with entries N(0, 1) * 2 / sqrt(D) (leaf tensors, requires_grad);
-    targets int64 [N] and negatives int64 [N, K], both uniform over [0, V) (negatives with replacement, so
-    they collide with the target now and then, as in real sampling)."""
-    g = torch.Generator(device=device)
-    g.manual_seed(seed)
+def make_inputs(N, V, K, D, dtype, device, seed, c_dtype=None, index_dtype=torch.int64, generator=None):
+    """E [N, D] in `dtype`, C [V, D] in `c_dtype` (default `dtype`) with entries N(0, 1) * 2 / sqrt(D) (leaf
+    tensors, requires_grad); targets [N] and negatives [N, K] of `index_dtype`, both uniform over [0, V)
+    (negatives with replacement, so they collide with the target now and then, as in real sampling).
+    `generator`: draw from it (seed is then not used)."""
+    g = generator
+    if g is None:
+        g = torch.Generator(device=device)
+        g.manual_seed(seed)
     scale = 2.0 / math.sqrt(D)
     E = (torch.randn(N, D, generator=g, device=device) * scale).to(dtype).requires_grad_(True)
-    C = (torch.randn(V, D, generator=g, device=device) * scale).to(dtype).requires_grad_(True)
-    targets = torch.randint(0, V, (N,), generator=g, device=device, dtype=torch.int64)
-    negatives = torch.randint(0, V, (N, K), generator=g, device=device, dtype=torch.int64)
+    C = (torch.randn(V, D, generator=g, device=device) * scale).to(c_dtype or dtype).requires_grad_(True)
+    targets = torch.randint(0, V, (N,), generator=g, device=device, dtype=index_dtype)
+    negatives = torch.randint(0, V, (N, K), generator=g, device=device, dtype=index_dtype)
     return E, C, targets, negatives
 
 

@@ -13,7 +13,7 @@ import { runPasses } from './passes.js';
 import { untile } from './untile.js';
 import { verifyKernel, VerifyError } from './verify.js';
 import { type Schedule, blockD, checkScheduleForD, checkScheduleShape, invocations, perLane } from '../dsl/schedule.js';
-import { type DeviceCaps, checkAgainstCaps, sharedBytes, traitsOf } from './target.js';
+import { type DeviceCaps, checkAgainstCaps, traitsOf } from './target.js';
 import { markRowShared, markTemporaries, mergeRegions, refs } from './regions.js';
 
 

@@ -1,6 +1,6 @@
 // Passes over a lowered body: merging vec regions, telling per-lane arrays from region temporaries, and
 // marking the atomic adds of rows shared by a program's row slots.
-import { type Expr, type Scope, children } from './ir.js';
+import { type Expr, children } from './ir.js';
 import type { LStmt, LoweredKernel, SymbolInfo } from './lower.js';
 import { type DeviceCaps, sharedBytes, traitsOf } from './target.js';
 

@@ -12,7 +12,7 @@
 // Float atomics drop from one per pair and element to about one per item, segment and element; the pair
 // buffers hold one u32 or two i32 per pair of a chunk (the runtime sizes chunks to a memory budget).
 import type { Kernel } from '../codegen/ir.js';
-import { KernelBuilder, type Tensor } from './builder.js';
+import { KernelBuilder } from './builder.js';
 import {
   type CceOptions, byItemRefusal, checkNegativesDtype, correctionFor, derivativeOf, type FloatDType, logqParams,
   type Negatives, negativesInput, transformOf,

@@ -8,7 +8,7 @@ import type { StepSchedules } from './defaults.js';
 import { fixedScale } from './fixed.js';
 import { encode } from './numeric.js';
 import { type PassName } from './kernels.js';
-import { type RunOptions, type StepShape, median, planShape, prepareStep, timeSteps } from './step.js';
+import { type RunOptions, type StepShape, median, planShape, prepareStep, quantile, timeSteps } from './step.js';
 
 export interface BenchProblem {
   N: number;
@@ -133,8 +133,7 @@ export function* benchStep<B extends DeviceBuffer, K extends CompiledKernel>(
     const over = (r: number) => sets[r % sets.length];
     const samples = yield* timeSteps(b, st, o.repeats ?? 20, o.warmupMs ?? 0, o.warmup ?? 3, over);
     const total = samples.map(([f, r]) => f! + r!);
-    const q = (xs: number[], at: number) =>
-      [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(at * xs.length))]!;
+    const q = quantile;
     let dCDiffer: number | undefined;
     if (o.repeatCheck && st.buffers.dC) {
       const runs: ArrayLike<number | bigint>[] = [];

@@ -1,10 +1,8 @@
 // Host side of dC by item (dsl/byitem.ts), shared by the runtimes: the chunk plan, the scan levels and the
 // launch sequence, over whatever buffers and launches a runtime has.
-import type { Kernel } from '../codegen/ir.js';
 import { SCAN_WIDTH, SEGMENT, reduceSchedule } from '../dsl/byitem.js';
-import type { CceOptions } from '../dsl/cce.js';
 import { type Schedule, checkScheduleForD, fitD } from '../dsl/schedule.js';
-import { type ByItemPass, buildKernel, kernelSpec } from './kernels.js';
+import type { ByItemPass } from './kernels.js';
 import type { CceProblem } from './problem.js';
 
 /** Default budget of the pair buffers: 48 MiB of i32 rows and items (extra memory stays ≤ 64 MiB with the counters). */
@@ -64,9 +62,6 @@ export function scanLevels(n0: number): ScanLevel[] {
   }
 }
 
-/** @deprecated the pass names of runtime/kernels.ts are the one vocabulary: ByItemPass. */
-export type ByItemKernel = ByItemPass;
-
 export { reduceSchedule };
 
 /** The reduction's schedule at vector length D: `s` fitted to D and checked (checkScheduleForD), for every runtime. */
@@ -74,14 +69,6 @@ export function reduceScheduleFor(s: Schedule, D: number): Schedule {
   const fitted = fitD(s, D, 'reduceSchedule');
   checkScheduleForD(fitted, D, 'reduceSchedule');
   return fitted;
-}
-
-/** A kernel of the sequence and its schedule: `reduce` for the reduction, one thread a row for the rest. */
-export function byItemKernel(
-  k: ByItemPass, o: CceOptions, reduce: Schedule, packed = false,
-): { kernel: Kernel; schedule: Schedule } {
-  const spec = kernelSpec(k, o, reduce, undefined, packed);
-  return { kernel: buildKernel(spec), schedule: spec.schedule };
 }
 
 /** What the launch sequence needs from a runtime. */

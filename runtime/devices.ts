@@ -1,11 +1,9 @@
 // The backend list: every device a CCE- step runs on, opened by kind, with one way to run a step on it.
-import { type Backend, type BackendKind, type CompiledKernel, type DeviceBuffer, driveAsync } from './backend.js';
+import type { Backend, BackendKind, CompiledKernel, DeviceBuffer } from './backend.js';
 import { cpuBackend } from './cpu/run.js';
 import { WARMUP_MS, stepDefaults } from './defaults.js';
 import type { CceProblem } from './problem.js';
-import { type RunOptions, type StepResult, cceStep } from './step.js';
-
-export const DEVICE_KINDS: readonly BackendKind[] = ['cpu', 'webgpu', 'cuda'];
+import { type RunOptions, type StepResult, runStep } from './step.js';
 
 export type AnyBackend = Backend<DeviceBuffer, CompiledKernel>;
 
@@ -50,5 +48,5 @@ export async function openDevice(kind: BackendKind, required = false): Promise<D
 /** One step on a device with its default schedules (RunOptions override them). */
 export function runOn(d: Pick<Device, 'kind' | 'backend'>, p: CceProblem, o: RunOptions = {}): Promise<StepResult> {
   const warmupMs = o.warmupMs ?? (o.repeats ? WARMUP_MS[d.kind] : 0);
-  return driveAsync(cceStep(d.backend, p, { ...o, warmupMs }, stepDefaults(d.backend, p, o)));
+  return runStep(d.backend, p, { ...o, warmupMs }, stepDefaults(d.backend, p, o));
 }

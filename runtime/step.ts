@@ -103,7 +103,10 @@ export function* timeSteps<B extends DeviceBuffer, K extends CompiledKernel>(
   return samples;
 }
 
-export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+/** The value at fraction `at` of the sorted samples (NaN for none). */
+export const quantile = (xs: number[], at: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(at * xs.length))] ?? NaN;
+export const median = (xs: number[]): number => quantile(xs, 0.5);
 
 /**
  * One step on a backend, as a generator (driveSync / driveAsync run it): compile the plan's kernels, allocate

@@ -15,7 +15,8 @@ import { type CceOptions, cceFusedDE } from '../dsl/cce.js';
 import { type Schedule, fitD } from '../dsl/schedule.js';
 import { i32 } from '../dsl/values.js';
 import { compileScalarFunction } from '../dsl/frontend.js';
-import { type ByItemKernel, byItemKernel, byItemPlan, runScan, scanLevels } from '../runtime/byitem.js';
+import { byItemPlan, runScan, scanLevels } from '../runtime/byitem.js';
+import { type ByItemPass, passKernel, passSchedule } from '../dsl/passes.js';
 import { relErr } from '../runtime/check.js';
 import { compileJs } from '../targets/js/emit.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
@@ -124,10 +125,11 @@ describe('the chunk plan', () => {
 });
 
 describe('the scan (exclusive prefix sums in blocks, then the blocks\' bases)', () => {
-  const fns = new Map<ByItemKernel, ReturnType<typeof compileJs>>();
+  const fns = new Map<ByItemPass, ReturnType<typeof compileJs>>();
   const o: CceOptions = { mode: 'sampled', dtype: 'f32', sampling: 'uniform', grad: 'scalar' };
   for (const k of ['scan_blocks', 'scan_add'] as const) {
-    const { kernel, schedule: s } = byItemKernel(k, o, reduceSchedule(8));
+    const s = passSchedule(k, reduceSchedule(8));
+    const kernel = passKernel(k, o, s);
     fns.set(k, compileJs(lower(kernel, s, CAPS.cpu)));
   }
   for (const n of [1, SCAN_WIDTH - 1, SCAN_WIDTH, SCAN_WIDTH + 1, 4097, SCAN_WIDTH ** 3 + 5])
@@ -136,7 +138,7 @@ describe('the scan (exclusive prefix sums in blocks, then the blocks\' bases)', 
       const L = scanLevels(n);
       const b = { counts: x.slice(), local: L.map((l) => new Int32Array(l.n).fill(-7)), totals: L.map((l) => new Int32Array(l.blocks).fill(-7)) };
       const ops = {
-        launch: (k: ByItemKernel, rows: number, bufs: Record<string, Int32Array>, sc: Record<string, number>) => fns.get(k)!(bufs, { ...sc, D: 1 }, Math.ceil(rows / COUNTER_SCHEDULE.rows)),
+        launch: (k: ByItemPass, rows: number, bufs: Record<string, Int32Array>, sc: Record<string, number>) => fns.get(k)!(bufs, { ...sc, D: 1 }, Math.ceil(rows / COUNTER_SCHEDULE.rows)),
         clear: (buf: Int32Array, words: number) => buf.fill(0, 0, words),
       };
       const out = runScan(ops, L, b, {});
@@ -201,14 +203,14 @@ const VARIANTS: CceOptions[] = [
   { mode: 'sampled', dtype: 'bf16', sampling: 'given', negatives: 'philox', grad: 'scalar' },
   { mode: 'sampled', dtype: 'f32', sampling: 'uniform', negatives: 'philox', grad: 'scalar' },
 ];
-const KINDS: ByItemKernel[] = ['count_pairs', 'fill_pairs', 'scan_blocks', 'scan_add', 'dc_by_item'];
+const KINDS: ByItemPass[] = ['count_pairs', 'fill_pairs', 'scan_blocks', 'scan_add', 'dc_by_item'];
 function emitted(target: 'cuda' | 'wgsl' | 'triton') {
   return VARIANTS.flatMap((o, vi) => {
     const s = fitD({ rows: 4, lanes: 32, vec: 4, dChunks: 1, samplesPerStep: 2, stages: 1 }, 256);
     const fwd = { kind: 'forward', ...compileKernel(cceFusedDE(o, s, true), s, target, CAPS[target]) };
     const kernels = [false, true].flatMap((packed) =>
       KINDS.filter((k) => !packed || k === 'fill_pairs' || k === 'dc_by_item').map((k) => {
-        const x = byItemKernel(k, o, reduceSchedule(256), packed);
+        const x = { kernel: passKernel(k, o, reduceSchedule(256), packed), schedule: passSchedule(k, reduceSchedule(256)) };
         return { kind: k, ...compileKernel(x.kernel, x.schedule, target, CAPS[target]) };
       }),
     );

@@ -135,7 +135,10 @@ export function* tuneSteps(
   // The first timing warms the device up for as long as its kind needs (clocks ramping up from idle): the
   // candidates after it are timed on a warm device.
   let warmupMs = WARMUP_MS[b.kind];
-  const time = function* (s: Schedule, repeats: number, warmup: number): Generator<unknown, BenchTiming, unknown> {
+  /** A step timed with schedule s for both passes, or (undefined) with the backend's default schedules. */
+  const time = function* (
+    s: Schedule | undefined, repeats: number, warmup: number,
+  ): Generator<unknown, BenchTiming, unknown> {
     const negatives = philox ? 'philox' as const : 'tensor' as const;
     const t = yield* benchStep(b, bp, { dtype: o.dtype, negatives, deterministic: o.deterministic, schedule: s,
       repeats, warmup, warmupMs, seed: 11 }, defaults);
@@ -157,9 +160,7 @@ export function* tuneSteps(
   // One schedule serves both passes of a tuned step; where the default step gives each pass its own (WebGPU's
   // forward and backward), it is the baseline a tuned schedule must beat to be stored.
   if (JSON.stringify(fit(defaults.fwd)) !== JSON.stringify(fit(defaults.bwd))) {
-    const negatives = philox ? 'philox' as const : 'tensor' as const;
-    const base = yield* benchStep(b, bp, { dtype: o.dtype, negatives, deterministic: o.deterministic, repeats: 15,
-      warmup: 2, seed: 11 }, defaults);
+    const base = yield* time(undefined, 15, 2);
     if (base.ms <= best.t.ms) {
       log(`default step (forward ${JSON.stringify(base.schedule)}, backward ${JSON.stringify(base.bwdSchedule)}) ` +
         `${base.ms.toFixed(3)} ms beats the best single schedule (${best.t.ms.toFixed(3)} ms): nothing stored`);
