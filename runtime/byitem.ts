@@ -5,7 +5,10 @@ import { type Schedule, checkScheduleForD, fitD } from '../dsl/schedule.js';
 import type { ByItemPass } from './kernels.js';
 import type { CceProblem } from './problem.js';
 
-/** Default budget of the pair buffers: 48 MiB of i32 rows and items (extra memory stays ≤ 64 MiB with the counters). */
+/**
+ * Default budget of the pair buffers: 48 MiB of i32 rows and items (extra memory stays ≤ 64 MiB with the
+ * counters).
+ */
 export const BY_ITEM_PAIR_BYTES = 48 << 20;
 
 export interface ScanLevel {
