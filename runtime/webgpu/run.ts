@@ -73,10 +73,8 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
   private nextId = 0;
   private groups = new Map<string, { group: GPUBindGroup; uniform: GPUBuffer; ids: number[] }>();
   private pendingMs: number[] = [];
-  private readonly device_: GPUDevice;
 
   constructor(readonly ctx: WebgpuContext) {
-    this.device_ = ctx.device;
     this.timing = ctx.timestamps ? 'timestamp-query' : 'wall-clock';
   }
   get device(): string {
@@ -91,8 +89,8 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
   }
 
   compile(spec: KernelSpec): Promise<WgpuKernel> {
-    let cache = caches.get(this.device_);
-    if (!cache) caches.set(this.device_, (cache = new KernelCache()));
+    let cache = caches.get(this.ctx.device);
+    if (!cache) caches.set(this.ctx.device, (cache = new KernelCache()));
     const c = cache;
     return c.get(spec, () => this.build(spec).catch((e: unknown) => {
       c.delete(spec);
@@ -105,7 +103,7 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
     const lowered = lower(kernel, spec.schedule, this.ctx.caps, { exactD: spec.exactD });
     checkKernelForD(lowered, spec.D);
     const { source, parameters } = emitWgsl(lowered, CODEGEN_VERSION);
-    const device = this.device_;
+    const device = this.ctx.device;
     device.pushErrorScope('validation');
     const module = device.createShaderModule({ code: source, label: kernel.name });
     const info = await module.getCompilationInfo();
@@ -137,7 +135,7 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
         'across bindings is not supported yet — use a smaller problem or a device with larger bindings');
     }
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    const gpu = this.device_.createBuffer({ size: Math.max(16, roundUp(bytes, 4)), usage, label: name });
+    const gpu = this.ctx.device.createBuffer({ size: Math.max(16, roundUp(bytes, 4)), usage, label: name });
     return { name, dtype, length, gpu, id: this.nextId++ };
   }
 
@@ -150,7 +148,7 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
     const raw = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     let padded = raw;
     if (raw.byteLength % 4 !== 0) (padded = new Uint8Array(roundUp(raw.byteLength, 4))).set(raw);
-    this.device_.queue.writeBuffer(b.gpu, 0, padded);
+    this.ctx.device.queue.writeBuffer(b.gpu, 0, padded);
   }
 
   fill(b: WgpuBuffer, value: number, count = b.length): void {
@@ -198,14 +196,14 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
       else u.setInt32(i * 4, v, true);
     });
     const usage = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
-    const uniform = this.device_.createBuffer({ size: u.byteLength, usage, label: `${kernel.name}.params` });
-    this.device_.queue.writeBuffer(uniform, 0, u.buffer);
+    const uniform = this.ctx.device.createBuffer({ size: u.byteLength, usage, label: `${kernel.name}.params` });
+    this.ctx.device.queue.writeBuffer(uniform, 0, u.buffer);
     const entries = bound.map((q) => {
       const buffer = q.name === 'params' ? uniform : bufs[q.name]?.gpu;
       if (!buffer) throw new WebgpuError(`${kernel.name}: no buffer for binding ${q.name}`);
       return { binding: q.binding!, resource: { buffer } };
     });
-    const group = this.device_.createBindGroup({ layout: k.layout, entries, label: kernel.name });
+    const group = this.ctx.device.createBindGroup({ layout: k.layout, entries, label: kernel.name });
     this.groups.set(key, { group, uniform, ids });
     return group;
   }
@@ -222,7 +220,7 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
     const ops = this.ops;
     this.ops = [];
     if (!ops.length) return undefined;
-    const device = this.device_;
+    const device = this.ctx.device;
     const marks = ops.filter((op) => op.k === 'mark').length;
     const qs = timed && marks && this.ctx.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 * marks })
       : undefined;
@@ -291,7 +289,7 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
           continue;
         }
         this.encode();
-        await this.device_.queue.onSubmittedWorkDone();
+        await this.ctx.device.queue.onSubmittedWorkDone();
         const now = performance.now();
         if (t0 !== undefined) this.pendingMs.push(now - t0);
         t0 = now;
@@ -305,17 +303,17 @@ export class WebgpuBackend implements Backend<WgpuBuffer, WgpuKernel> {
   async sync(): Promise<void> {
     if (this.ctx.lost) throw new WebgpuError('WebGPU: the device was lost');
     this.encode();
-    await this.device_.queue.onSubmittedWorkDone();
+    await this.ctx.device.queue.onSubmittedWorkDone();
   }
 
   async read(b: WgpuBuffer, count = b.length): Promise<ReadData> {
     this.encode();
     const bytes = count * DTYPE_BYTES[b.dtype];
     const usage = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
-    const staging = this.device_.createBuffer({ size: Math.max(16, roundUp(bytes, 4)), usage });
-    const enc = this.device_.createCommandEncoder();
+    const staging = this.ctx.device.createBuffer({ size: Math.max(16, roundUp(bytes, 4)), usage });
+    const enc = this.ctx.device.createCommandEncoder();
     enc.copyBufferToBuffer(b.gpu, 0, staging, 0, staging.size);
-    this.device_.queue.submit([enc.finish()]);
+    this.ctx.device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     const copy = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
