@@ -2,7 +2,7 @@
 // numbers and enums, a usage text built from the same table. Every mistake is a UsageError with one line.
 // Also the one reader of JSON-or-file flags (--schedule, --schedules, --reduce-schedule) and of input files.
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { SCHEDULE_SPACE, type Schedule } from '../dsl/schedule.js';
+import { SCHEDULE_SPACE, type Schedule } from '../codegen/schedule.js';
 import { SHARE_ROWS, SHARE_ROWS_TEXT } from '../runtime/problem.js';
 
 /** A mistake on the command line; main prints `ccekit: <message> (see ccekit <cmd> --help)`, exit 2. */

@@ -1,7 +1,7 @@
 // What the CLI's commands share: errors, output, the schedule and scalar-function flags, and the comparison of
 // a device's step with the float64 reference (run and start).
 import { type ScalarFn, derivative, evalScalarFn } from '../dsl/scalarfn.js';
-import { DEFAULT_SCHEDULE, type Schedule, checkScheduleShape } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, checkScheduleShape } from '../codegen/schedule.js';
 import { SOURCE_TARGET_NAMES, type TargetName } from '../targets/registry.js';
 import { type CceResult } from '../runtime/cpu/run.js';
 import { type Device, DeviceError, openDevice, runOn } from '../runtime/devices.js';

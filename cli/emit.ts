@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { emitTorchPackage } from '../packages/torch/package.js';
 import { type CceOptions } from '../dsl/cce.js';
-import { type Schedule } from '../dsl/schedule.js';
+import { type Schedule } from '../codegen/schedule.js';
 import { DEFAULT_SHARE, allVariants, emitVariants } from '../targets/variants.js';
 import { SOURCE_TARGET_NAMES, type TargetName } from '../targets/registry.js';
 import { type FloatDType } from '../runtime/numeric.js';

@@ -2,7 +2,7 @@
 // any backend of the device list (runtime/devices.ts) through the one step; `tune` is in tune.ts. Also what
 // other commands take from here: the tuning-DB openers, requireDevice and settingNames.
 import type { CceOptions } from '../dsl/cce.js';
-import { DEFAULT_SCHEDULE, type Schedule, checkScheduleShape } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, checkScheduleShape } from '../codegen/schedule.js';
 import { driveAsync } from '../runtime/backend.js';
 import { type BenchTiming, benchStep } from '../runtime/bench.js';
 import { type CheckRow, checkCases, runChecks } from '../runtime/check.js';

@@ -4,7 +4,7 @@
 import { realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ScheduleError } from '../dsl/schedule.js';
+import { ScheduleError } from '../codegen/schedule.js';
 import { DslError } from '../dsl/values.js';
 import { VerifyError } from '../codegen/verify.js';
 import { WebgpuError } from '../runtime/webgpu/device.js';

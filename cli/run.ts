@@ -1,5 +1,5 @@
 // `ccekit run`: a random problem on a device, checked against the float64 reference.
-import { DEFAULT_SCHEDULE, type Schedule } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule } from '../codegen/schedule.js';
 import { optionsFor } from '../runtime/cpu/run.js';
 import { TuningDb } from '../runtime/autotune/db.js';
 import { scheduleFor } from '../runtime/autotune/tune.js';

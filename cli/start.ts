@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_SCHEDULE } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE } from '../codegen/schedule.js';
 import { type Device } from '../runtime/devices.js';
 import { WEBGPU_SCHEDULE } from '../runtime/defaults.js';
 import { type GenOptions, randomProblem } from '../runtime/random.js';

@@ -14,7 +14,10 @@
 // entries, the same for every row of the program:
 //   cand  — one value per candidate of the tile (an item id, a mask);
 //   tile  — one value per row slot and candidate (a logit, a probability): [rows, cands];
-//   cvec  — one value per candidate and element d (a gathered item row): [cands, D].
+//   cvec  — one value per candidate and element d (a gathered item row): [cands, D];
+//   tvec  — one value per row slot, candidate and element d (rows gathered per row: per-row candidates).
+// The algorithm never fixes the tile: a candidate loop (`for` with `cands`) steps by the tile, which the
+// lowering's sizing pass (codegen/candidates.ts) sets from the schedule (kernel.cands) before anything else.
 // A scope is a set of axes (r, c, d); operands broadcast to the union of their axes, which may not hold all
 // three — contractions (`mm`) consume the third. Tile targets print these as 2-D tensors and `mm` as a
 // tensor-core dot; the other targets run the `untile` pass first (codegen/untile.ts), which unrolls the
@@ -22,11 +25,17 @@
 
 export type StorageDType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32';
 export type ValueType = 'f32' | 'i32' | 'u32' | 'bool';
-export type Scope = 'uniform' | 'row' | 'vec' | 'cand' | 'tile' | 'cvec';
+export type Scope = 'uniform' | 'row' | 'vec' | 'cand' | 'tile' | 'cvec' | 'tvec';
 
-const AXES: Record<Scope, string> = { uniform: '', row: 'r', vec: 'rd', cand: 'c', tile: 'rc', cvec: 'cd' };
+const AXES: Record<Scope, string> = {
+  uniform: '', row: 'r', vec: 'rd', cand: 'c', tile: 'rc', cvec: 'cd', tvec: 'rcd',
+};
 const BY_AXES = new Map(Object.entries(AXES).map(([s, a]) => [a, s as Scope]));
-export const TILE_SCOPES: ReadonlySet<Scope> = new Set(['cand', 'tile', 'cvec']);
+export const TILE_SCOPES: ReadonlySet<Scope> = new Set(['cand', 'tile', 'cvec', 'tvec']);
+/** The scope left when the axis `axis` of a scope-`s` value is reduced away (undefined: `s` has no such axis). */
+export function withoutAxis(s: Scope, axis: 'c' | 'd'): Scope | undefined {
+  return AXES[s].includes(axis) ? BY_AXES.get(AXES[s].replace(axis, '')) : undefined;
+}
 
 export class ScopeError extends Error {}
 
@@ -84,7 +93,7 @@ export type Expr = Typed &
     | { op: 'select'; c: Expr; a: Expr; b: Expr }
     | { op: 'cast'; a: Expr }
     | { op: 'load'; tensor: string; index: Expr; mask?: Expr }
-    // over d < vector length (vec → row) or candidates (tile → row)
+    // over d < vector length (vec → row, tvec → tile) or candidates (tile → row, tvec → vec)
     | { op: 'reduce'; fn: 'sum' | 'max'; a: Expr; axis?: 'd' | 'c' }
     | MatMul
   );
@@ -124,7 +133,8 @@ export type Stmt =
    * counter. SIMT targets run a row's statements on each of its lanes, so counters need schedule.lanes = 1.
    */
   | { k: 'atomicAdd'; tensor: string; index: Expr; value: Expr; mask?: Expr; old?: string }
-  | { k: 'for'; v: string; start: Expr; end: Expr; step: number; unroll: boolean; body: Stmt[] }
+  /** `cands`: a candidate loop; it steps by the kernel's tile (`cands`), 0 until the sizing pass sets it. */
+  | { k: 'for'; v: string; start: Expr; end: Expr; step: number; unroll: boolean; body: Stmt[]; cands?: true }
   | { k: 'comment'; text: string };
 
 export type Access = 'read' | 'write' | 'atomic';
@@ -159,7 +169,9 @@ export interface Kernel {
   rowDim: string;
   /** The dimension vec-scope values run along. */
   vecDim: string;
-  /** Tile kernels: entries of the candidate axis (cand / tile / cvec scopes). */
+  /** Kernels with a candidate axis (cand / tile / cvec / tvec scopes, candidate loops). */
+  candAxis?: true;
+  /** The candidate tile, set by the lowering's sizing pass from the schedule (never by the algorithm). */
   cands?: number;
   /** Rows per group (`group` is row / groupRows); a program's rows lie in one group: schedule.rows divides it. */
   groupRows?: number;

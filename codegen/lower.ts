@@ -8,11 +8,14 @@
 //    region and one laneReduce, so their loads are in flight together.
 //  - masked loads: their own statements (WGSL must branch around an out-of-range read).
 //  - storage of vec values: a vec name used outside its region is a per-lane array (SIMT) / tile.
-import { type Expr, type Kernel, type Scope, type Stmt, type ValueType, mapExpr, children } from './ir.js';
+import {
+  type Expr, type Kernel, type Scope, type Stmt, type ValueType, children, forEachExpr, mapExpr,
+} from './ir.js';
 import { runPasses } from './passes.js';
 import { untile } from './untile.js';
+import { alignSlots, shareLets, sizeCandidates } from './candidates.js';
 import { verifyKernel, VerifyError } from './verify.js';
-import { type Schedule, blockD, checkScheduleForD, checkScheduleShape, invocations, perLane } from '../dsl/schedule.js';
+import { type Schedule, blockD, checkScheduleForD, checkScheduleShape, invocations, perLane } from './schedule.js';
 import { type DeviceCaps, checkAgainstCaps, traitsOf } from './target.js';
 import { markRowShared, markTemporaries, mergeRegions, refs } from './regions.js';
 
@@ -106,6 +109,12 @@ export const NEG_BIG = -3.0e38;
 let counter = 0;
 const refOf = (name: string, t: ValueType, s: Scope): Expr => ({ op: 'ref', name, t, s });
 
+const hasScope = (k: Kernel, scope: Scope): boolean => {
+  let found = false;
+  forEachExpr(k.body, (e) => (found ||= e.s === scope));
+  return found;
+};
+
 /** Reductions over d (lowered into vec regions); reductions over candidates stay expressions of tile targets. */
 const hasReduce = (e: Expr): boolean => (e.op === 'reduce' && e.axis !== 'c') || children(e).some(hasReduce);
 
@@ -119,9 +128,13 @@ export function lower(k0: Kernel, schedule: Schedule, caps?: DeviceCaps, opts: L
       'schedule',
       `rows = ${schedule.rows} per program must divide the ${k0.groupRows} rows of a group that share candidates`,
     );
-  // Printers of tile targets take tile values (the candidate axis) as they are; the others get the untile pass.
-  const tiles = caps ? traitsOf(caps).tiles : false;
-  const k = runPasses(k0.cands !== undefined && !tiles ? untile(k0) : k0);
+  // The schedule sizes the candidate axis. Printers of tile targets take tile values as they are when the tile
+  // suits a tensor-core dot and every candidate is shared by the program's rows; otherwise the untile pass.
+  const sized = alignSlots(sizeCandidates(k0, schedule.samplesPerStep));
+  const traits = caps ? traitsOf(caps) : undefined;
+  const keepTiles = !!traits?.tiles && !!sized.cands && sized.cands >= traits.shareStep.min && !hasScope(sized, 'tvec');
+  const passed = runPasses(sized.candAxis && !keepTiles ? untile(sized) : sized);
+  const k = { ...passed, body: shareLets(passed.body) };
   verifyKernel(k);
   counter = 0;
   const symbols = new Map<string, SymbolInfo>();

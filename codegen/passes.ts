@@ -69,6 +69,9 @@ export function evalBin(fn: string, a: number, b: number, t: string): number | u
     case 'bitxor': return i(a ^ b);
     case 'bitand': return i(a & b);
     case 'bitor': return i(a | b);
+    case 'mulhi': return Number((BigInt(a >>> 0) * BigInt(b >>> 0)) >> 32n);
+    case 'shl': return b >= 0 && b < 32 ? i(a << b) : undefined;
+    case 'shr': return b >= 0 && b < 32 ? (t === 'u32' ? (a >>> 0) >>> b : i(a >> b)) : undefined;
     case 'and': return +(!!a && !!b);
     case 'or': return +(!!a || !!b);
     default: return undefined;

@@ -36,6 +36,24 @@ export function markRowShared(lk: LoweredKernel, caps: DeviceCaps): void {
 }
 
 /** Merge adjacent vec regions; constant-initialised row declarations between two regions move above them. */
+/**
+ * The body of two merged regions, each accumulation of the second moved up to just after the last statement it
+ * shares a name with: a gather's use follows it (load, accumulate, load, accumulate), and ptxas keeps fewer values
+ * live than with all the loads first, while the loads stay in one region (in flight together).
+ */
+function interleave(first: LStmt[], second: LStmt[]): LStmt[] {
+  const out = [...first];
+  for (const s of second) {
+    let at = out.length;
+    if (s.k === 'accum') {
+      const names = stmtNames(s);
+      while (at > 0 && ![...stmtNames(out[at - 1]!)].some((n) => names.has(n))) at--;
+    }
+    out.splice(at, 0, s);
+  }
+  return out;
+}
+
 export function mergeRegions(body: LStmt[]): LStmt[] {
   const out: LStmt[] = [];
   for (const s of body) {
@@ -50,7 +68,7 @@ export function mergeRegions(body: LStmt[]): LStmt[] {
     if (i >= 0 && out[i].k === 'vec') {
       const moved = out.splice(i + 1);
       const region = out.pop() as LStmt & { k: 'vec' };
-      out.push(...moved, { k: 'vec', body: [...region.body, ...s.body] });
+      out.push(...moved, { k: 'vec', body: interleave(region.body, s.body) });
     } else out.push(s);
   }
   return out;

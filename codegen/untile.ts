@@ -1,10 +1,10 @@
-// The untile pass: a tile kernel (candidate axis of `cands` entries, see ir.ts) rewritten as a plain row
-// kernel for targets that do not lower tiles (CPU executor, CUDA and WGSL SIMT printers). The candidate
-// axis is unrolled: every cand / tile / cvec value x becomes `cands` values x__0.. of scope uniform / row /
-// vec, a contraction over d becomes `cands` per-row dot products, a contraction or reduction over the
-// candidates a sum (max) of the copies, and an atomicAdd of a contraction over rows becomes `cands` per-row
-// atomic adds (the atomics do the sum over rows). The candidates stay shared by the rows of a program:
-// SIMT targets gather each candidate row once per program from cache rather than once per row from memory.
+// The untile pass: a sized kernel with a candidate axis (`cands` entries, see ir.ts) rewritten as a plain row kernel
+// for targets that do not lower tiles (CPU executor, CUDA and WGSL SIMT printers) and for per-row candidates (tvec
+// values) on every target. The candidate axis is unrolled: every cand / tile / cvec / tvec value x becomes `cands`
+// values x__0.. of scope uniform / row / vec / vec, a contraction over d becomes `cands` per-row dot products, a
+// contraction or reduction over the candidates a sum (max) of the copies, and an atomicAdd of a contraction over rows
+// becomes `cands` per-row atomic adds (the atomics do the sum over rows). The candidates stay shared by the rows of a
+// program: SIMT targets gather each candidate row once per program from cache rather than once per row from memory.
 import { type Expr, type Kernel, type Scope, type Stmt, TILE_SCOPES, mapChildren } from './ir.js';
 
 const DOWN: Record<Scope, Scope> = {
@@ -14,6 +14,7 @@ const DOWN: Record<Scope, Scope> = {
   cand: 'uniform',
   tile: 'row',
   cvec: 'vec',
+  tvec: 'vec',
 };
 
 const mul = (a: Expr, b: Expr, s: Scope): Expr => ({ op: 'bin', fn: 'mul', t: 'f32', s, a, b });
@@ -36,7 +37,7 @@ export function untile(k: Kernel): Kernel {
   /** A value of non-tile scope whose operands may contain reductions / contractions of tile values. */
   const flat = (e: Expr): Expr => {
     if (TILE_SCOPES.has(e.s)) throw new Error(`${k.name}: untile: a ${e.s} value where one value per row is needed`);
-    if (e.op === 'reduce' && e.axis === 'c') return fold(e.fn, copies((j) => at(e.a, j)), 'row');
+    if (e.op === 'reduce' && e.axis === 'c') return fold(e.fn, copies((j) => at(e.a, j)), e.s);
     // tile·cvec → vec
     if (e.op === 'mm') return fold('sum', copies((j) => mul(at(e.a, j), at(e.b, j), 'vec')), 'vec');
     return mapChildren(e, flat);
@@ -102,5 +103,7 @@ export function untile(k: Kernel): Kernel {
       s.k === 'var' && TILE_SCOPES.has(s.s) ? tileVars.add(s.name) : s.k === 'for' && collect(s.body),
     );
   collect(k.body);
-  return { ...k, cands: undefined, body: block(k.body) };
+  const plain = (body: readonly Stmt[]): Stmt[] =>
+    body.map((s) => (s.k === 'for' ? { ...s, cands: undefined, body: plain(s.body) } : s));
+  return { ...k, cands: undefined, candAxis: undefined, body: plain(block(k.body)) };
 }

@@ -12,6 +12,7 @@ import {
   TILE_SCOPES,
   exprToString,
   mmScope,
+  withoutAxis,
   scopeWithin,
   valueTypeOf,
   widerScope,
@@ -51,9 +52,10 @@ export function verifyKernel(k: Kernel): void {
   if (!k.dims.includes(k.rowDim)) fail('kernel', `row dimension '${k.rowDim}' is not declared`);
   if (k.cands !== undefined && !(Number.isInteger(k.cands) && k.cands >= 1))
     fail('kernel', `cands = ${k.cands} must be a positive integer`);
+  if (k.cands !== undefined && !k.candAxis) fail('kernel', `cands = ${k.cands} in a kernel without a candidate axis`);
 
   let mmOverRowsOk = false;
-  const hasRowAxis = (e: Expr) => e.s === 'row' || e.s === 'vec' || e.s === 'tile';
+  const hasRowAxis = (e: Expr) => e.s === 'row' || e.s === 'vec' || e.s === 'tile' || e.s === 'tvec';
   const union = (a: Scope, b: Scope, here: string): Scope => {
     try {
       return widerScope(a, b);
@@ -89,8 +91,7 @@ export function verifyKernel(k: Kernel): void {
         if (e.op === 'cidx' && e.s !== 'cand') fail(here, 'cidx is a cand value');
         if (e.op === 'group' && (e.s !== 'uniform' || k.groupRows === undefined))
           fail(here, 'group is uniform, in a kernel with groupRows');
-        if (TILE_SCOPES.has(e.s) && k.cands === undefined)
-          fail(here, 'a candidate-axis value in a kernel without cands');
+        if (TILE_SCOPES.has(e.s) && !k.candAxis) fail(here, 'a candidate-axis value in a kernel without one');
         return;
       case 'rowValid':
         return;
@@ -141,10 +142,12 @@ export function verifyKernel(k: Kernel): void {
       case 'reduce':
         checkExpr(e.a, env, where);
         if (e.axis === 'c') {
-          if (e.a.s !== 'tile') fail(here, `reduce_${e.fn} over candidates needs a tile operand, got ${e.a.s}`);
-        } else if (e.a.s !== 'vec') fail(here, `reduce_${e.fn} needs a vec operand, got ${e.a.s}`);
+          if (e.a.s !== 'tile' && e.a.s !== 'tvec')
+            fail(here, `reduce_${e.fn} over candidates needs a tile or tvec operand, got ${e.a.s}`);
+        } else if (e.a.s !== 'vec' && e.a.s !== 'tvec')
+          fail(here, `reduce_${e.fn} needs a vec or tvec operand, got ${e.a.s}`);
         if (e.a.t !== 'f32' || e.t !== 'f32') fail(here, `reduce_${e.fn} works on f32`);
-        if (e.s !== 'row') fail(here, 'a reduction yields a row value');
+        if (e.s !== withoutAxis(e.a.s, e.axis ?? 'd')) fail(here, 'scope annotation of the reduction is wrong');
         return;
       case 'mm': {
         checkExpr(e.a, env, where);
@@ -154,7 +157,7 @@ export function verifyKernel(k: Kernel): void {
           fail(here, `mm of a ${e.a.s} and a ${e.b.s} value is not a contraction (vec·cvec, tile·cvec, tile·vec)`);
         if (e.s !== s) fail(here, 'scope annotation is wrong');
         if (e.a.t !== 'f32' || e.b.t !== 'f32' || e.t !== 'f32') fail(here, 'mm works on f32');
-        if (k.cands === undefined) fail(here, 'mm in a kernel without cands');
+        if (!k.candAxis) fail(here, 'mm in a kernel without a candidate axis');
         if (e.s === 'cvec' && !mmOverRowsOk)
           fail(here, 'a contraction over rows (tile·vec) may only be the value of an atomicAdd');
         return;
@@ -244,7 +247,11 @@ export function verifyKernel(k: Kernel): void {
           if (s.start.s !== 'uniform' || s.end.s !== 'uniform')
             fail(where, 'loop bounds must be uniform (control flow is uniform)');
           if (s.start.t !== 'i32' || s.end.t !== 'i32') fail(where, 'loop bounds must be i32');
-          if (!Number.isInteger(s.step) || s.step <= 0) fail(where, `step ${s.step} must be a positive integer`);
+          if (s.cands && !k.candAxis) fail(where, 'a candidate loop in a kernel without a candidate axis');
+          // A candidate loop steps by the tile: 0 until the sizing pass sets kernel.cands.
+          if (s.cands && s.step !== (k.cands ?? 0)) fail(where, `candidate loop step ${s.step} is not the tile`);
+          if (!s.cands && (!Number.isInteger(s.step) || s.step <= 0))
+            fail(where, `step ${s.step} must be a positive integer`);
           if (s.unroll && (s.start.op !== 'const' || s.end.op !== 'const'))
             fail(where, 'an unrolled loop needs constant bounds');
           if (env.has(s.v)) fail(where, 'loop variable shadows a name');

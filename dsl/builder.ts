@@ -37,8 +37,11 @@ export interface KernelInfo<VD extends string> {
   doc: string;
   rowDim: string;
   vecDim: VD;
-  /** Tile kernels: candidates per tile (the candidate axis of cand / tile / cvec values). */
-  cands?: number;
+  /**
+   * Kernels with a candidate axis (cand / tile / cvec / tvec values, candidate loops); its tile is the
+   * schedule's, set in the lowering.
+   */
+  candAxis?: boolean;
   /** Rows per group (the rows that share candidates); a program's rows lie in one group. */
   groupRows?: number;
 }
@@ -133,19 +136,14 @@ export class KernelBuilder<VD extends string = 'D'> {
   get d(): Val<'i32'> {
     return new Val<'i32'>({ op: 'd', t: 'i32', s: 'vec' });
   }
-  /** Tile kernels: candidates per tile. */
-  get cands(): number {
-    if (this.info.cands === undefined) throw new DslError(`${this.info.name}: not a tile kernel (no cands)`);
-    return this.info.cands;
-  }
   /** Index of the group of groupRows rows this program's rows belong to (uniform). */
   get group(): Val<'i32'> {
     if (this.info.groupRows === undefined) throw new DslError(`${this.info.name}: group in a kernel without groupRows`);
     return new Val<'i32'>({ op: 'group', t: 'i32', s: 'uniform' });
   }
-  /** Tile kernels: the candidate index within the tile, 0..cands−1 (a cand value). */
+  /** The candidate index within the tile, 0..cands−1 (a cand value). */
   get cidx(): Val<'i32'> {
-    if (this.info.cands === undefined) throw new DslError(`${this.info.name}: cidx in a kernel without cands`);
+    if (!this.info.candAxis) throw new DslError(`${this.info.name}: cidx in a kernel without a candidate axis`);
     return new Val<'i32'>({ op: 'cidx', t: 'i32', s: 'cand' });
   }
   /** Gather the rows n (a cand value) of a [rows, vecDim] tensor as a cvec value ([cands, D]). */
@@ -234,6 +232,20 @@ export class KernelBuilder<VD extends string = 'D'> {
     const b = this.blocks.pop()!;
     this.emit({ k: 'for', v, start: s.e, end: e.e, step, unroll: !!opts.unroll, body: b });
   }
+  /**
+   * A loop over a candidate axis [0, end): each step covers one tile of candidates kk + cidx (the tile is the
+   * schedule's, chosen in the lowering; the algorithm never sees it).
+   */
+  candLoop(name: string, end: Val<'i32'>, body: (kk: Val<'i32'>, slot: Val<'i32'>) => void): void {
+    if (!this.info.candAxis) throw new DslError(`${this.info.name}: candLoop in a kernel without a candidate axis`);
+    const v = this.fresh(name);
+    this.claim(v);
+    const kk = new Val<'i32'>({ op: 'ref', name: v, t: 'i32', s: 'uniform' });
+    this.blocks.push([]);
+    body(kk, kk.add(this.cidx));
+    const b = this.blocks.pop()!;
+    this.emit({ k: 'for', v, start: constant('i32', 0).e, end: end.e, step: 0, unroll: false, body: b, cands: true });
+  }
   /** A loop the lowering unrolls (constant trip count); j takes the values 0..count-1. */
   unroll(name: string, count: number, body: (j: Val<'i32'>, jc: number) => void): void {
     let jc = 0;
@@ -312,7 +324,7 @@ export class KernelBuilder<VD extends string = 'D'> {
       dims: [...this.dims],
       rowDim: this.info.rowDim,
       vecDim: this.info.vecDim,
-      ...(this.info.cands !== undefined ? { cands: this.info.cands } : {}),
+      ...(this.info.candAxis ? { candAxis: true as const } : {}),
       ...(this.info.groupRows !== undefined ? { groupRows: this.info.groupRows } : {}),
       params: [...this.params],
       body: this.blocks[0],

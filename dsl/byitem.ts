@@ -18,7 +18,6 @@ import {
   type Negatives, negativesInput, transformOf,
 } from './options.js';
 import { type Sampler, sampleItem, samplerParams } from './sampling.js';
-import { type Schedule, fitD } from './schedule.js';
 import { DslError, dot, f32, i32, select, u32, type Val } from './values.js';
 
 /** Pairs per segment of the reduce kernel: its rows walk this many consecutive buffer entries. */
@@ -26,24 +25,10 @@ export const SEGMENT = 32;
 /** Entries per program row of the scan kernels (sequential per thread). */
 export const SCAN_WIDTH = 64;
 
-/**
- * Default schedule of the reduction: about D/16 lanes a row (16 at D = 256, 4 at D = 64), so a warp walks
- * several segments at once; 4-element accesses, one pair a step. On an H100 (bench/results/h100-by-item.md)
- * this beat 8 and 32 lanes at D = 256, and two or four pairs a step (more registers, fewer warps) lost.
- */
-export function reduceSchedule(D: number): Schedule {
-  let lanes = 1;
-  while (lanes < 32 && lanes * 16 < D) lanes *= 2;
-  const rows = Math.max(1, 128 / lanes) as Schedule['rows'];
-  return fitD({ rows, lanes: lanes as Schedule['lanes'], vec: 4, dChunks: 1, samplesPerStep: 1, stages: 1 }, D);
-}
-
 /** Docs of the pair buffers (packed entries; rows of two-word entries). */
 const PACKED_DOC = '((row − row0) << item_bits | item) + 1 of each pair, grouped by item; 0 where unused';
 const ROWS_DOC = 'row + 1 of each pair, grouped by item; 0 where unused';
 
-/** Schedule of the counting, filling and scan kernels: one thread per row (their counters need lanes = 1). */
-export const COUNTER_SCHEDULE: Schedule = { rows: 128, lanes: 1, vec: 1, dChunks: 1, samplesPerStep: 1, stages: 1 };
 
 function check(o: CceOptions): void {
   const refusal = byItemRefusal(o);
@@ -175,7 +160,7 @@ export function scanAdd(): Kernel {
  * item's pairs loads c_n once, sums coef·e_i in registers and adds the sum to dC[n] when the item changes
  * and at the end, so dC sees one float-atomic row per item and segment instead of one per pair.
  */
-export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Kernel {
+export function cceReduceByItem(o: CceOptions, packed = false): Kernel {
   check(o);
   const name = packed ? 'cce_minus_dc_by_item_packed' : 'cce_minus_dc_by_item';
   const doc = "dC by item, step 4: sums of coef·e over runs of one item's pairs, one dC update per run";
@@ -196,11 +181,9 @@ export function cceReduceByItem(o: CceOptions, s: Schedule, packed = false): Ker
   const item = kb.var('item', i32(-1), 'row');
   const cur = kb.var('c_cur', f32(0), 'vec');
   const acc = kb.var('acc', f32(0), 'vec');
-  // U = samplesPerStep pairs a step: their loads and dot products are independent (in flight together); the
-  // run bookkeeping then takes them in order.
-  const U = s.samplesPerStep;
-  if (SEGMENT % U !== 0)
-    throw new DslError(`dC by item: samplesPerStep ${U} must divide the segment of ${SEGMENT} pairs`);
+  // One pair a step (on an H100 two or four a step lost: more registers, fewer warps); the run bookkeeping
+  // takes the pairs in order, so they are not a candidate axis a schedule could tile.
+  const U = 1;
   kb.loop('jj', 0, SEGMENT, U, (jj) => {
     kb.comment(`${U} pairs: rows, items, each item's row (loaded when it differs from the one before), e_i, logits`);
     const pairs = Array.from({ length: U }, (_, u) => {

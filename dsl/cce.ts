@@ -11,27 +11,26 @@
 import type { Kernel } from '../codegen/ir.js';
 import { KernelBuilder } from './builder.js';
 import { argRef } from './scalarfn.js';
-import type { Schedule } from './schedule.js';
-import { DslError, dot, f32, select } from './values.js';
+import { DslError, f32, select } from './values.js';
 import { sampleItem, samplerParams } from './sampling.js';
-import { byItemRefusal, type CceOptions, derivativeOf } from './options.js';
-import { backwardSweep, forwardSweep, type OnlineDE, prologue } from './sweeps.js';
+import { byItemRefusal, type CceOptions } from './options.js';
+import { backwardSweep, forwardSweep, kernelName, type OnlineDE, prologue, targetTerm } from './sweeps.js';
 
 export {
-  byItemRefusal, type CceOptions, correctionFor, DEFAULT_OPTIONS, derivativeOf, type FloatDType, logqParams,
-  optionsKey, transformOf,
+  byItemRefusal, type CceOptions, checkCandidates, correctionFor, DEFAULT_OPTIONS, derivativeOf, type FloatDType,
+  logqParams, optionsKey, transformOf,
 } from './options.js';
 
 /** Forward: per-row lse and loss (and, sampled, the accepted count). */
-export function cceForward(o: CceOptions, s: Schedule): Kernel {
-  const name = o.mode === 'sampled' ? 'cce_minus_fwd' : 'ce_full_fwd';
+export function cceForward(o: CceOptions): Kernel {
+  const name = kernelName(o, 'cce_minus_fwd', 'ce_full_fwd');
   const what = 'CCE- forward: online softmax over gathered candidates; writes lse, loss';
-  const c = prologue(name, what + (o.mode === 'sampled' ? ', accepted count' : ''), o, s);
+  const c = prologue(name, what + (o.mode === 'sampled' ? ', accepted count' : ''), o);
   const { kb } = c;
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
-  const KACC = c.sampled ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
-  const { lse, loss, kcount } = forwardSweep(c, o, s);
+  const KACC = c.counted ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
+  const { lse, loss, kcount } = forwardSweep(c);
   kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
   kb.store(LSE, kb.row, select(c.live, lse, 0), kb.rowValid);
   if (KACC) kb.store(KACC, kb.row, kcount, kb.rowValid);
@@ -39,13 +38,13 @@ export function cceForward(o: CceOptions, s: Schedule): Kernel {
 }
 
 /** Backward: dE (written per row) and dC (fp32 scatter-add) for an upstream gradient. */
-export function cceBackward(o: CceOptions, s: Schedule): Kernel {
-  const name = o.mode === 'sampled' ? 'cce_minus_bwd' : 'ce_full_bwd';
+export function cceBackward(o: CceOptions): Kernel {
+  const name = kernelName(o, 'cce_minus_bwd', 'ce_full_bwd');
   const what = 'CCE- backward: recompute logits, p = exp(s − lse); dE = Σ coef·c, dC[n] += coef·e';
-  const c = prologue(name, what, o, s);
+  const c = prologue(name, what, o);
   const { kb } = c;
   const LSE = kb.input('lse', 'f32', ['N'] as const, 'per-row lse from the forward');
-  const KACC = c.sampled
+  const KACC = c.counted
     ? kb.input('kacc', 'i32', ['N'] as const, 'accepted negatives per row from the forward')
     : undefined;
   const DLOSS = o.grad === 'perRow'
@@ -56,7 +55,7 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
   const g0 = DLOSS ? kb.load(DLOSS, kb.row, c.live).mul(scale) : scale;
   const g = kb.let('g', select(c.live, g0, 0));
   const logk = KACC ? kb.let('logk', kb.load(KACC, kb.row, c.live).to('f32').max(1).log()) : undefined;
-  backwardSweep(c, o, s, lse, logk, g, DLOSS ? undefined : scale);
+  backwardSweep(c, lse, logk, g, DLOSS ? undefined : scale);
   return kb.build();
 }
 
@@ -65,17 +64,17 @@ export function cceBackward(o: CceOptions, s: Schedule): Kernel {
  * training loop): one kernel per row tile sweeps the candidates twice — the online softmax, then the gradients
  * with the final lse — so lse and the accepted count never leave registers and E is read once.
  */
-export function cceFused(o: CceOptions, s: Schedule): Kernel {
-  const name = o.mode === 'sampled' ? 'cce_minus_fused' : 'ce_full_fused';
-  const c = prologue(name, 'CCE- forward + backward in one pass over rows: loss, lse, dE, dC', o, s);
+export function cceFused(o: CceOptions): Kernel {
+  const name = kernelName(o, 'cce_minus_fused', 'ce_full_fused');
+  const c = prologue(name, 'CCE- forward + backward in one pass over rows: loss, lse, dE, dC', o);
   const { kb } = c;
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
-  const { lse, loss, kcount } = forwardSweep(c, o, s);
+  const { lse, loss, kcount } = forwardSweep(c);
   kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
   const g = kb.let('g', select(c.live, scale, 0));
-  const logk = c.sampled ? kb.let('logk', kcount.to('f32').max(1).log()) : undefined;
-  backwardSweep(c, o, s, lse, logk, g, scale);
+  const logk = c.counted ? kb.let('logk', kcount.to('f32').max(1).log()) : undefined;
+  backwardSweep(c, lse, logk, g, scale);
   return kb.build();
 }
 
@@ -88,19 +87,17 @@ export function cceFused(o: CceOptions, s: Schedule): Kernel {
  * row (the reduction's p needs no log per pair) and adds the target's term to dC; the negatives' terms follow,
  * grouped by item.
  */
-export function cceFusedDE(o: CceOptions, s: Schedule, byItem = false): Kernel {
+export function cceFusedDE(o: CceOptions, byItem = false): Kernel {
   const refusal = byItem ? byItemRefusal(o) : undefined;
   if (refusal) throw new DslError(refusal);
-  let name = 'ce_full_fused_de';
-  if (o.mode === 'sampled') name = byItem ? 'cce_minus_fused_de_by_item' : 'cce_minus_fused_de';
+  const name = kernelName(o, byItem ? 'cce_minus_fused_de_by_item' : 'cce_minus_fused_de', 'ce_full_fused_de');
   const what = byItem
     ? 'CCE- forward + dE in one sweep, lse + log k for dC by item, the target term of dC'
     : 'CCE- forward + dE in one sweep (no dC): loss, dE';
-  const c = prologue(name, what, o, s);
+  const c = prologue(name, what, o);
   const { kb } = c;
-  const df = derivativeOf(o);
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
-  const dE = kb.output('dE', 'f32', ['N', 'D'] as const, 'gradient of the hidden states');
+  const dE = kb.output('dE', 'f32', [o.positions ? 'NE' : 'N', 'D'] as const, 'gradient of the hidden states');
   const LSEK = byItem
     ? kb.output('lse_k', 'f32', ['N'] as const, 'per-row lse + log k, for dC by item: p = exp(logit − lse_k)')
     : undefined;
@@ -108,43 +105,37 @@ export function cceFusedDE(o: CceOptions, s: Schedule, byItem = false): Kernel {
   const dC = byItem ? kb.accumulator('dC', ['V', 'D'] as const, dCDoc) : undefined;
   const scale = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
   const de: OnlineDE = { acc: kb.var('dE_online', f32(0), 'vec') };
-  const { lse, loss, neg, kcount } = forwardSweep(c, o, s, de);
+  const { lse, loss, neg, kcount } = forwardSweep(c, de);
   kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
-  const logk = c.sampled ? kb.let('logk', kcount.to('f32').max(1).log()) : f32(0);
+  const logk = c.counted ? kb.let('logk', kcount.to('f32').max(1).log()) : f32(0);
   if (LSEK) kb.store(LSEK, kb.row, select(c.live, lse.add(logk), 0), kb.rowValid);
   kb.comment("dE = g·(Σ_j p_j·f'(raw_j)·c_j + (p0 − 1)·f'(raw0)·c_t); the sum is A·exp(m − log k − lse)");
   const factor = kb.let('p_factor', select(c.live, de.max!.sub(logk).sub(lse).exp(), 0));
-  const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
-  const raw0 = kb.let('raw0', dot(c.e, ct));
-  // p0 − 1 = −(the other candidates' share) = −exp(neg − lse): no cancellation when the target dominates.
-  const p0 = neg.sub(lse).exp().neg();
-  const coef0 = kb.let('coef0', select(c.live, df ? p0.mul(df(raw0)) : p0, 0));
+  // p0 − 1 = −(the other candidates' share) = −exp(neg − lse).
+  const { ct, coef0 } = targetTerm(c, neg.sub(lse).exp().neg());
   const g = kb.let('g', select(c.live, scale, 0));
-  kb.storeRow(dE, kb.row, de.acc.get().mul(factor).add(ct.mul(coef0)).mul(g), kb.rowValid);
+  kb.storeRow(dE, c.eRow, de.acc.get().mul(factor).add(ct.mul(coef0)).mul(g), kb.rowValid);
   if (dC) kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0.mul(g)), c.live);
   return kb.build();
 }
 
 /** The negatives the in-kernel sampler draws, written out [N, K] (for cross-target bit-exactness tests). */
-export function cceSamples(o: Pick<CceOptions, 'sampling'>, s: Schedule): Kernel {
+export function cceSamples(o: Pick<CceOptions, 'sampling'>): Kernel {
   const doc = 'the in-kernel sampler (Philox4x32-10) written out';
-  const kb = new KernelBuilder({ name: 'cce_minus_samples', doc, rowDim: 'N', vecDim: 'D' });
+  const kb = new KernelBuilder({ name: 'cce_minus_samples', doc, rowDim: 'N', vecDim: 'D', candAxis: true });
   const sampler = samplerParams(kb, o.sampling);
   const out = kb.output('samples', 'i32', ['N', 'K'] as const, 'drawn item per (row, slot)');
   const K = kb.dim('K');
-  kb.loop('kk', 0, K, s.samplesPerStep, (kk) => {
-    for (let j = 0; j < s.samplesPerStep; j++) {
-      const slot = kk.add(j);
-      const n = sampleItem(kb, sampler, kb.row, slot, kb.dim('V'), `smp_${j}`);
-      kb.store(out, kb.row.mul(K).add(slot), n, kb.rowValid.and(slot.lt(K)));
-    }
+  kb.candLoop('kk', K, (_kk, slot) => {
+    const n = sampleItem(kb, sampler, kb.row, slot, kb.dim('V'), 'smp');
+    kb.store(out, kb.row.mul(K).add(slot), n, kb.rowValid.and(slot.lt(K)));
   });
   return kb.build();
 }
 
 /** The kernels of one configuration. */
-export function cceKernels(o: CceOptions, s: Schedule): { forward: Kernel; backward: Kernel } {
-  return { forward: cceForward(o, s), backward: cceBackward(o, s) };
+export function cceKernels(o: CceOptions): { forward: Kernel; backward: Kernel } {
+  return { forward: cceForward(o), backward: cceBackward(o) };
 }
 
 export { argRef };

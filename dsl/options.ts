@@ -12,8 +12,24 @@ export interface CceOptions {
   dtype: FloatDType;
   /** Sampled mode: 'uniform' (q = 1/(V−1), a scalar log q) or 'given' (a log q tensor [V]). */
   sampling: 'uniform' | 'given';
-  /** Sampled mode: negatives from an index tensor [N, K] (default) or drawn in the kernel (Philox4x32-10, seed). */
-  negatives?: 'tensor' | 'philox';
+  /**
+   * Sampled mode, the drawn negatives: an index tensor [N, K] (default), drawn in the kernel (Philox4x32-10,
+   * seed), or 'none' (in-batch candidates only).
+   */
+  negatives?: 'tensor' | 'philox' | 'none';
+  /**
+   * Sampled mode: in-batch candidates, the targets of all rows ('batch') or of the rows of the row's group of
+   * `share` rows ('group'), shared by those rows, with their own q (inBatchSampling). With drawn negatives too
+   * the kernel mixes both parts: k counts the accepted candidates of both, each corrected by its own q.
+   */
+  inBatch?: 'batch' | 'group';
+  /** q of the in-batch candidates: 'uniform' (1/(V−1), scalar `logq_batch_uniform`) or 'given' (`logq_batch` [V]). */
+  inBatchSampling?: 'uniform' | 'given';
+  /**
+   * The loss rows are rows positions[i] of E (E [NE, D], positions [N], distinct): no [N, D] copy of the rows
+   * that carry a loss. dE is [NE, D]; rows of it no position names are left as they were (zero them first).
+   */
+  positions?: boolean;
   /**
    * Sampled mode, negatives 'tensor': the element type of the index tensor. 'i32' (default); 'i64': an int64
    * little-endian tensor read in place as its low 32-bit words, so a framework's int64 indices need no copy.
@@ -61,6 +77,8 @@ export function optionsKey(o: CceOptions): string {
     share,
     ...(o.deterministic ? ['det'] : []),
     ...(o.negativesDtype === 'i64' ? ['neg64'] : []),
+    ...(sampled && o.inBatch ? [`inbatch-${o.inBatch}-${o.inBatchSampling ?? 'uniform'}`] : []),
+    ...(o.positions ? ['pos'] : []),
   ].join('|');
 }
 
@@ -88,7 +106,7 @@ export const correctionFor = (o: CceOptions, lq: Val<'f32'>): Val<'f32'> =>
  * negatives with float dC.
  */
 export function byItemRefusal(o: CceOptions): string | undefined {
-  return o.mode !== 'sampled' || o.share || o.deterministic
+  return o.mode !== 'sampled' || o.share || o.deterministic || o.inBatch || o.negatives === 'none' || o.positions
     ? 'dC by item: per-row sampled negatives with float dC only'
     : undefined;
 }
@@ -106,8 +124,25 @@ export function checkNegativesDtype(o: CceOptions): void {
   if (d === undefined || d === 'i32') return;
   if (d !== 'i64') throw new DslError(`negativesDtype: must be 'i32' or 'i64', got ${JSON.stringify(d)}`);
   if (o.mode !== 'sampled') throw new DslError("negativesDtype 'i64': full mode reads no negatives tensor");
-  if (o.negatives === 'philox')
-    throw new DslError("negativesDtype 'i64': negatives 'philox' have no index tensor to read");
+  if (o.negatives === 'philox' || o.negatives === 'none')
+    throw new DslError(`negativesDtype 'i64': negatives '${o.negatives}' have no index tensor to read`);
+}
+
+/** Refuses candidate options that do not go together, naming the option. */
+export function checkCandidates(o: CceOptions): void {
+  checkNegativesDtype(o);
+  const neg = o.negatives ?? 'tensor';
+  if (!['tensor', 'philox', 'none'].includes(neg))
+    throw new DslError(`negatives: must be 'tensor', 'philox' or 'none', got ${JSON.stringify(neg)}`);
+  if (o.inBatch !== undefined && o.inBatch !== 'batch' && o.inBatch !== 'group')
+    throw new DslError(`inBatch: must be 'batch' or 'group', got ${JSON.stringify(o.inBatch)}`);
+  if (o.mode !== 'sampled' && (o.inBatch || o.negatives === 'none'))
+    throw new DslError('inBatch: full mode has every item as a candidate already');
+  if (neg === 'none' && !o.inBatch) throw new DslError("negatives 'none': needs inBatch (the only candidates)");
+  if (o.inBatch === 'group' && !o.share) throw new DslError("inBatch 'group': needs share (the rows of a group)");
+  if (o.inBatchSampling && !o.inBatch) throw new DslError('inBatchSampling: only with inBatch');
+  if (o.share !== undefined && !(Number.isInteger(o.share) && o.share >= 1))
+    throw new DslError(`share: must be a positive integer, got ${o.share}`);
 }
 
 /**

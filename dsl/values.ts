@@ -189,11 +189,18 @@ export function matmul(a: Val<'f32'>, bs: readonly Val<'f32'>[]): Val<'f32'>[] {
   return bs.map((b) => dot(a, b));
 }
 
-/** Reduction of a tile value ([rows, candidates]) over its candidates: one value per row. */
+/** Reduction over the candidates: a tile value ([rows, candidates]) to a row, a tvec value to a vec. */
 export function reduceCands(fn: 'sum' | 'max', x: Val<'f32'>): Val<'f32'> {
-  if (x.scope !== 'tile')
-    throw new DslError(`reduceCands: operand must be a tile value (one per row and candidate), got ${x.scope}`);
-  return new Val<'f32'>({ op: 'reduce', fn, axis: 'c', t: 'f32', s: 'row', a: x.e });
+  if (x.scope !== 'tile' && x.scope !== 'tvec')
+    throw new DslError(`reduceCands: operand must be a tile or tvec value (one per row and candidate), got ${x.scope}`);
+  return new Val<'f32'>({ op: 'reduce', fn, axis: 'c', t: 'f32', s: x.scope === 'tile' ? 'row' : 'vec', a: x.e });
+}
+
+/** Per-row dot products of a vec and per-row candidate rows (tvec): one value per row and candidate (tile). */
+export function dotCands(a: Val<'f32'>, b: Val<'f32'>): Val<'f32'> {
+  const x = a.mul(b);
+  if (x.scope !== 'tvec') throw new DslError(`dotCands: a vec times a tvec value, got ${x.scope}`);
+  return new Val<'f32'>({ op: 'reduce', fn: 'sum', t: 'f32', s: 'tile', a: x.e });
 }
 
 /**

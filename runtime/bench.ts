@@ -2,7 +2,7 @@
 // live: by the backend's own generator where it has one (CUDA: a hash-based kernel, so gigabyte-sized index
 // tensors need no upload), else on the host and uploaded. Steps rotate between input sets so the L2 cache does not
 // flatter; dC is cleared outside the timed passes.
-import type { Schedule } from '../dsl/schedule.js';
+import type { Schedule } from '../codegen/schedule.js';
 import { type Backend, type BufferDType, type CompiledKernel, DTYPE_BYTES, type DeviceBuffer } from './backend.js';
 import type { StepSchedules } from './defaults.js';
 import { fixedScale } from './fixed.js';
@@ -112,7 +112,7 @@ export function* benchStep<B extends DeviceBuffer, K extends CompiledKernel>(
   const scale = 2 / Math.sqrt(bp.D);
   const plan = planShape(shape, o, b.caps, defaults, {
     nValid: bp.N, gradScale: 1 / bp.N, dlossLength: 1, dCScale: fixedScale(GEN_MAX_SIGMAS * scale, 1, false),
-    seed_lo: 12345, seed_hi: 0, V2: 2 * bp.V, aliasLength: 0, logqLength: 0,
+    seed_lo: 12345, seed_hi: 0, V2: 2 * bp.V, aliasLength: 0, logqLength: 0, logqBatchLength: 0,
   });
   const st = yield* prepareStep(b, bp, plan);
   const sets: Record<string, B>[] = [];

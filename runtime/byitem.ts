@@ -1,7 +1,8 @@
 // Host side of dC by item (dsl/byitem.ts), shared by the runtimes: the chunk plan, the scan levels and the
 // launch sequence, over whatever buffers and launches a runtime has.
-import { SCAN_WIDTH, SEGMENT, reduceSchedule } from '../dsl/byitem.js';
-import { type Schedule, checkScheduleForD, fitD } from '../dsl/schedule.js';
+import { SCAN_WIDTH, SEGMENT } from '../dsl/byitem.js';
+import { reduceSchedule } from '../codegen/schedule.js';
+import { type Schedule, checkScheduleForD, fitD } from '../codegen/schedule.js';
 import type { ByItemPass } from './kernels.js';
 import type { CceProblem } from './problem.js';
 

@@ -1,6 +1,6 @@
 // The correctness suite a GPU runtime must pass: fresh random inputs at odd sizes, every dtype, collisions,
 // ignored rows, popularity q, all reductions, full CE; compared with the float64 reference.
-import type { Schedule } from '../dsl/schedule.js';
+import type { Schedule } from '../codegen/schedule.js';
 import type { CceResult } from './cpu/run.js';
 import { referenceCce } from './cpu/reference.js';
 import type { FloatDType } from './numeric.js';

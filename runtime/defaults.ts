@@ -1,7 +1,7 @@
 // Default schedules by backend kind: one table read by the step, the tuner and the CLI. Measurements behind the
 // WebGPU choices: bench/results/webgpu-h100.md, h100-deterministic-webgpu.md and h100-by-item.md.
-import { reduceSchedule } from '../dsl/byitem.js';
-import { DEFAULT_SCHEDULE, type Schedule, fitD, heuristicSchedule } from '../dsl/schedule.js';
+import { reduceSchedule } from '../codegen/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, fitD, heuristicSchedule } from '../codegen/schedule.js';
 import type { BackendKind } from './backend.js';
 
 /** WebGPU forward: 32 lanes a row (one subgroup on NVIDIA), 4-element row accesses, 4 rows per workgroup. */

@@ -104,6 +104,9 @@ export function philoxNegatives(
  */
 export function materializeNegatives(p: CceProblem): CceProblem {
   if (p.mode !== 'sampled' || (p.philoxSeed === undefined && p.shareRows === undefined)) return p;
+  // In-batch groups keep shareRows (the reference reads the groups' targets from it).
+  const keep = p.inBatch === 'group' ? { shareRows: p.shareRows } : { shareRows: undefined };
+  if (p.K === 0) return { ...p, negatives: new Int32Array(0), philoxSeed: undefined, ...keep };
   const alias = p.itemProbs && p.philoxSeed !== undefined ? buildAlias(p.itemProbs) : undefined;
   const rows = p.shareRows ? Math.ceil(p.N / p.shareRows) : p.N;
   const drawn = p.philoxSeed !== undefined
@@ -115,7 +118,7 @@ export function materializeNegatives(p: CceProblem): CceProblem {
     const g = Math.floor(i / p.shareRows) * p.K;
     perRow.set(drawn.subarray(g, g + p.K), i * p.K);
   }
-  return { ...p, negatives: perRow, philoxSeed: undefined, shareRows: undefined };
+  return { ...p, negatives: perRow, philoxSeed: undefined, ...keep };
 }
 
 /** Groups of rows that share negatives (the first dimension of a shared negatives tensor); N without sharing. */

@@ -3,7 +3,7 @@
 // plan on any backend.
 import type { CceOptions } from '../dsl/cce.js';
 import type { ScalarFn } from '../dsl/scalarfn.js';
-import { type Schedule, checkScheduleForD, fitProblem } from '../dsl/schedule.js';
+import { type Schedule, checkScheduleForD, fitProblem } from '../codegen/schedule.js';
 import type { DeviceCaps } from '../codegen/target.js';
 import type { BufferDType, TimerMethod } from './backend.js';
 import { type ByItemPlan, byItemPlan, reduceScheduleFor } from './byitem.js';
@@ -12,7 +12,7 @@ import type { StepSchedules } from './defaults.js';
 import { runDCScale } from './fixed.js';
 import { type KernelSpec, type PassName, kernelSpec } from './kernels.js';
 import { negativeRows, samplerInputs } from './philox.js';
-import { type CceProblem, logQ, validateProblem } from './problem.js';
+import { type CceProblem, logQ, logQBatch, validateProblem } from './problem.js';
 
 export interface RunOptions {
   schedule?: Schedule;
@@ -114,8 +114,12 @@ export function optionsFor(
     mode: p.mode,
     dtype: p.dtype,
     sampling: p.itemProbs ? 'given' : 'uniform',
-    negatives: p.philoxSeed !== undefined ? 'philox' : 'tensor',
+    negatives: p.philoxSeed !== undefined ? 'philox' : p.inBatch && p.K === 0 ? 'none' : 'tensor',
     ...(p.shareRows ? { share: p.shareRows } : {}),
+    ...(p.mode === 'sampled' && p.inBatch
+      ? { inBatch: p.inBatch, inBatchSampling: p.inBatchProbs ? 'given' as const : 'uniform' as const }
+      : {}),
+    ...(p.positions ? { positions: true } : {}),
     grad: p.reduction === 'none' ? 'perRow' : 'scalar',
     transform: o.transform,
     correction: o.correction,
@@ -127,21 +131,27 @@ export function optionsFor(
  * The schedule a problem runs with on a device (fitted to D and to the groups of shared negatives), checked
  * against D (checkScheduleForD) before any buffer is allocated.
  */
-export function scheduleForProblem(s: Schedule, p: Pick<CceProblem, 'D' | 'shareRows'>, caps: DeviceCaps): Schedule {
-  const fitted = fitProblem(s, p.D, caps, p.shareRows);
+export function scheduleForProblem(
+  s: Schedule, p: Pick<CceProblem, 'D' | 'shareRows' | 'inBatch' | 'K' | 'philoxSeed'>, caps: DeviceCaps,
+): Schedule {
+  // In-batch candidates of the whole batch are shared by any program's rows: fitted like groups of its rows.
+  const onlyBatch = p.inBatch === 'batch' && p.K === 0;
+  const fitted = fitProblem(s, p.D, caps, p.shareRows ?? (onlyBatch ? s.rows : undefined));
   checkScheduleForD(fitted, p.D);
   return fitted;
 }
 
 /** Size parameters of the kernels. */
-export function problemDims(p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'shareRows'>): Record<string, number> {
-  return { N: p.N, D: p.D, V: p.V, K: p.K, K2: 2 * p.K, G: negativeRows(p) };
+export function problemDims(
+  p: Pick<CceProblem, 'N' | 'D' | 'V' | 'K' | 'shareRows' | 'NE'>,
+): Record<string, number> {
+  return { N: p.N, D: p.D, V: p.V, K: p.K, K2: 2 * p.K, G: negativeRows(p), NE: p.NE ?? p.N };
 }
 
 /** Why a problem cannot take dC by item, or undefined. */
 export function byItemUnsupported(p: StepShape, o: RunOptions): string | undefined {
   if (p.reduction === 'none') return 'needs a scalar upstream gradient (reduction mean or sum)';
-  if (p.mode !== 'sampled' || p.shareRows) return 'is for per-row sampled negatives';
+  if (p.mode !== 'sampled' || p.shareRows || p.inBatch || p.positions) return 'is for per-row sampled negatives';
   if (o.deterministic) return 'sums runs of pairs in float registers: not deterministic';
   if (o.frozenC) return 'reduces dC, which an item table without a gradient (frozenC) does not need';
   return undefined;
@@ -191,7 +201,8 @@ export interface StepPlan {
 /** What a plan needs of a problem: its sizes and kinds, no data (benchmarks generate their inputs on the device). */
 export type StepShape = Pick<
   CceProblem, 'mode' | 'N' | 'D' | 'V' | 'K' | 'dtype' | 'shareRows' | 'philoxSeed' | 'reduction' | 'ignoreIndex'
-> & { itemProbs?: unknown };
+  | 'inBatch' | 'NE'
+> & { itemProbs?: unknown; inBatchProbs?: unknown; positions?: unknown };
 
 /** Values of a plan that depend on the data: the upstream gradient, the fixed-point scale, the sampler's inputs. */
 export interface StepDerived {
@@ -204,6 +215,7 @@ export interface StepDerived {
   V2: number;
   aliasLength: number;
   logqLength: number;
+  logqBatchLength: number;
 }
 
 /** The plan of one step; every schedule is fitted and checked against D before anything is compiled. */
@@ -224,21 +236,25 @@ export function planShape(
   const plan = kind === 'byItem' ? byItemPlan(p, o.pairBytes, o.packPairs) : undefined;
   if (plan) for (const pass of rest) kernels.push(kernelSpec(pass, options, reduceS!, p.D, plan.packed));
   const scalars: Record<string, number> = {
-    ...problemDims(p), ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1), grad_scale: d.gradScale,
+    ...problemDims(p), ignore_index: p.ignoreIndex, logq_uniform: -Math.log(p.V - 1),
+    logq_batch_uniform: -Math.log(p.V - 1), grad_scale: d.gradScale,
     dC_scale: d.dCScale, seed_lo: d.seed_lo, seed_hi: d.seed_hi, V2: d.V2,
   };
   const { N, D, V } = p;
+  const NE = p.positions ? p.NE! : N;
   const input = (name: string, dtype: BufferDType, length: number): BufferSpec =>
     ({ name, dtype, length, role: 'input' });
   const drawn = p.mode === 'sampled' && p.philoxSeed !== undefined;
   const buffers: BufferSpec[] = [
-    input('E', p.dtype, N * D),
+    input('E', p.dtype, NE * D),
     input('C', p.dtype, V * D),
     input('targets', 'i32', N),
     input('negatives', 'i32', p.mode === 'sampled' && !drawn ? negativeRows(p) * p.K : 0),
     input('logq', 'f32', d.logqLength),
     input('alias_table', 'u32', d.aliasLength),
     input('dloss', 'f32', d.dlossLength),
+    input('logq_batch', 'f32', d.logqBatchLength),
+    input('positions', 'i32', p.positions ? N : 0),
   ];
   const out = (name: string, dtype: BufferDType, length: number, poison?: number): BufferSpec =>
     ({ name, dtype, length, role: name === 'lse_k' ? 'scratch' : 'output', poison });
@@ -247,7 +263,8 @@ export function planShape(
     lse: out('lse', 'f32', N, NaN),
     kacc: out('kacc', 'i32', N, -1),
     lse_k: out('lse_k', 'f32', N, NaN),
-    dE: out('dE', 'f32', N * D, NaN),
+    // With positions dE rows no position names stay as filled: zero (the gradient of rows without a loss).
+    dE: out('dE', 'f32', NE * D, p.positions ? 0 : NaN),
     dC: out('dC', o.deterministic ? 'i64' : 'f32', V * D),
   };
   buffers.push(...STEP_RULES[kind].outputs.map((n) => outputs[n]!));
@@ -278,10 +295,12 @@ export function planStep(p: CceProblem, o: RunOptions, caps: DeviceCaps, default
     nValid: up.nValid, gradScale: up.gradScale, dlossLength: up.dloss.length,
     dCScale: runDCScale(p, o, up.gradScale, up.dloss), seed_lo: smp.seed_lo, seed_hi: smp.seed_hi, V2: smp.V2,
     aliasLength: smp.alias?.length ?? 0, logqLength: lq.length,
+    logqBatchLength: p.inBatchProbs ? p.V : 0,
   };
   const plan = planShape(p, o, caps, defaults, derived);
   const data: Record<string, ArrayLike<number> | undefined> = {
     E: p.E, C: p.C, targets: p.targets, negatives: p.negatives, logq: lq, alias_table: smp.alias, dloss: up.dloss,
+    logq_batch: p.inBatchProbs ? logQBatch(p) : undefined, positions: p.positions,
   };
   for (const b of plan.buffers) if (b.role === 'input') b.data = data[b.name];
   return plan;

@@ -34,6 +34,17 @@ export interface CceProblem {
   philoxSeed?: number;
   /** V sampling probabilities q(v) (popularity sampling); absent = uniform q = 1/(V-1). */
   itemProbs?: Float64Array;
+  /**
+   * In-batch candidates (CceOptions.inBatch): the targets of all rows ('batch') or of each group of shareRows
+   * rows ('group'), besides the K drawn negatives; K = 0 without negatives and philoxSeed: in-batch only.
+   */
+  inBatch?: 'batch' | 'group';
+  /** V item frequencies, the q of the in-batch candidates; absent = uniform q = 1/(V-1). */
+  inBatchProbs?: Float64Array;
+  /** Loss row i reads row positions[i] of E (distinct); E and dE then have NE rows. */
+  positions?: Int32Array;
+  /** Rows of E with positions. */
+  NE?: number;
   ignoreIndex: number;
   reduction: Reduction;
 }
@@ -85,10 +96,14 @@ export interface ProblemSizes {
    * element, the kernels index word 2·(row·K + slot).
    */
   negativesDtype?: 'i32' | 'i64';
+  /** In-batch candidates: K may be 0 (no drawn negatives). */
+  inBatch?: 'batch' | 'group';
+  /** Rows of E when loss rows read positions of it. */
+  NE?: number;
 }
 
 /** How messages call each size: the library says N, V, K, D; the CLI passes its flags (--n, ...). */
-export type SizeNames = Partial<Record<'N' | 'V' | 'K' | 'D' | 'shareRows', string>>;
+export type SizeNames = Partial<Record<'N' | 'V' | 'K' | 'D' | 'shareRows' | 'NE', string>>;
 
 /**
  * Every size limit of the kernels, in one place; checks scalars only, so call it before allocating anything.
@@ -105,7 +120,12 @@ export function checkSizes(s: ProblemSizes, names: SizeNames = {}): void {
   checkPositiveInt(name('N'), s.N, 1);
   checkPositiveInt(name('D'), s.D, 1);
   checkPositiveInt(name('V'), s.V, 2);
-  checkPositiveInt(name('K'), s.K, sampled ? 1 : 0);
+  checkPositiveInt(name('K'), s.K, sampled && !s.inBatch ? 1 : 0);
+  if (s.NE !== undefined) checkPositiveInt(name('NE'), s.NE, 1);
+  if (s.inBatch !== undefined && s.inBatch !== 'batch' && s.inBatch !== 'group')
+    fail('inBatch', `must be 'batch' or 'group', got ${String(s.inBatch)}`);
+  if (s.inBatch && !sampled) fail('inBatch', 'in-batch candidates need sampled mode');
+  if (s.inBatch === 'group' && s.shareRows === undefined) fail('inBatch', "'group' needs shareRows");
   const { N, V, D } = s;
   const K = sampled ? s.K : 0;
   for (const [x, v] of [['N', N], ['V', V], ['K', K], ['D', D]] as const) {
@@ -127,6 +147,8 @@ export function checkSizes(s: ProblemSizes, names: SizeNames = {}): void {
     fail(name(a), `${n} = ${words * product} (${args}) ${over}; lower ${name(a)} or ${name(b)}`);
   };
   limit('N', 'D', N * D, 'E and dE [N, D]');
+  if (s.NE !== undefined && s.NE * D > MAX_I32_OFFSET)
+    fail(name('NE'), `NE·D = ${s.NE * D} exceeds ${MAX_I32_OFFSET}, the largest 32-bit offset, in E and dE [NE, D]`);
   limit('V', 'D', V * D, 'C and dC [V, D]');
   if (s.deterministic) limit('V', 'D', V * D, 'the deterministic dC (int64 fixed point, two words an element)', 2);
   const pairs = s.shareRows ? 'the (row, shared negative) pairs [N, K]' : 'the negatives and pairs [N, K]';
@@ -203,12 +225,18 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
   const negRows = p.shareRows ? Math.ceil(N / p.shareRows) : N;
 
   // ---- array types and lengths ----
-  checkStorage('E', p.E, p.dtype, N * D, `N*D (${N}*${D})`);
+  const NE = p.positions ? p.NE ?? -1 : N;
+  if (p.positions && p.NE === undefined) fail('NE', 'required with positions (the rows of E)');
+  checkStorage('E', p.E, p.dtype, NE * D, p.positions ? `NE*D (${NE}*${D})` : `N*D (${N}*${D})`);
   checkStorage('C', p.C, p.dtype, V * D, `V*D (${V}*${D})`);
   if (!(p.targets instanceof Int32Array)) fail('targets', `must be an Int32Array, got ${describe(p.targets)}`);
   if (p.targets.length !== N) fail('targets', `length ${p.targets.length} does not match N = ${N}`);
   const drawn = sampled && p.philoxSeed !== undefined;
-  if (drawn) {
+  const noDrawn = sampled && !!p.inBatch && K === 0;
+  if (noDrawn) {
+    if (drawn || (p.negatives !== undefined && p.negatives.length > 0))
+      fail('K', 'K = 0 (in-batch candidates only) takes no negatives and no philoxSeed');
+  } else if (drawn) {
     if (p.negatives !== undefined) fail('negatives', 'give either negatives or philoxSeed, not both');
     if (!Number.isSafeInteger(p.philoxSeed) || p.philoxSeed! < 0)
       fail('philoxSeed', `must be a non-negative safe integer, got ${p.philoxSeed}`);
@@ -227,6 +255,22 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
     if (p.itemProbs.length !== V) fail('itemProbs', `length ${p.itemProbs.length} does not match V = ${V}`);
   }
 
+  if (p.inBatchProbs !== undefined) {
+    if (!p.inBatch) fail('inBatchProbs', 'only with inBatch');
+    checkProbs('inBatchProbs', p.inBatchProbs, V);
+  }
+  if (p.positions !== undefined) {
+    if (!(p.positions instanceof Int32Array)) fail('positions', `must be an Int32Array, got ${describe(p.positions)}`);
+    if (p.positions.length !== N) fail('positions', `length ${p.positions.length} does not match N = ${N}`);
+    const seen = new Uint8Array(NE);
+    for (let i = 0; i < N; i++) {
+      const r = p.positions[i]!;
+      if (r < 0 || r >= NE) fail('positions', `row ${r} at [${i}] is outside [0, NE=${NE})`);
+      if (seen[r]) fail('positions', `row ${r} at [${i}] is listed twice (positions must be distinct)`);
+      seen[r] = 1;
+    }
+  }
+
   // ---- values ----
   for (let i = 0; i < N; i++) {
     const t = p.targets[i]!;
@@ -234,7 +278,7 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
       fail('targets', `item id ${t} at [${i}] is outside [0, V=${V}) and is not ignoreIndex (${p.ignoreIndex})`);
     }
   }
-  if (sampled && !drawn) {
+  if (sampled && !drawn && !noDrawn) {
     const neg = p.negatives!;
     for (let k = 0; k < neg.length; k++) {
       const n = neg[k]!;
@@ -253,7 +297,7 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
       total += x;
     }
     if (!(total > 0)) fail('itemProbs', 'all probabilities are zero');
-    if (sampled && !drawn) {
+    if (sampled && !drawn && !noDrawn) {
       const neg = p.negatives!;
       for (let k = 0; k < neg.length; k++) {
         const n = neg[k]!;
@@ -262,6 +306,29 @@ export function validateProblem(p: CceProblem, opts: { deterministic?: boolean }
       }
     }
   }
+}
+
+/** Checks a probability vector of length V: finite, non-negative, not all zero. */
+function checkProbs(name: string, q: Float64Array, V: number): void {
+  if (!(q instanceof Float64Array)) fail(name, `must be a Float64Array, got ${describe(q)}`);
+  if (q.length !== V) fail(name, `length ${q.length} does not match V = ${V}`);
+  let total = 0;
+  for (let v = 0; v < V; v++) {
+    const x = q[v]!;
+    if (!Number.isFinite(x) || x < 0) fail(name, `invalid probability ${x} at [${v}]`);
+    total += x;
+  }
+  if (!(total > 0)) fail(name, 'all probabilities are zero');
+}
+
+/** log q of the in-batch candidates: log of the normalized inBatchProbs, or uniform -log(V-1). */
+export function logQBatch(p: CceProblem): Float64Array {
+  const out = new Float64Array(p.V).fill(-Math.log(p.V - 1));
+  if (p.inBatchProbs === undefined) return out;
+  let total = 0;
+  for (let v = 0; v < p.V; v++) total += p.inBatchProbs[v]!;
+  for (let v = 0; v < p.V; v++) out[v] = Math.log(p.inBatchProbs[v]! / total);
+  return out;
 }
 
 /** log q(v) for every item v: log(itemProbs[v]) as given, or uniform -log(V-1). */

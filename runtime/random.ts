@@ -80,6 +80,12 @@ export interface GenOptions {
   scale?: number;
   /** Negatives shared by groups of this many rows ([G, K]); collisions hit one row of the group. */
   shareRows?: number;
+  /** In-batch candidates (all rows' targets, or each group's); K = 0: no drawn negatives. */
+  inBatch?: 'batch' | 'group';
+  /** Targets drawn from a Zipf-like q that is also given as inBatchProbs (their item frequencies). */
+  inBatchPopularity?: boolean;
+  /** Rows of E: loss rows read N distinct random positions of NE rows. */
+  NE?: number;
 }
 
 export const DEFAULT_IGNORE_INDEX = -100;
@@ -97,7 +103,9 @@ export function randomProblem(o: GenOptions): CceProblem {
     throw new CceInputError('mode', `must be 'sampled' or 'full', got ${String(mode)}`);
   }
   const shareRows = mode === 'sampled' ? o.shareRows : undefined;
-  checkSizes({ N: o.N, V: o.V, K: mode === 'full' ? 0 : o.K, D: o.D, mode, shareRows });
+  const inBatch = mode === 'sampled' ? o.inBatch : undefined;
+  checkSizes({ N: o.N, V: o.V, K: mode === 'full' ? 0 : o.K, D: o.D, mode, shareRows, inBatch, NE: o.NE });
+  if (o.NE !== undefined && o.NE < o.N) throw new CceInputError('NE', `must be at least N = ${o.N}, got ${o.NE}`);
   const { N, D, V, dtype } = o;
   if (!isFloatDType(dtype)) throw new CceInputError('dtype', `must be one of f32, f16, bf16, got ${String(dtype)}`);
   if (typeof o.seed !== 'number' || !Number.isFinite(o.seed)) {
@@ -118,43 +126,32 @@ export function randomProblem(o: GenOptions): CceProblem {
   const ignoreIndex = DEFAULT_IGNORE_INDEX;
   const rng = new Rng(o.seed);
 
-  const e = new Float64Array(N * D);
+  const NE = o.NE ?? N;
+  const e = new Float64Array(NE * D);
   for (let k = 0; k < e.length; k++) e[k] = rng.normal() * scale;
   const c = new Float64Array(V * D);
   for (let k = 0; k < c.length; k++) c[k] = rng.normal() * scale;
 
+  const batchQ = o.inBatchPopularity ? zipf(rng, V) : undefined;
   const targets = new Int32Array(N);
   for (let i = 0; i < N; i++) {
-    targets[i] = ignoreFraction > 0 && rng.next() < ignoreFraction ? ignoreIndex : rng.int(V);
+    const item = batchQ ? sampleCdf(batchQ.cdf, rng.next()) : rng.int(V);
+    targets[i] = ignoreFraction > 0 && rng.next() < ignoreFraction ? ignoreIndex : item;
+  }
+  let positions: Int32Array | undefined;
+  if (o.NE !== undefined) {
+    // N distinct rows of E, in a random order (a partial Fisher-Yates shuffle).
+    const rows = Int32Array.from({ length: NE }, (_, r) => r);
+    for (let i = 0; i < N; i++) {
+      const j = i + rng.int(NE - i);
+      [rows[i], rows[j]] = [rows[j]!, rows[i]!];
+    }
+    positions = rows.slice(0, N);
   }
 
   let itemProbs: Float64Array | undefined;
   let cdf: Float64Array | undefined;
-  if (o.popularity) {
-    // q(v) proportional to 1/(rank+1)^1.1, with ranks assigned by a random permutation.
-    const rank = new Int32Array(V);
-    for (let v = 0; v < V; v++) rank[v] = v;
-    for (let v = V - 1; v > 0; v--) {
-      const j = rng.int(v + 1);
-      const tmp = rank[v]!;
-      rank[v] = rank[j]!;
-      rank[j] = tmp;
-    }
-    itemProbs = new Float64Array(V);
-    let total = 0;
-    for (let v = 0; v < V; v++) {
-      const w = 1 / Math.pow(rank[v]! + 1, 1.1);
-      itemProbs[v] = w;
-      total += w;
-    }
-    cdf = new Float64Array(V);
-    let acc = 0;
-    for (let v = 0; v < V; v++) {
-      itemProbs[v] = itemProbs[v]! / total;
-      acc += itemProbs[v]!;
-      cdf[v] = acc;
-    }
-  }
+  if (o.popularity) ({ q: itemProbs, cdf } = zipf(rng, V));
 
   let negatives: Int32Array | undefined;
   if (mode === 'sampled' && o.shareRows) {
@@ -205,7 +202,36 @@ export function randomProblem(o: GenOptions): CceProblem {
   if (negatives !== undefined) problem.negatives = negatives;
   if (mode === 'sampled' && o.shareRows) problem.shareRows = o.shareRows;
   if (itemProbs !== undefined) problem.itemProbs = itemProbs;
+  if (inBatch) problem.inBatch = inBatch;
+  if (batchQ) problem.inBatchProbs = batchQ.q;
+  if (positions) Object.assign(problem, { positions, NE });
   return problem;
+}
+
+/** q(v) proportional to 1/(rank+1)^1.1, with ranks assigned by a random permutation; and its CDF. */
+function zipf(rng: Rng, V: number): { q: Float64Array; cdf: Float64Array } {
+  const rank = new Int32Array(V);
+  for (let v = 0; v < V; v++) rank[v] = v;
+  for (let v = V - 1; v > 0; v--) {
+    const j = rng.int(v + 1);
+    const tmp = rank[v]!;
+    rank[v] = rank[j]!;
+    rank[j] = tmp;
+  }
+  const q = new Float64Array(V);
+  let total = 0;
+  for (let v = 0; v < V; v++) {
+    q[v] = 1 / Math.pow(rank[v]! + 1, 1.1);
+    total += q[v]!;
+  }
+  const cdf = new Float64Array(V);
+  let acc = 0;
+  for (let v = 0; v < V; v++) {
+    q[v] = q[v]! / total;
+    acc += q[v]!;
+    cdf[v] = acc;
+  }
+  return { q, cdf };
 }
 
 /** Smallest v with u < cdf[v] (last item if rounding leaves u above the total). */

@@ -1,7 +1,7 @@
 // The one CCE- step on any Backend (runtime/backend.ts): compile the plan's kernels (runtime/plan.ts), upload,
 // timed repeats, the checked run on poisoned outputs, readback and the result. Written once as generators, driven
 // synchronously (CPU, CUDA) or asynchronously (WebGPU).
-import type { Schedule } from '../dsl/schedule.js';
+import type { Schedule } from '../codegen/schedule.js';
 import { type Backend, type CompiledKernel, type DeviceBuffer, driveAsync, driveSync } from './backend.js';
 import { runByItemChunks } from './byitem.js';
 import type { StepSchedules } from './defaults.js';

@@ -1,7 +1,7 @@
 // What every emitter shares: the element-index formula, the header comment and the parameter manifest.
 import type { LoweredKernel } from '../codegen/lower.js';
 import type { ParamDoc } from '../codegen/target.js';
-import type { Schedule } from '../dsl/schedule.js';
+import type { Schedule } from '../codegen/schedule.js';
 
 
 /**

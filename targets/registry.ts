@@ -5,7 +5,7 @@ import type { Kernel } from '../codegen/ir.js';
 import { type LoweredKernel, type LowerOptions, lower } from '../codegen/lower.js';
 import type { DeviceCaps, Emitted, TargetRecord } from '../codegen/target.js';
 import { CODEGEN_VERSION } from '../codegen/version.js';
-import type { Schedule } from '../dsl/schedule.js';
+import type { Schedule } from '../codegen/schedule.js';
 import { cudaTarget } from './cuda/emit.js';
 import { cpuTarget } from './js/emit.js';
 import { tritonTarget } from './triton/emit.js';

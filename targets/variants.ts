@@ -4,7 +4,7 @@ import { type DeviceCaps, type ParamDoc, sharedBytes } from '../codegen/target.j
 import { CODEGEN_VERSION } from '../codegen/version.js';
 import type { CceOptions } from '../dsl/cce.js';
 import { type PassName, passKernel } from '../dsl/passes.js';
-import { type Schedule, fitShare, warps } from '../dsl/schedule.js';
+import { type Schedule, fitShare, warps } from '../codegen/schedule.js';
 import { CAPS, EXT, type TargetName, compileKernel } from './registry.js';
 
 export interface ManifestKernel {
@@ -19,6 +19,9 @@ export interface ManifestKernel {
     grad: string;
     negatives?: string;
     share?: number;
+    inBatch?: string;
+    inBatchSampling?: string;
+    positions?: boolean;
     deterministic?: boolean;
     transform?: string;
     correction?: string;
@@ -51,6 +54,9 @@ export function variantTag(o: CceOptions): string {
     o.mode === 'full' ? 'full' : o.sampling,
     sampled && o.negatives === 'philox' ? 'philox' : '',
     sampled && o.share ? `share${o.share}` : '',
+    sampled && o.inBatch ? `inbatch${o.inBatch === 'group' ? 'group' : ''}${o.negatives === 'none' ? '' : 'mix'}` : '',
+    sampled && o.inBatch && o.inBatchSampling === 'given' ? 'qbatch' : '',
+    o.positions ? 'pos' : '',
     o.dtype,
     o.grad === 'perRow' ? 'rowgrad' : '',
     o.deterministic ? 'det' : '',
@@ -74,7 +80,9 @@ export function emitVariants(
   const files = new Map<string, string>();
   const kernels: ManifestKernel[] = [];
   for (const o of variants) {
-    const schedule = o.mode === 'sampled' && o.share ? fitShare(base, o.share, caps) : base;
+    const schedule = o.mode === 'sampled' && (o.share || o.negatives === 'none')
+      ? fitShare(base, o.share ?? base.rows, caps)
+      : base;
     // The fused kernels serve scalar upstream gradients (mean / sum); fused_de (forward + dE, no dC) does not
     // depend on the dC mode, so the float-atomic variant carries it.
     const passes =
@@ -89,7 +97,7 @@ export function emitVariants(
       variants.some((v) => v !== o && v.grad === 'scalar' && !v.deterministic && forwardTag(v) === forwardTag(o));
     for (const pass of passes) {
       if (pass === 'forward' && forwardShared) continue;
-      const k = passKernel(pass, o, schedule);
+      const k = passKernel(pass, o);
       const out = compileKernel(k, schedule, target, caps);
       const file = `${k.name}__${pass === 'forward' ? forwardTag(o) : variantTag(o)}.${EXT[target]}`;
       files.set(file, out.source);
@@ -104,6 +112,10 @@ export function emitVariants(
           grad: o.grad,
           negatives: o.mode === 'sampled' ? (o.negatives ?? 'tensor') : undefined,
           share: o.mode === 'sampled' ? o.share : undefined,
+          ...(o.mode === 'sampled' && o.inBatch
+            ? { inBatch: o.inBatch, inBatchSampling: o.inBatchSampling ?? 'uniform' }
+            : {}),
+          ...(o.positions ? { positions: true } : {}),
           ...(o.deterministic ? { deterministic: true } : {}),
           transform: o.transform?.origin,
           correction: o.correction?.origin,
@@ -127,9 +139,18 @@ export function emitVariants(
 /** Rows per group of the shared-negative variants emitted by default. */
 export const DEFAULT_SHARE = 64;
 
+/** The candidate-source variants beyond the drawn ones: in-batch, mixed, positions (dsl/sources/). */
+export const SOURCE_KINDS: readonly Partial<CceOptions>[] = [
+  { negatives: 'none', inBatch: 'batch' },
+  { negatives: 'none', inBatch: 'group', inBatchSampling: 'given', share: DEFAULT_SHARE },
+  { negatives: 'philox', inBatch: 'batch', share: DEFAULT_SHARE },
+  { negatives: 'tensor', positions: true },
+];
+
 /**
  * Every variant of one dtype: sampled (uniform, given q; index tensor or in-kernel draws; per row or shared by
- * a row tile) and full CE, scalar and per-row upstream gradients; each with float-atomic and deterministic dC.
+ * a row tile; in-batch, mixed, positions) and full CE, scalar and per-row upstream gradients; each with
+ * float-atomic and deterministic dC.
  */
 export function allVariants(dtype: CceOptions['dtype'], extra: Partial<CceOptions> = {}): CceOptions[] {
   const out: CceOptions[] = [];
@@ -149,5 +170,8 @@ export function allVariants(dtype: CceOptions['dtype'], extra: Partial<CceOption
         const o: CceOptions = { mode, sampling, negatives, grad, dtype };
         out.push({ ...o, ...(share ? { share } : {}), ...(deterministic ? { deterministic } : {}), ...extra });
       }
+  for (const kind of SOURCE_KINDS)
+    for (const grad of ['scalar', 'perRow'] as const)
+      out.push({ mode: 'sampled', sampling: 'uniform', grad, dtype, ...kind, ...extra });
   return out;
 }

@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SCHEDULE } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE } from '../codegen/schedule.js';
 import { TUNING_SCHEMA, TuningDb } from '../runtime/autotune/db.js';
 import { WEBGPU_SCHEDULE } from '../runtime/webgpu/run.js';
 import { OutPathError, checkOutDir, checkOutFile, makeOutDir, writeOutFile } from '../runtime/fsout.js';

@@ -9,14 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CAPS, compileKernel } from '../targets/registry.js';
 import { lower } from '../codegen/lower.js';
 import { VerifyError } from '../codegen/verify.js';
-import { COUNTER_SCHEDULE, SCAN_WIDTH, cceReduceByItem, reduceSchedule } from '../dsl/byitem.js';
+import { SCAN_WIDTH, cceReduceByItem } from '../dsl/byitem.js';
+import { COUNTER_SCHEDULE, reduceSchedule } from '../codegen/schedule.js';
 import { KernelBuilder } from '../dsl/builder.js';
 import { type CceOptions, cceFusedDE } from '../dsl/cce.js';
-import { type Schedule, fitD } from '../dsl/schedule.js';
+import { type Schedule, fitD } from '../codegen/schedule.js';
 import { i32 } from '../dsl/values.js';
 import { compileScalarFunction } from '../dsl/frontend.js';
 import { byItemPlan, runScan, scanLevels } from '../runtime/byitem.js';
-import { type ByItemPass, passKernel, passSchedule } from '../dsl/passes.js';
+import { type ByItemPass, passKernel } from '../dsl/passes.js';
+import { passSchedule } from '../runtime/kernels.js';
 import { relErr } from '../runtime/check.js';
 import { compileJs } from '../targets/js/emit.js';
 import { referenceCce } from '../runtime/cpu/reference.js';
@@ -129,7 +131,7 @@ describe('the scan (exclusive prefix sums in blocks, then the blocks\' bases)', 
   const o: CceOptions = { mode: 'sampled', dtype: 'f32', sampling: 'uniform', grad: 'scalar' };
   for (const k of ['scan_blocks', 'scan_add'] as const) {
     const s = passSchedule(k, reduceSchedule(8));
-    const kernel = passKernel(k, o, s);
+    const kernel = passKernel(k, o);
     fns.set(k, compileJs(lower(kernel, s, CAPS.cpu)));
   }
   for (const n of [1, SCAN_WIDTH - 1, SCAN_WIDTH, SCAN_WIDTH + 1, 4097, SCAN_WIDTH ** 3 + 5])
@@ -207,10 +209,10 @@ const KINDS: ByItemPass[] = ['count_pairs', 'fill_pairs', 'scan_blocks', 'scan_a
 function emitted(target: 'cuda' | 'wgsl' | 'triton') {
   return VARIANTS.flatMap((o, vi) => {
     const s = fitD({ rows: 4, lanes: 32, vec: 4, dChunks: 1, samplesPerStep: 2, stages: 1 }, 256);
-    const fwd = { kind: 'forward', ...compileKernel(cceFusedDE(o, s, true), s, target, CAPS[target]) };
+    const fwd = { kind: 'forward', ...compileKernel(cceFusedDE(o, true), s, target, CAPS[target]) };
     const kernels = [false, true].flatMap((packed) =>
       KINDS.filter((k) => !packed || k === 'fill_pairs' || k === 'dc_by_item').map((k) => {
-        const x = { kernel: passKernel(k, o, reduceSchedule(256), packed), schedule: passSchedule(k, reduceSchedule(256)) };
+        const x = { kernel: passKernel(k, o, packed), schedule: passSchedule(k, reduceSchedule(256)) };
         return { kind: k, ...compileKernel(x.kernel, x.schedule, target, CAPS[target]) };
       }),
     );
@@ -222,7 +224,7 @@ describe('emitted by-item kernels', () => {
   it('the reduction adds to dC only where a run of one item ends (masked by the run start), with vector atomics on CUDA', () => {
     const o = VARIANTS[0]!;
     const s = reduceSchedule(256);
-    const cuda = compileKernel(cceReduceByItem(o, s), s, 'cuda', CAPS.cuda).source;
+    const cuda = compileKernel(cceReduceByItem(o), s, 'cuda', CAPS.cuda).source;
     const adds = cuda.split('\n').filter((l) => /ccekit_red4\(&dC/.test(l));
     expect(adds.length).toBe(2); // one in the loop, one for the last run
     expect(cuda).toMatch(/if \(\(\(fresh_0 && \(item >= 0\)\)\) && CCEKIT_IN_D\(d0\)\) \{\n\s*ccekit_red4\(&dC\[item \* D/);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lower } from '../codegen/lower.js';
 import { cceBackward, cceForward } from '../dsl/cce.js';
 import { CAPS } from '../targets/registry.js';
-import { heuristicSchedule } from '../dsl/schedule.js';
+import { heuristicSchedule } from '../codegen/schedule.js';
 import { candidateSchedules } from '../runtime/autotune/tune.js';
 import { Cuda, CudaError, cudaErrorName } from '../runtime/cuda/driver.js';
 import { NvrtcError } from '../runtime/cuda/nvrtc.js';
@@ -48,7 +48,7 @@ describe('CUDA runtime without a GPU', () => {
   it('compiles an emitted kernel to a cubin once, then loads it from the disk cache', (t) => {
     if (needNvrtc(t)) return;
     const s = heuristicSchedule(256, 'f16');
-    const src = emitCuda(lower(cceBackward({ mode: 'sampled', dtype: 'f16', sampling: 'given', grad: 'perRow' }, s), s, CAPS.cuda), 'test').source;
+    const src = emitCuda(lower(cceBackward({ mode: 'sampled', dtype: 'f16', sampling: 'given', grad: 'perRow' }), s, CAPS.cuda), 'test').source;
     const a = buildCubin(nvrtc!, src, 'cce_minus_bwd', 'sm_90');
     expect(a.fromDiskCache).toBe(false);
     expect(a.cubin.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
@@ -83,7 +83,7 @@ describe('CUDA runtime without a GPU', () => {
   it('a corrupt cache entry is not returned as a cubin by the cache key of another source', (t) => {
     if (needNvrtc(t)) return;
     const s = heuristicSchedule(64, 'bf16');
-    const src = emitCuda(lower(cceForward({ mode: 'full', dtype: 'bf16', sampling: 'uniform', grad: 'scalar' }, s), s, CAPS.cuda), 'test').source;
+    const src = emitCuda(lower(cceForward({ mode: 'full', dtype: 'bf16', sampling: 'uniform', grad: 'scalar' }), s, CAPS.cuda), 'test').source;
     const a = buildCubin(nvrtc!, src, 'ce_full_fwd', 'sm_90');
     writeFileSync(join(process.env.CCEKIT_CACHE!, 'cuda', `${a.key}.cubin`), 'garbage');
     // The runtime reloads such an entry through the driver, which rejects it; it then deletes and rebuilds
@@ -101,7 +101,7 @@ describe('CUDA runtime without a GPU', () => {
       for (const s of c) {
         expect(s.lanes * s.vec * s.dChunks).toBeGreaterThanOrEqual(D);
         expect(D % s.vec).toBe(0);
-        expect(() => lower(cceForward({ mode: 'sampled', dtype, sampling: 'uniform', grad: 'scalar' }, s), s, CAPS.cuda)).not.toThrow();
+        expect(() => lower(cceForward({ mode: 'sampled', dtype, sampling: 'uniform', grad: 'scalar' }), s, CAPS.cuda)).not.toThrow();
       }
     }
   });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cceBackward, cceFused, type CceOptions } from '../dsl/cce.js';
 import { CAPS } from '../targets/registry.js';
-import { DEFAULT_SCHEDULE } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE } from '../codegen/schedule.js';
 import { compileKernel } from '../targets/registry.js';
 import { relErr } from '../runtime/check.js';
 import { runCceCpu, type RunOptions } from '../runtime/cpu/run.js';
@@ -115,7 +115,7 @@ describe('emitted deterministic kernels', () => {
     { mode: 'sampled', dtype: 'bf16', sampling: 'given', negatives: 'philox', share: 64, grad: 'perRow', deterministic: true },
   ];
   for (const o of variants)
-    for (const k of [cceBackward(o, DEFAULT_SCHEDULE), ...(o.grad === 'scalar' ? [cceFused(o, DEFAULT_SCHEDULE)] : [])]) {
+    for (const k of [cceBackward(o), ...(o.grad === 'scalar' ? [cceFused(o)] : [])]) {
       it(`${k.name} ${o.share ? 'shared' : 'per row'}: dC is int64 with integer atomics on every target`, () => {
         expect(k.params.find((p) => p.name === 'dC')).toMatchObject({ access: 'atomic', fixed: true });
         expect(k.params.some((p) => p.name === 'dC_scale' && p.kind === 'scalar')).toBe(true);

@@ -7,7 +7,7 @@ import { lower } from '../codegen/lower.js';
 import { VerifyError, verifyKernel } from '../codegen/verify.js';
 import { KernelBuilder, OnlineSoftmax } from '../dsl/builder.js';
 import { cceBackward, cceForward } from '../dsl/cce.js';
-import { DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, ScheduleError, checkScheduleShape } from '../codegen/schedule.js';
 import { DslError, type Val, dot, f32, i32 } from '../dsl/values.js';
 
 function tiny() {
@@ -82,8 +82,8 @@ describe('IR verifier', () => {
     for (const mode of ['sampled', 'full'] as const)
       for (const sampling of ['uniform', 'given'] as const) {
         const o = { mode, sampling, dtype: 'bf16', grad: 'perRow' } as const;
-        expect(() => verifyKernel(cceForward(o, DEFAULT_SCHEDULE))).not.toThrow();
-        expect(() => verifyKernel(cceBackward(o, DEFAULT_SCHEDULE))).not.toThrow();
+        expect(() => verifyKernel(cceForward(o))).not.toThrow();
+        expect(() => verifyKernel(cceBackward(o))).not.toThrow();
       }
     expect(() => verifyKernel(base())).not.toThrow();
   });
@@ -114,7 +114,7 @@ describe('IR verifier', () => {
     });
 
   it('schedules are checked against the device capability record', () => {
-    const k = cceForward({ mode: 'sampled', sampling: 'uniform', dtype: 'f32', grad: 'scalar' }, { ...DEFAULT_SCHEDULE, samplesPerStep: 16 });
+    const k = cceForward({ mode: 'sampled', sampling: 'uniform', dtype: 'f32', grad: 'scalar' });
     const s16: Schedule = { ...DEFAULT_SCHEDULE, rows: 16, lanes: 32, samplesPerStep: 16 };
     expect(() => lower(k, s16, CAPS.wgsl)).toThrow(/cce_minus_fwd: schedule: rows·lanes = 512 invocations exceed the device limit 256/);
     expect(() => lower(k, { ...s16, rows: 8 }, CAPS.wgsl)).not.toThrow(); // 16 · 256 · 4 bytes = exactly 16 KiB
@@ -177,14 +177,14 @@ describe('kernels for an exact vector length (D = BLOCK_D)', () => {
   const body = (src: string) => src.slice(src.indexOf('cce_minus_fwd('));
   it('wgsl: guards without exactD, none with it', () => {
     const guards = (src: string) => (body(src).match(/\bd0? < params\.D\b/g) ?? []).length;
-    expect(guards(compileKernel(cceForward(o, s), s, 'wgsl', CAPS.wgsl).source)).toBeGreaterThan(0);
-    expect(guards(compileKernel(cceForward(o, s), s, 'wgsl', CAPS.wgsl, { exactD: true }).source)).toBe(0);
+    expect(guards(compileKernel(cceForward(o), s, 'wgsl', CAPS.wgsl).source)).toBeGreaterThan(0);
+    expect(guards(compileKernel(cceForward(o), s, 'wgsl', CAPS.wgsl, { exactD: true }).source)).toBe(0);
   });
   it('cuda: one source for both, guards as CCEKIT_IN_D (true under CCEKIT_EXACT_D); exactD lowering prints none', () => {
-    const src = compileKernel(cceForward(o, s), s, 'cuda', CAPS.cuda).source;
+    const src = compileKernel(cceForward(o), s, 'cuda', CAPS.cuda).source;
     expect(body(src)).not.toMatch(/\bd0? < D\b/);
     expect((body(src).match(/CCEKIT_IN_D\(d0?\)/g) ?? []).length).toBeGreaterThan(2);
     expect(src).toMatch(/#ifdef CCEKIT_EXACT_D\n#define CCEKIT_IN_D\(d\) true\n#else\n#define CCEKIT_IN_D\(d\) \(\(d\) < D\)/);
-    expect(body(compileKernel(cceForward(o, s), s, 'cuda', CAPS.cuda, { exactD: true }).source)).not.toMatch(/CCEKIT_IN_D|\bd0? < D\b/);
+    expect(body(compileKernel(cceForward(o), s, 'cuda', CAPS.cuda, { exactD: true }).source)).not.toMatch(/CCEKIT_IN_D|\bd0? < D\b/);
   });
 });

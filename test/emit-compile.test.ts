@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allVariants, emitVariants, type ManifestKernel } from '../targets/variants.js';
 import type { FloatDType } from '../dsl/cce.js';
-import { DEFAULT_SCHEDULE, type Schedule, invocations } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule, invocations } from '../codegen/schedule.js';
 import { NvrtcError } from '../runtime/cuda/nvrtc.js';
 import { closeWebgpu, validateWgsl } from '../runtime/webgpu/validate.js';
 import { CAPS, type TargetName } from '../targets/registry.js';

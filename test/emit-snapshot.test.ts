@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { emitVariants } from '../targets/variants.js';
 import type { CceOptions } from '../dsl/cce.js';
-import { DEFAULT_SCHEDULE } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE } from '../codegen/schedule.js';
 import type { TargetName } from '../targets/registry.js';
 
 const VARIANT: CceOptions = { mode: 'sampled', sampling: 'uniform', dtype: 'f16', grad: 'scalar' };

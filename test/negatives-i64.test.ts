@@ -8,11 +8,12 @@ import type { Kernel } from '../codegen/ir.js';
 import { compileKernel } from '../targets/registry.js';
 import { lower } from '../codegen/lower.js';
 import {
-  COUNTER_SCHEDULE, cceCountPairs, cceFillPairs, cceReduceByItem, scanAdd, scanBlocks,
+  cceCountPairs, cceFillPairs, cceReduceByItem, scanAdd, scanBlocks,
 } from '../dsl/byitem.js';
+import { COUNTER_SCHEDULE } from '../codegen/schedule.js';
 import { type CceOptions, cceBackward, cceForward, cceFused, cceFusedDE, optionsKey } from '../dsl/cce.js';
 import { CAPS } from '../targets/registry.js';
-import { DEFAULT_SCHEDULE, type Schedule } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule } from '../codegen/schedule.js';
 import { DslError } from '../dsl/values.js';
 import {
   type ByItemBuffers, type ByItemOps, byItemPlan, reduceScheduleFor, runByItemChunks,
@@ -88,14 +89,14 @@ function runPath(p: CceProblem, c: Case, o: CceOptions, negatives: Int32Array, g
   const dE = new Float64Array(p.N * p.D).fill(NaN);
   const dCacc = o.deterministic ? new BigInt64Array(p.V * p.D) : new Float64Array(p.V * p.D);
   if (c.path === 'split') {
-    run(cceForward(o, s), s, { ...inputs, loss, lse, kacc }, scalars, p.N);
-    run(cceBackward(o, s), s, { ...inputs, lse, kacc, dloss, dE, dC: dCacc }, scalars, p.N);
-  } else if (c.path === 'fused') run(cceFused(o, s), s, { ...inputs, loss, dE, dC: dCacc }, scalars, p.N);
-  else if (c.path === 'frozen') run(cceFusedDE(o, s), s, { ...inputs, loss, dE }, scalars, p.N);
+    run(cceForward(o), s, { ...inputs, loss, lse, kacc }, scalars, p.N);
+    run(cceBackward(o), s, { ...inputs, lse, kacc, dloss, dE, dC: dCacc }, scalars, p.N);
+  } else if (c.path === 'fused') run(cceFused(o), s, { ...inputs, loss, dE, dC: dCacc }, scalars, p.N);
+  else if (c.path === 'frozen') run(cceFusedDE(o), s, { ...inputs, loss, dE }, scalars, p.N);
   else {
     const lseK = new Float64Array(p.N).fill(NaN);
     const dC = dCacc as Float64Array;
-    run(cceFusedDE(o, s, true), s, { ...inputs, loss, dE, lse_k: lseK, dC }, scalars, p.N);
+    run(cceFusedDE(o, true), s, { ...inputs, loss, dE, lse_k: lseK, dC }, scalars, p.N);
     const plan = byItemPlan(p, c.pairBytes);
     const buffers: ByItemBuffers<Int32Array | Float64Array | Uint32Array> = {
       counts: new Int32Array(p.V),
@@ -112,7 +113,7 @@ function runPath(p: CceProblem, c: Case, o: CceOptions, negatives: Int32Array, g
       scan: () => [scanBlocks(), COUNTER_SCHEDULE],
       scanAdd: () => [scanAdd(), COUNTER_SCHEDULE],
       fill: () => [cceFillPairs(o, plan.packed), COUNTER_SCHEDULE],
-      reduce: () => [cceReduceByItem(o, rs, plan.packed), rs],
+      reduce: () => [cceReduceByItem(o, plan.packed), rs],
     };
     Object.assign(passes, {
       count_pairs: passes.count, scan_blocks: passes.scan, scan_add: passes.scanAdd, fill_pairs: passes.fill,
@@ -184,11 +185,11 @@ describe('negativesDtype in the options and the IR', () => {
   });
 
   it('declares an i32 tensor [N, K2] ([G, K2] shared), K2 = 2·K; i32 keeps [N, K]', () => {
-    expect(negParam(cceForward(base, s))).toMatchObject({ dtype: 'i32', shape: ['N', 'K'] });
-    const wide = cceBackward({ ...base, negativesDtype: 'i64' }, s);
+    expect(negParam(cceForward(base))).toMatchObject({ dtype: 'i32', shape: ['N', 'K'] });
+    const wide = cceBackward({ ...base, negativesDtype: 'i64' });
     expect(negParam(wide)).toMatchObject({ dtype: 'i32', shape: ['N', 'K2'] });
     expect(wide.dims).toContain('K2');
-    const shared = cceFused({ ...base, share: 16, negativesDtype: 'i64' }, { ...s, rows: 16 });
+    const shared = cceFused({ ...base, share: 16, negativesDtype: 'i64' });
     expect(negParam(shared)).toMatchObject({ dtype: 'i32', shape: ['G', 'K2'] });
     const o64: CceOptions = { ...base, negativesDtype: 'i64' };
     for (const k of [cceCountPairs(o64), cceFillPairs(o64), cceFillPairs(o64, true)])
@@ -198,27 +199,27 @@ describe('negativesDtype in the options and the IR', () => {
   it('refuses i64 with drawn negatives, in full mode and an unknown dtype, naming negativesDtype', () => {
     const philox: CceOptions = { ...base, negatives: 'philox', negativesDtype: 'i64' };
     for (const make of [
-      () => cceForward(philox, s),
-      () => cceFused({ ...philox, share: 16 }, { ...s, rows: 16 }),
+      () => cceForward(philox),
+      () => cceFused({ ...philox, share: 16 }),
       () => cceCountPairs(philox),
-      () => cceReduceByItem(philox, reduceSchedule),
+      () => cceReduceByItem(philox),
     ])
       expect(make).toThrow(/negativesDtype 'i64': negatives 'philox'/);
     const full: CceOptions = { ...base, mode: 'full', negativesDtype: 'i64' };
-    expect(() => cceForward(full, s)).toThrow(DslError);
-    expect(() => cceFusedDE(full, s)).toThrow(/negativesDtype 'i64': full mode/);
+    expect(() => cceForward(full)).toThrow(DslError);
+    expect(() => cceFusedDE(full)).toThrow(/negativesDtype 'i64': full mode/);
     const bad = { ...base, negativesDtype: 'u8' } as unknown as CceOptions;
-    expect(() => cceBackward(bad, s)).toThrow(/negativesDtype: must be 'i32' or 'i64'/);
+    expect(() => cceBackward(bad)).toThrow(/negativesDtype: must be 'i32' or 'i64'/);
   });
 
   it('every target prints the i64 kernels: per-row, shared and by-item, K2 a size parameter', () => {
     const o64: CceOptions = { ...base, dtype: 'f16', negativesDtype: 'i64' };
     const shared: Schedule = { rows: 16, lanes: 4, vec: 4, dChunks: 2, samplesPerStep: 16, stages: 1 };
     const kernels: [Kernel, Schedule][] = [
-      [cceForward(o64, DEFAULT_SCHEDULE), DEFAULT_SCHEDULE],
-      [cceBackward({ ...o64, grad: 'perRow' }, DEFAULT_SCHEDULE), DEFAULT_SCHEDULE],
-      [cceFused({ ...o64, share: 16 }, shared), shared],
-      [cceFusedDE(o64, DEFAULT_SCHEDULE, true), DEFAULT_SCHEDULE],
+      [cceForward(o64), DEFAULT_SCHEDULE],
+      [cceBackward({ ...o64, grad: 'perRow' }), DEFAULT_SCHEDULE],
+      [cceFused({ ...o64, share: 16 }), shared],
+      [cceFusedDE(o64, true), DEFAULT_SCHEDULE],
       [cceCountPairs(o64), COUNTER_SCHEDULE],
       [cceFillPairs(o64, true), COUNTER_SCHEDULE],
     ];

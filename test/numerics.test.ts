@@ -3,7 +3,7 @@
 import { relErr } from '../runtime/check.js';
 import { describe, expect, it } from 'vitest';
 import { compileScalarFunction } from '../dsl/frontend.js';
-import type { Schedule } from '../dsl/schedule.js';
+import type { Schedule } from '../codegen/schedule.js';
 import { runCceCpu, type CceResult } from '../runtime/cpu/run.js';
 import { referenceCce, type ReferenceResult } from '../runtime/cpu/reference.js';
 import type { FloatDType } from '../runtime/numeric.js';

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { cceFused, cceFusedDE, type CceOptions } from '../dsl/cce.js';
 import { CAPS } from '../targets/registry.js';
-import { type Schedule } from '../dsl/schedule.js';
+import { type Schedule } from '../codegen/schedule.js';
 import { compileKernel } from '../targets/registry.js';
 import { compileScalarFunction } from '../dsl/frontend.js';
 import { relErr } from '../runtime/check.js';
@@ -59,18 +59,18 @@ describe('emitted forward + dE kernels', () => {
   const o: CceOptions = { mode: 'sampled', dtype: 'f16', sampling: 'uniform', negatives: 'philox', grad: 'scalar' };
   const s: Schedule = { rows: 4, lanes: 32, vec: 4, dChunks: 2, samplesPerStep: 2, stages: 1 };
   it('sweep the candidates once (the two-sweep fused kernel twice) and have no dC', () => {
-    const k = cceFusedDE(o, s);
+    const k = cceFusedDE(o);
     expect(k.params.some((p) => p.name === 'dC')).toBe(false);
     const sweeps = (src: string) => (src.match(/for \(int kk\w* = /g) ?? []).length;
     const body = (src: string) => src.slice(src.indexOf('extern "C"'));
     const one = body(compileKernel(k, s, 'cuda', CAPS.cuda).source);
-    const two = body(compileKernel(cceFused(o, s), s, 'cuda', CAPS.cuda).source);
+    const two = body(compileKernel(cceFused(o), s, 'cuda', CAPS.cuda).source);
     expect(one).not.toMatch(/atomicAdd|ccekit_red/);
     expect([sweeps(one), sweeps(two)]).toEqual([1, 2]);
   });
   it('the shared version accumulates dE as a tile contraction (tl.dot in Triton)', () => {
     const t: Schedule = { rows: 64, lanes: 1, vec: 1, dChunks: 16, samplesPerStep: 32, stages: 2 };
-    const src = compileKernel(cceFusedDE({ ...o, share: 64 }, t), t, 'triton', CAPS.triton).source;
+    const src = compileKernel(cceFusedDE({ ...o, share: 64 }), t, 'triton', CAPS.triton).source;
     expect(src).toMatch(/dE_online = .*tl\.dot/);
     expect(src).not.toMatch(/atomic_add/);
   });

@@ -37,7 +37,7 @@ function philoxProblem(popularity: boolean, seed: number): CceProblem {
 
 function cpuSamples(p: CceProblem): Int32Array {
   const s = { rows: 8, lanes: 1, vec: 1, dChunks: 1, samplesPerStep: 4, stages: 1 } as const;
-  const fn = compileJs(lower(cceSamples({ sampling: p.itemProbs ? 'given' : 'uniform' }, s), s, CAPS.cpu));
+  const fn = compileJs(lower(cceSamples({ sampling: p.itemProbs ? 'given' : 'uniform' }), s, CAPS.cpu));
   const smp = samplerInputs(p);
   const samples = new Int32Array(p.N * p.K).fill(-1);
   fn({ samples, alias_table: smp.alias ?? new Uint32Array(0) }, { N: p.N, D: p.D, V: p.V, K: p.K, V2: smp.V2, seed_lo: smp.seed_lo, seed_hi: smp.seed_hi }, Math.ceil(p.N / 8));

@@ -1,5 +1,6 @@
 // The SASRec example (examples/sasrec/train.py) as a user runs it: one-epoch CPU smoke runs per loss on a
-// 200-user slice of the Beauty data, and the loss self-check (PyTorch CE- against a float64 loop).
+// 200-user slice of the Beauty data (and for cce-minus per negatives mode and objective: in-batch, mixed, shared;
+// the masked objective through positions=), and the loss self-check (PyTorch CE- against a float64 loop).
 // Needs a python3 with torch (Debian python3-torch) and the Beauty data (../shared/data beside the repository, or
 // the folder $CCEKIT_DATA): skipped without them, failed instead when CI is set (toolchains.ts skipMissing).
 import { spawn, spawnSync } from 'node:child_process';
@@ -24,6 +25,22 @@ const hasPackage = existsSync(join(ROOT, PACKAGE, 'ccekit_torch', '__init__.py')
 const tmp = mkdtempSync(join(tmpdir(), 'ccekit-sasrec-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+// out/torch when it was emitted, else one fresh emission (ccekit emit --target torch) into a temp folder.
+let emitted: Promise<string> | undefined;
+function ccePackage(): Promise<string> {
+  emitted ??= (async () => {
+    if (hasPackage) return PACKAGE;
+    const { emitTorchPackage } = await import('../packages/torch/package.js');
+    const pkg = join(tmp, 'torch');
+    for (const [name, text] of emitTorchPackage({ dValues: [16], dtypes: ['f32'] })) {
+      mkdirSync(dirname(join(pkg, name)), { recursive: true });
+      writeFileSync(join(pkg, name), text);
+    }
+    return pkg;
+  })();
+  return emitted;
+}
+
 interface Result {
   code: number | null;
   stdout: string;
@@ -45,7 +62,7 @@ function python(...args: string[]): Promise<Result> {
 }
 
 interface Report {
-  args: { loss: string };
+  args: { loss: string; negatives_mode: string; objective: string };
   data: { users: number; items: number };
   epochs: { epoch: number; loss: number; time_s: number; 'val_ndcg@10': number; 'val_hr@10': number }[];
   best_epoch: number;
@@ -56,8 +73,10 @@ interface Report {
 
 const TINY = ['--hidden', '16', '--blocks', '1', '--maxlen', '20', '--epochs', '1', '--batch-size', '64', '--negatives', '32'];
 
+let runs = 0;
+
 async function smoke(loss: string, ...extra: string[]): Promise<Report> {
-  const out = join(tmp, `${loss}.json`);
+  const out = join(tmp, `${loss}-${runs++}.json`);
   const r = await python(TRAIN, '--data', DATA, '--max-users', '200', '--loss', loss, '--device', 'cpu', ...TINY, '--out', out, ...extra);
   expect(r.code, r.stderr).toBe(0);
   const report = JSON.parse(readFileSync(out, 'utf8')) as Report;
@@ -86,6 +105,7 @@ describe('SASRec example', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ce-minus N=7 V=5 .* ok$/m);
     expect(r.stdout).toMatch(/^bce: .* ok$/m);
+    if (hasPackage) expect(r.stdout).toMatch(/^cce-minus \(ccekit_torch, in-batch, positions\): .* ok$/m);
     expect(r.stdout).toContain('self-check ok');
   });
 
@@ -96,18 +116,29 @@ describe('SASRec example', () => {
       await smoke(loss);
     });
 
+    it('--loss ce-minus --objective masked (the plain-PyTorch baseline, E[positions])', async () => {
+      const report = await smoke('ce-minus', '--objective', 'masked');
+      expect(report.args.objective).toBe('masked');
+    });
+
     it('--loss cce-minus (the emitted ccekit_torch package)', async () => {
-      // out/torch when it was emitted, else a fresh emission (ccekit emit --target torch) into a temp folder.
-      let pkg = PACKAGE;
-      if (!hasPackage) {
-        const { emitTorchPackage } = await import('../packages/torch/package.js');
-        pkg = join(tmp, 'torch');
-        for (const [name, text] of emitTorchPackage({ dValues: [16], dtypes: ['f32'] })) {
-          mkdirSync(dirname(join(pkg, name)), { recursive: true });
-          writeFileSync(join(pkg, name), text);
-        }
-      }
-      await smoke('cce-minus', '--ccekit-package', pkg);
+      await smoke('cce-minus', '--ccekit-package', await ccePackage());
+    });
+
+    // Each mode once and the masked objective twice (positions= with in-batch and with drawn negatives).
+    it.concurrent.each([['in-batch', 'masked'], ['mixed', 'next'], ['shared', 'masked']])('--loss cce-minus --negatives-mode %s --objective %s', async (mode, objective) => {
+      const report = await smoke('cce-minus', '--ccekit-package', await ccePackage(), '--negatives-mode', mode,
+        '--objective', objective, '--mask-prob', '0.3');
+      expect(report.args.negatives_mode).toBe(mode);
+      expect(report.args.objective).toBe(objective);
+    });
+
+    it('--negatives-mode other than per-row with a plain-PyTorch loss is refused', async () => {
+      const r = await python(TRAIN, '--data', DATA, '--max-users', '20', '--loss', 'ce-minus', '--device', 'cpu', ...TINY,
+        '--negatives-mode', 'mixed');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('--negatives-mode mixed applies to --loss cce-minus');
+      expect(r.stderr).not.toMatch(/Traceback/);
     });
 
     it('--loss cce-minus without the package fails with a clear message', async () => {

@@ -3,7 +3,7 @@
 // fitted as the runtimes fit them, match the float64 reference on the CPU executor and on WebGPU (lavapipe in
 // CI). The draws take a fresh seed per run; every failure names it (CCEKIT_TEST_SEED=<seed> replays a run).
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_SCHEDULE, SCHEDULE_SPACE, type Schedule, ScheduleError, blockD, checkScheduleForD, fitD, fitProblem } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, SCHEDULE_SPACE, type Schedule, ScheduleError, blockD, checkScheduleForD, fitD, fitProblem } from '../codegen/schedule.js';
 import { CAPS } from '../targets/registry.js';
 import { gpuTolerance, relErr } from '../runtime/check.js';
 import { type CceResult, runCceCpu } from '../runtime/cpu/run.js';
@@ -229,7 +229,7 @@ describe('every runtime refuses a (schedule, D) pair that does not suit D', () =
     expect(() => rt.compile(kernelSpec('dc_by_item', o, { ...bad, vec: 4 }, 257, true)))
       .toThrow(/schedule\.vec = 4 does not divide D = 257/);
     // launch() checks the D it is given against the kernel it launches (a kernel built for another D).
-    const kernel = cceForward(o, bad);
+    const kernel = cceForward(o);
     const lowered = lower(kernel, bad, CAPS.cuda);
     const built = { spec: kernelSpec('forward', o, bad), kernel, lowered, fn: null, attrs: {}, source: '' };
     const scalars = {
@@ -243,7 +243,7 @@ describe('every runtime refuses a (schedule, D) pair that does not suit D', () =
 
   describe('with fitD and fitProblem replaced by no-ops', () => {
     type Mods = {
-      schedule: typeof import('../dsl/schedule.js');
+      schedule: typeof import('../codegen/schedule.js');
       cpu: typeof import('../runtime/cpu/run.js');
       webgpu: typeof import('../runtime/webgpu/run.js');
       cuda: typeof import('../runtime/cuda/run.js');
@@ -252,12 +252,12 @@ describe('every runtime refuses a (schedule, D) pair that does not suit D', () =
     let ctx: WebgpuContext | null = null;
     beforeAll(async () => {
       vi.resetModules();
-      vi.doMock('../dsl/schedule.js', async (importOriginal) => {
-        const real = await importOriginal<typeof import('../dsl/schedule.js')>();
+      vi.doMock('../codegen/schedule.js', async (importOriginal) => {
+        const real = await importOriginal<typeof import('../codegen/schedule.js')>();
         return { ...real, fitD: (s: Schedule) => s, fitProblem: (s: Schedule) => s };
       });
       m = {
-        schedule: await import('../dsl/schedule.js'),
+        schedule: await import('../codegen/schedule.js'),
         cpu: await import('../runtime/cpu/run.js'),
         webgpu: await import('../runtime/webgpu/run.js'),
         cuda: await import('../runtime/cuda/run.js'),
@@ -265,7 +265,7 @@ describe('every runtime refuses a (schedule, D) pair that does not suit D', () =
       ctx = await testWebgpu();
     });
     afterAll(() => {
-      vi.doUnmock('../dsl/schedule.js');
+      vi.doUnmock('../codegen/schedule.js');
       vi.resetModules();
       if (ctx) releaseWebgpu(ctx);
     });

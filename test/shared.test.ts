@@ -5,9 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cceBackward, cceForward, cceFused, type CceOptions } from '../dsl/cce.js';
 import { KernelBuilder } from '../dsl/builder.js';
 import { mm, reduceCands, type Val } from '../dsl/values.js';
-import type { Schedule } from '../dsl/schedule.js';
+import type { Schedule } from '../codegen/schedule.js';
 import { CAPS } from '../targets/registry.js';
 import { lower } from '../codegen/lower.js';
+import { sizeCandidates } from '../codegen/candidates.js';
 import { untile } from '../codegen/untile.js';
 import { forEachExpr, TILE_SCOPES } from '../codegen/ir.js';
 import { verifyKernel } from '../codegen/verify.js';
@@ -103,32 +104,32 @@ describe('tile IR', () => {
   const s: Schedule = { rows: 64, lanes: 2, vec: 4, dChunks: 32, samplesPerStep: 32, stages: 2 };
 
   it('untile leaves no candidate-axis value; the result verifies', () => {
-    for (const k of [cceForward(o, s), cceBackward({ ...o, grad: 'perRow' }, s), cceFused(o, s)]) {
-      const u = untile(k);
+    for (const k of [cceForward(o), cceBackward({ ...o, grad: 'perRow' }), cceFused(o)]) {
+      const u = untile(sizeCandidates(k, s.samplesPerStep));
       verifyKernel(u);
       forEachExpr(u.body, (e) => expect(TILE_SCOPES.has(e.s) || e.op === 'mm' || (e.op === 'reduce' && e.axis === 'c')).toBe(false));
     }
   });
 
   it('Triton keeps the tiles: contractions print as tl.dot (split hi/lo for probabilities)', () => {
-    const src = emitTriton(lower(cceFused(o, s), s, CAPS.triton), 't').source;
+    const src = emitTriton(lower(cceFused(o), s, CAPS.triton), 't').source;
     expect(src).toMatch(/BLOCK_C=32/);
     expect(src.match(/tl\.dot\(/g)!.length).toBe(6); // logits ×2 sweeps, dE hi+lo, dC hi+lo
     expect(src).toMatch(/tl\.trans\(coef\.to\(tl\.float16\)\)/);
   });
 
   it('rejects mixing rows, candidates and elements, contractions over rows outside atomics, and mismatched rows', () => {
-    const kb = new KernelBuilder({ name: 'bad', doc: '', rowDim: 'N', vecDim: 'D', cands: 4 });
+    const kb = new KernelBuilder({ name: 'bad', doc: '', rowDim: 'N', vecDim: 'D', candAxis: true });
     const E = kb.input('E', 'f32', ['N', 'D'] as const);
     const C = kb.input('C', 'f32', ['V', 'D'] as const);
     const e = kb.loadRow(E, kb.row);
     const cc = kb.loadCandRows(C, kb.cidx);
-    expect(() => e.add(cc)).toThrow(/span rows, candidates and elements/);
+    expect(e.add(cc).scope).toBe('tvec'); // per-row candidate rows: the untile pass unrolls them
     expect(() => mm(e, e, 'f32', [true, true])).toThrow(/not a tile contraction/);
-    expect(() => reduceCands('sum', e)).toThrow(/tile value/);
+    expect(() => reduceCands('sum', e)).toThrow(/tile or tvec value/);
     const t: Val<'f32'> = mm(e, cc, 'f32', [true, true]);
     expect(reduceCands('max', t).scope).toBe('row');
-    const kb2 = new KernelBuilder({ name: 'bad2', doc: '', rowDim: 'N', vecDim: 'D', cands: 4 });
+    const kb2 = new KernelBuilder({ name: 'bad2', doc: '', rowDim: 'N', vecDim: 'D', candAxis: true });
     const E2 = kb2.input('E', 'f32', ['N', 'D'] as const);
     const C2 = kb2.input('C', 'f32', ['V', 'D'] as const);
     const dC = kb2.accumulator('dC', ['V', 'D'] as const);
@@ -137,8 +138,7 @@ describe('tile IR', () => {
     kb2.let('x', mm(t2, e2, 'f32', [false, true]));
     expect(() => verifyKernel(kb2.build())).toThrow(/contraction over rows \(tile·vec\) may only be the value of an atomicAdd/);
     void dC;
-    expect(() => cceFused(o, { ...s, rows: 128 })).toThrow(/rows = 128 per program must divide the 64 rows that share negatives/);
-    expect(() => lower(cceFused(o, s), { ...s, rows: 128 })).toThrow(/rows = 128 per program must divide the 64 rows of a group/);
+    expect(() => lower(cceFused(o), { ...s, rows: 128 })).toThrow(/rows = 128 per program must divide the 64 rows of a group/);
   });
 });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CODEGEN_VERSION } from '../codegen/version.js';
-import { DEFAULT_SCHEDULE, type Schedule } from '../dsl/schedule.js';
+import { DEFAULT_SCHEDULE, type Schedule } from '../codegen/schedule.js';
 import {
   bucket,
   keyString,

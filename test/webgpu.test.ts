@@ -68,7 +68,7 @@ describe('WebGPU runtime (Dawn)', () => {
     const { emitWgsl } = await import('../targets/wgsl/emit.js');
     const { cceForward } = await import('../dsl/cce.js');
     const schedule = { ...WEBGPU_SCHEDULE, lanes: size as 8, rows: (128 / size) as 16, vec: 4 as const, dChunks: 1 as const };
-    const src = emitWgsl(lower(cceForward({ mode: 'sampled', dtype: 'f16', sampling: 'uniform', grad: 'scalar' }, schedule), schedule, ctx.caps), 't').source;
+    const src = emitWgsl(lower(cceForward({ mode: 'sampled', dtype: 'f16', sampling: 'uniform', grad: 'scalar' }), schedule, ctx.caps), 't').source;
     expect(src).toMatch(/subgroupAdd\(/);
     expect(src).not.toMatch(/workgroupBarrier/);
     for (const [dtype, popularity] of [['f16', false], ['f32', true]] as const) {

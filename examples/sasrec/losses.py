@@ -1,8 +1,10 @@
 """Training losses over flattened rows.
 
 Every loss takes E [N, D] (hidden states of the non-padding positions), C [V, D] (the catalog,
-item_emb.weight[1:], so item id t is row t-1) and targets [N] int64 rows of C in [0, V), and returns the
-mean over rows.
+item_emb.weight[1:V+1], so item id t is row t-1) and targets [N] int64 rows of C in [0, V), and returns the
+mean over rows. With positions=P [M] (the masked objective) E is [N_E, D] (every position of the batch),
+targets is [M] and the loss rows are E[P]: cce-minus passes positions= to the package (no gather), the other
+losses gather E[P].
 
     ce         full-catalog cross-entropy: the [N, V] logit matrix, F.cross_entropy.
     ce-minus   CE- in plain PyTorch: K uniform negatives per row (with replacement); a negative equal to the
@@ -12,6 +14,12 @@ mean over rows.
                BCE-with-logits(pos, 1) + BCE-with-logits(neg, 0).
     cce-minus  ccekit's cce_minus_loss (the same loss as ce-minus without the [N, K, D] gather); with
                share_rows, the rows of each group of share_rows consecutive rows share their K negatives.
+               Negative modes (cce-minus only): per-row (K drawn per row), shared (K drawn per group of
+               share_rows rows, default 128), in-batch (the targets of the batch's rows; with share_rows those
+               of the row's group: "in-batch-group"), mixed (the batch's targets plus K drawn per group of
+               share_rows rows, default 128: the package's tile kernels).
+               The in-batch part's q is the training targets' item frequency (train.py --in-batch-q freq), or
+               uniform (--in-batch-q uniform: popular items are then over-penalized).
 """
 
 import math
@@ -22,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("ce", "ce-minus", "bce", "cce-minus")
+MODES = ("per-row", "shared", "in-batch", "mixed")
 
 
 def ce_loss(E, C, targets):
@@ -86,30 +95,62 @@ def import_ccekit(package_dir):
     return cce_minus_loss
 
 
-def make_loss(name, V, num_negatives, ccekit_package="out/torch", amp_dtype=None, share_rows=None, shuffle_groups=False):
-    """A function (E, C, targets) -> scalar loss for `name`, drawing its own negatives (cce-minus with share_rows:
-    one set of K negatives per group of share_rows consecutive rows)."""
+def cce_options(mode, num_negatives, share_rows=None, in_batch_probs=None):
+    """cce_minus_loss's candidate options for a negative mode; in_batch_probs: the q of the in-batch part (the
+    training targets' item frequencies), None for uniform."""
+    if mode == "per-row":
+        return {"num_negatives": num_negatives, "share_rows": share_rows}
+    if mode == "shared":
+        return {"num_negatives": num_negatives, "share_rows": share_rows or 128}
+    if mode == "mixed":
+        return {"negatives": "in-batch", "num_negatives": num_negatives, "share_rows": share_rows or 128,
+                "in_batch_probs": in_batch_probs}
+    opts = {"negatives": "in-batch-group" if share_rows else "in-batch", "share_rows": share_rows,
+            "in_batch_probs": in_batch_probs}
+    if mode not in ("in-batch", "mixed"):
+        raise ValueError(f"unknown negatives mode {mode!r}; one of {', '.join(MODES)}")
+    return opts
+
+
+def rows_of(fn):
+    """A loss over rows (E, C, t) as one that also takes positions= (it gathers E[positions])."""
+    return lambda E, C, t, positions=None: fn(E if positions is None else E[positions], C, t)
+
+
+def make_loss(name, V, num_negatives, ccekit_package="out/torch", amp_dtype=None, share_rows=None, shuffle_groups=False,
+              mode="per-row", in_batch_probs=None):
+    """A function (E, C, targets, positions=None) -> scalar loss for `name`, drawing its own negatives (cce-minus:
+    the candidates of `mode`, cce_options)."""
     if V < 2:
         raise ValueError("the catalog needs at least 2 items")
+    if mode != "per-row" and name != "cce-minus":
+        raise ValueError(f"negatives mode {mode!r} applies to cce-minus only (ce-minus is the per-row baseline)")
     if name == "ce":
-        return ce_loss
+        return rows_of(ce_loss)
     if name == "ce-minus":
-        return lambda E, C, t: ce_minus_loss(E, C, t, uniform_negatives(E.shape[0], num_negatives, V, E.device))
+        return rows_of(lambda E, C, t: ce_minus_loss(E, C, t, uniform_negatives(E.shape[0], num_negatives, V, E.device)))
     if name == "bce":
-        return lambda E, C, t: bce_loss(E, C, t, bce_negatives(t, V))
+        return rows_of(lambda E, C, t: bce_loss(E, C, t, bce_negatives(t, V)))
     if name == "cce-minus":
         cce = import_ccekit(ccekit_package)
+        opts = cce_options(mode, num_negatives, share_rows, in_batch_probs)
 
-        def loss(E, C, t):
+        def loss(E, C, t, positions=None):
             # Under autocast hand the kernels the half-precision inputs that autocast's matmuls would use.
             if amp_dtype is not None:
                 E, C = E.to(amp_dtype), C.to(amp_dtype)
             if shuffle_groups:
                 # Rows in a random order, so a group of share_rows rows mixes users instead of holding
                 # consecutive positions of one or two sequences (the mean loss does not depend on the order).
-                perm = torch.randperm(E.shape[0], device=E.device)
-                E, t = E[perm], t[perm]
-            return cce(E, C, t, num_negatives=num_negatives, share_rows=share_rows)
+                perm = torch.randperm(t.shape[0], device=t.device)
+                if positions is None:
+                    E = E[perm]
+                else:
+                    positions = positions[perm]
+                t = t[perm]
+            if positions is not None:
+                return cce(E, C, t, positions=positions, **opts)
+            return cce(E, C, t, **opts)
 
         return loss
     raise ValueError(f"unknown loss {name!r}; one of {', '.join(LOSSES)}")
@@ -129,6 +170,21 @@ def ce_minus_direct(E, C, targets, negatives):
         dot = lambda c: sum(a * b for a, b in zip(e, c))
         s0 = dot(C[t])
         acc = [n for n in negs if n != t]
+        logits = [s0] + [dot(C[n]) + math.log(V - 1) - math.log(len(acc)) for n in acc]
+        m = max(logits)
+        total += m + math.log(sum(math.exp(x - m) for x in logits)) - s0
+    return total / len(E)
+
+
+def in_batch_direct(E, C, targets):
+    """Mean CE- loss with the batch's targets as candidates (uniform q = 1/(V-1)), row by row in float64."""
+    E, C, ts = E.double().tolist(), C.double().tolist(), targets.tolist()
+    V = len(C)
+    total = 0.0
+    for e, t in zip(E, ts):
+        dot = lambda c: sum(a * b for a, b in zip(e, c))
+        s0 = dot(C[t])
+        acc = [n for n in ts if n != t]
         logits = [s0] + [dot(C[n]) + math.log(V - 1) - math.log(len(acc)) for n in acc]
         m = max(logits)
         total += m + math.log(sum(math.exp(x - m) for x in logits)) - s0
@@ -178,6 +234,14 @@ def self_check(ccekit_package=None):
         want = ce_minus_direct(E, C, t, negs)
         assert abs(got - want) <= 1e-5 * max(1.0, abs(want)), f"cce-minus {got} != float64 {want}"
         lines.append(f"cce-minus (ccekit_torch, given negatives): {got:.7f} float64 {want:.7f} ok")
+        # In-batch candidates (duplicates of targets) and positions= rows of a larger E, against a float64 loop.
+        t = torch.randint(0, 6, (N,), generator=g)
+        E_all = torch.randn(2 * N + 3, D, generator=g)
+        pos = torch.randperm(E_all.shape[0], generator=g)[:N]
+        got = float(cce(E_all, C, t, negatives="in-batch", positions=pos))
+        want = in_batch_direct(E_all[pos], C, t)
+        assert abs(got - want) <= 1e-5 * max(1.0, abs(want)), f"cce-minus in-batch {got} != float64 {want}"
+        lines.append(f"cce-minus (ccekit_torch, in-batch, positions): {got:.7f} float64 {want:.7f} ok")
     else:
         lines.append("cce-minus: skipped (no ccekit_torch package)")
     return lines

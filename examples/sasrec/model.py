@@ -14,7 +14,11 @@ normalizes only the queries and takes the residual from them), and a query never
 window, so the latest item is always at position maxlen-1, as in the original.
 
 Scores are tied to the item embedding: score(h, item t) = h . item_emb.weight[t]; the catalog matrix used by
-the losses is C = item_emb.weight[1:] (row t-1 is item t, row 0 of the table is padding).
+the losses is C = item_emb.weight[1:V+1] (row t-1 is item t, row 0 of the table is padding).
+
+mask_token=True (the masked objective, BERT4Rec-style): the table has one more row, id V+1, the mask token; it
+is an input only and stays out of the scored catalog. forward(ids, causal=False) runs the encoder
+bidirectionally (every query sees every non-padding key).
 """
 
 import math
@@ -72,12 +76,13 @@ class Block(nn.Module):
 
 
 class SASRec(nn.Module):
-    def __init__(self, num_items, hidden=64, blocks=2, heads=1, maxlen=50, dropout=0.2):
+    def __init__(self, num_items, hidden=64, blocks=2, heads=1, maxlen=50, dropout=0.2, mask_token=False):
         super().__init__()
         self.num_items = num_items
         self.hidden = hidden
         self.maxlen = maxlen
-        self.item_emb = nn.Embedding(num_items + 1, hidden, padding_idx=0)
+        self.mask_id = num_items + 1 if mask_token else None
+        self.item_emb = nn.Embedding(num_items + 1 + int(mask_token), hidden, padding_idx=0)
         self.pos_emb = nn.Embedding(maxlen, hidden)
         self.emb_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList([Block(hidden, heads, dropout) for _ in range(blocks)])
@@ -96,21 +101,22 @@ class SASRec(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def catalog(self):
-        """C [num_items, hidden]: row t-1 is item t (the padding row 0 of the table is left out)."""
-        return self.item_emb.weight[1:]
+        """C [num_items, hidden]: row t-1 is item t (the padding row 0 and the mask token's row are left out)."""
+        return self.item_emb.weight[1:self.num_items + 1]
 
-    def forward(self, ids):
-        """ids [B, L] left-padded item ids (0 = padding), L <= maxlen -> hidden states [B, L, hidden]."""
+    def forward(self, ids, causal=True):
+        """ids [B, L] left-padded item ids (0 = padding), L <= maxlen -> hidden states [B, L, hidden]; causal=False:
+        bidirectional attention (the masked objective)."""
         B, L = ids.shape
         pos = torch.arange(self.maxlen - L, self.maxlen, device=ids.device)
         x = self.item_emb(ids) * math.sqrt(self.hidden) + self.pos_emb(pos)[None]
         x = self.emb_dropout(x)
         real = ids != 0  # [B, L]
         idx = torch.arange(L, device=ids.device)
-        causal = idx[None, :] <= idx[:, None]  # [L(query), L(key)]
+        order = idx[None, :] <= idx[:, None] if causal else torch.ones(L, L, dtype=torch.bool, device=ids.device)
         diag = idx[None, :] == idx[:, None]
         # A padding query (all its keys are padding) attends to itself only, so no row is all -inf.
-        allowed = (causal[None] & (real[:, None, :] | diag[None]))[:, None]  # [B, 1, L, L]
+        allowed = (order[None] & (real[:, None, :] | diag[None]))[:, None]  # [B, 1, L, L]
         for block in self.blocks:
             x = block(x, allowed)
         return self.final_ln(x)

@@ -3,6 +3,8 @@
 
     python3 examples/sasrec/train.py --data ../shared/data/beauty.txt --loss ce-minus --negatives 256 \
         --epochs 50 --patience 5 --out runs/beauty-ce-minus.json
+    python3 examples/sasrec/train.py --data ../shared/data/beauty.txt --loss cce-minus --negatives-mode mixed \
+        --negatives 256 --objective masked --mask-prob 0.2
     python3 examples/sasrec/train.py --self-check [--ccekit-package out/torch]
 
 See README.md next to this file for the data split, the model and the metrics.
@@ -22,8 +24,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from data import IGNORE_INDEX, SeqData  # noqa: E402
-from losses import LOSSES, make_loss, self_check  # noqa: E402
+from data import IGNORE_INDEX, SeqData, mask_batch  # noqa: E402
+from losses import LOSSES, MODES, make_loss, self_check  # noqa: E402
 from model import SASRec  # noqa: E402
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -36,7 +38,17 @@ def parse_args(argv=None):
     p.add_argument("--loss", choices=LOSSES, default="ce-minus")
     p.add_argument("--negatives", type=int, default=256, help="K negatives per row (ce-minus, cce-minus)")
     p.add_argument("--ccekit-package", default="out/torch", help="folder holding ccekit_torch/ (cce-minus)")
-    p.add_argument("--share-rows", type=int, default=None, help="cce-minus: negatives shared by groups of this many rows (64, 128)")
+    p.add_argument("--negatives-mode", choices=MODES, default="per-row",
+                   help="cce-minus: per-row (K drawn per row), shared (K per group of --share-rows rows, default 128), "
+                   "in-batch (the batch's targets), mixed (in-batch + K drawn)")
+    p.add_argument("--share-rows", type=int, default=None,
+                   help="cce-minus: negatives shared by groups of this many rows (16, 32, 64, 128); with in-batch: "
+                   "the in-batch candidates are the targets of the row's group; with mixed: the draws' groups")
+    p.add_argument("--in-batch-q", choices=("freq", "uniform"), default="freq",
+                   help="in-batch / mixed: q of the in-batch candidates, the training targets' item frequency or uniform")
+    p.add_argument("--objective", choices=("next", "masked"), default="next",
+                   help="next: causal next-item prediction; masked: BERT4Rec-style masked items, bidirectional")
+    p.add_argument("--mask-prob", type=float, default=0.2, help="masked: fraction of items masked per sequence")
     p.add_argument("--shuffle-groups", action="store_true", help="with --share-rows: group rows in a random order each step")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--blocks", type=int, default=2)
@@ -63,6 +75,8 @@ def parse_args(argv=None):
         p.error("--negatives must be >= 1")
     if args.eval_every < 1:
         p.error("--eval-every must be >= 1")
+    if not 0 < args.mask_prob <= 1:
+        p.error("--mask-prob must be in (0, 1]")
     return args
 
 
@@ -115,18 +129,22 @@ def make_scaler(enabled):
 
 
 @torch.no_grad()
-def evaluate(model, evalset, device, amp_dtype, batch_size, k=10):
+def evaluate(model, evalset, device, amp_dtype, batch_size, k=10, mask_id=None):
     """Full-catalog ranking: for every user score all items with the last hidden state, set the items of the
     user's input history to -inf (the target's own score is kept for comparison), rank = number of items
-    with a strictly higher score than the target. NDCG@k = 1/log2(rank+2) if rank < k, HR@k = [rank < k]."""
+    with a strictly higher score than the target. NDCG@k = 1/log2(rank+2) if rank < k, HR@k = [rank < k].
+    mask_id (the masked objective): the mask token is appended to the input (its oldest item drops out of the
+    window) and the bidirectional encoder's hidden state at it scores the catalog."""
     model.eval()
     C = model.catalog().float()  # [V, D]
     ndcg, hr, n = 0.0, 0.0, len(evalset)
     for a in range(0, n, batch_size):
         b = min(n, a + batch_size)
         ids = evalset.inputs[a:b].to(device, non_blocking=True)
+        if mask_id is not None:
+            ids = torch.cat([ids[:, 1:], torch.full_like(ids[:, :1], mask_id)], 1)
         with autocast_ctx(device, amp_dtype):
-            h = model(ids)[:, -1, :]
+            h = model(ids, causal=mask_id is None)[:, -1, :]
         scores = h.float() @ C.t()  # [B, V]; column t-1 is item t
         rows = torch.arange(b - a, device=device)
         tgt = evalset.targets[a:b].to(device) - 1
@@ -144,7 +162,8 @@ def evaluate(model, evalset, device, amp_dtype, batch_size, k=10):
 
 def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch):
     model.train()
-    inputs, targets = data.train_inputs, data.train_targets
+    masked = args.objective == "masked"
+    inputs, targets = (data.train_sequences, None) if masked else (data.train_inputs, data.train_targets)
     U = inputs.shape[0]
     perm = torch.randperm(U)
     steps = math.ceil(U / args.batch_size)
@@ -153,14 +172,21 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
     for s in range(steps):
         idx = perm[s * args.batch_size : (s + 1) * args.batch_size]
         ids = inputs[idx].to(device, non_blocking=True)
-        tg = targets[idx].to(device, non_blocking=True)
         with autocast_ctx(device, amp_dtype):
-            H = model(ids)  # [B, L, D]
-            mask = tg != IGNORE_INDEX
-            E = H[mask]  # [N, D] hidden states of the non-padding positions
-            t = tg[mask]  # [N] rows of C: item id - 1
-            C = raw_model.catalog()  # [V, D] = item_emb.weight[1:]
-            loss = loss_fn(E, C, t)
+            C = raw_model.catalog()  # [V, D] = item_emb.weight[1:V+1]
+            if masked:
+                # BERT4Rec-style: masked items predicted from a bidirectional pass; the loss rows are the masked
+                # positions of the flattened hidden states (positions=, no [M, D] gather for cce-minus).
+                ids, pos, t = mask_batch(ids, args.mask_prob, raw_model.mask_id)
+                H = model(ids, causal=False)  # [B, L, D]
+                loss = loss_fn(H.reshape(-1, H.shape[-1]), C, t, positions=pos)
+            else:
+                tg = targets[idx].to(device, non_blocking=True)
+                H = model(ids)  # [B, L, D]
+                mask = tg != IGNORE_INDEX
+                E = H[mask]  # [N, D] hidden states of the non-padding positions
+                t = tg[mask]  # [N] rows of C: item id - 1
+                loss = loss_fn(E, C, t)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -193,13 +219,14 @@ def main(argv=None):
 
     data = SeqData(args.data, args.maxlen, args.max_users)
     V = data.num_items
-    summary = data.summary()
+    summary = data.summary(args.objective)
     print(
         f"data {args.data}: {summary['users']} users, {V} items, {summary['train_positions']} training positions, "
         f"{summary['eval_users']} eval users ({summary['short_users_train_only']} with < 3 items train only)"
     )
 
-    raw_model = SASRec(V, args.hidden, args.blocks, args.heads, args.maxlen, args.dropout).to(device)
+    masked = args.objective == "masked"
+    raw_model = SASRec(V, args.hidden, args.blocks, args.heads, args.maxlen, args.dropout, mask_token=masked).to(device)
     model = raw_model
     if args.compile:
         if hasattr(torch, "compile"):
@@ -208,7 +235,15 @@ def main(argv=None):
             print("train.py: --compile needs torch >= 2; running eagerly", file=sys.stderr)
     if args.share_rows is not None and args.loss != "cce-minus":
         raise SystemExit("train.py: --share-rows applies to --loss cce-minus")
-    loss_fn = make_loss(args.loss, V, args.negatives, args.ccekit_package, amp_dtype, args.share_rows, args.shuffle_groups)
+    if args.negatives_mode != "per-row" and args.loss != "cce-minus":
+        raise SystemExit(f"train.py: --negatives-mode {args.negatives_mode} applies to --loss cce-minus "
+                         "(ce-minus is the plain-PyTorch baseline of per-row)")
+    in_batch_probs = None
+    if args.negatives_mode in ("in-batch", "mixed") and args.in_batch_q == "freq":
+        in_batch_probs = data.target_counts(args.objective).to(device)
+    loss_fn = make_loss(args.loss, V, args.negatives, args.ccekit_package, amp_dtype, args.share_rows, args.shuffle_groups,
+                        args.negatives_mode, in_batch_probs)
+    mask_id = raw_model.mask_id
     opt = torch.optim.Adam(raw_model.parameters(), lr=args.lr, betas=(0.9, 0.98))
     scaler = make_scaler(amp_dtype == torch.float16)
 
@@ -226,7 +261,7 @@ def main(argv=None):
         rec = {"epoch": epoch, "time_s": epoch_s, "peak_mem_mib": peak, "loss": mean_loss}
         if epoch % args.eval_every == 0 or epoch == args.epochs:
             t1 = time.perf_counter()
-            val = evaluate(model, data.val, device, amp_dtype, args.eval_batch_size)
+            val = evaluate(model, data.val, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
             rec.update({"val_ndcg@10": val["ndcg@10"], "val_hr@10": val["hr@10"], "eval_time_s": time.perf_counter() - t1})
             if best is None or val["ndcg@10"] > best["val_ndcg@10"]:
                 best, bad = rec, 0
@@ -247,7 +282,7 @@ def main(argv=None):
     test = None
     if best_state is not None:
         raw_model.load_state_dict(best_state)
-        test = evaluate(model, data.test, device, amp_dtype, args.eval_batch_size)
+        test = evaluate(model, data.test, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
         print(
             f"best epoch {best['epoch']}: val NDCG@10 {best['val_ndcg@10']:.4f}; "
             f"test NDCG@10 {test['ndcg@10']:.4f} HR@10 {test['hr@10']:.4f}"

@@ -11,10 +11,11 @@ import { compileKernel } from '../../targets/registry.js';
 import { sharedBytes } from '../../codegen/target.js';
 import { type CceOptions, optionsKey } from '../../dsl/cce.js';
 import { CAPS } from '../../targets/registry.js';
-import { type Schedule, fitD, fitProblem, heuristicSchedule, warps } from '../../dsl/schedule.js';
+import { type Schedule, fitD, fitProblem, heuristicSchedule, warps } from '../../codegen/schedule.js';
 import type { ManifestKernel } from '../../targets/variants.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
-import { COUNTER_SCHEDULE, SCAN_WIDTH, SEGMENT, reduceSchedule } from '../../dsl/byitem.js';
+import { SCAN_WIDTH, SEGMENT } from '../../dsl/byitem.js';
+import { COUNTER_SCHEDULE, reduceSchedule } from '../../codegen/schedule.js';
 import { BY_ITEM_PAIR_BYTES } from '../../runtime/byitem.js';
 import { passKernel } from '../../dsl/passes.js';
 import { STEP_RULES } from '../../runtime/step.js';
@@ -113,7 +114,7 @@ export interface TileKernel {
 }
 
 /** The DSL kernel of a pass (runtime/kernels.ts: the one registry from a pass name to its factory). */
-const kernelOf = (pass: Pass, o: CceOptions, s: Schedule, packed = false) => passKernel(pass, o, s, packed);
+const kernelOf = (pass: Pass, o: CceOptions, packed = false) => passKernel(pass, o, packed);
 const tag = (s: Schedule) => `r${s.rows}l${s.lanes}v${s.vec}c${s.dChunks}s${s.samplesPerStep}`;
 
 /**
@@ -124,6 +125,11 @@ function i64Of(o: CceOptions): CceOptions | undefined {
   const i64 = { ...o, negativesDtype: 'i64' } as CceOptions;
   return optionsKey(i64) !== optionsKey(o) ? i64 : undefined;
 }
+/** The candidate-source options of a kernel (dsl/sources/), as the manifest records them. */
+const sourceOptions = (o: CceOptions) => ({
+  ...(o.inBatch ? { inBatch: o.inBatch, inBatchSampling: o.inBatchSampling ?? 'uniform' } : {}),
+  ...(o.positions ? { positions: true } : {}),
+});
 const readsNegatives = (parameters: ManifestKernel['parameters']) =>
   parameters.some((p) => p.kind === 'tensor' && p.name === 'negatives');
 
@@ -134,6 +140,51 @@ function sourceDir(): string {
     if (existsSync(`${dir}/ccekit_torch/__init__.py`)) return dir;
   }
   throw new Error('emit --target torch: the package sources (packages/torch/ccekit_torch) are missing');
+}
+
+type KernelAt = (o: CceOptions, s: Schedule, pass: Pass, suffix: string) => void;
+type OptsFor = (pass: Pass, det: boolean, base: Omit<CceOptions, 'grad'>) => CceOptions;
+
+/**
+ * Kernels of the candidate sources (dsl/sources/) for one dtype: in-batch candidates of the whole batch (uniform or
+ * frequency q), mixed with uniform draws shared by groups of PACKAGE_SHARES rows, each as Triton tile kernels
+ * (programs of 128 rows for in-batch alone) and SIMT kernels; and positions (loss rows reading rows of e) for
+ * per-row negatives (index tensor, Philox) and for in-batch candidates.
+ */
+function sourceKernels(
+  dtype: CceOptions['dtype'], dValues: number[], schedules: Map<string, Schedule>, cudaKernel: KernelAt,
+  tileKernel: KernelAt, optsFor: OptsFor, shared: [Pass, boolean][],
+): void {
+  const float = shared.filter(([, det]) => !det);
+  const tileAt = (rows: number): Schedule => ({ rows: rows as Schedule['rows'], lanes: 1, vec: 1, dChunks: 16,
+    samplesPerStep: TILE_LAUNCH[rows]!.cands, stages: TILE_LAUNCH[rows]!.wide[1] as Schedule['stages'] });
+  const simtAt = (rows: number) => new Map(dValues
+    .map((d) => fitProblem(heuristicSchedule(d, dtype), d, CAPS.cuda, Math.min(rows, heuristicSchedule(d, dtype).rows)))
+    .map((x) => [tag(x), x]));
+  for (const qb of ['uniform', 'given'] as const)
+    for (const positions of [false, true]) {
+      const pos = positions ? { positions: true } : {};
+      const inBatch = { mode: 'sampled', dtype, sampling: 'uniform', negatives: 'none', inBatch: 'batch',
+        inBatchSampling: qb, ...pos } as const;
+      const name = `inbatch_${qb}${positions ? '_pos' : ''}_${dtype}`;
+      for (const [pass] of float) tileKernel(optsFor(pass, false, inBatch), tileAt(128), pass, name);
+      for (const s of simtAt(128).values())
+        for (const [pass] of float) cudaKernel(optsFor(pass, false, inBatch), s, pass, `${name}__${tag(s)}`);
+      if (positions) continue;
+      for (const share of PACKAGE_SHARES) {
+        const mixed = { ...inBatch, negatives: 'philox', share } as const;
+        const mname = `mixed_${qb}_share${share}_${dtype}`;
+        for (const [pass] of float) tileKernel(optsFor(pass, false, mixed), tileAt(share), pass, mname);
+        for (const s of simtAt(share).values())
+          for (const [pass] of float) cudaKernel(optsFor(pass, false, mixed), s, pass, `${mname}__${tag(s)}`);
+      }
+    }
+  for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const) {
+    const base = { mode: 'sampled', dtype, sampling, negatives, positions: true } as const;
+    for (const s of schedules.values())
+      for (const [pass, det] of sweepPasses((x) => x.step !== 'by_item'))
+        if (!det) cudaKernel(optsFor(pass, false, base), s, pass, `${sampling}_${negatives}_pos_${dtype}__${tag(s)}`);
+  }
 }
 
 /** Files of the package, relative to the output directory. */
@@ -155,7 +206,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   const cudaKernel = (opts: CceOptions, s: Schedule, pass: Pass, suffix: string, packed = false) => {
     const i64 = opts.negatives !== 'philox' ? i64Of(opts) : undefined;
     for (const [o2, sfx] of [[opts, suffix], ...(i64 ? [[i64, `${suffix}_i64`] as const] : [])] as const) {
-      const k = kernelOf(pass, o2, s, packed);
+      const k = kernelOf(pass, o2, packed);
       const out = compileKernel(k, s, 'cuda', CAPS.cuda);
       const file = `${k.name}__${sfx}.cu`;
       files.set(`ccekit_torch/kernels/${file}`, out.source);
@@ -167,7 +218,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
         options: {
           mode: 'sampled', dtype: o2.dtype, sampling: o2.sampling, grad: o2.grad, negatives: o2.negatives,
           share: o2.share, deterministic: !!o2.deterministic, ...(packed ? { packed } : {}),
-          ...(o2 !== opts ? { negativesDtype: 'i64' as const } : {}),
+          ...(o2 !== opts ? { negativesDtype: 'i64' as const } : {}), ...sourceOptions(o2),
         },
         schedule: s,
         launch: {
@@ -180,17 +231,17 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
     }
   };
   const tileKernel = (opts: CceOptions, ts: Schedule, pass: TileKernel['pass'], suffix: string) => {
-    const t = TILE_LAUNCH[opts.share!]!;
+    const t = TILE_LAUNCH[opts.share ?? ts.rows]!;
     const i64 = opts.negatives !== 'philox' ? i64Of(opts) : undefined;
     for (const [o2, sfx] of [[opts, suffix], ...(i64 ? [[i64, `${suffix}_i64`] as const] : [])] as const) {
-      const k = kernelOf(pass, o2, ts);
+      const k = kernelOf(pass, o2);
       const out = compileKernel(k, ts, 'triton', CAPS.triton);
       const file = `${k.name}__${sfx}.py`;
       files.set(`ccekit_torch/triton/${file}`, out.source);
       const options = {
         mode: 'sampled', dtype: o2.dtype, sampling: o2.sampling, grad: o2.grad, negatives: o2.negatives,
         share: o2.share, deterministic: !!o2.deterministic,
-        ...(o2 !== opts ? { negativesDtype: 'i64' as const } : {}),
+        ...(o2 !== opts ? { negativesDtype: 'i64' as const } : {}), ...sourceOptions(o2),
       };
       tiles.push({ file, entry: out.entry, pass, options, schedule: ts, launch: { wide: t.wide, narrow: t.narrow },
         parameters: out.parameters });
@@ -255,6 +306,8 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
           tileKernel(optsFor(pass, det, sbase), ts, pass as TileKernel['pass'], sfx(det));
       }
     }
+    const tileAny: KernelAt = (x, s, pass, sfx) => tileKernel(x, s, pass as TileKernel['pass'], sfx);
+    sourceKernels(dtype, dValues, schedules, cudaKernel, tileAny, optsFor, sweepPasses((s) => s.shared));
   }
   // Constants the package's dC-by-item driver shares with the kernels (runtime/byitem.ts is its TypeScript twin).
   const byItem = { segment: SEGMENT, scanWidth: SCAN_WIDTH, pairBytes: BY_ITEM_PAIR_BYTES, counters: COUNTERS };

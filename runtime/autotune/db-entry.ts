@@ -1,6 +1,6 @@
 // The tuning database's entries (runtime/autotune/db.ts): keys, bucketing, validation of loaded JSON and of
 // put() arguments, and the error type.
-import { checkScheduleShape, type Schedule } from '../../dsl/schedule.js';
+import { checkScheduleShape, type Schedule } from '../../codegen/schedule.js';
 import { CceInputError } from '../problem.js';
 
 export interface DeviceKey {

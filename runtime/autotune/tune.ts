@@ -4,7 +4,7 @@
 // in the tuning DB keyed by the device (CUDA card and driver, or WebGPU adapter).
 import { type CceOptions, optionsKey } from '../../dsl/cce.js';
 import { type DeviceCaps } from '../../codegen/target.js';
-import { type Pow2, type Schedule, type VecWidth, fitD, fitProblem } from '../../dsl/schedule.js';
+import { type Pow2, type Schedule, type VecWidth, fitD, fitProblem } from '../../codegen/schedule.js';
 import { type Backend, type CompiledKernel, type DeviceBuffer, driveAsync, driveSync } from '../backend.js';
 import { type BenchProblem, type BenchTiming, benchStep } from '../bench.js';
 import { gpuTolerance, relErr } from '../check.js';

@@ -9,10 +9,14 @@
  *   s_j  = f(e_i . c_n) + corr(log q(n)) - log(k_i)   for each accepted negative n != t
  *   lse  = logsumexp(s_0, s_j...),   loss_i = lse - s_0   (k_i = 0: lse = s_0, loss 0)
  * Full mode: lse = logsumexp_v f(e_i . c_v),  loss_i = lse - f(e_i . c_t).
+ * In-batch candidates (inBatch): the targets of all rows, or of row i's group of shareRows rows, that are not
+ * ignoreIndex, corrected by their own q (inBatchProbs, uniform if absent); with drawn negatives too (mixed)
+ * k_i counts the accepted candidates of both parts. positions: row i reads e = E[positions[i]], and dE of that
+ * row of E gets its gradient (E and dE have NE rows).
  */
 import { materializeNegatives } from '../philox.js';
 import { decode } from '../numeric.js';
-import { logQ, validateProblem, type CceProblem } from '../problem.js';
+import { logQ, logQBatch, validateProblem, type CceProblem } from '../problem.js';
 
 export interface ScalarMap {
   f: (x: number) => number;
@@ -60,18 +64,34 @@ export function referenceCceF64(
   o: ReferenceOptions = {},
 ): ReferenceResult {
   const { N, D, V } = p;
-  if (E.length !== N * D) throw new Error(`referenceCceF64: E has length ${E.length}, expected N*D = ${N * D}`);
+  const NE = p.positions ? p.NE! : N;
+  if (E.length !== NE * D) throw new Error(`referenceCceF64: E has length ${E.length}, expected ${NE * D}`);
   if (C.length !== V * D) throw new Error(`referenceCceF64: C has length ${C.length}, expected V*D = ${V * D}`);
   const { f, df } = o.transform ?? IDENTITY;
   const corr = o.correction ?? NEG_LOGQ;
   const full = p.mode === 'full';
   const K = full ? 0 : p.K;
   const lq = logQ(p);
+  const lqb = p.inBatch ? logQBatch(p) : undefined;
+  const eRow = (i: number) => (p.positions ? p.positions[i]! : i);
+  /** Row i's sampled candidates: [item, log q] of the drawn slots, then of the in-batch ones. */
+  const candidatesOf = (i: number): [number, number][] => {
+    const out: [number, number][] = [];
+    for (let j = 0; j < K; j++) out.push([p.negatives![i * K + j]!, lq[p.negatives![i * K + j]!]!]);
+    if (!lqb) return out;
+    const R = p.inBatch === 'group' ? p.shareRows! : N;
+    const r0 = p.inBatch === 'group' ? Math.floor(i / R) * R : 0;
+    for (let r = r0; r < Math.min(N, r0 + R); r++) {
+      const n = p.targets[r]!;
+      if (n !== p.ignoreIndex) out.push([n, lqb[n]!]);
+    }
+    return out;
+  };
 
   const rowLoss = new Float64Array(N);
   const lse = new Float64Array(N);
   const kAccepted = new Int32Array(N);
-  const dE = new Float64Array(N * D);
+  const dE = new Float64Array(NE * D);
   const dC = new Float64Array(V * D);
 
   let nValid = 0;
@@ -81,7 +101,8 @@ export function referenceCceF64(
 
   const dot = (i: number, v: number): number => {
     let s = 0;
-    for (let d = 0; d < D; d++) s += E[i * D + d]! * C[v * D + d]!;
+    const r = eRow(i);
+    for (let d = 0; d < D; d++) s += E[r * D + d]! * C[v * D + d]!;
     return s;
   };
 
@@ -110,17 +131,15 @@ export function referenceCceF64(
       raw.push(r0);
       logits.push(f(r0));
       isTarget.push(true);
-      let k = 0;
-      for (let j = 0; j < K; j++) if (p.negatives![i * K + j] !== t) k++;
+      const cands = candidatesOf(i).filter(([n]) => n !== t); // a candidate equal to the target is rejected
+      const k = cands.length;
       kAccepted[i] = k;
       const logK = k > 0 ? Math.log(k) : 0;
-      for (let j = 0; j < K; j++) {
-        const n = p.negatives![i * K + j]!;
-        if (n === t) continue; // rejected collision
+      for (const [n, lqn] of cands) {
         const r = dot(i, n);
         items.push(n);
         raw.push(r);
-        logits.push(f(r) + corr(lq[n]!) - logK);
+        logits.push(f(r) + corr(lqn) - logK);
         isTarget.push(false);
       }
     }
@@ -153,7 +172,7 @@ export function referenceCceF64(
       const coef = prob * gi * df(raw[c]!);
       const v = items[c]!;
       for (let d = 0; d < D; d++) {
-        const ie = i * D + d;
+        const ie = eRow(i) * D + d;
         const ic = v * D + d;
         dE[ie] = dE[ie]! + coef * C[ic]!;
         dC[ic] = dC[ic]! + coef * E[ie]!;

@@ -5,7 +5,7 @@
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { CODEGEN_VERSION } from '../../codegen/version.js';
 import { checkKernelForD, lower } from '../../codegen/lower.js';
-import type { Schedule } from '../../dsl/schedule.js';
+import type { Schedule } from '../../codegen/schedule.js';
 import type { ParamDoc } from '../../codegen/target.js';
 import { emitWgsl } from '../../targets/wgsl/emit.js';
 import {

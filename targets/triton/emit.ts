@@ -8,7 +8,7 @@ import { type Dialect, ExprPrinter, Lines, formatFloat } from '../../codegen/ren
 import { type Emitted, type TargetRecord } from '../../codegen/target.js';
 import { TRITON_CAPS, TRITON_TRAITS } from './caps.js';
 import { kernelDoc, log1pSeries, paramsDoc } from '../common.js';
-import { warps } from '../../dsl/schedule.js';
+import { warps } from '../../codegen/schedule.js';
 
 const TL: Record<ValueType, string> = { f32: 'tl.float32', i32: 'tl.int32', u32: 'tl.uint32', bool: 'tl.int1' };
 
@@ -112,6 +112,7 @@ const SHAPE: Record<Scope, string> = {
   cand: '[BLOCK_C]',
   tile: '[BLOCK_R, BLOCK_C]',
   cvec: '[BLOCK_C, BLOCK_D]',
+  tvec: '[BLOCK_R, BLOCK_C, BLOCK_D]', // never printed: per-row candidates are untiled
 };
 const DOT_TYPE = { f16: 'tl.float16', bf16: 'tl.bfloat16' } as const;
 

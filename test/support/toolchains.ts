@@ -25,7 +25,7 @@ import { loadNvrtc, type Nvrtc } from '../../runtime/cuda/nvrtc.js';
 import { acquireWebgpu, type WebgpuContext } from '../../runtime/webgpu/device.js';
 import type { NvrtcJob, NvrtcProgramResult } from './nvrtc-programs.js';
 import { SETUP_COMMAND, SKIP_DIR_ENV } from './skip-env.js';
-import type { Schedule } from '../../dsl/schedule.js';
+import type { Schedule } from '../../codegen/schedule.js';
 import type { ParamDoc } from '../../codegen/target.js';
 
 // ---------------------------------------------------------------------------------------------------------

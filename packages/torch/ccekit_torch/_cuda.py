@@ -49,27 +49,41 @@ def reads_int64(tiles=False):
 
 
 def _kind(negatives):
-    return "philox" if isinstance(negatives, tuple) else "tensor"
+    """'philox' for (K, seed), 'none' without drawn negatives (in-batch candidates only), else 'tensor'."""
+    return "philox" if isinstance(negatives, tuple) else "none" if negatives is None else "tensor"
+
+
+def source_of(in_batch=None, q_batch="uniform", positions=False):
+    """The candidate-source key of a call (None: drawn negatives only, every row of e a loss row): in-batch
+    candidates ('batch' / 'group') with their q ('uniform' / 'given'), and whether loss rows read positions."""
+    if not in_batch and not positions:
+        return None
+    return (in_batch or None, q_batch if in_batch else None, bool(positions))
 
 
 def _ndt(negatives):
     return "i64" if isinstance(negatives, torch.Tensor) and negatives.dtype == torch.int64 else "i32"
 
 
-def matches(k, pass_, name, sampling, negatives, share, det, packed=False, ndt="i32"):
+def _source_key(o):
+    return source_of(o.get("inBatch"), o.get("inBatchSampling", "uniform"), o.get("positions", False))
+
+
+def matches(k, pass_, name, sampling, negatives, share, det, packed=False, ndt="i32", src=None):
     """Whether kernel (or tile) k is this pass for these options. ndt 'i64': an int64 negatives tensor, read by
-    the i64 variants; a kernel that does not read the negatives serves either."""
+    the i64 variants; a kernel that does not read the negatives serves either. src: source_of's key."""
     o = k["options"]
     if ndt == "i64" and not _reads_negatives(k):
         ndt = o.get("negativesDtype", "i32")
     return (k["pass"] == pass_ and o["dtype"] == name and o["sampling"] == sampling
             and o.get("negatives", "tensor") == negatives and o.get("share") == share
             and o.get("deterministic", False) == det and o.get("packed", False) == packed
-            and o.get("negativesDtype", "i32") == ndt)
+            and o.get("negativesDtype", "i32") == ndt and _source_key(o) == src)
 
 
-def _candidates(pass_, name, sampling, negatives, share, det, packed, ndt="i32"):
-    return [k for k in _MANIFEST["kernels"] if matches(k, pass_, name, sampling, negatives, share, det, packed, ndt)]
+def _candidates(pass_, name, sampling, negatives, share, det, packed, ndt="i32", src=None):
+    return [k for k in _MANIFEST["kernels"]
+            if matches(k, pass_, name, sampling, negatives, share, det, packed, ndt, src)]
 
 
 def _served(kernels):
@@ -86,12 +100,12 @@ def _served(kernels):
     return out
 
 
-def _needed(share, det, by_item):
+def _needed(share, det, by_item, src=None):
     """(pass, deterministic dC, packed) of every kernel at a sweep schedule that a call may run: the passes of
     the steps it can take (by item only when asked; with share, the steps that run shared negatives)."""
     out = []
     for s in _MANIFEST["steps"]:
-        if (s.get("byItem", False) and not by_item) or (share and not s["shared"]):
+        if (s.get("byItem", False) and not by_item) or ((share or (src and src[0])) and not s["shared"]):
             continue
         for p in s["forward"] + s["backward"]:
             if p in counters():
@@ -101,13 +115,57 @@ def _needed(share, det, by_item):
     return out
 
 
+def supports_sources(*, dtype, d, in_batch, drawn, philox, item_probs, in_batch_probs, positions, share_rows,
+                     deterministic):
+    """Whether this package's kernels compute a call of the candidate sources (loss.py asks before anything is
+    drawn): in-batch candidates of the whole batch (alone, or mixed with uniform in-kernel draws shared by groups
+    of share_rows rows), and positions (with per-row drawn negatives, or with in-batch candidates alone). A
+    hidden size D the kernels do not serve is a ValueError (check_supported); other combinations (in-batch
+    groups, deterministic dC, ...) answer False and take the PyTorch path."""
+    if deterministic or in_batch == "in-batch-group":
+        return False
+    src = source_of("batch" if in_batch else None, "given" if in_batch_probs else "uniform", positions)
+    if in_batch and drawn:
+        if not philox or share_rows is None or positions:
+            return False
+        negatives, sampling, share = "philox", "uniform", share_rows
+    elif in_batch:
+        negatives, sampling, share = "none", "uniform", None
+    else:
+        if share_rows is not None:
+            return False
+        negatives, sampling, share = ("philox" if philox else "tensor"), ("given" if item_probs else "uniform"), None
+    if not _has_source_kernels(dtype, sampling, negatives, share, src):
+        return False
+    tiles = False
+    if in_batch:
+        from . import _tile
+
+        tiles = _tile.available_sources(torch.device("cuda"), dtype, src)
+    check_supported(dtype, d, sampling, negatives, share, False, False, tiles, src)
+    return True
+
+
+def _has_source_kernels(dtype, sampling, negatives, share, src):
+    """Whether the package carries kernels for this candidate source (source_of's key) at all."""
+    name = _NAMES[dtype]
+    return any(matches(k, k["pass"], name, sampling, negatives, share, False, False, "i32", src)
+               for k in _MANIFEST["kernels"] + _MANIFEST.get("tiles", []))
+
+
 @functools.lru_cache(maxsize=512)
-def check_supported(dtype, d, sampling, negatives="tensor", share=None, det=False, by_item=False, tiles=False):
+def check_supported(dtype, d, sampling, negatives="tensor", share=None, det=False, by_item=False, tiles=False,
+                    src=None):
     """ValueError naming the argument when this package cannot compute the call on CUDA, before anything is
     drawn, allocated or launched: share_rows without kernels, a dtype not emitted, or a hidden size D that no
     emitted schedule serves for one of the passes the call may run. dtype: the kernels' (the item table's).
-    tiles: the Triton tile kernels (any D) run the shared negatives."""
+    tiles: the Triton tile kernels (any D) run the shared negatives (and the in-batch candidates)."""
     name = _NAMES[dtype]
+    if src is not None and not _has_source_kernels(dtype, sampling, negatives, share, src):
+        raise ValueError(f"negatives: this package has no {name} kernels for candidates {src} with {negatives} "
+                         f"draws{f' shared by {share} rows' if share else ''}; re-emit it with this ccekit")
+    if src is not None and src[0] and tiles:
+        return
     if share:
         shares = sorted({k["options"]["share"] for k in _MANIFEST["kernels"] if k["options"].get("share")})
         if share not in shares:
@@ -119,8 +177,8 @@ def check_supported(dtype, d, sampling, negatives="tensor", share=None, det=Fals
     if name not in dtypes:
         raise ValueError(f"e: dtype {dtype} has no kernels in this package (emitted for {', '.join(dtypes)}); "
                          f"re-emit with --dtype {name} or all")
-    for pass_, kdet, packed in _needed(share, det, by_item):
-        kernels = _candidates(pass_, name, sampling, negatives, share, kdet, packed)
+    for pass_, kdet, packed in _needed(share, det, by_item, src):
+        kernels = _candidates(pass_, name, sampling, negatives, share, kdet, packed, "i32", src)
         if any(serves(k, d) for k in kernels):
             continue
         served = _served(kernels)
@@ -138,16 +196,17 @@ def check_supported(dtype, d, sampling, negatives="tensor", share=None, det=Fals
                          f"emitted for D = {emitted}); {fix}")
 
 
-def pick(pass_, e, negatives, logq, share=None, det=False, packed=False):
+def pick(pass_, e, negatives, logq, share=None, det=False, packed=False, src=None):
     """The kernel of this pass for the call: a tuned schedule for the device if the package has one, else the
     smallest fit. A pass of dC by item without embeddings (counters()) has one kernel per kind of negatives.
     Remembered per kind of call (the manifest is scanned once for each)."""
     sampling = "uniform" if logq is None else "given"
-    return _pick(pass_, e.dtype, e.shape[1], e.device, _kind(negatives), _ndt(negatives), sampling, share, det, packed)
+    return _pick(pass_, e.dtype, e.shape[1], e.device, _kind(negatives), _ndt(negatives), sampling, share, det, packed,
+                 src)
 
 
 @functools.lru_cache(maxsize=1024)
-def _pick(pass_, dtype, d, device, kind, ndt, sampling, share, det, packed):
+def _pick(pass_, dtype, d, device, kind, ndt, sampling, share, det, packed, src=None):
     if pass_ in counters():
         scan = pass_.startswith("scan")
         for k in _MANIFEST["kernels"]:
@@ -156,7 +215,7 @@ def _pick(pass_, dtype, d, device, kind, ndt, sampling, share, det, packed):
                 return k
         raise CcekitCudaError(f"the package has no {pass_} kernel; re-emit it with this ccekit")
     name = _NAMES[dtype]
-    cands = [k for k in _candidates(pass_, name, sampling, kind, share, det, packed, ndt) if serves(k, d)]
+    cands = [k for k in _candidates(pass_, name, sampling, kind, share, det, packed, ndt, src) if serves(k, d)]
     if not cands:
         # check_supported refuses such a call with a ValueError first.
         raise CcekitCudaError(f"no emitted {pass_} kernel for D={d} {name} {sampling} {kind} ({ndt}) negatives"
@@ -169,14 +228,19 @@ def _pick(pass_, dtype, d, device, kind, ndt, sampling, share, det, packed):
     return cands[0]
 
 
-def scalars(e, c, negatives, ignore_index, share=None, grad_scale=1.0, dc_scale=1.0):
+def scalars(e, c, negatives, ignore_index, share=None, grad_scale=1.0, dc_scale=1.0, rows=None):
     """negatives: an index tensor [N, K] ([G, K] when shared by groups of rows; int32, or int64 read as it is),
-    or (K, seed) for the in-kernel Philox sampler."""
-    n, d = e.shape
+    (K, seed) for the in-kernel Philox sampler, or None (in-batch candidates only). rows: the loss rows N when
+    they read positions of e (e then has NE rows)."""
+    ne, d = e.shape
+    n = ne if rows is None else rows
     v = c.shape[0]
-    out = {"N": n, "D": d, "V": v, "V2": 2 * v, "G": -(-n // share) if share else n, "ignore_index": ignore_index,
-           "logq_uniform": -math.log(v - 1), "grad_scale": grad_scale, "dC_scale": dc_scale}
-    if isinstance(negatives, tuple):
+    out = {"N": n, "NE": ne, "D": d, "V": v, "V2": 2 * v, "G": -(-n // share) if share else n,
+           "ignore_index": ignore_index, "logq_uniform": -math.log(v - 1), "logq_batch_uniform": -math.log(v - 1),
+           "grad_scale": grad_scale, "dC_scale": dc_scale}
+    if negatives is None:
+        out.update(K=0, K2=0)
+    elif isinstance(negatives, tuple):
         out.update(K=negatives[0], seed_lo=negatives[1] & 0xFFFFFFFF, seed_hi=(negatives[1] >> 32) & 0xFFFFFFFF)
     else:
         # K2: the int32 words of a row of an int64 negatives tensor (the i64 kernels' view of it).
@@ -184,13 +248,13 @@ def scalars(e, c, negatives, ignore_index, share=None, grad_scale=1.0, dc_scale=
     return out
 
 
-def inputs(e, c, targets, negatives, logq):
+def inputs(e, c, targets, negatives, logq, extra=None):
     """The input tensors by parameter name. An int64 negatives tensor goes as its int32 words ([rows, 2K], no
-    copy): the i64 kernels read the low word of each."""
+    copy): the i64 kernels read the low word of each. extra: the sources' tensors (positions, logq_batch)."""
     neg = None if isinstance(negatives, tuple) else negatives
     if neg is not None and neg.dtype == torch.int64:
         neg = neg.view(torch.int32)
-    return {"E": e, "C": c, "targets": targets, "negatives": neg, "logq": logq}
+    return {"E": e, "C": c, "targets": targets, "negatives": neg, "logq": logq, **(extra or {})}
 
 
 def dc_buffer(c, det):
@@ -225,52 +289,61 @@ def grad_result(acc, scale, g, dtype):
     return torch.mul(acc, f, out=torch.empty(acc.shape, dtype=dtype, device=acc.device))
 
 
-def _launch_simt(pass_, e, negatives, logq, share, det, tensors, sc):
-    launch(pick(pass_, e, negatives, logq, share, det), e.device, e.shape[0], tensors, sc)
+def _launch_simt(pass_, e, negatives, logq, share, det, tensors, sc, src=None):
+    launch(pick(pass_, e, negatives, logq, share, det, src=src), e.device, sc["N"], tensors, sc)
+
+
+def _de_buffer(e, src):
+    """dE [NE, D] fp32: every row written, or zeros when loss rows read positions (rows without a loss)."""
+    make = torch.zeros if src and src[2] else torch.empty
+    return make(e.shape, dtype=torch.float32, device=e.device)
 
 
 def one(step, e, c, targets, negatives, logq, ignore_index, share=None, det=False, grad_scale=1.0, g_abs_sum=0.0,
-        run=_launch_simt):
+        run=_launch_simt, src=None, extra=None):
     """A step of one launch (host 'one'): loss rows and the step's outputs (dE, dC) for the upstream scale
     grad_scale. Returns loss, dE (fp32 [N, D] or None), the dC accumulator (or None) and its fixed-point scale.
-    g_abs_sum: sum of |g| over the rows (the deterministic dC's bound)."""
-    n, d = e.shape
+    g_abs_sum: sum of |g| over the rows (the deterministic dC's bound). src, extra: the candidate source's key
+    (source_of) and tensors (positions, logq_batch)."""
+    n = targets.shape[0]
     pass_ = step["forward"][0]
     kdet = det and pass_ in step["deterministic"]
     out = {"loss": torch.empty(n, dtype=torch.float32, device=e.device)}
     if "dE" in step["outputs"]:
-        out["dE"] = torch.empty(n, d, dtype=torch.float32, device=e.device)
+        out["dE"] = _de_buffer(e, src)
     if "dC" in step["outputs"]:
         out["dC"] = dc_buffer(c, kdet)
     scale = dc_scale(e, g_abs_sum) if kdet and "dC" in out else 1.0
-    sc = scalars(e, c, negatives, ignore_index, share, grad_scale, scale)
-    run(pass_, e, negatives, logq, share, kdet, dict(inputs(e, c, targets, negatives, logq), **out), sc)
+    sc = scalars(e, c, negatives, ignore_index, share, grad_scale, scale, rows=n)
+    tensors = dict(inputs(e, c, targets, negatives, logq, extra), **out)
+    run(pass_, e, negatives, logq, share, kdet, tensors, sc, src=src)
     return out["loss"], out.get("dE"), out.get("dC"), scale
 
 
-def forward(step, e, c, targets, negatives, logq, ignore_index, share=None, run=_launch_simt):
+def forward(step, e, c, targets, negatives, logq, ignore_index, share=None, run=_launch_simt, src=None, extra=None):
     """The forward of a split step: loss rows, lse and the accepted count per row."""
-    n = e.shape[0]
+    n = targets.shape[0]
     f32 = dict(dtype=torch.float32, device=e.device)
     out = {"loss": torch.empty(n, **f32), "lse": torch.empty(n, **f32),
            "kacc": torch.empty(n, dtype=torch.int32, device=e.device)}
-    sc = scalars(e, c, negatives, ignore_index, share)
-    run(step["forward"][0], e, negatives, logq, share, False, dict(inputs(e, c, targets, negatives, logq), **out), sc)
+    sc = scalars(e, c, negatives, ignore_index, share, rows=n)
+    tensors = dict(inputs(e, c, targets, negatives, logq, extra), **out)
+    run(step["forward"][0], e, negatives, logq, share, False, tensors, sc, src=src)
     return out["loss"], out["lse"], out["kacc"]
 
 
 def backward(step, e, c, targets, negatives, logq, lse, kacc, dloss, ignore_index, share=None, det=False,
-             run=_launch_simt):
+             run=_launch_simt, src=None, extra=None):
     """The backward of a split step for a per-row upstream gradient dloss: dE (fp32), the dC accumulator and
     its fixed-point scale."""
-    n, d = e.shape
+    n = targets.shape[0]
     pass_ = step["backward"][0]
     kdet = det and pass_ in step["deterministic"]
-    out = {"lse": lse, "kacc": kacc, "dloss": dloss, "dE": torch.empty(n, d, dtype=torch.float32, device=e.device),
-           "dC": dc_buffer(c, kdet)}
+    out = {"lse": lse, "kacc": kacc, "dloss": dloss, "dE": _de_buffer(e, src), "dC": dc_buffer(c, kdet)}
     scale = dc_scale(e, dloss.abs().sum()) if kdet else 1.0
-    sc = scalars(e, c, negatives, ignore_index, share, 1.0, scale)
-    run(pass_, e, negatives, logq, share, kdet, dict(inputs(e, c, targets, negatives, logq), **out), sc)
+    sc = scalars(e, c, negatives, ignore_index, share, 1.0, scale, rows=n)
+    tensors = dict(inputs(e, c, targets, negatives, logq, extra), **out)
+    run(pass_, e, negatives, logq, share, kdet, tensors, sc, src=src)
     return out["dE"], out["dC"], scale
 
 

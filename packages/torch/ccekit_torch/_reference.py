@@ -39,32 +39,64 @@ def philox_uniform(n, k, v, seed, device, stream=0):
 def cce_minus(e, c, targets, negatives, logq, ignore_index, reduction, chunk=4096, share=None):
     """negatives [N, K], or [ceil(N / share), K] with share: one row of negatives per group of share rows (read
     per slice of rows, never expanded to [N, K]). Slices of rows gather at most about 2**24 embedding elements."""
+    return cce_sources(e, c, targets, [(negatives, share, logq, None)], ignore_index, reduction, chunk)
+
+
+def in_batch_part(targets, ignore_index, group, logq):
+    """The in-batch candidates as a part of cce_sources: the targets of all rows (group None: one row [1, N] for
+    every row) or of each group of `group` consecutive rows ([G, group]); ignored targets are no candidates."""
+    t = targets.long()
+    if group:
+        pad = -t.shape[0] % group
+        t = torch.cat([t, t.new_full((pad,), ignore_index)]).view(-1, group)
+    else:
+        t = t[None]
+    valid = t != ignore_index
+    return torch.where(valid, t, torch.zeros_like(t)), group or "all", logq, valid
+
+
+def cce_sources(e, c, targets, parts, ignore_index, reduction, chunk=4096):
+    """CCE- over candidates from several parts. parts: (candidates, share, logq, valid) each: candidates an
+    integer tensor [N, K_p] (share None), [ceil(N / share), K_p] (one row per group of share rows) or [1, K_p]
+    (share "all": the same candidates for every row, gathered once); logq [V] log q_p or None (uniform q =
+    1/(V-1)); valid None or a bool tensor like candidates (False: no candidate). A candidate equal to the row's
+    target is rejected; k_i counts the accepted ones of all parts; s_ij = e.c_n - log(k_i q_p(n))."""
     acc = torch.float64 if e.dtype == torch.float64 else torch.float32
-    v = c.shape[0]
-    n = e.shape[0]
-    chunk = max(1, min(chunk, (1 << 24) // max(1, negatives.shape[1] * e.shape[1])))
+    v, (n, d) = c.shape[0], e.shape
+    width = sum(p[0].shape[1] * (1 if p[1] == "all" else d) for p in parts)
+    chunk = max(1, min(chunk, (1 << 24) // max(1, width)))
+    # The candidates every row shares: their embeddings gathered once ([K_p, D]).
+    fixed = [c[p[0][0].long()].to(acc) if p[1] == "all" else None for p in parts]
+    logqs = [None if p[2] is None else p[2].to(acc) for p in parts]
     rows = []
     for s in range(0, n, chunk):
         ee = e[s:s + chunk].to(acc)
         t = targets[s:s + chunk].long()
-        if share:
-            neg = negatives[torch.arange(s, s + t.shape[0], device=negatives.device) // share].long()
-        else:
-            neg = negatives[s:s + chunk].long()
         live = t != ignore_index
         ts = torch.where(live, t, torch.zeros_like(t))
         s0 = (ee * c[ts].to(acc)).sum(-1)
-        dots = torch.einsum("nd,nkd->nk", ee, c[neg].to(acc))
-        ok = neg != ts[:, None]
-        k = ok.sum(1, keepdim=True)
+        idx = torch.arange(s, s + t.shape[0], device=e.device)
+        got = []
+        for (cand, share, _, valid), cc in zip(parts, fixed):
+            if share == "all":
+                neg = cand[:1].long().expand(t.shape[0], -1)
+                dots = ee @ cc.t()
+                ok = neg != ts[:, None]
+                ok = ok if valid is None else ok & valid[:1]
+            else:
+                r = (idx // share if share else idx).to(cand.device)
+                neg = cand[r].long()
+                dots = torch.einsum("nd,nkd->nk", ee, c[neg].to(acc))
+                ok = neg != ts[:, None]
+                ok = ok if valid is None else ok & valid[r]
+            got.append((neg, dots, ok))
+        k = sum(ok.sum(1, keepdim=True) for _, _, ok in got)
         corr = -torch.log(k.clamp_min(1).to(acc))
-        if logq is None:
-            corr = corr + math.log(v - 1)
-            sj = dots + corr
-        else:
-            sj = dots - logq.to(acc)[neg] + corr
-        sj = sj.masked_fill(~ok, float("-inf"))
-        lse = torch.logsumexp(torch.cat([s0[:, None], sj], 1), 1)
+        logits = [s0[:, None]]
+        for (neg, dots, ok), lq in zip(got, logqs):
+            sj = dots + (corr + math.log(v - 1) if lq is None else corr - lq[neg])
+            logits.append(sj.masked_fill(~ok, float("-inf")))
+        lse = torch.logsumexp(torch.cat(logits, 1), 1)
         rows.append(torch.where(live, lse - s0, torch.zeros_like(lse)))
     loss = torch.cat(rows)
     if reduction == "none":

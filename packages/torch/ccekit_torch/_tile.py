@@ -43,21 +43,38 @@ def _entry(tile):
     return _modules[tile["file"]]
 
 
+def available_sources(device, dtype, src):
+    """Triton tile kernels serve this in-batch source (source_of's key) on this device and 16-bit storage."""
+    if dtype not in (torch.float16, torch.bfloat16) or not src or not src[0]:
+        return False
+    key = (str(device), src)
+    if key not in _ok:
+        try:
+            import triton  # noqa: F401
+
+            tiles = _MANIFEST.get("tiles", [])
+            _ok[key] = device.type == "cuda" and any(_cuda._source_key(t["options"]) == src for t in tiles)
+        except ImportError:
+            _ok[key] = False
+    return _ok[key]
+
+
 @functools.lru_cache(maxsize=256)
-def _tile_for(pass_, name, sampling, kind, share, det, ndt):
+def _tile_for(pass_, name, sampling, kind, share, det, ndt, src=None):
     """The tile kernel of a kind of call (the manifest is scanned once for each)."""
-    tiles = [t for t in _MANIFEST["tiles"] if _cuda.matches(t, pass_, name, sampling, kind, share, det, False, ndt)]
+    tiles = [t for t in _MANIFEST["tiles"]
+             if _cuda.matches(t, pass_, name, sampling, kind, share, det, False, ndt, src)]
     if not tiles:
         raise _cuda.CcekitCudaError(f"the package has no {pass_} tile kernel for {name} {sampling} {kind} "
                                     f"({ndt}) negatives shared by {share} rows; re-emit it with this ccekit")
     return tiles[0]
 
 
-def _launch_tile(pass_, e, negatives, logq, share, det, tensors, scalars):
-    n, d = e.shape
+def _launch_tile(pass_, e, negatives, logq, share, det, tensors, scalars, src=None):
+    n, d = scalars["N"], e.shape[1]
     sampling = "uniform" if logq is None else "given"
     kind, ndt = _cuda._kind(negatives), _cuda._ndt(negatives)
-    tile = _tile_for(pass_, _NAMES[e.dtype], sampling, kind, share, det, ndt)
+    tile = _tile_for(pass_, _NAMES[e.dtype], sampling, kind, share, det, ndt, src)
     args = dict(scalars, **tensors)
     block_d = max(16, 1 << (d - 1).bit_length())
     warps, stages = tile["launch"]["wide" if d >= 128 else "narrow"]

@@ -1,6 +1,6 @@
 // The schedule: how a kernel's rows and vector elements map onto programs, lanes and registers. It is a
 // plain serializable object, separate from the algorithm, checked against a device capability record.
-import { type DeviceCaps, traitsOf } from '../codegen/target.js';
+import { type DeviceCaps, traitsOf } from './target.js';
 
 
 export type Pow2 = 1 | 2 | 4 | 8 | 16 | 32 | 64 | 128 | 256;
@@ -194,3 +194,18 @@ export function fitShare(s: Schedule, share: number, caps: FitCaps): Schedule {
   const pow2 = (n: number) => n as Pow2;
   return { ...s, rows: pow2(share), lanes: pow2(lanes), dChunks: pow2(Math.min(256, dChunks)), samplesPerStep: step };
 }
+/**
+ * Default schedule of the reduction: about D/16 lanes a row (16 at D = 256, 4 at D = 64), so a warp walks
+ * several segments at once; 4-element accesses, one pair a step. On an H100 (bench/results/h100-by-item.md)
+ * this beat 8 and 32 lanes at D = 256, and two or four pairs a step (more registers, fewer warps) lost.
+ */
+export function reduceSchedule(D: number): Schedule {
+  let lanes = 1;
+  while (lanes < 32 && lanes * 16 < D) lanes *= 2;
+  const rows = Math.max(1, 128 / lanes) as Schedule['rows'];
+  return fitD({ rows, lanes: lanes as Schedule['lanes'], vec: 4, dChunks: 1, samplesPerStep: 1, stages: 1 }, D);
+}
+
+
+/** Schedule of the counting, filling and scan kernels: one thread per row (their counters need lanes = 1). */
+export const COUNTER_SCHEDULE: Schedule = { rows: 128, lanes: 1, vec: 1, dChunks: 1, samplesPerStep: 1, stages: 1 };
