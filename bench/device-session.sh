@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -19,6 +19,10 @@ for step in "$@"; do
     side) echo "== side by side: package, PyTorch CE-, Node runtime"
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
       PYTHONUNBUFFERED=1 python3 bench/side_by_side.py --package out/torch --node "bash scripts/device-run.sh" --out "$OUT/side" --merge ${SIDE_ARGS:-} > "$OUT/side.log" 2>&1; tail -${SIDE_TAIL:-40} "$OUT/side.log" ;;
+    sources) echo "== candidate sources: the package's CUDA kernels vs its float64 path; in-batch vs PyTorch at N=32768"
+      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      python3 bench/torch_sources_gpu.py out/torch "$OUT/torch-sources.json" > "$OUT/torch-sources.log" 2>&1; grep -E "FAIL|passed" "$OUT/torch-sources.log" | tail -8
+      for dt in ${IB_DTYPES:-f16}; do python3 bench/in_batch.py --package out/torch --dtype $dt --out "$OUT/in-batch-$dt" > "$OUT/in-batch-$dt.log" 2>&1; tail -9 "$OUT/in-batch-$dt.log"; done ;;
     check) echo "== check cuda"; run check --device cuda --out "$OUT/check-cuda.json" > "$OUT/check-cuda.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda.log" | tail -8 ;;
     webgpu) echo "== check webgpu"; run check --device webgpu --quick --out "$OUT/check-webgpu.json" > "$OUT/check-webgpu.log" 2>&1; grep -E "^ccekit|FAIL|passed" "$OUT/check-webgpu.log" | tail -6 ;;
     bench) echo "== bench cuda"; run bench --device cuda --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SCHEDULES:+--schedules "$SCHEDULES"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda.json" > "$OUT/bench-cuda.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda.log" | tail -40 ;;

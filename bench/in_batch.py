@@ -47,6 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default=None, help="cuda | cpu (default: cuda if available)")
     p.add_argument("--methods", default="torch-in-batch,in-batch,mixed,shared", help="comma-separated subset")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", action="store_true", help="CUDA time per kernel of one step of each method")
     args = p.parse_args(argv)
     if args.n < 2 or args.d < 1 or args.v < 2 or args.drawn < 1 or args.iters < 1:
         p.error("--n >= 2, --d >= 1, --v >= 2, --drawn >= 1, --iters >= 1")
@@ -115,6 +116,17 @@ def measure(fn, E, C, t, args, dev):
     return {"ms": statistics.median(times), "ms_min": min(times), "extra_bytes": extra, "loss": float(loss.detach())}
 
 
+def profile(fn, E, C, t):
+    """CUDA milliseconds per kernel name of one step (torch.profiler), the largest first."""
+    from torch.profiler import ProfilerActivity, profile as prof
+
+    with prof(activities=[ProfilerActivity.CUDA]) as p:
+        step(fn, E, C, t)
+        torch.cuda.synchronize()
+    rows = [(e.key, e.device_time_total / 1e3) for e in p.key_averages() if e.device_time_total > 0]
+    return dict(sorted(rows, key=lambda x: -x[1])[:8])
+
+
 def import_package(path):
     init = os.path.join(path, "ccekit_torch", "__init__.py")
     if not os.path.exists(init):
@@ -164,6 +176,8 @@ def main(argv=None):
             r = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"}
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
+        if args.profile and dev.type == "cuda" and "error" not in r:
+            r["kernels_ms"] = profile(fn, E, C, t)
         r["candidates"] = counts[name]
         results[name] = r
         print(f"{name}: {r}", file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SASRec comparison on the GPU machine (issue: PyTorch CE- vs ccekit CCE-). Data from DATA_DIR (the device call
 # carries a copy of ../shared/data as .data/), the ccekit package from out/torch (ccekit emit --target torch).
-# Usage: bash examples/sasrec/h100.sh PART   (PART: same-beauty, same-video, shared-beauty, shared-video, large)
+# Usage: bash examples/sasrec/h100.sh PART   (PART: same-beauty, same-video, shared-beauty, shared-video, sources, large)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DATA_DIR=${DATA_DIR:-.data}
@@ -22,6 +22,20 @@ case "$1" in
     for seed in ${SEEDS:-1 2}; do
       run "$ds-cce-minus-shared64${SHUFFLE:+-shuffled}-s$seed" --data "$DATA_DIR/$ds.txt" --loss cce-minus --share-rows 64 ${SHUFFLE:+--shuffle-groups} --negatives 256 --batch-size 128 --epochs ${EPOCHS:-60} --seed $seed
     done ;;
+  sources)
+    # Candidate sources (issue 15) on both data sets, two seeds, all at once on one GPU: in-batch and mixed
+    # (in-batch + K drawn shared by 128 rows) next to per-row CE-, and the masked objective (positions) for
+    # ccekit per row next to PyTorch CE-. One CPU thread a run: 20 runs with torch's default threads each
+    # oversubscribe the cores (an epoch took ~55 s instead of ~11 s).
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+    for ds in ${DATASETS:-beauty video}; do for seed in ${SEEDS:-1 2}; do
+      a=(--data "$DATA_DIR/$ds.txt" --negatives 256 --batch-size 128 --epochs ${EPOCHS:-60} --seed $seed)
+      run "$ds-cce-minus-inbatch-s$seed" "${a[@]}" --loss cce-minus --negatives-mode in-batch &
+      run "$ds-cce-minus-mixed-s$seed" "${a[@]}" --loss cce-minus --negatives-mode mixed &
+      run "$ds-ce-minus-h200-s$seed" "${a[@]}" --loss ce-minus &
+      run "$ds-cce-minus-masked-s$seed" "${a[@]}" --loss cce-minus --objective masked &
+      run "$ds-ce-minus-masked-s$seed" "${a[@]}" --loss ce-minus --objective masked &
+    done; done; wait ;;
   large)
     # K and batch sizes PyTorch CE- cannot hold in 40 GB (its [N, K, D] gathers), ccekit only.
     run beauty-cce-minus-large --data "$DATA_DIR/beauty.txt" --loss cce-minus --negatives 12000 --batch-size 1024 --lr 2e-3 --epochs ${EPOCHS:-100} --seed 1

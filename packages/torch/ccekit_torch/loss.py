@@ -256,9 +256,12 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
     candidates are the M targets; groups are of consecutive loss rows). dE is zero on rows of e not listed. The
     CUDA kernels read e in place (no [M, D] copy); the PyTorch path gathers e[P].
 
-    The new sources (in-batch, mixed, positions) run on the PyTorch path on the CPU, and on CUDA where the
-    package's manifest lacks their kernels (about [chunk, K_total] logits per slice of rows; autograd keeps them
-    for the backward, so in-batch with large N is memory-hungry there).
+    On CUDA the package's kernels run in-batch of the whole batch (uniform or in_batch_probs q), mixed with
+    uniform in-kernel draws shared by share_rows (64, 128) rows, and positions with per-row negatives (a tensor,
+    item_probs draws or in-kernel uniform ones) or with in-batch candidates; 16-bit tables through the Triton tile
+    kernels when Triton is installed. Other combinations (in-batch-group, per-row draws in mixed, deterministic)
+    and the CPU run the PyTorch path (about [chunk, K_total] logits per slice of rows; autograd keeps them for
+    the backward, so in-batch with large N is memory-hungry there).
 
     deterministic=True: the CUDA kernels accumulate the item-embedding gradient in int64 fixed point with
     integer atomics (units of 2^-62 of a bound of |dC|), so it is bit-identical from run to run; it costs an
