@@ -29,7 +29,8 @@ export interface Common {
 /** The name of a kernel: `base` for sampled candidates, the full-catalog name, and the source's tag. */
 export function kernelName(o: CceOptions, sampled: string, full: string): string {
   if (o.mode !== 'sampled') return o.positions ? `${full}_pos` : full;
-  const tag = o.inBatch ? (o.negatives === 'none' ? '_inbatch' : '_mixed') : o.share ? '_shared' : '';
+  const drawn = o.negatives === 'none' ? '' : o.share ? '_shared' : '';
+  const tag = o.inBatch ? `_inbatch${o.negatives === 'none' ? '' : `_${o.negatives ?? 'tensor'}`}` : drawn;
   return `${sampled}${tag}${o.positions ? '_pos' : ''}`;
 }
 

@@ -12,7 +12,7 @@ import { sharedBytes } from '../../codegen/target.js';
 import { type CceOptions, optionsKey } from '../../dsl/cce.js';
 import { CAPS } from '../../targets/registry.js';
 import { type Schedule, fitD, fitProblem, heuristicSchedule, warps } from '../../codegen/schedule.js';
-import type { ManifestKernel } from '../../targets/variants.js';
+import { type ManifestKernel, SOURCE_KINDS, variantTag } from '../../targets/variants.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
 import { SCAN_WIDTH, SEGMENT } from '../../dsl/byitem.js';
 import { COUNTER_SCHEDULE, reduceSchedule } from '../../codegen/schedule.js';
@@ -145,45 +145,47 @@ function sourceDir(): string {
 type KernelAt = (o: CceOptions, s: Schedule, pass: Pass, suffix: string) => void;
 type OptsFor = (pass: Pass, det: boolean, base: Omit<CceOptions, 'grad'>) => CceOptions;
 
+/** Per-row negatives a positions kernel reads: an index tensor (uniform or given q), uniform in-kernel draws. */
+const PER_ROW_DRAWS = [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const;
+
 /**
- * Kernels of the candidate sources (dsl/sources/) for one dtype: in-batch candidates of the whole batch (uniform or
- * frequency q), mixed with uniform draws shared by groups of PACKAGE_SHARES rows, each as Triton tile kernels
- * (programs of 128 rows for in-batch alone) and SIMT kernels; and positions (loss rows reading rows of e) for
- * per-row negatives (index tensor, Philox) and for in-batch candidates.
+ * Kernels of the candidate sources (targets/variants.ts SOURCE_KINDS, dsl/sources/) for one dtype, by rule: in-batch
+ * parts of the whole batch with uniform or frequency q; draws shared by groups of PACKAGE_SHARES rows; positions
+ * for per-row draws and for in-batch alone. Every candidate shared by the program's rows: Triton tile kernels
+ * (programs of the group, or of 128 rows) and SIMT kernels; per-row parts: SIMT kernels at the sweep schedules.
+ * In-batch groups are not carried (the PyTorch path serves them).
  */
 function sourceKernels(
   dtype: CceOptions['dtype'], dValues: number[], schedules: Map<string, Schedule>, cudaKernel: KernelAt,
   tileKernel: KernelAt, optsFor: OptsFor, shared: [Pass, boolean][],
 ): void {
-  const float = shared.filter(([, det]) => !det);
+  const float = shared.filter(([, det]) => !det).map(([p]) => p);
   const tileAt = (rows: number): Schedule => ({ rows: rows as Schedule['rows'], lanes: 1, vec: 1, dChunks: 16,
     samplesPerStep: TILE_LAUNCH[rows]!.cands, stages: TILE_LAUNCH[rows]!.wide[1] as Schedule['stages'] });
   const simtAt = (rows: number) => new Map(dValues
     .map((d) => fitProblem(heuristicSchedule(d, dtype), d, CAPS.cuda, Math.min(rows, heuristicSchedule(d, dtype).rows)))
     .map((x) => [tag(x), x]));
-  for (const qb of ['uniform', 'given'] as const)
-    for (const positions of [false, true]) {
-      const pos = positions ? { positions: true } : {};
-      const inBatch = { mode: 'sampled', dtype, sampling: 'uniform', negatives: 'none', inBatch: 'batch',
-        inBatchSampling: qb, ...pos } as const;
-      const name = `inbatch_${qb}${positions ? '_pos' : ''}_${dtype}`;
-      for (const [pass] of float) tileKernel(optsFor(pass, false, inBatch), tileAt(128), pass, name);
-      for (const s of simtAt(128).values())
-        for (const [pass] of float) cudaKernel(optsFor(pass, false, inBatch), s, pass, `${name}__${tag(s)}`);
-      if (positions) continue;
-      for (const share of PACKAGE_SHARES) {
-        const mixed = { ...inBatch, negatives: 'philox', share } as const;
-        const mname = `mixed_${qb}_share${share}_${dtype}`;
-        for (const [pass] of float) tileKernel(optsFor(pass, false, mixed), tileAt(share), pass, mname);
-        for (const s of simtAt(share).values())
-          for (const [pass] of float) cudaKernel(optsFor(pass, false, mixed), s, pass, `${mname}__${tag(s)}`);
-      }
-    }
-  for (const [sampling, negatives] of [['uniform', 'tensor'], ['given', 'tensor'], ['uniform', 'philox']] as const) {
-    const base = { mode: 'sampled', dtype, sampling, negatives, positions: true } as const;
-    for (const s of schedules.values())
-      for (const [pass, det] of sweepPasses((x) => x.step !== 'by_item'))
-        if (!det) cudaKernel(optsFor(pass, false, base), s, pass, `${sampling}_${negatives}_pos_${dtype}__${tag(s)}`);
+  for (const kind of SOURCE_KINDS) {
+    if (kind.inBatch === 'group') continue;
+    const allShared = !!kind.inBatch && (kind.negatives === 'none' || !!kind.share);
+    const draws = kind.positions && !kind.inBatch ? PER_ROW_DRAWS : [['uniform', kind.negatives ?? 'tensor'] as const];
+    const placed = kind.positions ? [true] : kind.inBatch && kind.negatives === 'none' ? [false, true] : [false];
+    for (const share of kind.share ? PACKAGE_SHARES : [undefined])
+      for (const qb of kind.inBatch ? (['uniform', 'given'] as const) : [undefined])
+        for (const [sampling, negatives] of draws)
+          for (const positions of placed) {
+            const base = {
+              mode: 'sampled', dtype, sampling, negatives, ...(share ? { share } : {}),
+              ...(kind.inBatch ? { inBatch: kind.inBatch, inBatchSampling: qb } : {}),
+              ...(positions ? { positions } : {}),
+            } as const;
+            const name = variantTag({ ...base, grad: 'scalar' });
+            const at = allShared ? simtAt(share ?? 128) : schedules;
+            for (const pass of float) {
+              if (allShared) tileKernel(optsFor(pass, false, base), tileAt(share ?? 128), pass, name);
+              for (const sch of at.values()) cudaKernel(optsFor(pass, false, base), sch, pass, `${name}__${tag(sch)}`);
+            }
+          }
   }
 }
 

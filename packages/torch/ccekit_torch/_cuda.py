@@ -116,29 +116,22 @@ def _needed(share, det, by_item, src=None):
 
 
 def supports_sources(*, dtype, d, in_batch, drawn, philox, item_probs, in_batch_probs, positions, share_rows,
-                     deterministic):
+                     deterministic, given=False):
     """Whether this package's kernels compute a call of the candidate sources (loss.py asks before anything is
-    drawn): in-batch candidates of the whole batch (alone, or mixed with uniform in-kernel draws shared by groups
-    of share_rows rows), and positions (with per-row drawn negatives, or with in-batch candidates alone). A
-    hidden size D the kernels do not serve is a ValueError (check_supported); other combinations (in-batch
-    groups, deterministic dC, ...) answer False and take the PyTorch path."""
-    if deterministic or in_batch == "in-batch-group":
+    drawn): whether the manifest carries kernels for its parts (in-batch, drawn, positions), by their options. A
+    hidden size D the kernels do not serve is a ValueError (check_supported); a combination without kernels
+    answers False and takes the PyTorch path."""
+    if deterministic:
         return False
-    src = source_of("batch" if in_batch else None, "given" if in_batch_probs else "uniform", positions)
-    if in_batch and drawn:
-        if not philox or share_rows is None or positions:
-            return False
-        negatives, sampling, share = "philox", "uniform", share_rows
-    elif in_batch:
-        negatives, sampling, share = "none", "uniform", None
-    else:
-        if share_rows is not None:
-            return False
-        negatives, sampling, share = ("philox" if philox else "tensor"), ("given" if item_probs else "uniform"), None
+    part = {"in-batch": "batch", "in-batch-group": "group"}.get(in_batch)
+    src = source_of(part, "given" if in_batch_probs else "uniform", positions)
+    negatives = "philox" if philox else "tensor" if (drawn or given) else "none"
+    sampling = "given" if item_probs else "uniform"
+    share = share_rows if (drawn or given or part == "group") else None
     if not _has_source_kernels(dtype, sampling, negatives, share, src):
         return False
     tiles = False
-    if in_batch:
+    if part:
         from . import _tile
 
         tiles = _tile.available_sources(torch.device("cuda"), dtype, src)

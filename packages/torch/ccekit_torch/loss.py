@@ -158,7 +158,8 @@ def _run_cuda_sources(e, c, targets, *, in_batch, negatives, logq, in_batch_logq
     positions None or [M] row indices into e, read in place (no [M, D] copy of e)."""
     from . import _cuda
 
-    src = _cuda.source_of("batch" if in_batch else None, "uniform" if in_batch_logq is None else "given",
+    part = {"in-batch": "batch", "in-batch-group": "group"}.get(in_batch)
+    src = _cuda.source_of(part, "uniform" if in_batch_logq is None else "given",
                           positions is not None)
     extra = {}
     if positions is not None:
@@ -192,7 +193,8 @@ def _sources(e, c, targets, negatives, k, item_probs, in_batch_probs, positions,
         if supports is not None and _cuda.available(e.device) and supports(
                 dtype=c.dtype, d=e.shape[1], in_batch=in_batch, drawn=drawn, philox=philox,
                 item_probs=item_probs is not None, in_batch_probs=in_batch_probs is not None,
-                positions=positions is not None, share_rows=share_rows, deterministic=deterministic):
+                positions=positions is not None, share_rows=share_rows, deterministic=deterministic,
+                given=given is not None):
             neg = given if given is not None else (k, seed) if philox else \
                 _draw(rows, k, v, item_probs, e.device, seed) if drawn else None
             return _run_cuda_sources(
