@@ -27,6 +27,7 @@ export function cceForward(o: CceOptions): Kernel {
   const what = 'CCE- forward: online softmax over gathered candidates; writes lse, loss';
   const c = prologue(name, what + (o.mode === 'sampled' ? ', accepted count' : ''), o);
   const { kb } = c;
+  if (o.vocabShard) return shardStatistics(c);
   const LOSS = kb.output('loss', 'f32', ['N'] as const, 'per-row loss (0 for ignored rows)');
   const LSE = kb.output('lse', 'f32', ['N'] as const, 'per-row log-sum-exp (input of the backward)');
   const KACC = c.counted ? kb.output('kacc', 'i32', ['N'] as const, 'accepted negatives per row') : undefined;
@@ -34,6 +35,25 @@ export function cceForward(o: CceOptions): Kernel {
   kb.store(LOSS, kb.row, select(c.live, loss, 0), kb.rowValid);
   kb.store(LSE, kb.row, select(c.live, lse, 0), kb.rowValid);
   if (KACC) kb.store(KACC, kb.row, kcount, kb.rowValid);
+  return kb.build();
+}
+
+/**
+ * Forward of a vocabulary shard: per-row partial statistics of the shard's candidates (running max and sum of
+ * exponentials of their corrected logits before − log k, accepted count) and the target logit where the shard
+ * owns it (−3e38 elsewhere). The host merges them over the shards as a logsumexp (max-rescaled).
+ */
+function shardStatistics(c: ReturnType<typeof prologue>): Kernel {
+  const { kb } = c;
+  const MAX = kb.output('part_max', 'f32', ['N'] as const, 'running max of the shard\'s candidates (−3e38: none)');
+  const SUM = kb.output('part_sum', 'f32', ['N'] as const, 'sum of exp(logit − part_max) over them');
+  const S0 = kb.output('part_s0', 'f32', ['N'] as const, 'the target logit where this shard owns it, else −3e38');
+  const KACC = kb.output('kacc', 'i32', ['N'] as const, 'accepted candidates of this shard per row');
+  const sw = forwardSweep(c);
+  kb.store(MAX, kb.row, select(c.live, sw.max, -3.0e38), kb.rowValid);
+  kb.store(SUM, kb.row, select(c.live, sw.sum, 0), kb.rowValid);
+  kb.store(S0, kb.row, select(c.tHere, sw.s0, -3.0e38), kb.rowValid);
+  kb.store(KACC, kb.row, sw.kcount, kb.rowValid);
   return kb.build();
 }
 
@@ -65,6 +85,7 @@ export function cceBackward(o: CceOptions): Kernel {
  * with the final lse — so lse and the accepted count never leave registers and E is read once.
  */
 export function cceFused(o: CceOptions): Kernel {
+  if (o.vocabShard) throw new DslError('vocabShard: the shards\' statistics merge between forward and backward');
   const name = kernelName(o, 'cce_minus_fused', 'ce_full_fused');
   const c = prologue(name, 'CCE- forward + backward in one pass over rows: loss, lse, dE, dC', o);
   const { kb } = c;
@@ -90,6 +111,7 @@ export function cceFused(o: CceOptions): Kernel {
 export function cceFusedDE(o: CceOptions, byItem = false): Kernel {
   const refusal = byItem ? byItemRefusal(o) : undefined;
   if (refusal) throw new DslError(refusal);
+  if (o.vocabShard) throw new DslError('vocabShard: the shards\' statistics merge between forward and backward');
   const name = kernelName(o, byItem ? 'cce_minus_fused_de_by_item' : 'cce_minus_fused_de', 'ce_full_fused_de');
   const what = byItem
     ? 'CCE- forward + dE in one sweep, lse + log k for dC by item, the target term of dC'

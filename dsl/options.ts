@@ -31,6 +31,13 @@ export interface CceOptions {
    */
   positions?: boolean;
   /**
+   * Sampled mode, vocabulary-parallel: C is the shard [V, D] of items vocab_start..vocab_end−1 of a catalog of VG
+   * items (candidate ids stay global). The forward writes per-row partial statistics of the owned candidates
+   * (running max, sum of exponentials, accepted count, the target logit where owned); the backward takes the
+   * merged lse, count and the other candidates' share and writes this shard's dC and its part of dE.
+   */
+  vocabShard?: boolean;
+  /**
    * Sampled mode, negatives 'tensor': the element type of the index tensor. 'i32' (default); 'i64': an int64
    * little-endian tensor read in place as its low 32-bit words, so a framework's int64 indices need no copy.
    * The kernel parameter is then an i32 tensor [N, K2] ([G, K2] shared), K2 = 2·K, and slot j of row i is
@@ -79,6 +86,7 @@ export function optionsKey(o: CceOptions): string {
     ...(o.negativesDtype === 'i64' ? ['neg64'] : []),
     ...(sampled && o.inBatch ? [`inbatch-${o.inBatch}-${o.inBatchSampling ?? 'uniform'}`] : []),
     ...(o.positions ? ['pos'] : []),
+    ...(o.vocabShard ? ['vocab'] : []),
   ].join('|');
 }
 
@@ -106,7 +114,8 @@ export const correctionFor = (o: CceOptions, lq: Val<'f32'>): Val<'f32'> =>
  * negatives with float dC.
  */
 export function byItemRefusal(o: CceOptions): string | undefined {
-  return o.mode !== 'sampled' || o.share || o.deterministic || o.inBatch || o.negatives === 'none' || o.positions
+  return o.mode !== 'sampled' || o.share || o.deterministic || o.inBatch || o.negatives === 'none' || o.positions ||
+    o.vocabShard
     ? 'dC by item: per-row sampled negatives with float dC only'
     : undefined;
 }
@@ -141,6 +150,8 @@ export function checkCandidates(o: CceOptions): void {
   if (neg === 'none' && !o.inBatch) throw new DslError("negatives 'none': needs inBatch (the only candidates)");
   if (o.inBatch === 'group' && !o.share) throw new DslError("inBatch 'group': needs share (the rows of a group)");
   if (o.inBatchSampling && !o.inBatch) throw new DslError('inBatchSampling: only with inBatch');
+  if (o.vocabShard && (o.mode !== 'sampled' || o.inBatch))
+    throw new DslError('vocabShard: for drawn or given negatives (sampled mode, no in-batch candidates)');
   if (o.share !== undefined && !(Number.isInteger(o.share) && o.share >= 1))
     throw new DslError(`share: must be a positive integer, got ${o.share}`);
 }

@@ -21,6 +21,12 @@ export interface Common {
   t: Val<'i32'>;
   live: Val<'bool'>;
   tSafe: Val<'i32'>;
+  /** The row of C of the target (local to a vocabulary shard), and whether this kernel owns it (live rows). */
+  tRow: Val<'i32'>;
+  tHere: Val<'bool'>;
+  /** Vocabulary shard: whether item n is one of C's rows, and its row there. */
+  owned?: (n: Val<'i32'>) => Val<'bool'>;
+  local: (n: Val<'i32'>) => Val<'i32'>;
   /** The row of E (and dE) this loss row reads: the row itself, or positions[row]. */
   eRow: Val<'i32'>;
   e: Val<'f32'>;
@@ -29,6 +35,7 @@ export interface Common {
 /** The name of a kernel: `base` for sampled candidates, the full-catalog name, and the source's tag. */
 export function kernelName(o: CceOptions, sampled: string, full: string): string {
   if (o.mode !== 'sampled') return o.positions ? `${full}_pos` : full;
+  if (o.vocabShard) return `${sampled}${o.share ? '_shared' : ''}_vocab${o.positions ? '_pos' : ''}`;
   const drawn = o.negatives === 'none' ? '' : o.share ? '_shared' : '';
   const tag = o.inBatch ? `_inbatch${o.negatives === 'none' ? '' : `_${o.negatives ?? 'tensor'}`}` : drawn;
   return `${sampled}${tag}${o.positions ? '_pos' : ''}`;
@@ -44,20 +51,29 @@ export function prologue(name: string, doc: string, o: CceOptions): Common {
     ? kb.input('positions', 'i32', ['N'] as const, 'the row of E of each loss row (distinct)')
     : undefined;
   const ignore = kb.scalar('ignore_index', 'i32', 'target value of rows that do not count');
-  const { parts } = sourceOf({ kb, o, targets: T, ignore });
+  const catalog = o.vocabShard ? 'VG' : 'V';
+  const { parts } = sourceOf({ kb, o, targets: T, ignore, catalog });
+  const start = o.vocabShard ? kb.scalar('vocab_start', 'i32', 'first item of this shard of C') : undefined;
+  const owned = start ? (n: Val<'i32'>) => n.ge(start).and(n.lt(start.add(kb.dim('V')))) : undefined;
+  const local = (n: Val<'i32'>) => (start ? n.sub(start) : n);
   kb.comment('row i of this slot: target, whether it counts, hidden vector');
   const t = kb.let('t', kb.load(T, kb.row, kb.rowValid));
   const live = kb.let('live', kb.rowValid.and(t.ne(ignore)));
   const tSafe = kb.let('t_safe', select(live, t, 0));
   const eRow = P ? kb.let('e_row', kb.load(P, kb.row, kb.rowValid)) : kb.row;
   const e = kb.let('e', kb.loadRow(E, eRow, kb.rowValid));
-  return { kb, o, E, C, parts, counted: parts.some((p) => p.logq), t, live, tSafe, eRow, e };
+  const tHere = owned ? kb.let('t_here', live.and(owned(t))) : live;
+  const tRow = owned ? kb.let('t_row', select(tHere, local(t), 0)) : tSafe;
+  const counted = parts.some((p) => p.logq);
+  return { kb, o, E, C, parts, counted, t, live, tSafe, tRow, tHere, owned, local, eRow, e };
 }
 
 /** One tile of a part's candidates at `slot`: ids, masks, gathered rows, raw dots and logits. */
 interface CandTile {
   part: Part;
   n: Val<'i32'>;
+  /** The candidate's row of C (local to a vocabulary shard). */
+  row: Val<'i32'>;
   inRange: Val<'bool'>;
   /** Accepted: the row counts, the slot holds a candidate, and it is not the row's target. */
   ok: Val<'bool'>;
@@ -69,15 +85,19 @@ interface CandTile {
 
 function candTile(c: Common, part: Part, slot: Val<'i32'>): CandTile {
   const { kb, o } = c;
-  const { n, inRange } = part.at(slot);
+  const at = part.at(slot);
+  const { n } = at;
+  // A vocabulary shard takes its own items only (the others are other ranks' candidates, counted there).
+  const inRange = c.owned ? kb.let('in_shard', at.inRange.and(c.owned(n))) : at.inRange;
   const ok = kb.let('ok', c.live.and(inRange).and(n.ne(c.t)));
+  const row = c.owned ? kb.let('n_row', select(inRange, c.local(n), 0)) : n;
   const rows = part.shared
-    ? kb.let('c_tile', kb.loadCandRows(c.C, n, inRange))
-    : kb.let('c_rows', kb.loadRow(c.C, n, ok));
+    ? kb.let('c_tile', kb.loadCandRows(c.C, row, inRange))
+    : kb.let('c_rows', kb.loadRow(c.C, row, ok));
   const raw = kb.let('raw', part.shared ? mm(c.e, rows, o.dtype, [true, true]) : dotCands(c.e, rows));
   const corr = part.logq ? correctionFor(o, part.logq(n, inRange)) : undefined;
   const f = transformOf(o)(raw);
-  return { part, n, inRange, ok, rows, raw, logit: kb.let('logit', corr ? f.add(corr) : f) };
+  return { part, n, row, inRange, ok, rows, raw, logit: kb.let('logit', corr ? f.add(corr) : f) };
 }
 
 /** Σ over the tile's candidates of w · row: a contraction (shared) or a sum of per-row products. */
@@ -109,6 +129,9 @@ interface Merged {
 export interface Sweep extends Merged {
   s0: Val<'f32'>;
   kcount: Val<'i32'>;
+  /** The online softmax of the candidates after the sweep: running max and sum of exp(logit − max). */
+  max: Val<'f32'>;
+  sum: Val<'f32'>;
 }
 
 /** Forward sweep: online softmax over every part's candidates, the target merged at the end; `de`: dE rides. */
@@ -116,7 +139,7 @@ export function forwardSweep(c: Common, de?: OnlineDE): Sweep {
   const { kb, o } = c;
   const df = derivativeOf(o);
   kb.comment('target logit s0 = f(e · c_t)');
-  const s0 = kb.let('s0', transformOf(o)(dot(c.e, kb.loadRow(c.C, c.tSafe, c.live))));
+  const s0 = kb.let('s0', transformOf(o)(dot(c.e, kb.loadRow(c.C, c.tRow, c.tHere))));
   const sm = new OnlineSoftmax(kb, 'cand');
   const kacc = kb.var('kacc_f', f32(0), 'row');
   for (const part of c.parts)
@@ -129,7 +152,8 @@ export function forwardSweep(c: Common, de?: OnlineDE): Sweep {
     });
   if (de) de.max = sm.m.get();
   const kcount = kb.let('kcount', kacc.get().to('i32'));
-  return { s0, ...mergeTarget(kb, s0, sm, c.counted ? kcount : undefined), kcount };
+  const merged = mergeTarget(kb, s0, sm, c.counted ? kcount : undefined);
+  return { s0, ...merged, kcount, max: sm.m.get(), sum: sm.l.get() };
 }
 
 /** lse of the target logit and the other candidates' online softmax (sampled: minus log k). */
@@ -155,9 +179,9 @@ export function targetTerm(c: Common, p0m1: Val<'f32'>): { ct: Val<'f32'>; coef0
   const { kb } = c;
   const df = derivativeOf(c.o);
   kb.comment("target: coefficient (p0 − 1)·f'(raw0), p0 − 1 = −(the other candidates' share)");
-  const ct = kb.let('c_t', kb.loadRow(c.C, c.tSafe, c.live));
+  const ct = kb.let('c_t', kb.loadRow(c.C, c.tRow, c.tHere));
   const raw0 = kb.let('raw0', dot(c.e, ct));
-  return { ct, coef0: kb.let('coef0', select(c.live, df ? p0m1.mul(df(raw0)) : p0m1, 0)) };
+  return { ct, coef0: kb.let('coef0', select(c.tHere, df ? p0m1.mul(df(raw0)) : p0m1, 0)) };
 }
 
 /** The gradient outputs: dE per row of E, dC scatter-added (float atomics or deterministic fixed point). */
@@ -199,15 +223,19 @@ export function backwardSweep(
       psum.set(psum.get().add(reduceCands('sum', p)));
       const coef = kb.let('coef', df ? p.mul(df(x.raw)) : p);
       dEacc.set(dEacc.get().add(weighted(c, x, coef)));
-      if (!part.shared) kb.atomicAddRow(dC, x.n, c.e.mul(coef.mul(g)), x.ok);
+      if (!part.shared) kb.atomicAddRow(dC, x.row, c.e.mul(coef.mul(g)), x.ok);
       else {
         const byRows = gScalar
           ? mm(coef, c.e, o.dtype, [false, true]).mul(gScalar)
           : mm(kb.let('coef_g', coef.mul(g)), c.e, overRows, [false, overRows !== 'f32']);
-        kb.atomicAddCandRows(dC, x.n, byRows, x.inRange);
+        kb.atomicAddCandRows(dC, x.row, byRows, x.inRange);
       }
     });
-  const { ct, coef0 } = targetTerm(c, psum.get().neg());
-  kb.atomicAddRow(dC, c.tSafe, c.e.mul(coef0.mul(g)), c.live);
+  // A vocabulary shard's candidates are a part of the row's: p0 − 1 = −(the others' share), merged by the host.
+  const shareDoc = "the other candidates' share of the row's softmax, merged over the shards";
+  const share = c.o.vocabShard ? kb.input('neg_share', 'f32', ['N'] as const, shareDoc) : undefined;
+  const others = share ? kb.load(share, kb.row, c.live) : psum.get();
+  const { ct, coef0 } = targetTerm(c, others.neg());
+  kb.atomicAddRow(dC, c.tRow, c.e.mul(coef0.mul(g)), c.tHere);
   kb.storeRow(dE, c.eRow, dEacc.get().add(ct.mul(coef0)).mul(g), kb.rowValid);
 }

@@ -22,6 +22,7 @@ export interface ManifestKernel {
     inBatch?: string;
     inBatchSampling?: string;
     positions?: boolean;
+    vocabShard?: boolean;
     deterministic?: boolean;
     transform?: string;
     correction?: string;
@@ -57,6 +58,7 @@ export function variantTag(o: CceOptions): string {
     sampled && o.inBatch ? `inbatch${o.inBatch === 'group' ? 'group' : ''}${o.negatives === 'none' ? '' : 'mix'}` : '',
     sampled && o.inBatch && o.inBatchSampling === 'given' ? 'qbatch' : '',
     o.positions ? 'pos' : '',
+    o.vocabShard ? 'vocab' : '',
     o.dtype,
     o.grad === 'perRow' ? 'rowgrad' : '',
     o.deterministic ? 'det' : '',
@@ -85,8 +87,9 @@ export function emitVariants(
       : base;
     // The fused kernels serve scalar upstream gradients (mean / sum); fused_de (forward + dE, no dC) does not
     // depend on the dC mode, so the float-atomic variant carries it.
+    // A vocabulary shard's statistics merge between its forward and backward: no fused kernels.
     const passes =
-      o.grad === 'perRow'
+      o.grad === 'perRow' || o.vocabShard
         ? (['forward', 'backward'] as const)
         : o.deterministic
           ? (['forward', 'backward', 'fused'] as const)
@@ -116,6 +119,7 @@ export function emitVariants(
             ? { inBatch: o.inBatch, inBatchSampling: o.inBatchSampling ?? 'uniform' }
             : {}),
           ...(o.positions ? { positions: true } : {}),
+          ...(o.vocabShard ? { vocabShard: true } : {}),
           ...(o.deterministic ? { deterministic: true } : {}),
           transform: o.transform?.origin,
           correction: o.correction?.origin,
@@ -145,6 +149,8 @@ export const SOURCE_KINDS: readonly Partial<CceOptions>[] = [
   { negatives: 'none', inBatch: 'group', inBatchSampling: 'given', share: DEFAULT_SHARE },
   { negatives: 'philox', inBatch: 'batch', share: DEFAULT_SHARE },
   { negatives: 'tensor', positions: true },
+  { negatives: 'tensor', vocabShard: true },
+  { negatives: 'philox', vocabShard: true },
 ];
 
 /**

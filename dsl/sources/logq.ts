@@ -4,10 +4,10 @@ import type { Val } from '../values.js';
 
 /** Declares the log q parameter of a part (`suffix` keeps the names of two parts apart). */
 export function sampledLogq(
-  kb: KernelBuilder<'D'>, sampling: 'uniform' | 'given', suffix: string, what: string,
+  kb: KernelBuilder<'D'>, sampling: 'uniform' | 'given', suffix: string, what: string, catalog: 'V' | 'VG' = 'V',
 ): (n: Val<'i32'>, mask: Val<'bool'>) => Val<'f32'> {
   if (sampling === 'given') {
-    const t = kb.input(`logq${suffix}`, 'f32', ['V'] as const, `log q(v) of ${what}`);
+    const t = kb.input(`logq${suffix}`, 'f32', [catalog] as const, `log q(v) of ${what}`);
     return (n, mask) => kb.load(t, n, mask);
   }
   const u = kb.scalar(`logq${suffix}_uniform`, 'f32', `log q of ${what}, uniform: −log(V−1)`);

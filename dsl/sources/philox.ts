@@ -8,7 +8,7 @@ export function philoxPart(x: SourceContext): Part {
   const { kb, o } = x;
   const K = kb.dim('K');
   const sampler = samplerParams(kb, o.sampling);
-  const logq = sampledLogq(kb, o.sampling, '', 'the sampling distribution of the drawn negatives');
+  const logq = sampledLogq(kb, o.sampling, '', 'the sampling distribution of the drawn negatives', x.catalog);
   const shared = !!o.share;
   return {
     name: 'drawn', shared, count: K, logq,
@@ -16,7 +16,7 @@ export function philoxPart(x: SourceContext): Part {
       const inRange = kb.let('in_range', shared ? slot.lt(K) : kb.rowValid.and(slot.lt(K)));
       const key = shared ? kb.group : kb.row;
       const stream = shared ? STREAM_SHARED : STREAM_ROW;
-      const n = kb.let('n', sampleItem(kb, sampler, key, slot, kb.dim('V'), 'smp', stream));
+      const n = kb.let('n', sampleItem(kb, sampler, key, slot, kb.dim(x.catalog), 'smp', stream));
       return { n, inRange };
     },
   };

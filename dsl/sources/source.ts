@@ -14,6 +14,8 @@ export interface SourceContext {
   targets: Tensor<'i32', readonly ['N']>;
   /** The ignore_index scalar. */
   ignore: Val<'i32'>;
+  /** The dimension of global item ids: V, or VG for a vocabulary shard (C then holds V of them). */
+  catalog: 'V' | 'VG';
 }
 
 export interface Part {

@@ -6,7 +6,7 @@ import { sampledLogq } from './logq.js';
 export function tensorPart(x: SourceContext): Part {
   const { kb, o } = x;
   const K = kb.dim('K');
-  const logq = sampledLogq(kb, o.sampling, '', 'the sampling distribution of the drawn negatives');
+  const logq = sampledLogq(kb, o.sampling, '', 'the sampling distribution of the drawn negatives', x.catalog);
   if (o.share) {
     const neg = negativesInput(kb, o, 'G', `sampled negative items per group of ${o.share} rows`);
     return {

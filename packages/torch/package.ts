@@ -129,6 +129,7 @@ function i64Of(o: CceOptions): CceOptions | undefined {
 const sourceOptions = (o: CceOptions) => ({
   ...(o.inBatch ? { inBatch: o.inBatch, inBatchSampling: o.inBatchSampling ?? 'uniform' } : {}),
   ...(o.positions ? { positions: true } : {}),
+  ...(o.vocabShard ? { vocabShard: true } : {}),
 });
 const readsNegatives = (parameters: ManifestKernel['parameters']) =>
   parameters.some((p) => p.kind === 'tensor' && p.name === 'negatives');
@@ -168,7 +169,9 @@ function sourceKernels(
   for (const kind of SOURCE_KINDS) {
     if (kind.inBatch === 'group') continue;
     const allShared = !!kind.inBatch && (kind.negatives === 'none' || !!kind.share);
-    const draws = kind.positions && !kind.inBatch ? PER_ROW_DRAWS : [['uniform', kind.negatives ?? 'tensor'] as const];
+    const draws = kind.positions && !kind.inBatch ? PER_ROW_DRAWS
+      : kind.vocabShard ? PER_ROW_DRAWS.filter(([, n]) => n === kind.negatives)
+        : [['uniform', kind.negatives ?? 'tensor'] as const];
     const placed = kind.positions ? [true] : kind.inBatch && kind.negatives === 'none' ? [false, true] : [false];
     for (const share of kind.share ? PACKAGE_SHARES : [undefined])
       for (const qb of kind.inBatch ? (['uniform', 'given'] as const) : [undefined])
@@ -179,11 +182,15 @@ function sourceKernels(
               ...(kind.inBatch ? { inBatch: kind.inBatch, inBatchSampling: qb } : {}),
               ...(positions ? { positions } : {}),
             } as const;
-            const name = variantTag({ ...base, grad: 'scalar' });
+            const name = variantTag({ ...base, grad: 'scalar', ...(kind.vocabShard ? { vocabShard: true } : {}) });
             const at = allShared ? simtAt(share ?? 128) : schedules;
-            for (const pass of float) {
-              if (allShared) tileKernel(optsFor(pass, false, base), tileAt(share ?? 128), pass, name);
-              for (const sch of at.values()) cudaKernel(optsFor(pass, false, base), sch, pass, `${name}__${tag(sch)}`);
+            // A vocabulary shard: its forward (statistics) and backward, per-row gradient (ccekit_torch/_vocab.py).
+            const passes = kind.vocabShard ? (['forward', 'backward'] as const) : float;
+            for (const pass of passes) {
+              const opts = kind.vocabShard
+                ? { ...base, grad: 'perRow' as const, vocabShard: true } : optsFor(pass, false, base);
+              if (allShared) tileKernel(opts, tileAt(share ?? 128), pass, name);
+              for (const sch of at.values()) cudaKernel(opts, sch, pass, `${name}__${tag(sch)}`);
             }
           }
   }

@@ -53,12 +53,13 @@ def _kind(negatives):
     return "philox" if isinstance(negatives, tuple) else "none" if negatives is None else "tensor"
 
 
-def source_of(in_batch=None, q_batch="uniform", positions=False):
+def source_of(in_batch=None, q_batch="uniform", positions=False, vocab=False):
     """The candidate-source key of a call (None: drawn negatives only, every row of e a loss row): in-batch
-    candidates ('batch' / 'group') with their q ('uniform' / 'given'), and whether loss rows read positions."""
-    if not in_batch and not positions:
+    candidates ('batch' / 'group') with their q ('uniform' / 'given'), whether loss rows read positions, and
+    whether c is a shard of a vocabulary-parallel table."""
+    if not in_batch and not positions and not vocab:
         return None
-    return (in_batch or None, q_batch if in_batch else None, bool(positions))
+    return (in_batch or None, q_batch if in_batch else None, bool(positions), bool(vocab))
 
 
 def _ndt(negatives):
@@ -66,7 +67,8 @@ def _ndt(negatives):
 
 
 def _source_key(o):
-    return source_of(o.get("inBatch"), o.get("inBatchSampling", "uniform"), o.get("positions", False))
+    return source_of(o.get("inBatch"), o.get("inBatchSampling", "uniform"), o.get("positions", False),
+                     o.get("vocabShard", False))
 
 
 def matches(k, pass_, name, sampling, negatives, share, det, packed=False, ndt="i32", src=None):

@@ -174,16 +174,25 @@ def _run_cuda_sources(e, c, targets, *, in_batch, negatives, logq, in_batch_logq
         deterministic, False, n_valid, src, extra)
 
 
+def _rank_seed(seed, same_across_ranks):
+    """The seed of the negatives drawn here (a random one when None). Under torch.distributed it is mixed with the
+    rank, so each rank draws different negatives, unless same_across_ranks."""
+    seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed
+    if same_across_ranks or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return seed
+    return (seed ^ ((torch.distributed.get_rank() + 1) * 0x9E3779B97F4A7C15)) % 2**64
+
+
 def _sources(e, c, targets, negatives, k, item_probs, in_batch_probs, positions, ignore_index, reduction, seed,
-             share_rows, deterministic, n_valid, rows):
+             share_rows, deterministic, n_valid, rows, same_across_ranks=False):
     """The new candidate sources on checked arguments: the CUDA hook where the package serves them, else the
     PyTorch path (on any device). k: the drawn (or given) negatives per row or group, 0 for none."""
     in_batch = negatives if isinstance(negatives, str) else None
     given = negatives if isinstance(negatives, torch.Tensor) else None
     drawn = k if given is None else 0
     philox = bool(drawn) and item_probs is None
-    if philox and seed is None:
-        seed = int(torch.randint(0, 2**62, (1,)).item())
+    if drawn:
+        seed = _rank_seed(seed, same_across_ranks)
     v = c.shape[0]
     logq, ib_logq = _logq(item_probs, v, e.device), _logq(in_batch_probs, v, e.device)
     if e.is_cuda and torch.float64 not in (e.dtype, c.dtype):
@@ -220,7 +229,8 @@ def _sources(e, c, targets, negatives, k, item_probs, in_batch_probs, positions,
 
 def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_probs=None, in_batch_probs=None,
                    positions=None, ignore_index=-100, reduction="mean", seed=None, share_rows=None,
-                   deterministic=False, dc_by_item=None):
+                   deterministic=False, dc_by_item=None, process_group=None, vocab_start=None, num_items=None,
+                   same_negatives_across_ranks=False):
     """CCE- loss. e [N, D] hidden states, c [V, D] item embeddings, targets [N] item ids (or ignore_index).
 
     Negatives: a tensor [N, K] of item ids drawn from q, or num_negatives=K to draw them here (uniform over the
@@ -285,18 +295,35 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
     the returned gradient; otherwise one elementwise pass of [V, D] makes it (times the upstream gradient, to
     c's dtype, or from the deterministic fixed point), after the accumulator's one zero fill.
 
-    seed (num_negatives only): an int in [0, 2**64) that makes the drawn negatives reproducible. in_batch_probs
+    seed (num_negatives only): an int in [0, 2**64) that makes the drawn negatives reproducible. Under
+    torch.distributed (DDP) the seed is mixed with the rank, so each rank draws different negatives;
+    same_negatives_across_ranks=True draws the same on every rank.
+
+    process_group=g (torch.distributed): vocabulary-parallel CCE-. c is this rank's shard, the items
+    vocab_start .. vocab_start + c.shape[0] - 1 of a catalog of num_items (both default to the shards in rank order:
+    one all-gather of their sizes); every rank passes all rows of e and the same targets and global negative ids
+    (the same tensor, or num_negatives drawn with one seed for the group: seed, or one broadcast from the group's
+    first rank). Each rank scores the candidates it owns; two all-reduces of O(N) floats merge the statistics as
+    a logsumexp, and one sum all-reduce of dE [N, D] gives every rank the whole dE (c's gradient is the shard's).
+    Per rank: its shard, O(N) statistics, no [N, K] index tensor when drawn in the kernels. Not with share_rows,
+    positions, in-batch candidates or deterministic=True. in_batch_probs
     without an in-batch mode, item_probs or seed with an in-batch mode that draws nothing, and repeated or
     out-of-range positions are errors.
     float64 inputs take the PyTorch path on any device. Bad arguments raise ValueError("<argument>: ...")
     before anything large is allocated; on CUDA, so does a hidden size D that no emitted kernel serves.
     """
+    if process_group is not None:
+        from . import _vocab
+
+        return _vocab.loss(e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, seed,
+                           process_group, vocab_start, num_items, share_rows=share_rows, positions=positions,
+                           deterministic=deterministic, dc_by_item=dc_by_item, in_batch_probs=in_batch_probs)
     n, d, v, rows, k, ignore_index, share_rows, seed, n_valid = check_arguments(
         e, c, targets, num_negatives, negatives, item_probs, ignore_index, reduction, seed, share_rows, deterministic,
         dc_by_item, in_batch_probs, positions)
     if isinstance(negatives, str) or positions is not None:
         return _sources(e, c, targets, negatives, k, item_probs, in_batch_probs, positions, ignore_index, reduction,
-                        seed, share_rows, deterministic, n_valid, rows)
+                        seed, share_rows, deterministic, n_valid, rows, same_negatives_across_ranks)
     # Uniform negatives that the caller did not pass are drawn inside the kernels (Philox4x32-10, no index
     # tensor); the CPU path draws the same items with the same generator.
     philox = negatives is None and item_probs is None
@@ -316,9 +343,9 @@ def cce_minus_loss(e, c, targets, *, num_negatives=None, negatives=None, item_pr
                                   "philox" if philox else "tensor", share_rows, deterministic,
                                   dc_by_item and reduction != "none", tiles)
     logq = _logq(item_probs, v, e.device)
-    if philox:
-        seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else seed
-    elif negatives is None:
+    if negatives is None:
+        seed = _rank_seed(seed, same_negatives_across_ranks)
+    if not philox and negatives is None:
         negatives = _draw(rows, k, v, item_probs, e.device, seed)
     if cuda is not None:
         return _run_cuda(e, c, targets, (k, seed) if philox else negatives, logq, ignore_index, reduction, share_rows,

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Vocabulary-parallel CCE- (ccekit_torch, process_group=) against the plain step, WORLD ranks spawned with
+torch.multiprocessing over gloo (on one GPU: NCCL refuses two ranks on one device).
+
+    python3 bench/vocab_parallel.py --package out/torch --out DIR [--settings beauty,zvuk --dtype f16 --world 2]
+
+Per setting (runtime/presets.ts sizes, per-row uniform negatives drawn in the kernels, mean reduction, fwd+bwd
+into e and c): the plain step on rank 0 alone (the whole table), then the vocab-parallel step on every rank (its
+shard), split into its parts as ccekit_torch/_vocab.py runs them: the shard's statistics kernel, the exchange and
+merge (two all-reduces of O(N) and the logsumexp), the shard's backward kernel, and the dE all-reduce [N, D].
+Medians of --repeats after --warmup, rank 0's clock with a barrier and a device sync around each part. Writes
+vocab_parallel.json and vocab_parallel.md."""
+import argparse
+import datetime
+import json
+import math
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+SETTINGS = {"beauty": (32768, 176450, 511, 256), "ml20m": (81920, 20000, 511, 256),
+            "zvuk": (131072, 893022, 2047, 256), "small-d": (32768, 100000, 511, 64)}
+DT = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+
+
+def args_of(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--package", default="out/torch")
+    p.add_argument("--out", default=None)
+    p.add_argument("--settings", default="beauty,zvuk")
+    p.add_argument("--dtype", choices=list(DT), default="f16")
+    p.add_argument("--world", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda if available)")
+    p.add_argument("--sizes", default=None, help="N,V,K,D instead of --settings (smoke runs)")
+    return p.parse_args(argv)
+
+
+def timed(fn, dev, sync):
+    dist.barrier()
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, (time.perf_counter() - t0) * 1e3
+
+
+def rank_main(rank, world, port, a, out_dir):
+    sys.path.insert(0, a.package)
+    from ccekit_torch import _vocab, cce_minus_loss
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=600))
+    dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    results = {}
+    names = ["custom"] if a.sizes else a.settings.split(",")
+    for name in names:
+        n, v, k, d = [int(x) for x in a.sizes.split(",")] if a.sizes else SETTINGS[name]
+        g = torch.Generator().manual_seed(1)
+        e = (torch.randn(n, d, generator=g) / d ** 0.5).to(dev, DT[a.dtype])
+        c = (torch.randn(v, d, generator=g) / d ** 0.5).to(dev, DT[a.dtype])
+        t = torch.randint(0, v, (n,), generator=g).to(dev)
+        bounds = [v * r // world for r in range(world + 1)]
+        lo, hi = bounds[rank], bounds[rank + 1]
+        row = {"N": n, "V": v, "K": k, "D": d}
+        if rank == 0:
+            ee, cc = e.clone().requires_grad_(), c.clone().requires_grad_()
+            step = lambda: cce_minus_loss(ee, cc, t, num_negatives=k, seed=3).backward()  # noqa: E731
+            plain = []
+            for i in range(a.warmup + a.repeats):
+                sync()
+                t0 = time.perf_counter()
+                step()
+                sync()
+                plain.append((time.perf_counter() - t0) * 1e3)
+            row["plain_ms"] = statistics.median(plain[a.warmup:])
+            del ee, cc
+        dist.barrier()
+        shard = c[lo:hi].contiguous()
+        parts = {"stats": [], "merge": [], "backward": [], "dE_allreduce": [], "step": []}
+        src = None
+        kernels = None
+        if dev.type == "cuda":
+            from ccekit_torch import _cuda
+
+            src = _cuda.source_of(vocab=True)
+            kernels = _vocab.CudaKernels(src)
+        neg = (k, 3)
+        ti = t.to(torch.int32).contiguous()
+        for i in range(a.warmup + a.repeats):
+            t_step = time.perf_counter()
+            if kernels:
+                stats, ms1 = timed(lambda: kernels.stats(e, shard, ti, neg, None, lo, v, -100), dev, sync)
+            else:
+                cands = _vocab._candidates(neg, n, v)
+                stats, ms1 = timed(lambda: _vocab._torch_stats(e, shard, t, cands, None, lo, v, -100), dev, sync)
+            merged, ms2 = timed(lambda: _vocab._merge([x.float() if x.is_floating_point() else x for x in stats],
+                                                      dist.group.WORLD), dev, sync)
+            lse, logk, share, loss, kk, live = merged
+            rows = torch.where(live, torch.full_like(lse, 1.0 / max(1, int(live.sum()))), torch.zeros_like(lse))
+            if kernels:
+                (de, dc), ms3 = timed(lambda: kernels.grads(e, shard, ti, neg, None, lo, v, -100, lse, kk, share, rows),
+                                      dev, sync)
+            else:
+                (de, dc), ms3 = timed(lambda: _vocab._torch_grads(e, shard, t, cands, None, lo, v, -100, lse, logk,
+                                                                   share, rows), dev, sync)
+            _, ms4 = timed(lambda: dist.all_reduce(de), dev, sync)
+            if i >= a.warmup:
+                for key, ms in zip(("stats", "merge", "backward", "dE_allreduce"), (ms1, ms2, ms3, ms4)):
+                    parts[key].append(ms)
+                parts["step"].append((time.perf_counter() - t_step) * 1e3)
+        row.update({f"{key}_ms": statistics.median(vals) for key, vals in parts.items()})
+        results[name] = row
+        del shard, e, c
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    if rank == 0:
+        card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+        with open(os.path.join(out_dir, "r0.json"), "w") as f:
+            json.dump({"card": card, "torch": torch.__version__, "world": world, "dtype": a.dtype,
+                       "results": results}, f)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def table(rep):
+    lines = [f"Vocabulary-parallel CCE-, {rep['world']} ranks on one {rep['card']} over gloo, {rep['dtype']}, "
+             f"torch {rep['torch']}", "",
+             "| setting | plain step ms | stats kernel | exchange + merge | backward kernel | dE all-reduce | "
+             "vocab step ms | merge / plain |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rep["results"].items():
+        lines.append(f"| {name} (N={r['N']} V={r['V']} K={r['K']} D={r['D']}) | {r.get('plain_ms', math.nan):.2f} | "
+                     f"{r['stats_ms']:.2f} | {r['merge_ms']:.2f} | {r['backward_ms']:.2f} | "
+                     f"{r['dE_allreduce_ms']:.2f} | {r['step_ms']:.2f} | "
+                     f"{r['merge_ms'] / r.get('plain_ms', math.nan):.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    a = args_of(argv)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(rank_main, args=(a.world, port, a, tmp), nprocs=a.world, join=True)
+        rep = json.load(open(os.path.join(tmp, "r0.json")))
+    md = table(rep)
+    print(md)
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        json.dump(rep, open(os.path.join(a.out, "vocab_parallel.json"), "w"), indent=1)
+        open(os.path.join(a.out, "vocab_parallel.md"), "w").write(md)
+
+
+if __name__ == "__main__":
+    main()
