@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -23,6 +23,10 @@ for step in "$@"; do
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
       python3 bench/torch_sources_gpu.py out/torch "$OUT/torch-sources.json" > "$OUT/torch-sources.log" 2>&1; grep -E "FAIL|passed" "$OUT/torch-sources.log" | tail -8
       for dt in ${IB_DTYPES:-f16}; do python3 bench/in_batch.py --package out/torch --dtype $dt --out "$OUT/in-batch-$dt" > "$OUT/in-batch-$dt.log" 2>&1; tail -9 "$OUT/in-batch-$dt.log"; done ;;
+    dist) echo "== torch.distributed on one GPU: 2 ranks over gloo with CUDA tensors (vocab-parallel, DDP), benchmark"
+      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      for w in vocab ddp; do python3 test/support/torch_dist_check.py out/torch $w 2 cuda > "$OUT/dist-$w.log" 2>&1; echo "$w: $(grep -c '^ok' "$OUT/dist-$w.log") ok, $(grep -c '^FAIL' "$OUT/dist-$w.log") FAIL"; grep FAIL "$OUT/dist-$w.log" | head -3; done
+      python3 bench/vocab_parallel.py --package out/torch --settings ${VP_SETTINGS:-beauty,zvuk} --out "$OUT/vocab" > "$OUT/vocab.log" 2>&1; tail -8 "$OUT/vocab.log" ;;
     check) echo "== check cuda"; run check --device cuda --out "$OUT/check-cuda.json" > "$OUT/check-cuda.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda.log" | tail -8 ;;
     webgpu) echo "== check webgpu"; run check --device webgpu --quick --out "$OUT/check-webgpu.json" > "$OUT/check-webgpu.log" 2>&1; grep -E "^ccekit|FAIL|passed" "$OUT/check-webgpu.log" | tail -6 ;;
     bench) echo "== bench cuda"; run bench --device cuda --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SCHEDULES:+--schedules "$SCHEDULES"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda.json" > "$OUT/bench-cuda.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda.log" | tail -40 ;;

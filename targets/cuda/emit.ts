@@ -69,7 +69,7 @@ __device__ __forceinline__ void ccekit_fixed_add(unsigned long long* p, float v,
 #endif
 
 // schedule: {{scheduleText}}
-extern "C" __global__ void __launch_bounds__({{threads}}) {{name}}(
+extern "C" __global__ void __launch_bounds__({{threads}}{{#if minBlocks}}, {{minBlocks}}{{/if}}) {{name}}(
 {{#each params}}    {{{this}}}{{#unless @last}},{{/unless}}
 {{/each}}) {
   const int tid = (int)threadIdx.x;
@@ -227,6 +227,9 @@ export function emitCuda(lk: LoweredKernel, version: string): Emitted {
     doc: kernelDoc(lk, '//'),
     scheduleText: JSON.stringify(s),
     threads: lk.invocations,
+    // Rows that share candidate updates in workgroup memory already bound the blocks an SM holds: ptxas is told
+    // one block a multiprocessor suffices, so it keeps values in registers instead of spilling for occupancy.
+    minBlocks: lk.rowSharedSlots > 0 ? 1 : 0,
     name: k.name,
     params,
     lanes: s.lanes,
