@@ -93,6 +93,7 @@ def rank_main(rank, world, port, a, out_dir):
             from ccekit_torch import _cuda
 
             src = _cuda.source_of(vocab=True)
+            assert _cuda.available(dev), "the package's CUDA driver did not load"
             kernels = _vocab.CudaKernels(src)
         neg = (k, 3)
         ti = t.to(torch.int32).contiguous()

@@ -133,6 +133,18 @@ describe('SASRec example', () => {
       expect(report.args.objective).toBe(objective);
     });
 
+    it('under torch.distributed: 2 ranks (gloo, the environment torchrun sets), DDP, rank 0 reports', async () => {
+      const out = join(tmp, 'ddp.json');
+      const launcher = join(ROOT, 'test', 'support', 'sasrec_ddp.py');
+      const r = await python(launcher, '2', '--data', DATA, '--max-users', '200', '--loss', 'cce-minus', '--device',
+        'cpu', ...TINY, '--ccekit-package', await ccePackage(), '--out', out);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(readFileSync(out, 'utf8')) as Report & { world_size: number };
+      expect(report.world_size).toBe(2);
+      expect(Number.isFinite(report.epochs[0]!.loss)).toBe(true);
+      expect(report.test.users).toBe(200);
+    });
+
     it('--negatives-mode other than per-row with a plain-PyTorch loss is refused', async () => {
       const r = await python(TRAIN, '--data', DATA, '--max-users', '20', '--loss', 'ce-minus', '--device', 'cpu', ...TINY,
         '--negatives-mode', 'mixed');

@@ -45,11 +45,13 @@ def parse_args(argv=None):
                    help="cce-minus: negatives shared by groups of this many rows (16, 32, 64, 128); with in-batch: "
                    "the in-batch candidates are the targets of the row's group; with mixed: the draws' groups")
     p.add_argument("--in-batch-q", choices=("freq", "uniform"), default="freq",
-                   help="in-batch / mixed: q of the in-batch candidates, the training targets' item frequency or uniform")
+                   help="in-batch / mixed: q of the in-batch candidates, the training targets' item frequency or "
+                   "uniform")
     p.add_argument("--objective", choices=("next", "masked"), default="next",
                    help="next: causal next-item prediction; masked: BERT4Rec-style masked items, bidirectional")
     p.add_argument("--mask-prob", type=float, default=0.2, help="masked: fraction of items masked per sequence")
-    p.add_argument("--shuffle-groups", action="store_true", help="with --share-rows: group rows in a random order each step")
+    p.add_argument("--shuffle-groups", action="store_true",
+                   help="with --share-rows: group rows in a random order each step")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--heads", type=int, default=1)
@@ -160,17 +162,37 @@ def evaluate(model, evalset, device, amp_dtype, batch_size, k=10, mask_id=None):
     return {f"ndcg@{k}": ndcg / max(1, n), f"hr@{k}": hr / max(1, n), "users": n}
 
 
+def dist_rank():
+    """(rank, world size) under torchrun (torch.distributed initialized), else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def init_distributed(args):
+    """Under torchrun (WORLD_SIZE > 1): NCCL on GPUs (one a process, LOCAL_RANK), gloo on CPUs; returns the device."""
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            return torch.device("cuda", torch.cuda.current_device())
+    return torch.device(args.device or ("cuda" if cuda else "cpu"))
+
+
 def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch):
     model.train()
     masked = args.objective == "masked"
     inputs, targets = (data.train_sequences, None) if masked else (data.train_inputs, data.train_targets)
     U = inputs.shape[0]
-    perm = torch.randperm(U)
-    steps = math.ceil(U / args.batch_size)
+    perm = torch.randperm(U)  # the same on every rank (one seed): rank r takes batches r, r + P, ...
+    rank, world = dist_rank()
+    steps = math.ceil(U / args.batch_size) // world if world > 1 else math.ceil(U / args.batch_size)
     bar = Progress(steps, f"epoch {epoch}", enabled=not args.no_progress)
     total, count = torch.zeros((), device=device, dtype=torch.float64), 0
     for s in range(steps):
-        idx = perm[s * args.batch_size : (s + 1) * args.batch_size]
+        b = s * world + rank
+        idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
         ids = inputs[idx].to(device, non_blocking=True)
         with autocast_ctx(device, amp_dtype):
             C = raw_model.catalog()  # [V, D] = item_emb.weight[1:V+1]
@@ -209,7 +231,10 @@ def main(argv=None):
         return 0
 
     t_start = time.perf_counter()
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = init_distributed(args)
+    rank, world = dist_rank()
+    if rank:
+        sys.stdout = open(os.devnull, "w")  # one report: rank 0's
     amp_dtype = AMP_DTYPES[args.amp]
     if amp_dtype is not None and device.type != "cuda":
         print(f"train.py: --amp {args.amp} applies on CUDA only; running in float32 on {device}", file=sys.stderr)
@@ -228,6 +253,10 @@ def main(argv=None):
     masked = args.objective == "masked"
     raw_model = SASRec(V, args.hidden, args.blocks, args.heads, args.maxlen, args.dropout, mask_token=masked).to(device)
     model = raw_model
+    if world > 1:
+        # DDP averages the gradients of the ranks' batches; cce_minus_loss draws different negatives on each rank.
+        ids = [device] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(raw_model, device_ids=ids)
     if args.compile:
         if hasattr(torch, "compile"):
             model = torch.compile(raw_model)
@@ -241,7 +270,8 @@ def main(argv=None):
     in_batch_probs = None
     if args.negatives_mode in ("in-batch", "mixed") and args.in_batch_q == "freq":
         in_batch_probs = data.target_counts(args.objective).to(device)
-    loss_fn = make_loss(args.loss, V, args.negatives, args.ccekit_package, amp_dtype, args.share_rows, args.shuffle_groups,
+    loss_fn = make_loss(args.loss, V, args.negatives, args.ccekit_package, amp_dtype, args.share_rows,
+                        args.shuffle_groups,
                         args.negatives_mode, in_batch_probs)
     mask_id = raw_model.mask_id
     opt = torch.optim.Adam(raw_model.parameters(), lr=args.lr, betas=(0.9, 0.98))
@@ -261,8 +291,9 @@ def main(argv=None):
         rec = {"epoch": epoch, "time_s": epoch_s, "peak_mem_mib": peak, "loss": mean_loss}
         if epoch % args.eval_every == 0 or epoch == args.epochs:
             t1 = time.perf_counter()
-            val = evaluate(model, data.val, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
-            rec.update({"val_ndcg@10": val["ndcg@10"], "val_hr@10": val["hr@10"], "eval_time_s": time.perf_counter() - t1})
+            val = evaluate(raw_model, data.val, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
+            rec.update({"val_ndcg@10": val["ndcg@10"], "val_hr@10": val["hr@10"],
+                        "eval_time_s": time.perf_counter() - t1})
             if best is None or val["ndcg@10"] > best["val_ndcg@10"]:
                 best, bad = rec, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in raw_model.state_dict().items()})
@@ -275,20 +306,27 @@ def main(argv=None):
         if not math.isfinite(mean_loss):
             print("train.py: the training loss is not finite; stopping", file=sys.stderr)
             break
-        if args.patience is not None and bad >= args.patience:
+        stop = args.patience is not None and bad >= args.patience
+        if world > 1:  # every rank evaluates the same synchronized model; rank 0 decides for all
+            flag = torch.tensor([int(stop)], device=device if device.type == "cuda" else "cpu")
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if stop:
             print(f"early stop: no better val NDCG@10 for {bad} validations")
             break
 
     test = None
     if best_state is not None:
         raw_model.load_state_dict(best_state)
-        test = evaluate(model, data.test, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
+        test = evaluate(raw_model, data.test, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
         print(
             f"best epoch {best['epoch']}: val NDCG@10 {best['val_ndcg@10']:.4f}; "
             f"test NDCG@10 {test['ndcg@10']:.4f} HR@10 {test['hr@10']:.4f}"
         )
     total_s = time.perf_counter() - t_start
-    if args.out:
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    if args.out and rank == 0:
         report = {
             "args": vars(args),
             "data": summary,
@@ -303,6 +341,7 @@ def main(argv=None):
             "cuda_version": torch.version.cuda,
             "python_version": platform.python_version(),
             "total_time_s": total_s,
+            "world_size": world,
         }
         d = os.path.dirname(os.path.abspath(args.out))
         os.makedirs(d, exist_ok=True)

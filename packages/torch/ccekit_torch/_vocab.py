@@ -253,9 +253,14 @@ def loss(e, c, targets, num_negatives, negatives, item_probs, ignore_index, redu
         sampling = "uniform" if item_probs is None else "given"
         kind = "philox" if philox else "tensor"
         if _cuda.available(e.device) and _cuda._has_source_kernels(c.dtype, sampling, kind, None, src):
-            _cuda.check_supported(c.dtype, e.shape[1], sampling, kind, None, False, False, False, src)
-            kernels = CudaKernels(src)
             e = e.to(c.dtype)
+            neg0 = (k, 0) if philox else negatives
+            for pass_ in ("forward", "backward"):  # a D no emitted schedule serves: one error before any work
+                try:
+                    _cuda.pick(pass_, e, neg0, None if logq is None else logq, src=src)
+                except _cuda.CcekitCudaError as err:
+                    raise ValueError(f"e: hidden size D = {e.shape[1]}: {err}") from err
+            kernels = CudaKernels(src)
     neg = (k, seed) if philox else negatives.to(torch.int32 if kernels else torch.int64).contiguous()
     lq = None if logq is None else logq.to(torch.float32 if kernels else torch.float64).contiguous()
     if kernels is None and lq is not None and e.dtype != torch.float64:
