@@ -17,6 +17,7 @@ import { CliError, err, out } from './common.js';
 import { EMIT_HELP, cmdEmit } from './emit.js';
 import { RUN_HELP, cmdRun } from './run.js';
 import { START_HELP, cmdStart } from './start.js';
+import { PLAN_HELP, cmdPlan } from './plan.js';
 
 // ---------------------------------------------------------------- dispatch
 
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, { help: string; summary: string; run: (argv: stri
   },
   bench: { help: BENCH_HELP, summary: 'time CCE- at the paper-matched settings on a GPU', run: cmdBench },
   tune: { help: TUNE_HELP, summary: 'autotune schedules per problem size into the persistent tuning DB', run: cmdTune },
+  plan: { help: PLAN_HELP, summary: 'peak memory and step time of SASRec training steps under a budget', run: cmdPlan },
 };
 
 const MAIN_HELP = [

@@ -1,0 +1,114 @@
+// `ccekit plan`: which (method, batch size, sequence length, negatives) fits a memory budget for a SASRec model, and
+// how fast a step is, from runtime/memplan.ts's cost model (a calibration file sets its coefficients; without one
+// the defaults are first-principles figures, labelled so). Prints the fitting configurations' Pareto front
+// (memory, time) and a recommendation; --svg plots every configuration.
+import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  type Calibration, DEFAULT_CALIBRATION, PLAN_METHODS, type PlanConfig, type PlanEstimate, type PlanMethod,
+  describe, gib, planGrid,
+} from '../runtime/memplan.js';
+import { checkOutFile } from '../runtime/fsout.js';
+import { type FlagTable, UsageError, intList, parseFlags, table, usage } from './args.js';
+import { out } from './common.js';
+
+const PLAN_FLAGS = {
+  budget: { kind: 'num', min: 0.001, help: 'memory budget in GiB (required)' },
+  v: { kind: 'int', min: 2, max: 2 ** 31 - 1, default: 1_000_000, help: 'catalog size V' },
+  d: { kind: 'int', min: 1, max: 65536, default: 256, help: 'hidden size D' },
+  'max-len': { kind: 'int', min: 1, max: 100_000, default: 200, help: 'maximum sequence length' },
+  blocks: { kind: 'int', min: 0, max: 1000, default: 2, help: 'transformer blocks' },
+  heads: { kind: 'int', min: 1, max: 1024, default: 1, help: 'attention heads' },
+  fill: { kind: 'num', min: 0.001, max: 1, default: 1, help: 'share of positions that carry a loss (non-padding)' },
+  batch: { kind: 'str', default: '64,128,256,512,1024', metavar: 'B[,B...]', help: 'batch sizes' },
+  'seq-len': { kind: 'str', default: '', metavar: 'L[,L...]', help: 'sequence lengths (default: --max-len)' },
+  negatives: { kind: 'str', default: '128,256,512,1024,2048,4096,8192,16384', metavar: 'K[,K...]',
+    help: 'negatives a row' },
+  methods: { kind: 'str', default: PLAN_METHODS.join(','), help: 'methods to plan' },
+  share: { kind: 'int', min: 1, max: 1024, default: 128, help: 'rows a group of shared draws (cce-shared, mixed)' },
+  calibration: { kind: 'str', metavar: 'FILE', help: 'calibration JSON (see runtime/memplan.ts Calibration)' },
+  svg: { kind: 'str', metavar: 'FILE', help: 'plot of peak memory vs step time of every configuration' },
+  json: { kind: 'str', metavar: 'FILE', help: 'every estimate as JSON' },
+} as const satisfies FlagTable;
+
+export const PLAN_HELP = usage(
+  'ccekit plan --budget GIB [--v 1000000 --d 256 --max-len 200 --blocks 2] [--batch ...] [--negatives ...]',
+  'Predict peak memory and step time of a SASRec training step (model + loss + Adam) for each method, batch size,\n' +
+    'sequence length and number of negatives; print the fitting ones\' Pareto front (time a row, candidates a row,\n' +
+    'rows a step) and a recommendation (the most scored candidates a step within 1.5x of the best time a row).\n' +
+    'Without --calibration the cost model uses first-principles defaults, not measurements: the output says so.',
+  PLAN_FLAGS,
+);
+
+function calibrationFrom(path: string | undefined): Calibration {
+  if (path === undefined) return DEFAULT_CALIBRATION;
+  let c: Calibration;
+  try {
+    c = JSON.parse(readFileSync(path, 'utf8')) as Calibration;
+  } catch (e) {
+    throw new UsageError(`--calibration ${path}: ${(e as Error).message}`, 'plan');
+  }
+  for (const m of PLAN_METHODS)
+    if (!(c?.ms?.loss?.[m] > 0) || !(c?.bytes?.loss?.[m] > 0))
+      throw new UsageError(`--calibration ${path}: no positive coefficients for ${m}`, 'plan');
+  return c;
+}
+
+function svg(all: PlanEstimate[], front: PlanEstimate[], budget: number): string {
+  const W = 720, H = 440, pad = 60;
+  const xs = all.map((e) => Math.log10(e.stepMs)), ys = all.map((e) => e.peakBytes / 2 ** 30);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs) + 1e-9];
+  const y1 = Math.max(budget / 2 ** 30, ...ys) * 1.05;
+  const px = (x: number) => pad + ((x - x0) / (x1 - x0)) * (W - 2 * pad);
+  const py = (y: number) => H - pad - (y / y1) * (H - 2 * pad);
+  const color: Record<PlanMethod, string> = { 'ce-minus': '#d62728', ce: '#9467bd', 'cce-per-row': '#1f77b4',
+    'cce-shared': '#2ca02c', 'cce-in-batch': '#ff7f0e', 'cce-mixed': '#8c564b' };
+  const dots = all.map((e, i) => `<circle cx="${px(xs[i]!).toFixed(1)}" cy="${py(ys[i]!).toFixed(1)}" r="` +
+    `${front.includes(e) ? 5 : 3}" fill="${color[e.config.method]}"><title>${describe(e.config)}</title></circle>`);
+  const legend = PLAN_METHODS.map((m, i) => `<text x="${W - pad - 110}" y="${pad + 14 * i}" fill="${color[m]}" ` +
+    `font-size="12">${m}</text>`);
+  const by = py(budget / 2 ** 30).toFixed(1);
+  return [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">`,
+    `<line x1="${pad}" y1="${by}" x2="${W - pad}" y2="${by}" stroke="#999" stroke-dasharray="4"/>`,
+    `<text x="${pad}" y="${Number(by) - 4}" font-size="12">budget ${gib(budget)} GiB</text>`,
+    `<text x="${W / 2}" y="${H - 15}" font-size="12" text-anchor="middle">step ms (log10)</text>`,
+    `<text x="15" y="${H / 2}" font-size="12" transform="rotate(-90 15 ${H / 2})">peak GiB</text>`,
+    ...dots, ...legend, '</svg>'].join('\n') + '\n';
+}
+
+export async function cmdPlan(argv: string[]): Promise<number> {
+  const o = parseFlags('plan', argv, PLAN_FLAGS);
+  if (o.budget === undefined) throw new UsageError('--budget GIB is required', 'plan');
+  const methods = o.methods.split(',').map((m) => m.trim()) as PlanMethod[];
+  const bad = methods.find((m) => !PLAN_METHODS.includes(m));
+  if (bad) throw new UsageError(`--methods: '${bad}' is not one of ${PLAN_METHODS.join(', ')}`, 'plan');
+  const batches = intList('plan', '--batch', o.batch, 1, 1 << 20);
+  const lens = o['seq-len'] ? intList('plan', '--seq-len', o['seq-len'], 1, o['max-len']) : [o['max-len']];
+  const ks = intList('plan', '--negatives', o.negatives, 1, 1 << 24);
+  for (const f of [o.svg, o.json]) if (f !== undefined) checkOutFile(f, f === o.svg ? '--svg' : '--json');
+  const cal = calibrationFrom(o.calibration);
+  const grid: PlanConfig[] = [];
+  for (const method of methods)
+    for (const batch of batches)
+      for (const seqLen of lens)
+        for (const K of method === 'ce' || method === 'cce-in-batch' ? [0] : ks)
+          grid.push({ method, batch, seqLen, K,
+            ...(method === 'cce-shared' || method === 'cce-mixed' ? { share: o.share } : {}) });
+  const model = { V: o.v, D: o.d, maxLen: o['max-len'], blocks: o.blocks, heads: o.heads, fill: o.fill };
+  const budget = o.budget * 2 ** 30;
+  const plan = planGrid(model, grid, budget, cal);
+  out(`ccekit plan: V ${o.v}, D ${o.d}, max length ${o['max-len']}, ${o.blocks} blocks, budget ${o.budget} GiB; ` +
+    `cost model ${cal.source === 'measured' ? `calibrated on ${cal.device}` : 'defaults (not measured)'}`);
+  out(`${plan.fitting.length} of ${plan.all.length} configurations fit; Pareto front (time a row, candidates a row, ` +
+    'rows a step):');
+  const row = (e: PlanEstimate) => [e.config.method, String(e.config.batch), String(e.config.seqLen),
+    String(e.config.K), String(e.rows), String(e.candidates), gib(e.peakBytes), e.stepMs.toFixed(2)];
+  const head = ['method', 'batch', 'length', 'K', 'rows', 'candidates', 'peak GiB', 'step ms'];
+  out(table([head, ...plan.front.map(row)]));
+  out(`recommended: ${describe(plan.recommended.config)} (${gib(plan.recommended.peakBytes)} GiB, ` +
+    `${plan.recommended.stepMs.toFixed(2)} ms, ${plan.recommended.rows} rows x ${plan.recommended.candidates} ` +
+    'candidates a step)');
+  if (o.svg !== undefined) writeFileSync(o.svg, svg(plan.all, plan.front, budget));
+  if (o.json !== undefined)
+    writeFileSync(o.json, JSON.stringify({ model, budget, calibration: cal, ...plan }, null, 1));
+  return 0;
+}
