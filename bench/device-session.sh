@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist plan wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -27,6 +27,12 @@ for step in "$@"; do
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
       for w in vocab ddp; do python3 test/support/torch_dist_check.py out/torch $w 2 cuda > "$OUT/dist-$w.log" 2>&1; echo "$w: $(grep -c '^ok' "$OUT/dist-$w.log") ok, $(grep -c '^FAIL' "$OUT/dist-$w.log") FAIL"; grep FAIL "$OUT/dist-$w.log" | head -3; done
       python3 bench/vocab_parallel.py --package out/torch --settings ${VP_SETTINGS:-beauty,zvuk} --out "$OUT/vocab" > "$OUT/vocab.log" 2>&1; tail -8 "$OUT/vocab.log" ;;
+    plan) echo "== SASRec steps at V = 1M, D = 256, length 200 (32800 rows a step at batch 164): measured, and the planner fitted"
+      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      python3 examples/sasrec/calibrate.py --v 1000000 --d 256 --max-len 200 --blocks 2 --ccekit-package out/torch \
+        --configs ${PLAN_CONFIGS:-ce-minus:164:200:512,cce-per-row:164:200:512,cce-shared:164:200:512,cce-in-batch:64:200:0,cce-mixed:64:200:512,cce-per-row:64:200:2048,cce-per-row:256:200:512,ce-minus:64:200:256,cce-per-row:512:200:256,cce-shared:512:200:4096} \
+        --out "$OUT/plan-runs.json" > "$OUT/plan-runs.log" 2>&1; tail -12 "$OUT/plan-runs.log"
+      CCEKIT_CACHE="$OUT" run plan --calibrate "$OUT/plan-runs.json" ;;
     check) echo "== check cuda"; run check --device cuda --out "$OUT/check-cuda.json" > "$OUT/check-cuda.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda.log" | tail -8 ;;
     webgpu) echo "== check webgpu"; run check --device webgpu --quick --out "$OUT/check-webgpu.json" > "$OUT/check-webgpu.log" 2>&1; grep -E "^ccekit|FAIL|passed" "$OUT/check-webgpu.log" | tail -6 ;;
     bench) echo "== bench cuda"; run bench --device cuda --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SCHEDULES:+--schedules "$SCHEDULES"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda.json" > "$OUT/bench-cuda.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda.log" | tail -40 ;;

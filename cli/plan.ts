@@ -2,17 +2,20 @@
 // how fast a step is, from runtime/memplan.ts's cost model (a calibration file sets its coefficients; without one
 // the defaults are first-principles figures, labelled so). Prints the fitting configurations' Pareto front
 // (memory, time) and a recommendation; --svg plots every configuration.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { TuningDb } from '../runtime/autotune/db.js';
 import {
-  type Calibration, DEFAULT_CALIBRATION, PLAN_METHODS, type PlanConfig, type PlanEstimate, type PlanMethod,
-  describe, gib, planGrid,
+  type Calibration, DEFAULT_CALIBRATION, type MeasuredRun, PLAN_METHODS, type PlanConfig, type PlanEstimate,
+  type PlanMethod, type PlanModel, describe, estimate, fitCalibration, gib, planGrid,
 } from '../runtime/memplan.js';
 import { checkOutFile } from '../runtime/fsout.js';
 import { type FlagTable, UsageError, intList, parseFlags, table, usage } from './args.js';
 import { out } from './common.js';
 
 const PLAN_FLAGS = {
-  budget: { kind: 'num', min: 0.001, help: 'memory budget in GiB (required)' },
+  budget: { kind: 'num', min: 0.001, help: 'memory budget in GiB (required unless --calibrate)' },
+  calibrate: { kind: 'str', metavar: 'RUNS', help: 'fit the cost model to examples/sasrec/calibrate.py runs' },
   v: { kind: 'int', min: 2, max: 2 ** 31 - 1, default: 1_000_000, help: 'catalog size V' },
   d: { kind: 'int', min: 1, max: 65536, default: 256, help: 'hidden size D' },
   'max-len': { kind: 'int', min: 1, max: 100_000, default: 200, help: 'maximum sequence length' },
@@ -25,7 +28,10 @@ const PLAN_FLAGS = {
     help: 'negatives a row' },
   methods: { kind: 'str', default: PLAN_METHODS.join(','), help: 'methods to plan' },
   share: { kind: 'int', min: 1, max: 1024, default: 128, help: 'rows a group of shared draws (cce-shared, mixed)' },
-  calibration: { kind: 'str', metavar: 'FILE', help: 'calibration JSON (see runtime/memplan.ts Calibration)' },
+  calibration: {
+    kind: 'str', metavar: 'FILE',
+    help: 'calibration JSON (default plan-calibration.json beside the tuning DB, when there)',
+  },
   svg: { kind: 'str', metavar: 'FILE', help: 'plot of peak memory vs step time of every configuration' },
   json: { kind: 'str', metavar: 'FILE', help: 'every estimate as JSON' },
 } as const satisfies FlagTable;
@@ -39,7 +45,11 @@ export const PLAN_HELP = usage(
   PLAN_FLAGS,
 );
 
-function calibrationFrom(path: string | undefined): Calibration {
+/** The calibration beside the tuning DB ($CCEKIT_CACHE or ~/.cache/ccekit). */
+export const defaultCalibrationPath = (): string => join(dirname(TuningDb.defaultPath()), 'plan-calibration.json');
+
+function calibrationFrom(given: string | undefined): Calibration {
+  const path = given ?? (existsSync(defaultCalibrationPath()) ? defaultCalibrationPath() : undefined);
   if (path === undefined) return DEFAULT_CALIBRATION;
   let c: Calibration;
   try {
@@ -75,8 +85,37 @@ function svg(all: PlanEstimate[], front: PlanEstimate[], budget: number): string
     ...dots, ...legend, '</svg>'].join('\n') + '\n';
 }
 
+/** --calibrate: fit the cost model to measured runs, store it, and show each run measured against predicted. */
+function calibrate(runsPath: string, outPath: string): number {
+  let j: { device: string; model: PlanModel; runs: MeasuredRun[] };
+  try {
+    j = JSON.parse(readFileSync(runsPath, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--calibrate ${runsPath}: ${(e as Error).message}`, 'plan');
+  }
+  if (!Array.isArray(j?.runs) || !j.model) throw new UsageError(`--calibrate ${runsPath}: no runs and model`, 'plan');
+  const cal = fitCalibration(j.model, j.runs, String(j.device));
+  mkdirSync(dirname(outPath), { recursive: true });
+  writeFileSync(outPath, JSON.stringify(cal, null, 1) + '\n');
+  out(`ccekit plan: cost model fitted to ${j.runs.length} runs on ${cal.device}, stored in ${outPath}`);
+  const pct = (p: number, m: number) => `${((p / m - 1) * 100).toFixed(1)}%`;
+  const rows = j.runs.map((r) => {
+    const e = estimate(j.model, r.config, cal);
+    const mem = typeof r.peakBytes === 'number' ? [gib(r.peakBytes), gib(e.peakBytes), pct(e.peakBytes, r.peakBytes)]
+      : ['-', gib(e.peakBytes), '-'];
+    return [describe(r.config), r.stepMs.toFixed(2), e.stepMs.toFixed(2), pct(e.stepMs, r.stepMs), ...mem];
+  });
+  out(table([['configuration', 'ms', 'predicted', 'error', 'GiB', 'predicted', 'error'], ...rows]));
+  return 0;
+}
+
 export async function cmdPlan(argv: string[]): Promise<number> {
   const o = parseFlags('plan', argv, PLAN_FLAGS);
+  if (o.calibrate !== undefined) {
+    const dest = o.calibration ?? defaultCalibrationPath();
+    checkOutFile(dest, '--calibration');
+    return calibrate(o.calibrate, dest);
+  }
   if (o.budget === undefined) throw new UsageError('--budget GIB is required', 'plan');
   const methods = o.methods.split(',').map((m) => m.trim()) as PlanMethod[];
   const bad = methods.find((m) => !PLAN_METHODS.includes(m));

@@ -145,15 +145,48 @@ export const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(2);
 export const describe = (c: PlanConfig): string =>
   `${c.method} batch ${c.batch} length ${c.seqLen} K ${c.K}${c.share ? ` share ${c.share}` : ''}`;
 
-/** Fits the calibration to measured runs: each time and memory coefficient scaled by measured / predicted. */
+/** A measured step (examples/sasrec/calibrate.py): the whole step, and the same step with a trivial loss. */
+export interface MeasuredRun {
+  config: PlanConfig;
+  stepMs: number;
+  /** null where the device reports no peak (the CPU). */
+  peakBytes: number | null;
+  modelMs?: number;
+  modelPeakBytes?: number | null;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * Fits the calibration to measured runs, each coefficient scaled by measured / predicted: the model and optimizer
+ * times and the activation bytes from the runs' model-only steps (when they have them), then each method's loss
+ * time and bytes from what its steps add beyond them.
+ */
 export function fitCalibration(
-  m: PlanModel, runs: { config: PlanConfig; stepMs: number; peakBytes: number }[], device: string,
-  base: Calibration = DEFAULT_CALIBRATION,
+  m: PlanModel, runs: MeasuredRun[], device: string, base: Calibration = DEFAULT_CALIBRATION,
 ): Calibration {
   if (runs.length === 0) throw new CceInputError('runs', 'runs: no measured run to calibrate from');
   const cal: Calibration = JSON.parse(JSON.stringify(base));
   cal.device = device;
   cal.source = 'measured';
+  const timed = runs.filter((r) => r.modelMs !== undefined);
+  if (timed.length) {
+    const k = mean(timed.map((r) => {
+      const e = estimate(m, r.config, cal);
+      return r.modelMs! / (e.parts.modelMs + e.parts.optMs);
+    }));
+    cal.ms.model *= k;
+    cal.ms.optimizer *= k;
+  }
+  const sized = runs.filter((r) => typeof r.modelPeakBytes === 'number');
+  if (sized.length) {
+    const k = mean(sized.map((r) => {
+      const e = estimate(m, r.config, cal);
+      return Math.max(0.05, (r.modelPeakBytes! - e.parts.params) / e.parts.activations);
+    }));
+    cal.bytes.activation *= k;
+    cal.bytes.attention *= k;
+  }
   for (const method of PLAN_METHODS) {
     const mine = runs.filter((r) => r.config.method === method);
     if (mine.length === 0) continue;
@@ -166,9 +199,11 @@ export function fitCalibration(
     };
     // The loss's share: what the measured step has beyond the model and optimizer terms.
     cal.ms.loss[method] *= Math.max(0.05, ratio((e) => e.parts.lossMs,
-      (r, e) => r.stepMs - e.parts.modelMs - e.parts.optMs));
-    cal.bytes.loss[method] *= Math.max(0.05, ratio((e) => e.parts.loss,
-      (r, e) => r.peakBytes - e.parts.params - e.parts.activations));
+      (r, e) => r.stepMs - (r.modelMs ?? e.parts.modelMs + e.parts.optMs)));
+    if (mine.every((r) => typeof r.peakBytes === 'number'))
+      cal.bytes.loss[method] *= Math.max(0.05, ratio((e) => e.parts.loss,
+        (r, e) => r.peakBytes! - (typeof r.modelPeakBytes === 'number' ? r.modelPeakBytes : e.parts.params +
+          e.parts.activations)));
   }
   return cal;
 }

@@ -6,6 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { findTorchPython, skipTest } from './support/toolchains.js';
+import { TORCH_PYTHON, emitTorchPackageDir } from './support/torch_package.js';
 import {
   type Calibration, DEFAULT_CALIBRATION, type PlanConfig, estimate, fitCalibration, paramCount, planGrid,
 } from '../runtime/memplan.js';
@@ -81,4 +83,25 @@ describe('training-step planner', () => {
     writeFileSync(join(dir, 'bad.json'), '{"ms": {}}');
     expect(cli('--budget', '40', '--calibration', join(dir, 'bad.json')).stderr).toMatch(/no positive coefficients/);
   }, 60_000);
+
+  it('calibrates from measured SASRec steps (examples/sasrec/calibrate.py on the CPU) and plans with it', (t) => {
+    const py = findTorchPython();
+    if (skipTest(t, TORCH_PYTHON, !!py)) return;
+    const dir = mkdtempSync(join(tmpdir(), 'ccekit-calib-'));
+    const runs = join(dir, 'runs.json');
+    const c = spawnSync(py!, ['examples/sasrec/calibrate.py', '--v', '2000', '--d', '16', '--max-len', '20', '--blocks',
+      '1', '--configs', 'cce-per-row:8:20:32,ce-minus:8:20:32', '--ccekit-package', emitTorchPackageDir(), '--device',
+      'cpu', '--steps', '2', '--out', runs], { encoding: 'utf8', timeout: 120_000, env: { ...process.env,
+      OMP_NUM_THREADS: '1' } });
+    expect(c.status, c.stderr).toBe(0);
+    const env = { ...process.env, CCEKIT_CACHE: dir };
+    const cli = (...a: string[]) => spawnSync('npx', ['tsx', 'cli/main.ts', 'plan', ...a], { encoding: 'utf8', env });
+    const fit = cli('--calibrate', runs);
+    expect(fit.status, fit.stderr).toBe(0);
+    expect(fit.stdout).toMatch(/fitted to 2 runs on cpu/);
+    const cal = JSON.parse(readFileSync(join(dir, 'plan-calibration.json'), 'utf8')) as Calibration;
+    expect(cal.source).toBe('measured');
+    const plan = cli('--budget', '1', '--v', '2000', '--d', '16', '--max-len', '20', '--blocks', '1');
+    expect(plan.stdout).toMatch(/cost model calibrated on cpu/);
+  }, 150_000);
 });
