@@ -128,7 +128,8 @@ def make_loss(name, V, num_negatives, ccekit_package="out/torch", amp_dtype=None
     if name == "ce":
         return rows_of(ce_loss)
     if name == "ce-minus":
-        return rows_of(lambda E, C, t: ce_minus_loss(E, C, t, uniform_negatives(E.shape[0], num_negatives, V, E.device)))
+        return rows_of(lambda E, C, t: ce_minus_loss(E, C, t,
+                                                     uniform_negatives(E.shape[0], num_negatives, V, E.device)))
     if name == "bce":
         return rows_of(lambda E, C, t: bce_loss(E, C, t, bce_negatives(t, V)))
     if name == "cce-minus":
