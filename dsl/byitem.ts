@@ -14,9 +14,10 @@
 import type { Kernel } from '../codegen/ir.js';
 import { KernelBuilder } from './builder.js';
 import {
-  type CceOptions, byItemRefusal, checkNegativesDtype, correctionFor, derivativeOf, type FloatDType, logqParams,
+  type CceOptions, byItemRefusal, checkNegativesDtype, correctionFor, derivativeOf, type FloatDType,
   type Negatives, negativesInput, transformOf,
 } from './options.js';
+import { sampledLogq } from './sources/logq.js';
 import { type Sampler, sampleItem, samplerParams } from './sampling.js';
 import { DslError, dot, f32, i32, select, u32, type Val } from './values.js';
 
@@ -173,7 +174,7 @@ export function cceReduceByItem(o: CceOptions, packed = false): Kernel {
   const pairRows = packed ? undefined : kb.input('pair_rows', 'i32', ['Q'] as const, ROWS_DOC);
   const pairItems = packed ? undefined : kb.input('pair_items', 'i32', ['Q'] as const, 'item of each pair');
   const LSEK = kb.input('lse_k', 'f32', ['N'] as const, 'per-row lse + log k from the forward');
-  const { logq, logqUniform } = logqParams(kb, o);
+  const logq = sampledLogq(kb, o.sampling, '', 'the sampling distribution of the drawn negatives');
   const dC = kb.accumulator('dC', ['V', 'D'] as const, 'gradient of the item embeddings (adds the negatives\' terms)');
   const g = kb.scalar('grad_scale', 'f32', 'upstream scalar gradient (mean: 1/n_valid)');
   const f = transformOf(o);
@@ -215,7 +216,7 @@ export function cceReduceByItem(o: CceOptions, packed = false): Kernel {
     const es = pairs.map(({ grow, valid }, u) => kb.let(`e_${u}`, kb.loadRow(E, grow, valid)));
     const raws = pairs.map((_, u) => kb.let(`raw_${u}`, dot(es[u]!, runs[u]!.c)));
     const coefs = pairs.map(({ grow, valid, n }, u) => {
-      const corr = correctionFor(o, logq ? kb.load(logq, n, valid) : logqUniform!);
+      const corr = correctionFor(o, logq(n, valid));
       const sj = f(raws[u]!).add(corr).sub(kb.load(LSEK, grow, valid));
       const p = kb.let(`p_${u}`, select(valid, sj.exp(), 0));
       return kb.let(`coef_${u}`, (df ? p.mul(df(raws[u]!)) : p).mul(g));

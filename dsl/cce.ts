@@ -18,7 +18,7 @@ import { backwardSweep, forwardSweep, kernelName, type OnlineDE, prologue, targe
 
 export {
   byItemRefusal, type CceOptions, checkCandidates, correctionFor, DEFAULT_OPTIONS, derivativeOf, type FloatDType,
-  logqParams, optionsKey, transformOf,
+  optionsKey, transformOf,
 } from './options.js';
 
 /** Forward: per-row lse and loss (and, sampled, the accepted count). */

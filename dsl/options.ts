@@ -1,6 +1,6 @@
 // The options of the CCE- kernels (dsl/cce.ts, dsl/byitem.ts), their code key, and the small pieces both kernel
-// families build from them: the logit transform and its derivative, the sampling correction, the log q
-// parameters and the negatives index tensor.
+// families build from them: the logit transform and its derivative, the sampling correction and the negatives
+// index tensor (the log q parameters are dsl/sources/logq.ts's).
 import type { KernelBuilder, Tensor } from './builder.js';
 import { applyScalarFn, derivative, type ScalarFn } from './scalarfn.js';
 import { DslError, type Val } from './values.js';
@@ -94,16 +94,6 @@ export const transformOf = (o: CceOptions) => (x: Val<'f32'>) => (o.transform ? 
 
 export const derivativeOf = (o: CceOptions) =>
   o.transform ? (x: Val<'f32'>) => applyScalarFn(derivative(o.transform!, o.transform!.args[0]), [x]) : undefined;
-
-/** The sampling distribution's parameters: a log q tensor [V] (given q) or the scalar log q (uniform). */
-export function logqParams(
-  kb: KernelBuilder<'D'>,
-  o: CceOptions,
-): { logq?: Tensor<'f32', readonly ['V']>; logqUniform?: Val<'f32'> } {
-  return o.sampling === 'given'
-    ? { logq: kb.input('logq', 'f32', ['V'] as const, 'log q(v) of the sampling distribution') }
-    : { logqUniform: kb.scalar('logq_uniform', 'f32', 'log q for uniform sampling: −log(V−1)') };
-}
 
 /** Correction added to the logit of a negative with log q = lq: corr(lq), −lq by default. */
 export const correctionFor = (o: CceOptions, lq: Val<'f32'>): Val<'f32'> =>

@@ -48,6 +48,13 @@ export interface Manifest {
   kernels: ManifestKernel[];
 }
 
+/** The candidate-source options of a kernel (dsl/sources/), as manifests record them. */
+export const sourceOptions = (o: CceOptions) => ({
+  ...(o.inBatch ? { inBatch: o.inBatch, inBatchSampling: o.inBatchSampling ?? 'uniform' } : {}),
+  ...(o.positions ? { positions: true } : {}),
+  ...(o.vocabShard ? { vocabShard: true } : {}),
+});
+
 /** File-name tag of a variant: sampling (or full), dtype, upstream-gradient kind, deterministic dC. */
 export function variantTag(o: CceOptions): string {
   const sampled = o.mode === 'sampled';
@@ -115,11 +122,7 @@ export function emitVariants(
           grad: o.grad,
           negatives: o.mode === 'sampled' ? (o.negatives ?? 'tensor') : undefined,
           share: o.mode === 'sampled' ? o.share : undefined,
-          ...(o.mode === 'sampled' && o.inBatch
-            ? { inBatch: o.inBatch, inBatchSampling: o.inBatchSampling ?? 'uniform' }
-            : {}),
-          ...(o.positions ? { positions: true } : {}),
-          ...(o.vocabShard ? { vocabShard: true } : {}),
+          ...sourceOptions(o),
           ...(o.deterministic ? { deterministic: true } : {}),
           transform: o.transform?.origin,
           correction: o.correction?.origin,

@@ -12,7 +12,7 @@ import { sharedBytes } from '../../codegen/target.js';
 import { type CceOptions, optionsKey } from '../../dsl/cce.js';
 import { CAPS } from '../../targets/registry.js';
 import { type Schedule, fitD, fitProblem, heuristicSchedule, warps } from '../../codegen/schedule.js';
-import { type ManifestKernel, SOURCE_KINDS, variantTag } from '../../targets/variants.js';
+import { type ManifestKernel, SOURCE_KINDS, sourceOptions, variantTag } from '../../targets/variants.js';
 import type { TuneEntry } from '../../runtime/autotune/db.js';
 import { SCAN_WIDTH, SEGMENT } from '../../dsl/byitem.js';
 import { COUNTER_SCHEDULE, reduceSchedule } from '../../codegen/schedule.js';
@@ -125,12 +125,6 @@ function i64Of(o: CceOptions): CceOptions | undefined {
   const i64 = { ...o, negativesDtype: 'i64' } as CceOptions;
   return optionsKey(i64) !== optionsKey(o) ? i64 : undefined;
 }
-/** The candidate-source options of a kernel (dsl/sources/), as the manifest records them. */
-const sourceOptions = (o: CceOptions) => ({
-  ...(o.inBatch ? { inBatch: o.inBatch, inBatchSampling: o.inBatchSampling ?? 'uniform' } : {}),
-  ...(o.positions ? { positions: true } : {}),
-  ...(o.vocabShard ? { vocabShard: true } : {}),
-});
 const readsNegatives = (parameters: ManifestKernel['parameters']) =>
   parameters.some((p) => p.kind === 'tensor' && p.name === 'negatives');
 
@@ -180,15 +174,14 @@ function sourceKernels(
             const base = {
               mode: 'sampled', dtype, sampling, negatives, ...(share ? { share } : {}),
               ...(kind.inBatch ? { inBatch: kind.inBatch, inBatchSampling: qb } : {}),
-              ...(positions ? { positions } : {}),
+              ...(positions ? { positions } : {}), ...(kind.vocabShard ? { vocabShard: true } : {}),
             } as const;
-            const name = variantTag({ ...base, grad: 'scalar', ...(kind.vocabShard ? { vocabShard: true } : {}) });
+            const name = variantTag({ ...base, grad: 'scalar' });
             const at = allShared ? simtAt(share ?? 128) : schedules;
             // A vocabulary shard: its forward (statistics) and backward, per-row gradient (ccekit_torch/_vocab.py).
             const passes = kind.vocabShard ? (['forward', 'backward'] as const) : float;
             for (const pass of passes) {
-              const opts = kind.vocabShard
-                ? { ...base, grad: 'perRow' as const, vocabShard: true } : optsFor(pass, false, base);
+              const opts = kind.vocabShard ? { ...base, grad: 'perRow' as const } : optsFor(pass, false, base);
               if (allShared) tileKernel(opts, tileAt(share ?? 128), pass, name);
               for (const sch of at.values()) cudaKernel(opts, sch, pass, `${name}__${tag(sch)}`);
             }
