@@ -14,29 +14,18 @@ import { forEachExpr, TILE_SCOPES } from '../codegen/ir.js';
 import { verifyKernel } from '../codegen/verify.js';
 import { emitTriton } from '../targets/triton/emit.js';
 import { compileScalarFunction } from '../dsl/frontend.js';
-import { relErr } from '../runtime/check.js';
-import { runCceCpu, type CceResult } from '../runtime/cpu/run.js';
-import { referenceCce, type ReferenceResult } from '../runtime/cpu/reference.js';
+import { runCceCpu } from '../runtime/cpu/run.js';
+import { referenceCce } from '../runtime/cpu/reference.js';
 import { materializeNegatives, philoxNegatives } from '../runtime/philox.js';
 import type { FloatDType } from '../runtime/numeric.js';
 import { type CceProblem, type Reduction, validateProblem } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
-import { type ProblemCase, caseName, caseProblem } from './support/cases.js';
+import { type ProblemCase, caseName, caseProblem, expectClose } from './support/cases.js';
 import { releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
 import { WEBGPU_ADAPTER, skipTest, testWebgpu } from './support/toolchains.js';
 
 const seed = () => Math.floor(Math.random() * 1e9);
-
-function expectClose(got: CceResult, ref: ReferenceResult, tl: number, tg: number): void {
-  const l = (x: number | Float64Array) => (typeof x === 'number' ? [x] : x);
-  expect(relErr(l(got.loss), l(ref.loss))).toBeLessThan(tl);
-  expect(relErr(got.rowLoss, ref.rowLoss)).toBeLessThan(tl);
-  if (got.lse.length) expect(relErr(got.lse, ref.lse)).toBeLessThan(tl);
-  if (got.kAccepted.length) expect(Array.from(got.kAccepted)).toEqual(Array.from(ref.kAccepted));
-  expect(relErr(got.dE, ref.dE)).toBeLessThan(tg);
-  expect(relErr(got.dC, ref.dC)).toBeLessThan(tg);
-}
 
 interface Case extends ProblemCase {
   share: 16 | 32 | 64;

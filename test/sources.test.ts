@@ -7,33 +7,23 @@ import { lower } from '../codegen/lower.js';
 import type { Schedule } from '../codegen/schedule.js';
 import { type CceOptions, optionsKey } from '../dsl/cce.js';
 import { PASS_NAMES, passKernel } from '../dsl/passes.js';
-import { relErr } from '../runtime/check.js';
-import { referenceCce, type ReferenceResult } from '../runtime/cpu/reference.js';
-import { runCceCpu, type CceResult } from '../runtime/cpu/run.js';
+import { referenceCce } from '../runtime/cpu/reference.js';
+import { runCceCpu } from '../runtime/cpu/run.js';
 import { kernelSpec } from '../runtime/kernels.js';
-import type { FloatDType } from '../runtime/numeric.js';
-import { type CceProblem, type Reduction, validateProblem } from '../runtime/problem.js';
+import { type CceProblem, validateProblem } from '../runtime/problem.js';
 import { randomProblem } from '../runtime/random.js';
 import { releaseWebgpu, type WebgpuContext } from '../runtime/webgpu/device.js';
 import { runCceWebgpu } from '../runtime/webgpu/run.js';
 import { CAPS, compileKernel } from '../targets/registry.js';
-import { freshSeed } from './support/cases.js';
+import { type ProblemCase, expectClose, freshSeed } from './support/cases.js';
 import { WEBGPU_ADAPTER, skipTest, testWebgpu } from './support/toolchains.js';
 
-interface Case {
-  N: number;
-  D: number;
-  V: number;
-  /** Drawn negatives per row (0: in-batch only). */
-  K: number;
-  dtype: FloatDType;
-  reduction: Reduction;
+/** K: drawn negatives per row (0: in-batch only). */
+interface Case extends ProblemCase {
   inBatch?: 'batch' | 'group';
   /** Targets from a Zipf q given as the in-batch candidates' frequencies. */
   freq?: boolean;
   share?: 16 | 32 | 64;
-  philox?: boolean;
-  popularity?: boolean;
   /** Rows of E (positions). */
   NE?: number;
   fused?: boolean;
@@ -76,16 +66,6 @@ const scheduleOf = (c: Case): Schedule => ({
   rows: (c.share ? c.share / 4 : 4) as Schedule['rows'], lanes: 4, vec: 1, dChunks: 1, samplesPerStep: c.S ?? 4,
   stages: 1,
 });
-
-function expectClose(got: CceResult, ref: ReferenceResult, tl: number, tg: number): void {
-  const l = (x: number | Float64Array) => (typeof x === 'number' ? [x] : x);
-  expect(relErr(l(got.loss), l(ref.loss))).toBeLessThan(tl);
-  expect(relErr(got.rowLoss, ref.rowLoss)).toBeLessThan(tl);
-  if (got.lse.length) expect(relErr(got.lse, ref.lse)).toBeLessThan(tl);
-  if (got.kAccepted.length) expect(Array.from(got.kAccepted)).toEqual(Array.from(ref.kAccepted));
-  expect(relErr(got.dE, ref.dE)).toBeLessThan(tg);
-  expect(relErr(got.dC, ref.dC)).toBeLessThan(tg);
-}
 
 describe('candidate sources: problems and the reference', () => {
   it('in-batch candidates are the rows\' targets; duplicates of the target and ignored rows are not counted', () => {

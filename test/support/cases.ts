@@ -1,8 +1,23 @@
 // Random CCE- problems described by a few fields, for the numerics suites: fresh seeds every run, ignored rows,
 // collisions (per-row negatives), drawn negatives (Philox) or an index tensor, popularity q, shared groups.
+import { expect } from 'vitest';
+import { relErr } from '../../runtime/check.js';
+import type { ReferenceResult } from '../../runtime/cpu/reference.js';
+import type { CceResult } from '../../runtime/cpu/run.js';
 import type { FloatDType } from '../../runtime/numeric.js';
 import type { CceProblem, Reduction } from '../../runtime/problem.js';
 import { randomProblem } from '../../runtime/random.js';
+
+/** A run against the float64 reference: loss, row losses, lse and accepted counts within tl, dE and dC within tg. */
+export function expectClose(got: CceResult, ref: ReferenceResult, tl: number, tg: number): void {
+  const l = (x: number | Float64Array) => (typeof x === 'number' ? [x] : x);
+  expect(relErr(l(got.loss), l(ref.loss))).toBeLessThan(tl);
+  expect(relErr(got.rowLoss, ref.rowLoss)).toBeLessThan(tl);
+  if (got.lse.length) expect(relErr(got.lse, ref.lse)).toBeLessThan(tl);
+  if (got.kAccepted.length) expect(Array.from(got.kAccepted)).toEqual(Array.from(ref.kAccepted));
+  expect(relErr(got.dE, ref.dE)).toBeLessThan(tg);
+  expect(relErr(got.dC, ref.dC)).toBeLessThan(tg);
+}
 
 export interface ProblemCase {
   N: number;
