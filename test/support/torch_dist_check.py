@@ -51,11 +51,19 @@ def problem(seed, n, d, v, k, dev):
     return e.to(dev), c.to(dev), t.to(dev), neg.to(dev), probs.to(dev)
 
 
+def finish(out_dir, name, rank, lines):
+    """Writes this rank's lines for the parent to print, then leaves the group."""
+    with open(os.path.join(out_dir, f"{name}-{rank}.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def vocab_rank(rank, world, port, dev_name, out_dir):
     from ccekit_torch import cce_minus_loss
 
     init(rank, world, port)
-    dev = torch.device(dev_name if dev_name == "cpu" else f"cuda:{0}")
+    dev = torch.device(dev_name if dev_name == "cpu" else "cuda:0")
     lines = []
     n, d, v, k = 61, 7, 53, 9
     cuts = torch.randperm(v - 1, generator=torch.Generator().manual_seed(5))[:world - 1].add(1)
@@ -68,34 +76,30 @@ def vocab_rank(rank, world, port, dev_name, out_dir):
     cases = [("index tensor", {"neg": True}), ("item_probs draws", {"probs": True}), ("philox draws", {}),
              ("index tensor, item_probs q", {"neg": True, "probs": True})]
     for dtype, (case, kw), reduction in [(x, y, z) for x in dtypes for y in cases for z in ("mean", "sum", "none")]:
-        if True:
-            e, c, t, neg, probs = problem(11 + len(lines), n, d, v, k, dev)
-            e, c = e.to(dtype), c.to(dtype)
-            extra = {"item_probs": probs} if kw.get("probs") else {}
-            draw = {"negatives": neg} if kw.get("neg") else {"num_negatives": k, "seed": 1234}
-            shard = c[a:b].clone().requires_grad_()
-            e1 = e.clone().requires_grad_()
-            real = _vocab._torch_stats
-            if dtype != torch.float64:
-                _vocab._torch_stats = lambda *x, **y: (_ for _ in ()).throw(AssertionError("PyTorch path on CUDA"))
-            try:
-                loss = cce_minus_loss(e1, shard, t, process_group=dist.group.WORLD, reduction=reduction, **draw,
-                                      **extra)
-            finally:
-                _vocab._torch_stats = real
-            up = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(dev) + 0.5
-            (loss * up).sum().backward() if reduction == "none" else (loss * 1.7).backward()
-            e2, c2 = e.double().requires_grad_(), c.double().requires_grad_()
-            ref = cce_minus_loss(e2, c2, t, reduction=reduction, same_negatives_across_ranks=True, **draw, **extra)
-            (ref * up).sum().backward() if reduction == "none" else (ref * 1.7).backward()
-            errs = (rel(loss.detach(), ref.detach()), rel(e1.grad, e2.grad), rel(shard.grad, c2.grad[a:b]))
-            ok = all(x < (1e-9 if dtype == torch.float64 else 1e-4) for x in errs)
-            lines.append(f"{'ok  ' if ok else 'FAIL'} vocab {case} {reduction} {dtype} world {world} rank {rank} shard "
-                         f"[{a}, {b}) loss/dE/dC rel {errs[0]:.1e} {errs[1]:.1e} {errs[2]:.1e}")
-    with open(os.path.join(out_dir, f"vocab-{rank}.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    dist.barrier()
-    dist.destroy_process_group()
+        e, c, t, neg, probs = problem(11 + len(lines), n, d, v, k, dev)
+        e, c = e.to(dtype), c.to(dtype)
+        extra = {"item_probs": probs} if kw.get("probs") else {}
+        draw = {"negatives": neg} if kw.get("neg") else {"num_negatives": k, "seed": 1234}
+        shard = c[a:b].clone().requires_grad_()
+        e1 = e.clone().requires_grad_()
+        real = _vocab._torch_stats
+        if dtype != torch.float64:
+            _vocab._torch_stats = lambda *x, **y: (_ for _ in ()).throw(AssertionError("PyTorch path on CUDA"))
+        try:
+            loss = cce_minus_loss(e1, shard, t, process_group=dist.group.WORLD, reduction=reduction, **draw,
+                                  **extra)
+        finally:
+            _vocab._torch_stats = real
+        up = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(dev) + 0.5
+        (loss * up).sum().backward() if reduction == "none" else (loss * 1.7).backward()
+        e2, c2 = e.double().requires_grad_(), c.double().requires_grad_()
+        ref = cce_minus_loss(e2, c2, t, reduction=reduction, same_negatives_across_ranks=True, **draw, **extra)
+        (ref * up).sum().backward() if reduction == "none" else (ref * 1.7).backward()
+        errs = (rel(loss.detach(), ref.detach()), rel(e1.grad, e2.grad), rel(shard.grad, c2.grad[a:b]))
+        ok = all(x < (1e-9 if dtype == torch.float64 else 1e-4) for x in errs)
+        lines.append(f"{'ok  ' if ok else 'FAIL'} vocab {case} {reduction} {dtype} world {world} rank {rank} shard "
+                     f"[{a}, {b}) loss/dE/dC rel {errs[0]:.1e} {errs[1]:.1e} {errs[2]:.1e}")
+    finish(out_dir, "vocab", rank, lines)
 
 
 class Net(torch.nn.Module):
@@ -143,10 +147,7 @@ def ddp_rank(rank, world, port, dev_name, out_dir):
         want = 1 if same else world
         lines.append(f"{'ok  ' if distinct == want else 'FAIL'} ddp draws same_negatives_across_ranks={same}: "
                      f"{distinct} distinct losses over {world} ranks rank {rank}")
-    with open(os.path.join(out_dir, f"ddp-{rank}.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    dist.barrier()
-    dist.destroy_process_group()
+    finish(out_dir, "ddp", rank, lines)
 
 
 def dead_rank(rank, world, port, dev_name, out_dir):

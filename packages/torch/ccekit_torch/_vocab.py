@@ -61,42 +61,14 @@ def _candidates(negatives, rows, v):
     return negatives
 
 
-def _torch_stats(e, c, targets, cands, logq, start, v, ignore_index, chunk=2048):
-    """The shard's statistics in plain PyTorch (float64 for float64 inputs, fp32 otherwise), in chunks of rows."""
+def _shard_chunks(e, c, targets, cands, logq, start, v, ignore_index, chunk=2048):
+    """The shard's view of each chunk of rows in plain PyTorch (float64 for float64 inputs, fp32 otherwise): the
+    rows a:b, their e, the owned accepted candidates, their rows of c, corrected logits, and the target's row of c
+    with whether this shard owns it."""
     acc = torch.float64 if e.dtype == torch.float64 else torch.float32
     n, vs = e.shape[0], c.shape[0]
-    out = [torch.full((n,), NEG, dtype=acc, device=e.device), torch.zeros(n, dtype=acc, device=e.device),
-           torch.full((n,), NEG, dtype=acc, device=e.device), torch.zeros(n, dtype=torch.int32, device=e.device)]
     corr = -logq.to(acc) if logq is not None else None
     cc = c.to(acc)
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        ee, t = e[a:b].to(acc), targets[a:b].long()
-        live = t != ignore_index
-        ids = cands[a:b].to(e.device).long()
-        own = (ids >= start) & (ids < start + vs) & (ids != t[:, None]) & live[:, None]
-        rows = cc[(ids - start).clamp(0, vs - 1)]  # [n, K, D] of this chunk
-        s = torch.einsum("nd,nkd->nk", ee, rows) + (corr[ids] if corr is not None else math.log(v - 1))
-        s = s.masked_fill(~own, -math.inf)
-        m = s.max(1).values
-        has = own.any(1)
-        out[0][a:b] = torch.where(has, m, torch.full_like(m, NEG))
-        out[1][a:b] = torch.where(has, torch.exp(s - m[:, None]).sum(1), torch.zeros_like(m))
-        out[3][a:b] = own.sum(1).to(torch.int32)
-        here = live & (t >= start) & (t < start + vs)
-        s0 = (ee * cc[(t - start).clamp(0, vs - 1)]).sum(1)
-        out[2][a:b] = torch.where(here, s0, torch.full_like(s0, NEG))
-    return out
-
-
-def _torch_grads(e, c, targets, cands, logq, start, v, ignore_index, lse, logk, share, g, chunk=2048):
-    """This shard's dC and its part of dE in plain PyTorch, for the merged lse, log k and the others' share."""
-    acc = torch.float64 if e.dtype == torch.float64 else torch.float32
-    n, vs = e.shape[0], c.shape[0]
-    de = torch.zeros(e.shape, dtype=acc, device=e.device)
-    dc = torch.zeros(c.shape, dtype=acc, device=e.device)
-    cc = c.to(acc)
-    corr = -logq.to(acc) if logq is not None else None
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         ee, t = e[a:b].to(acc), targets[a:b].long()
@@ -104,16 +76,44 @@ def _torch_grads(e, c, targets, cands, logq, start, v, ignore_index, lse, logk, 
         ids = cands[a:b].to(e.device).long()
         own = (ids >= start) & (ids < start + vs) & (ids != t[:, None]) & live[:, None]
         loc = (ids - start).clamp(0, vs - 1)
-        rows = cc[loc]
+        rows = cc[loc]  # [n, K, D] of this chunk
         s = torch.einsum("nd,nkd->nk", ee, rows) + (corr[ids] if corr is not None else math.log(v - 1))
+        here = live & (t >= start) & (t < start + vs)
+        tl = (t - start).clamp(0, vs - 1)
+        yield a, b, ee, own, loc, rows, s, here, tl, cc[tl]
+
+
+def _torch_stats(e, c, targets, cands, logq, start, v, ignore_index):
+    """The shard's statistics in plain PyTorch, in chunks of rows."""
+    acc = torch.float64 if e.dtype == torch.float64 else torch.float32
+    n = e.shape[0]
+    out = [torch.full((n,), NEG, dtype=acc, device=e.device), torch.zeros(n, dtype=acc, device=e.device),
+           torch.full((n,), NEG, dtype=acc, device=e.device), torch.zeros(n, dtype=torch.int32, device=e.device)]
+    for a, b, ee, own, _, _, s, here, _, ct in _shard_chunks(e, c, targets, cands, logq, start, v, ignore_index):
+        s = s.masked_fill(~own, -math.inf)
+        m = s.max(1).values
+        has = own.any(1)
+        out[0][a:b] = torch.where(has, m, torch.full_like(m, NEG))
+        out[1][a:b] = torch.where(has, torch.exp(s - m[:, None]).sum(1), torch.zeros_like(m))
+        out[3][a:b] = own.sum(1).to(torch.int32)
+        s0 = (ee * ct).sum(1)
+        out[2][a:b] = torch.where(here, s0, torch.full_like(s0, NEG))
+    return out
+
+
+def _torch_grads(e, c, targets, cands, logq, start, v, ignore_index, lse, logk, share, g):
+    """This shard's dC and its part of dE in plain PyTorch, for the merged lse, log k and the others' share."""
+    acc = torch.float64 if e.dtype == torch.float64 else torch.float32
+    de = torch.zeros(e.shape, dtype=acc, device=e.device)
+    dc = torch.zeros(c.shape, dtype=acc, device=e.device)
+    for a, b, ee, own, loc, rows, s, here, tl, ct in _shard_chunks(e, c, targets, cands, logq, start, v,
+                                                                    ignore_index):
         p = torch.where(own, torch.exp(s - logk[a:b, None] - lse[a:b, None]), torch.zeros_like(s))
         coef = p * g[a:b, None]
         de[a:b] += torch.einsum("nk,nkd->nd", coef, rows)
         dc.index_add_(0, loc.flatten(), (coef[:, :, None] * ee[:, None, :]).flatten(0, 1))
-        here = live & (t >= start) & (t < start + vs)
-        tl = (t - start).clamp(0, vs - 1)
         coef0 = torch.where(here, -share[a:b] * g[a:b], torch.zeros_like(g[a:b]))
-        de[a:b] += coef0[:, None] * cc[tl]
+        de[a:b] += coef0[:, None] * ct
         dc.index_add_(0, tl, coef0[:, None] * ee)
     return de, dc
 
