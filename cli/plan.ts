@@ -7,15 +7,17 @@ import { dirname, join } from 'node:path';
 import { TuningDb } from '../runtime/autotune/db.js';
 import {
   type Calibration, DEFAULT_CALIBRATION, type MeasuredRun, PLAN_METHODS, type PlanConfig, type PlanEstimate,
-  type PlanMethod, type PlanModel, describe, estimate, fitCalibration, gib, planGrid,
+  type PlanMethod, type PlanModel, checkCalibration, compareRuns, describe, fitCalibration, gib, planGrid,
 } from '../runtime/memplan.js';
 import { checkOutFile } from '../runtime/fsout.js';
 import { type FlagTable, UsageError, intList, parseFlags, table, usage } from './args.js';
 import { out } from './common.js';
 
 const PLAN_FLAGS = {
-  budget: { kind: 'num', min: 0.001, help: 'memory budget in GiB (required unless --calibrate)' },
+  budget: { kind: 'num', min: 0.001, help: 'memory budget in GiB (required unless --calibrate or --check)' },
   calibrate: { kind: 'str', metavar: 'RUNS', help: 'fit the cost model to examples/sasrec/calibrate.py runs' },
+  check: { kind: 'str', metavar: 'RUNS', help: 'compare the calibrated predictions with measured runs (held out)' },
+  md: { kind: 'str', metavar: 'FILE', help: 'with --check: the comparison as a markdown table' },
   v: { kind: 'int', min: 2, max: 2 ** 31 - 1, default: 1_000_000, help: 'catalog size V' },
   d: { kind: 'int', min: 1, max: 65536, default: 256, help: 'hidden size D' },
   'max-len': { kind: 'int', min: 1, max: 100_000, default: 200, help: 'maximum sequence length' },
@@ -51,16 +53,11 @@ export const defaultCalibrationPath = (): string => join(dirname(TuningDb.defaul
 function calibrationFrom(given: string | undefined): Calibration {
   const path = given ?? (existsSync(defaultCalibrationPath()) ? defaultCalibrationPath() : undefined);
   if (path === undefined) return DEFAULT_CALIBRATION;
-  let c: Calibration;
   try {
-    c = JSON.parse(readFileSync(path, 'utf8')) as Calibration;
+    return checkCalibration(JSON.parse(readFileSync(path, 'utf8')));
   } catch (e) {
     throw new UsageError(`--calibration ${path}: ${(e as Error).message}`, 'plan');
   }
-  for (const m of PLAN_METHODS)
-    if (!(c?.ms?.loss?.[m] > 0) || !(c?.bytes?.loss?.[m] > 0))
-      throw new UsageError(`--calibration ${path}: no positive coefficients for ${m}`, 'plan');
-  return c;
 }
 
 function svg(all: PlanEstimate[], front: PlanEstimate[], budget: number): string {
@@ -85,27 +82,60 @@ function svg(all: PlanEstimate[], front: PlanEstimate[], budget: number): string
     ...dots, ...legend, '</svg>'].join('\n') + '\n';
 }
 
-/** --calibrate: fit the cost model to measured runs, store it, and show each run measured against predicted. */
-function calibrate(runsPath: string, outPath: string): number {
+function readRuns(flag: string, runsPath: string): { device: string; model: PlanModel; runs: MeasuredRun[] } {
   let j: { device: string; model: PlanModel; runs: MeasuredRun[] };
   try {
     j = JSON.parse(readFileSync(runsPath, 'utf8'));
   } catch (e) {
-    throw new UsageError(`--calibrate ${runsPath}: ${(e as Error).message}`, 'plan');
+    throw new UsageError(`${flag} ${runsPath}: ${(e as Error).message}`, 'plan');
   }
-  if (!Array.isArray(j?.runs) || !j.model) throw new UsageError(`--calibrate ${runsPath}: no runs and model`, 'plan');
+  if (!Array.isArray(j?.runs) || !j.model) throw new UsageError(`${flag} ${runsPath}: no runs and model`, 'plan');
+  return j;
+}
+
+/** Each run measured against predicted; the table's rows and the share within 10 % (memory) and 20 % (time). */
+function comparison(j: { model: PlanModel; runs: MeasuredRun[] }, cal: Calibration) {
+  const pct = (e: number | null) => (e === null ? '-' : `${(e * 100).toFixed(1)}%`);
+  const rows = compareRuns(j.model, j.runs, cal);
+  const text = rows.map((r) => [describe(r.config), r.stepMs.toFixed(2), r.predictedMs.toFixed(2), pct(r.msError),
+    r.peakBytes === null ? '-' : gib(r.peakBytes), gib(r.predictedBytes), pct(r.bytesError)]);
+  const head = ['configuration', 'ms', 'predicted', 'error', 'GiB', 'predicted', 'error'];
+  const inTime = rows.filter((r) => Math.abs(r.msError) <= 0.2).length;
+  const inMem = rows.filter((r) => r.bytesError !== null && Math.abs(r.bytesError) <= 0.1).length;
+  const summary = `${inMem} of ${rows.length} within 10 % of the measured peak memory, ${inTime} of ${rows.length} ` +
+    'within 20 % of the measured step time';
+  return { rows, head, text, summary };
+}
+
+/** --calibrate: fit the cost model to measured runs, store it, and show each run measured against predicted. */
+function calibrate(runsPath: string, outPath: string): number {
+  const j = readRuns('--calibrate', runsPath);
   const cal = fitCalibration(j.model, j.runs, String(j.device));
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(outPath, JSON.stringify(cal, null, 1) + '\n');
   out(`ccekit plan: cost model fitted to ${j.runs.length} runs on ${cal.device}, stored in ${outPath}`);
-  const pct = (p: number, m: number) => `${((p / m - 1) * 100).toFixed(1)}%`;
-  const rows = j.runs.map((r) => {
-    const e = estimate(j.model, r.config, cal);
-    const mem = typeof r.peakBytes === 'number' ? [gib(r.peakBytes), gib(e.peakBytes), pct(e.peakBytes, r.peakBytes)]
-      : ['-', gib(e.peakBytes), '-'];
-    return [describe(r.config), r.stepMs.toFixed(2), e.stepMs.toFixed(2), pct(e.stepMs, r.stepMs), ...mem];
-  });
-  out(table([['configuration', 'ms', 'predicted', 'error', 'GiB', 'predicted', 'error'], ...rows]));
+  const c = comparison(j, cal);
+  out(table([c.head, ...c.text]));
+  out(`fitted runs: ${c.summary}`);
+  return 0;
+}
+
+/** --check: the stored (or given) calibration's predictions against runs it was not fitted on. */
+function check(runsPath: string, cal: Calibration, json?: string, md?: string): number {
+  const j = readRuns('--check', runsPath);
+  const c = comparison(j, cal);
+  const what = cal.source === 'measured' ? `calibrated on ${cal.device}` : 'defaults (not measured)';
+  out(`ccekit plan: ${j.runs.length} runs measured on ${j.device} against the cost model ${what}`);
+  out(table([c.head, ...c.text]));
+  out(c.summary);
+  if (json !== undefined) writeFileSync(json, JSON.stringify({ device: j.device, model: j.model, calibration: cal,
+    comparison: c.rows, summary: c.summary }, null, 1) + '\n');
+  if (md !== undefined) {
+    const line = (r: string[]) => `| ${r.join(' | ')} |`;
+    writeFileSync(md, [`Runs measured on ${j.device}; predictions of the cost model ${what}.`, '',
+      line(c.head), line(c.head.map((_, i) => (i ? '---:' : '---'))), ...c.text.map(line), '', c.summary, '']
+      .join('\n'));
+  }
   return 0;
 }
 
@@ -116,6 +146,10 @@ export async function cmdPlan(argv: string[]): Promise<number> {
     checkOutFile(dest, '--calibration');
     return calibrate(o.calibrate, dest);
   }
+  for (const [f, flag] of [[o.svg, '--svg'], [o.json, '--json'], [o.md, '--md']] as const)
+    if (f !== undefined) checkOutFile(f, flag);
+  if (o.check !== undefined) return check(o.check, calibrationFrom(o.calibration), o.json, o.md);
+  if (o.md !== undefined) throw new UsageError('--md goes with --check', 'plan');
   if (o.budget === undefined) throw new UsageError('--budget GIB is required', 'plan');
   const methods = o.methods.split(',').map((m) => m.trim()) as PlanMethod[];
   const bad = methods.find((m) => !PLAN_METHODS.includes(m));
@@ -123,7 +157,6 @@ export async function cmdPlan(argv: string[]): Promise<number> {
   const batches = intList('plan', '--batch', o.batch, 1, 1 << 20);
   const lens = o['seq-len'] ? intList('plan', '--seq-len', o['seq-len'], 1, o['max-len']) : [o['max-len']];
   const ks = intList('plan', '--negatives', o.negatives, 1, 1 << 24);
-  for (const f of [o.svg, o.json]) if (f !== undefined) checkOutFile(f, f === o.svg ? '--svg' : '--json');
   const cal = calibrationFrom(o.calibration);
   const grid: PlanConfig[] = [];
   for (const method of methods)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Measured SASRec training steps for `ccekit plan --calibrate`: for each configuration, the median time of a whole
 step (model forward, loss, backward, Adam) and its peak memory, next to the same step with a trivial loss (the
-model's share), on random item sequences at the planned sizes.
+model's share), on random item sequences at the planned sizes; peaks of the whole step and of its two phases
+(forward + backward, Adam's step), as runtime/costmodel.ts models them.
 
     python3 examples/sasrec/calibrate.py --v 1000000 --d 256 --max-len 200 --blocks 2 \\
         --configs cce-per-row:256:200:512,ce-minus:64:200:512 --ccekit-package out/torch --out runs.json
@@ -22,7 +23,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from losses import make_loss  # noqa: E402
-from model import SASRec  # noqa: E402
+from model import SASRec, make_adam  # noqa: E402
 
 MODES = {"ce-minus": ("ce-minus", "per-row"), "ce": ("ce", "per-row"), "cce-per-row": ("cce-minus", "per-row"),
          "cce-shared": ("cce-minus", "shared"), "cce-in-batch": ("cce-minus", "in-batch"),
@@ -38,6 +39,8 @@ def args_of(argv=None):
     p.add_argument("--ccekit-package", default="out/torch")
     p.add_argument("--amp", choices=("bf16", "off"), default="bf16")
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--adam", choices=("auto", "fused", "foreach"), default="auto",
+                   help="auto: fused on CUDA where torch has it (as train.py)")
     p.add_argument("--device", default=None)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -51,50 +54,78 @@ def args_of(argv=None):
 
 
 def measure(a, config, dev, trivial):
+    """Median step time over a.steps steps after 2 warm-up steps, and the peaks (bytes above what the process held
+    before the model) of the whole step and of its phases: forward + backward, and Adam's step."""
     torch.manual_seed(0)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(dev)
     model = SASRec(a.v, a.d, a.blocks, a.heads, a.max_len, 0.0).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt, _ = make_adam(model.parameters(), a.adam, dev, 1e-3)
     name, mode = MODES[config["method"]]
     loss_fn = None if trivial else make_loss(name, a.v, max(1, config["K"]), a.ccekit_package, None,
                                              a.share if mode in ("shared", "mixed") else None, False, mode)
     b, length = config["batch"], config["seqLen"]
     ids = torch.randint(1, a.v + 1, (b, length), device=dev)
     tg = torch.randint(0, a.v, (b * length,), device=dev)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" and a.amp == "bf16" else None
-    times = []
-    if dev.type == "cuda":
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and a.amp == "bf16" else None
+    times, fb_peak, opt_peak = [], 0, 0
+
+    def peak_since_reset():
+        if not cuda:
+            return 0
         torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
+        return torch.cuda.max_memory_allocated(dev) - base
+
     for i in range(a.steps + 2):
+        if cuda:
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
         t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
         with amp if amp is not None else contextlib.nullcontext():
             h = model(ids).reshape(-1, a.d)
-            loss = h.float().pow(2).mean() if trivial else loss_fn(h, model.catalog(), tg)
-        opt.zero_grad(set_to_none=True)
+            # The trivial loss touches the catalog too, so that its gradient is allocated when backward starts, as
+            # with the real losses.
+            loss = (h.float().pow(2).mean() + model.catalog()[:1].float().sum() * 0.0 if trivial else
+                    loss_fn(h, model.catalog(), tg))
         loss.backward()
+        fb = peak_since_reset()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(dev)
         opt.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        op = peak_since_reset()
         times.append((time.perf_counter() - t0) * 1e3)
-    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
-    del model, opt
-    return statistics.median(times[2:]), peak
+        if i >= 2:
+            fb_peak, opt_peak = max(fb_peak, fb), max(opt_peak, op)
+    del model, opt, loss_fn, h, loss
+    if not cuda:
+        return statistics.median(times[2:]), None, None, None
+    return statistics.median(times[2:]), max(fb_peak, opt_peak), fb_peak, opt_peak
 
 
 def main(argv=None):
     a = args_of(argv)
     dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    runs = []
+    runs, model_only = [], {}
     for config in a.parsed:
-        ms, peak = measure(a, config, dev, trivial=False)
-        model_ms, model_peak = measure(a, config, dev, trivial=True)
-        runs.append({"config": config, "stepMs": ms, "peakBytes": peak, "modelMs": model_ms,
-                     "modelPeakBytes": model_peak})
-        print(f"{config}: step {ms:.2f} ms (model {model_ms:.2f}), peak {peak}", file=sys.stderr, flush=True)
+        ms, peak, fb, op = measure(a, config, dev, trivial=False)
+        key = (config["batch"], config["seqLen"])
+        if key not in model_only:  # the model's share depends on the batch and length only
+            model_only[key] = measure(a, config, dev, trivial=True)
+        model_ms, model_peak, model_fb, _ = model_only[key]
+        runs.append({"config": config, "stepMs": ms, "peakBytes": peak, "fbPeakBytes": fb, "optPeakBytes": op,
+                     "modelMs": model_ms, "modelPeakBytes": model_peak, "modelFbPeakBytes": model_fb})
+        gib = (lambda x: "-" if x is None else f"{x / 2**30:.2f} GiB")
+        print(f"{config}: step {ms:.2f} ms (model {model_ms:.2f}), peak {gib(peak)} (forward + backward {gib(fb)}, "
+              f"Adam {gib(op)}; model alone {gib(model_peak)})", file=sys.stderr, flush=True)
     card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     model = {"V": a.v, "D": a.d, "maxLen": a.max_len, "blocks": a.blocks, "heads": a.heads}
     with open(a.out, "w") as f:
-        json.dump({"device": card, "torch": torch.__version__, "model": model, "runs": runs}, f, indent=1)
+        json.dump({"device": card, "torch": torch.__version__, "amp": a.amp, "adam": make_adam(
+            [torch.zeros(1, device=dev, requires_grad=True)], a.adam, dev, 1e-3)[1], "model": model, "runs": runs},
+            f, indent=1)
     return 0
 
 

@@ -21,7 +21,9 @@ is an input only and stays out of the scored catalog. forward(ids, causal=False)
 bidirectionally (every query sees every non-padding key).
 """
 
+import inspect
 import math
+import sys
 
 import torch
 import torch.nn as nn
@@ -120,3 +122,24 @@ class SASRec(nn.Module):
         for block in self.blocks:
             x = block(x, allowed)
         return self.final_ln(x)
+
+
+def make_adam(params, kind, device, lr, betas=(0.9, 0.999)):
+    """(Adam, which one): kind fused / auto take fused=True on CUDA where this torch supports it (auto falls back
+    silently, fused says why); foreach or auto elsewhere take PyTorch's foreach / default implementation."""
+    params = list(params)
+    kw = {"lr": lr, "betas": betas}
+    if kind in ("fused", "auto"):
+        supported = "fused" in inspect.signature(torch.optim.Adam).parameters
+        if device.type == "cuda" and supported:
+            try:
+                return torch.optim.Adam(params, fused=True, **kw), "fused"
+            except (RuntimeError, TypeError, ValueError) as exc:
+                if kind == "fused":
+                    print(f"--adam fused: {exc}; using the default Adam", file=sys.stderr)
+        elif kind == "fused":
+            why = f"on {device}" if supported else f"in torch {torch.__version__}"
+            print(f"--adam fused is not available {why}; using the default Adam", file=sys.stderr)
+    if kind == "foreach":
+        return torch.optim.Adam(params, foreach=True, **kw), "foreach"
+    return torch.optim.Adam(params, **kw), "default"

@@ -1,6 +1,7 @@
 // `ccekit emit --target torch`: an importable Python package around the emitted CUDA C++ kernels. The package's
 // Python sources are the files next to this one (packages/torch/ccekit_torch/*.py, packages/torch/setup.py),
-// copied as they are; this file adds the kernels, manifest.json (kernels, tiles, the step table) and tuning.json.
+// copied as they are; this file adds the kernels, manifest.json (kernels, tiles, the step table), tuning.json and
+// plan_model.json (the planner's cost model).
 // Kernels are specialised by schedule (not by shapes), so the package carries, per dtype and sampling mode, the
 // schedules that cover the hidden sizes asked for (heuristic defaults, a vec=1 fallback for sizes the vector
 // width does not divide, and the tuned schedules of the chosen device), each for every pass of STEP_PASSES.
@@ -19,6 +20,8 @@ import { COUNTER_SCHEDULE, reduceSchedule } from '../../codegen/schedule.js';
 import { BY_ITEM_PAIR_BYTES } from '../../runtime/byitem.js';
 import { passKernel } from '../../dsl/passes.js';
 import { STEP_RULES } from '../../runtime/step.js';
+import { COST_MODEL } from '../../runtime/costmodel.js';
+import { DEFAULT_CALIBRATION } from '../../runtime/memplan.js';
 
 export interface TorchPackageOptions {
   /** Hidden sizes to cover (each rounded up to a power of two); default 32..1024. */
@@ -320,6 +323,9 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   files.set('ccekit_torch/manifest.json', JSON.stringify(manifest, null, 1) + '\n');
   const entries = Object.fromEntries((o.tuning ?? []).map((e, i) => [String(i), e]));
   files.set('ccekit_torch/tuning.json', JSON.stringify({ schema: 'ccekit-tuning/1', entries }, null, 1) + '\n');
+  // The planner's cost model and default coefficients, for ccekit_torch/plan.py (runtime/costmodel.ts).
+  const plan = { model: COST_MODEL, default_calibration: DEFAULT_CALIBRATION };
+  files.set('ccekit_torch/plan_model.json', JSON.stringify(plan, null, 1) + '\n');
   const src = sourceDir();
   for (const f of readdirSync(`${src}/ccekit_torch`).filter((f) => f.endsWith('.py')).sort())
     files.set(`ccekit_torch/${f}`, readFileSync(`${src}/ccekit_torch/${f}`, 'utf8'));

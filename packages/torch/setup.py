@@ -1,6 +1,6 @@
 """Installs the ccekit_torch package that `ccekit emit --target torch` wrote next to this file: its Python
 sources, the emitted kernels (CUDA C++ compiled at first use with NVRTC, Triton tile kernels), manifest.json and
-tuning.json. The version is the code generator's, from manifest.json."""
+tuning.json, plan_model.json. The version is the code generator's, from manifest.json."""
 import json
 import os
 
@@ -13,6 +13,6 @@ setup(
     name="ccekit-torch",
     version=version,
     packages=["ccekit_torch"],
-    package_data={"ccekit_torch": ["manifest.json", "tuning.json", "kernels/*.cu", "triton/*.py"]},
+    package_data={"ccekit_torch": ["manifest.json", "tuning.json", "plan_model.json", "kernels/*.cu", "triton/*.py"]},
     install_requires=["torch>=1.13"],
 )
