@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist plan wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist plan grid wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -27,12 +27,28 @@ for step in "$@"; do
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
       for w in vocab ddp; do python3 test/support/torch_dist_check.py out/torch $w 2 cuda > "$OUT/dist-$w.log" 2>&1; echo "$w: $(grep -c '^ok' "$OUT/dist-$w.log") ok, $(grep -c '^FAIL' "$OUT/dist-$w.log") FAIL"; grep FAIL "$OUT/dist-$w.log" | head -3; done
       python3 bench/vocab_parallel.py --package out/torch --settings ${VP_SETTINGS:-beauty,zvuk} --out "$OUT/vocab" > "$OUT/vocab.log" 2>&1; tail -8 "$OUT/vocab.log" ;;
-    plan) echo "== SASRec steps at V = 1M, D = 256, length 200 (32800 rows a step at batch 164): measured, and the planner fitted"
+    plan) echo "== SASRec steps at V = 1M, D = 256, length 200: measured; the planner fitted on some, checked on the others"
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
-      python3 examples/sasrec/calibrate.py --v 1000000 --d 256 --max-len 200 --blocks 2 --ccekit-package out/torch \
-        --configs ${PLAN_CONFIGS:-ce-minus:164:200:512,cce-per-row:164:200:512,cce-shared:164:200:512,cce-in-batch:64:200:0,cce-mixed:64:200:512,cce-per-row:64:200:2048,cce-per-row:256:200:512,ce-minus:64:200:256,cce-per-row:512:200:256,cce-shared:512:200:4096} \
-        --out "$OUT/plan-runs.json" > "$OUT/plan-runs.log" 2>&1; tail -12 "$OUT/plan-runs.log"
-      CCEKIT_CACHE="$OUT" run plan --calibrate "$OUT/plan-runs.json" ;;
+      for set in fit check; do
+        [ $set = fit ] && cfg=${PLAN_FIT:-ce-minus:64:200:256,ce-minus:128:100:1024,ce:8:200:0,ce:16:200:0,cce-per-row:64:200:2048,cce-per-row:256:200:512,cce-shared:128:200:4096,cce-shared:512:200:1024,cce-in-batch:32:200:0,cce-in-batch:128:200:0,cce-mixed:32:200:512,cce-mixed:128:50:512} \
+          || cfg=${PLAN_CHECK:-ce-minus:164:200:512,cce-per-row:164:200:512,cce-shared:164:200:512,ce-minus:256:50:512,ce-minus:32:200:2048,cce-per-row:512:200:256,cce-per-row:128:100:4096,cce-per-row:1024:50:1024,cce-shared:256:100:8192,cce-in-batch:64:200:0,cce-mixed:64:200:512,ce:12:200:0}
+        python3 examples/sasrec/calibrate.py --v 1000000 --d 256 --max-len 200 --blocks 2 --ccekit-package out/torch \
+          --configs $cfg --out "$OUT/plan-$set.json" > "$OUT/plan-$set.log" 2>&1; echo "$set: rc $?"; tail -3 "$OUT/plan-$set.log"
+      done
+      CCEKIT_CACHE="$OUT" run plan --calibrate "$OUT/plan-fit.json" | tail -${PLAN_TAIL:-16}
+      CCEKIT_CACHE="$OUT" run plan --check "$OUT/plan-check.json" --md "$OUT/plan-check.md" --json "$OUT/plan-check-cmp.json"
+      CCEKIT_CACHE="$OUT" run plan --budget 40 --svg "$OUT/plan-40.svg" --json "$OUT/plan-40.json" | tail -14 ;;
+    grid) echo "== SASRec grid (batch x K under a ${GRID_BUDGET:-40} GiB budget): synthetic 1M items and Video Games"
+      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      [ -f .data/syn-1m.txt ] || python3 examples/sasrec/synthetic.py --items 1000000 --users 80000 --mean-length 25 --seed 1 --out .data/syn-1m.txt
+      for g in ${GRIDS:-syn}; do
+        case $g in syn) data=.data/syn-1m.txt; ep=${SYN_EPOCHS:-3};; video) data=.data/video.txt; ep=${VIDEO_EPOCHS:-8};; esac
+        OMP_NUM_THREADS=1 timeout ${GRID_S:-400} python3 examples/sasrec/grid.py --data $data --name $g --out-dir "$OUT/grid-$g" \
+          --budget-gib ${GRID_BUDGET:-40} --batches ${GRID_BATCHES:-128,512} --negatives ${GRID_K:-256,1024,4096,16384} \
+          --losses ce-minus,cce-minus --seeds ${GRID_SEEDS:-1} ${GRID_EXTRA:+--extra "$GRID_EXTRA"} --parallel ${GRID_PAR:-3} --epochs $ep \
+          --ccekit-package out/torch -- --hidden 256 --maxlen 200 --blocks 2 --amp bf16 --eval-every $ep --no-progress \
+          > "$OUT/grid-$g.log" 2>&1; echo "$g: rc $?"; tail -${GRID_TAIL:-30} "$OUT/grid-$g/grid.md" 2>/dev/null
+      done ;;
     check) echo "== check cuda"; run check --device cuda --out "$OUT/check-cuda.json" > "$OUT/check-cuda.log" 2>&1; grep -E "FAIL|passed" "$OUT/check-cuda.log" | tail -8 ;;
     webgpu) echo "== check webgpu"; run check --device webgpu --quick --out "$OUT/check-webgpu.json" > "$OUT/check-webgpu.log" 2>&1; grep -E "^ccekit|FAIL|passed" "$OUT/check-webgpu.log" | tail -6 ;;
     bench) echo "== bench cuda"; run bench --device cuda --repeats ${REPEATS:-10} ${DB:+--db "$DB"} ${SCHEDULES:+--schedules "$SCHEDULES"} ${SETTINGS:+--settings "$SETTINGS"} --out "$OUT/bench-cuda.json" > "$OUT/bench-cuda.log" 2>&1; grep -vE "^\{|^wrote" "$OUT/bench-cuda.log" | tail -40 ;;

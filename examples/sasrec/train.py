@@ -6,12 +6,19 @@
     python3 examples/sasrec/train.py --data ../shared/data/beauty.txt --loss cce-minus --negatives-mode mixed \
         --negatives 256 --objective masked --mask-prob 0.2
     python3 examples/sasrec/train.py --self-check [--ccekit-package out/torch]
+    python3 examples/sasrec/train.py --data /tmp/syn-1m.txt --loss ce-minus --negatives 4096 --batch-size 512 \
+        --memory-budget-gib 40 --time-steps --out runs/syn-ce-minus.json   # one run of grid.py's grid
+
+--memory-budget-gib G caps this process's CUDA allocations at G GiB (torch.cuda.set_per_process_memory_fraction), so
+a run that needs more fails as on a G-GiB card. Out of memory in training or evaluation stops the run; the report is
+still written, with "status": "oom" and where it happened ("oom": epoch, step, message), and the exit code is 0.
 
 See README.md next to this file for the data split, the model and the metrics.
 """
 
 import argparse
 import copy
+import gc
 import json
 import math
 import os
@@ -26,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from data import IGNORE_INDEX, SeqData, mask_batch  # noqa: E402
 from losses import LOSSES, MODES, make_loss, self_check  # noqa: E402
-from model import SASRec  # noqa: E402
+from model import SASRec, make_adam  # noqa: E402
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -70,6 +77,15 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="write a JSON report here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--self-check", action="store_true", help="check the losses on tiny batches and exit")
+    p.add_argument("--memory-budget-gib", type=float, default=None,
+                   help="CUDA: cap this process's allocations at G GiB (set_per_process_memory_fraction), as on a "
+                   "G-GiB card; a run that needs more stops with status oom. Not enforced on the CPU")
+    p.add_argument("--time-steps", action="store_true",
+                   help="synchronize after every training step and report per-step times (step_ms: median, p90 "
+                   "over the steps after the run's first 10)")
+    p.add_argument("--adam", choices=("auto", "fused", "foreach"), default="auto",
+                   help="Adam implementation: fused (CUDA, where this torch has it), foreach, or auto (fused on "
+                   "CUDA where available, else torch's default)")
     args = p.parse_args(argv)
     if not args.self_check and not args.data:
         p.error("--data is required")
@@ -79,6 +95,8 @@ def parse_args(argv=None):
         p.error("--eval-every must be >= 1")
     if not 0 < args.mask_prob <= 1:
         p.error("--mask-prob must be in (0, 1]")
+    if args.memory_budget_gib is not None and not args.memory_budget_gib > 0:
+        p.error(f"--memory-budget-gib must be > 0, got {args.memory_budget_gib:g}")
     return args
 
 
@@ -180,7 +198,52 @@ def init_distributed(args):
     return torch.device(args.device or ("cuda" if cuda else "cpu"))
 
 
-def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch):
+def is_oom(exc):
+    """Whether an exception is a CUDA out-of-memory error (torch's own, or a kernel launch's error text)."""
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "out_of_memory" in text)
+
+
+def percentile(xs, q):
+    """The q-th percentile of xs (0 <= q <= 100), linear between the closest ranks (numpy's default)."""
+    s = sorted(xs)
+    pos = (len(s) - 1) * q / 100.0
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def step_summary(step_ms, warmup=10):
+    """Median and p90 of per-step times (ms) over the steps after the first `warmup` (all of them if no more)."""
+    use = step_ms[warmup:] if len(step_ms) > warmup else list(step_ms)
+    if not use:
+        return None
+    return {"median": percentile(use, 50), "p90": percentile(use, 90), "steps": len(use)}
+
+
+def apply_memory_budget(args, device):
+    """--memory-budget-gib: cap the CUDA caching allocator of this process; a note on the CPU."""
+    g = args.memory_budget_gib
+    if g is None:
+        return
+    if device.type != "cuda":
+        print(f"train.py: --memory-budget-gib {g:g} is not enforced on {device} (CUDA only)", file=sys.stderr)
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    if g * 2**30 > total:
+        raise SystemExit(f"train.py: --memory-budget-gib {g:g} exceeds the card's {total / 2**30:.1f} GiB "
+                         f"({torch.cuda.get_device_name(device)})")
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    torch.cuda.set_per_process_memory_fraction(g * 2**30 / total, index)
+
+
+def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch, where=None,
+                step_ms=None):
+    """One epoch; returns the mean loss. where (a dict): its "step" is kept at the running step (from 1), for an
+    out-of-memory report. step_ms (a list): each step's wall time in ms is appended, synchronized."""
     model.train()
     masked = args.objective == "masked"
     inputs, targets = (data.train_sequences, None) if masked else (data.train_inputs, data.train_targets)
@@ -190,7 +253,12 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
     steps = math.ceil(U / args.batch_size) // world if world > 1 else math.ceil(U / args.batch_size)
     bar = Progress(steps, f"epoch {epoch}", enabled=not args.no_progress)
     total, count = torch.zeros((), device=device, dtype=torch.float64), 0
+    if step_ms is not None:
+        sync(device)
     for s in range(steps):
+        if where is not None:
+            where["step"] = s + 1
+        t_step = time.perf_counter() if step_ms is not None else None
         b = s * world + rank
         idx = perm[b * args.batch_size : (b + 1) * args.batch_size]
         ids = inputs[idx].to(device, non_blocking=True)
@@ -213,6 +281,9 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+        if step_ms is not None:
+            sync(device)
+            step_ms.append((time.perf_counter() - t_step) * 1e3)
         total += loss.detach().double()
         count += 1
         if not bar.enabled:
@@ -250,6 +321,7 @@ def main(argv=None):
         f"{summary['eval_users']} eval users ({summary['short_users_train_only']} with < 3 items train only)"
     )
 
+    apply_memory_budget(args, device)
     masked = args.objective == "masked"
     raw_model = SASRec(V, args.hidden, args.blocks, args.heads, args.maxlen, args.dropout, mask_token=masked).to(device)
     model = raw_model
@@ -274,60 +346,99 @@ def main(argv=None):
                         args.shuffle_groups,
                         args.negatives_mode, in_batch_probs)
     mask_id = raw_model.mask_id
-    opt = torch.optim.Adam(raw_model.parameters(), lr=args.lr, betas=(0.9, 0.98))
+    opt, adam = make_adam(raw_model.parameters(), args.adam, device, args.lr, (0.9, 0.98))
     scaler = make_scaler(amp_dtype == torch.float16)
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
     records, best, best_state, bad = [], None, None, 0
-    for epoch in range(1, args.epochs + 1):
+    # Where the run is (for an out-of-memory report), and the per-step times of --time-steps.
+    where = {"epoch": 0, "step": None, "phase": "train"}
+    step_ms = [] if args.time_steps else None
+    oom = None
+    try:
+        for epoch in range(1, args.epochs + 1):
+            where.update(epoch=epoch, step=None, phase="train")
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            sync(device)
+            t0 = time.perf_counter()
+            mean_loss = train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch,
+                                    where, step_ms)
+            sync(device)
+            epoch_s = time.perf_counter() - t0
+            peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+            rec = {"epoch": epoch, "time_s": epoch_s, "peak_mem_mib": peak, "loss": mean_loss}
+            if epoch % args.eval_every == 0 or epoch == args.epochs:
+                where.update(step=None, phase="eval")
+                t1 = time.perf_counter()
+                val = evaluate(raw_model, data.val, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
+                rec.update({"val_ndcg@10": val["ndcg@10"], "val_hr@10": val["hr@10"],
+                            "eval_time_s": time.perf_counter() - t1})
+                if best is None or val["ndcg@10"] > best["val_ndcg@10"]:
+                    best, bad = rec, 0
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in raw_model.state_dict().items()})
+                else:
+                    bad += 1
+            records.append(rec)
+            mem = f" peak {peak:.0f} MiB" if peak is not None else ""
+            val_s = (f" val NDCG@10 {rec['val_ndcg@10']:.4f} HR@10 {rec['val_hr@10']:.4f}"
+                     if "val_ndcg@10" in rec else "")
+            print(f"epoch {epoch}: loss {mean_loss:.4f} train {epoch_s:.2f}s{mem}{val_s}", flush=True)
+            if not math.isfinite(mean_loss):
+                print("train.py: the training loss is not finite; stopping", file=sys.stderr)
+                break
+            stop = args.patience is not None and bad >= args.patience
+            if world > 1:  # every rank evaluates the same synchronized model; rank 0 decides for all
+                flag = torch.tensor([int(stop)], device=device if device.type == "cuda" else "cpu")
+                torch.distributed.broadcast(flag, 0)
+                stop = bool(flag.item())
+            if stop:
+                print(f"early stop: no better val NDCG@10 for {bad} validations")
+                break
+    except RuntimeError as exc:
+        if not is_oom(exc):
+            raise
+        oom = {"epoch": where["epoch"], "step": where["step"], "phase": where["phase"],
+               "message": (str(exc).strip().splitlines() or [type(exc).__name__])[0]}
+    if oom is not None:
+        # The exception (and with it the failed step's frames and tensors) is gone here; free the rest.
         if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        sync(device)
-        t0 = time.perf_counter()
-        mean_loss = train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch)
-        sync(device)
-        epoch_s = time.perf_counter() - t0
-        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-        rec = {"epoch": epoch, "time_s": epoch_s, "peak_mem_mib": peak, "loss": mean_loss}
-        if epoch % args.eval_every == 0 or epoch == args.epochs:
-            t1 = time.perf_counter()
-            val = evaluate(raw_model, data.val, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
-            rec.update({"val_ndcg@10": val["ndcg@10"], "val_hr@10": val["hr@10"],
-                        "eval_time_s": time.perf_counter() - t1})
-            if best is None or val["ndcg@10"] > best["val_ndcg@10"]:
-                best, bad = rec, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in raw_model.state_dict().items()})
-            else:
-                bad += 1
-        records.append(rec)
-        mem = f" peak {peak:.0f} MiB" if peak is not None else ""
-        val_s = f" val NDCG@10 {rec['val_ndcg@10']:.4f} HR@10 {rec['val_hr@10']:.4f}" if "val_ndcg@10" in rec else ""
-        print(f"epoch {epoch}: loss {mean_loss:.4f} train {epoch_s:.2f}s{mem}{val_s}", flush=True)
-        if not math.isfinite(mean_loss):
-            print("train.py: the training loss is not finite; stopping", file=sys.stderr)
-            break
-        stop = args.patience is not None and bad >= args.patience
-        if world > 1:  # every rank evaluates the same synchronized model; rank 0 decides for all
-            flag = torch.tensor([int(stop)], device=device if device.type == "cuda" else "cpu")
-            torch.distributed.broadcast(flag, 0)
-            stop = bool(flag.item())
-        if stop:
-            print(f"early stop: no better val NDCG@10 for {bad} validations")
-            break
+            oom["peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        del model, opt, loss_fn, scaler
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        step_s = f" step {oom['step']}" if oom["step"] is not None else f" ({oom['phase']})"
+        print(f"train.py: out of memory in epoch {oom['epoch']}{step_s}: {oom['message']}; stopping, the report "
+              "gets status oom", file=sys.stderr, flush=True)
 
     test = None
-    if best_state is not None:
+    if best_state is not None and oom is None:
         raw_model.load_state_dict(best_state)
-        test = evaluate(raw_model, data.test, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
-        print(
-            f"best epoch {best['epoch']}: val NDCG@10 {best['val_ndcg@10']:.4f}; "
-            f"test NDCG@10 {test['ndcg@10']:.4f} HR@10 {test['hr@10']:.4f}"
-        )
+        try:
+            test = evaluate(raw_model, data.test, device, amp_dtype, args.eval_batch_size, mask_id=mask_id)
+        except RuntimeError as exc:
+            if not is_oom(exc):
+                raise
+            oom = {"epoch": best["epoch"], "step": None, "phase": "test",
+                   "message": (str(exc).strip().splitlines() or [type(exc).__name__])[0]}
+        if test is not None:
+            print(
+                f"best epoch {best['epoch']}: val NDCG@10 {best['val_ndcg@10']:.4f}; "
+                f"test NDCG@10 {test['ndcg@10']:.4f} HR@10 {test['hr@10']:.4f}"
+            )
+        else:
+            print(f"train.py: out of memory in the test evaluation: {oom['message']}", file=sys.stderr, flush=True)
     total_s = time.perf_counter() - t_start
     if world > 1:
         torch.distributed.destroy_process_group()
     if args.out and rank == 0:
+        peaks = [r["peak_mem_mib"] for r in records if r["peak_mem_mib"] is not None]
+        if oom is not None and oom.get("peak_mem_mib") is not None:
+            peaks.append(oom["peak_mem_mib"])
         report = {
+            "status": "oom" if oom is not None else "ok",
+            "oom": oom,
             "args": vars(args),
             "data": summary,
             "epochs": records,
@@ -337,6 +448,10 @@ def main(argv=None):
             "device": str(device),
             "device_name": device_name,
             "amp": args.amp if amp_dtype is not None else "off",
+            "adam": adam,
+            "memory_budget_gib": args.memory_budget_gib,
+            "peak_mem_mib": max(peaks) if peaks else None,
+            "step_ms": step_summary(step_ms) if step_ms is not None else None,
             "torch_version": torch.__version__,
             "cuda_version": torch.version.cuda,
             "python_version": platform.python_version(),
