@@ -97,12 +97,14 @@ function readRuns(flag: string, runsPath: string): { device: string; model: Plan
 function comparison(j: { model: PlanModel; runs: MeasuredRun[] }, cal: Calibration) {
   const pct = (e: number | null) => (e === null ? '-' : `${(e * 100).toFixed(1)}%`);
   const rows = compareRuns(j.model, j.runs, cal);
-  const text = rows.map((r) => [describe(r.config), r.stepMs.toFixed(2), r.predictedMs.toFixed(2), pct(r.msError),
+  const text = rows.map((r) => [describe(r.config), r.stepMs === null ? '-' : r.stepMs.toFixed(2),
+    r.predictedMs.toFixed(2), pct(r.msError),
     r.peakBytes === null ? '-' : gib(r.peakBytes), gib(r.predictedBytes), pct(r.bytesError)]);
   const head = ['configuration', 'ms', 'predicted', 'error', 'GiB', 'predicted', 'error'];
-  const inTime = rows.filter((r) => Math.abs(r.msError) <= 0.2).length;
-  const inMem = rows.filter((r) => r.bytesError !== null && Math.abs(r.bytesError) <= 0.1).length;
-  const summary = `${inMem} of ${rows.length} within 10 % of the measured peak memory, ${inTime} of ${rows.length} ` +
+  const timed = rows.filter((r) => r.msError !== null), sized = rows.filter((r) => r.bytesError !== null);
+  const inTime = timed.filter((r) => Math.abs(r.msError!) <= 0.2).length;
+  const inMem = sized.filter((r) => Math.abs(r.bytesError!) <= 0.1).length;
+  const summary = `${inMem} of ${sized.length} within 10 % of the measured peak memory, ${inTime} of ${timed.length} ` +
     'within 20 % of the measured step time';
   return { rows, head, text, summary };
 }

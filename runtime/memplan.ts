@@ -163,7 +163,10 @@ export const describe = (c: PlanConfig): string =>
  */
 export interface MeasuredRun {
   config: PlanConfig;
-  stepMs: number;
+  /** The run's own model where it differs from the file's (its catalog, its fill). */
+  model?: PlanModel;
+  /** null where the time is not comparable (runs sharing a GPU): --check compares memory only. */
+  stepMs: number | null;
   peakBytes: number | null;
   fbPeakBytes?: number | null;
   optPeakBytes?: number | null;
@@ -240,10 +243,10 @@ export function fitCalibration(
   model: CostModel = COST_MODEL,
 ): Calibration {
   if (runs.length === 0) throw new CceInputError('runs', 'runs: no measured run to calibrate from');
-  for (const r of runs) estimate(m, r.config, base, model); // checks every configuration first
+  for (const r of runs) estimate(r.model ?? m, r.config, base, model); // checks every configuration first
   let coefs = { ...base.coefs };
   const mem = model.memory;
-  const env = (r: MeasuredRun) => envOf(m, r.config, model);
+  const env = (r: MeasuredRun) => envOf(r.model ?? m, r.config, model);
   const rowsOf = (terms: Term[], rs: MeasuredRun[]) => rs.map((r) => terms.map((t) => expr(t.expr, env(r))));
   const fit = (terms: Term[], rs: MeasuredRun[], y: (r: MeasuredRun) => number) =>
     Object.assign(coefs, fitTerms(terms, rowsOf(terms, rs), rs.map(y), coefs));
@@ -259,7 +262,8 @@ export function fitCalibration(
   for (const method of PLAN_METHODS) {
     const mine = runs.filter((r) => r.config.method === method);
     const modelMs = (r: MeasuredRun) => (num(r.modelMs) ? r.modelMs : sumTerms(model.time.model, coefs, env(r)));
-    fit(model.time.loss[method], mine, (r) => r.stepMs - modelMs(r));
+    const timed = mine.filter((r) => num(r.stepMs));
+    fit(model.time.loss[method], timed, (r) => r.stepMs! - modelMs(r));
     const sized = mine.filter((r) => num(fb(r)));
     if (sized.length === 0) continue;
     const act = (r: MeasuredRun) => sumTerms(mem.activations, coefs, env(r));
@@ -275,7 +279,7 @@ export function fitCalibration(
     const asHeld = { ...coefs, ...zero(mem.loss[method]), ...fitTerms(mem.held[method], rowsOf(mem.held[method],
       sized), sized.map((r) => fb(r)! - gradsPhase(r)), coefs) };
     const err = (k: Record<string, number>) => sized.reduce((s, r) => {
-      const e = estimate(m, r.config, { device, source: 'measured', coefs: k }, model);
+      const e = estimate(r.model ?? m, r.config, { device, source: 'measured', coefs: k }, model);
       return s + ((e.parts.params + Math.max(e.phases.loss, e.phases.grads)) / fb(r)! - 1) ** 2;
     }, 0);
     coefs = err(asPeak) <= err(asHeld) ? asPeak : asHeld;
@@ -285,13 +289,13 @@ export function fitCalibration(
 
 /** Measured against predicted, per run: the planner's accuracy (`ccekit plan --check`). */
 export function compareRuns(m: PlanModel, runs: MeasuredRun[], cal: Calibration): {
-  config: PlanConfig; stepMs: number; predictedMs: number; msError: number; peakBytes: number | null;
+  config: PlanConfig; stepMs: number | null; predictedMs: number; msError: number | null; peakBytes: number | null;
   predictedBytes: number; bytesError: number | null;
 }[] {
   return runs.map((r) => {
-    const e = estimate(m, r.config, cal);
-    return { config: r.config, stepMs: r.stepMs, predictedMs: e.stepMs, msError: e.stepMs / r.stepMs - 1,
-      peakBytes: r.peakBytes, predictedBytes: e.peakBytes,
+    const e = estimate(r.model ?? m, r.config, cal);
+    return { config: r.config, stepMs: r.stepMs, predictedMs: e.stepMs,
+      msError: num(r.stepMs) ? e.stepMs / r.stepMs - 1 : null, peakBytes: r.peakBytes, predictedBytes: e.peakBytes,
       bytesError: num(r.peakBytes) ? e.peakBytes / r.peakBytes - 1 : null };
   });
 }

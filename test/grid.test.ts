@@ -59,6 +59,7 @@ interface Report {
   test: { 'ndcg@10': number; 'hr@10': number };
   epochs: { time_s: number }[];
   step_ms: { median: number; p90: number; steps: number } | null;
+  rows_per_step: { mean: number; max: number; steps: number } | null;
   memory_budget_gib: number;
   device_name: string;
 }
@@ -149,6 +150,11 @@ describe.sequential('examples/sasrec/grid.py', () => {
       expect(e.card).toBe(rep.device_name);
       const steps = Math.ceil(rep.data.train_sequences / batch);
       expect(e.rows_per_step).toBeCloseTo(rep.data.train_positions / steps, 9);
+      // Each epoch visits every training position once: the loss rows of its steps add up to them.
+      const rows = rep.rows_per_step!;
+      expect([rows.steps, rows.mean * rows.steps]).toEqual([steps * rep.epochs.length,
+        rep.data.train_positions * rep.epochs.length]);
+      expect(rows.max).toBeGreaterThanOrEqual(rows.mean);
       // The stand-in planner's answer for this run's model and configuration.
       const share = method === 'cce-shared' ? 128 : 0;
       const units = rep.data.items + 2 * 16 + 3 * 20 + 5 * 1 + 7 * 1 + 11 * batch + 13 * 20 + 17 * K + 19 * share +

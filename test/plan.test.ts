@@ -111,7 +111,7 @@ describe('the cost model', () => {
     expect(fitted.source).toBe('measured');
     const held = PLAN_METHODS.map((method) => run({ method, batch: 16, seqLen: 40, K: method === 'ce' ? 0 : 2048 }));
     for (const r of compareRuns(big, [...fitRuns, ...held], fitted)) {
-      expect(Math.abs(r.msError), JSON.stringify(r.config)).toBeLessThan(1e-6);
+      expect(Math.abs(r.msError!), JSON.stringify(r.config)).toBeLessThan(1e-6);
       expect(Math.abs(r.bytesError!), JSON.stringify(r.config)).toBeLessThan(1e-6);
     }
     // One run a method cannot tell a method's two terms apart: their base values are scaled by one factor.
@@ -182,12 +182,16 @@ describe('the cost model', () => {
       const e = estimate(m, config, DEFAULT_CALIBRATION);
       return { config, stepMs: e.stepMs * (i ? 1.5 : 1), peakBytes: e.peakBytes * (i ? 1.2 : 1) };
     });
-    writeFileSync(join(dir, 'runs.json'), JSON.stringify({ device: 'card X', model: m, runs }));
+    // A run with its own model (another catalog) and no comparable time: memory only.
+    const own = { ...m, V: 50_000, fill: 0.5 };
+    const third = { config: configs[0]!, model: own, stepMs: null,
+      peakBytes: estimate(own, configs[0]!, DEFAULT_CALIBRATION).peakBytes };
+    writeFileSync(join(dir, 'runs.json'), JSON.stringify({ device: 'card X', model: m, runs: [...runs, third] }));
     const c = cli('--check', join(dir, 'runs.json'), '--md', join(dir, 'c.md'), '--json', join(dir, 'c.json'));
     expect(c.status, c.stderr).toBe(0);
-    expect(c.stdout).toMatch(/1 of 2 within 10 % of the measured peak memory, 1 of 2 within 20 % of the measured/);
+    expect(c.stdout).toMatch(/2 of 3 within 10 % of the measured peak memory, 1 of 2 within 20 % of the measured/);
     expect(readFileSync(join(dir, 'c.md'), 'utf8')).toMatch(/card X[\s\S]*\| ce-minus batch 8 length 20 K 128 \|.*-33\.3%/);
-    expect(JSON.parse(readFileSync(join(dir, 'c.json'), 'utf8')).comparison).toHaveLength(2);
+    expect(JSON.parse(readFileSync(join(dir, 'c.json'), 'utf8')).comparison).toHaveLength(3);
     expect(cli('--budget', '40', '--md', join(dir, 'x.md')).stderr).toMatch(/--md goes with --check/);
   }, 60_000);
 

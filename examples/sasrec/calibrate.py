@@ -36,6 +36,8 @@ def args_of(argv=None):
         p.add_argument(f"--{name}", type=int, default=default)
     p.add_argument("--configs", required=True, help="METHOD:BATCH:LENGTH:K[,...]")
     p.add_argument("--share", type=int, default=128)
+    p.add_argument("--dropout", type=float, default=0.2,
+                   help="the model's dropout (train.py's default 0.2: its masks are activation memory)")
     p.add_argument("--ccekit-package", default="out/torch")
     p.add_argument("--amp", choices=("bf16", "off"), default="bf16")
     p.add_argument("--steps", type=int, default=5)
@@ -61,10 +63,12 @@ def measure(a, config, dev, trivial):
     if cuda:
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(dev)
-    model = SASRec(a.v, a.d, a.blocks, a.heads, a.max_len, 0.0).to(dev)
+    model = SASRec(a.v, a.d, a.blocks, a.heads, a.max_len, a.dropout).to(dev)
     opt, _ = make_adam(model.parameters(), a.adam, dev, 1e-3)
     name, mode = MODES[config["method"]]
-    loss_fn = None if trivial else make_loss(name, a.v, max(1, config["K"]), a.ccekit_package, None,
+    amp_dtype = torch.bfloat16 if cuda and a.amp == "bf16" else None
+    # As train.py: under autocast the ccekit loss gets bf16 copies of E and C (make_loss's amp_dtype).
+    loss_fn = None if trivial else make_loss(name, a.v, max(1, config["K"]), a.ccekit_package, amp_dtype,
                                              a.share if mode in ("shared", "mixed") else None, False, mode)
     b, length = config["batch"], config["seqLen"]
     ids = torch.randint(1, a.v + 1, (b, length), device=dev)
@@ -123,7 +127,7 @@ def main(argv=None):
     card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     model = {"V": a.v, "D": a.d, "maxLen": a.max_len, "blocks": a.blocks, "heads": a.heads}
     with open(a.out, "w") as f:
-        json.dump({"device": card, "torch": torch.__version__, "amp": a.amp, "adam": make_adam(
+        json.dump({"device": card, "torch": torch.__version__, "amp": a.amp, "dropout": a.dropout, "adam": make_adam(
             [torch.zeros(1, device=dev, requires_grad=True)], a.adam, dev, 1e-3)[1], "model": model, "runs": runs},
             f, indent=1)
     return 0

@@ -25,8 +25,9 @@ a run after S seconds (status timeout); a run that exits without a report has st
 with that status, and run again on the next call).
 
 Then OUT/grid.json (an entry per run), OUT/grid.md (a table per method: rows batch, columns K, cells "test NDCG@10
-mean over seeds / peak GiB" or "does not fit"; then every run, measured against predicted peak) and OUT/grid.svg (test
-NDCG@10 against K). The predicted peak and step time come from the planner of the ccekit package, where it can be
+mean over seeds / peak GiB" or "does not fit"; then every run, measured against predicted peak), OUT/grid.svg (test
+NDCG@10 against K) and OUT/plan-check.json (the runs that fit, for `ccekit plan --check`: measured peak memory
+against the planner's, each with the busiest step's rows where the report has them). The predicted peak and step time come from the planner of the ccekit package, where it can be
 imported: ccekit_torch.plan.estimate(model, config); null where not.
 """
 
@@ -413,12 +414,18 @@ def entry_of(r, rep, model, estimate, notes):
     e["rows_per_step"] = tp / math.ceil(ts / r["batch"]) if tp and ts else None
     e["predicted_peak_mib"] = e["predicted_step_ms"] = None
     m = model_of(rep) or model
+    rows = rep.get("rows_per_step") if rep else None
+    e["rows_per_step_max"] = rows.get("max") if rows else None
+    e["planned_model"] = None
     if estimate is not None and m is not None:
         config = {"method": r["method"], "batch": r["batch"], "seqLen": m["maxLen"], "K": r["K"], "share": r["share"]}
+        # The peak comes from the busiest step (its rows, where the report has them), the time from the mean step.
+        busiest = dict(m, fill=min(1.0, rows["max"] / (r["batch"] * m["maxLen"]))) if rows else dict(m)
         try:
-            pred = estimate(dict(m), config)
+            pred = estimate(busiest, config)
             e["predicted_peak_mib"] = pred["peakBytes"] / 2**20
-            e["predicted_step_ms"] = pred["stepMs"]
+            e["predicted_step_ms"] = estimate(dict(m), config)["stepMs"]
+            e["planned_model"], e["planned_config"] = busiest, config
         except Exception as exc:  # a config the planner refuses: no prediction for this run
             notes.append(f"{r['id']}: planner: {type(exc).__name__}: {exc}")
     e["report"] = f"runs/{r['id']}.json"
@@ -553,7 +560,7 @@ def markdown(grid):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# grid.svg: test NDCG@10 against K (log2), a line per (method, batch); OOM etc. hollow on a "does not fit" row.
+# grid.svg: test NDCG@10 against K (log2), a line per (method, batch); OOM etc. hollow on a "no result" row.
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 DASHES = ["", "6 3", "2 3", "8 3 2 3", "1 2"]
@@ -572,7 +579,7 @@ def nice_step(span, n=5):
 def svg(grid):
     W, H = 820, 480
     L, R, T, B = 70, 230, 56, 52
-    row_y = T + 14  # the "does not fit" row
+    row_y = T + 14  # the "no result" row (out of memory, timeout, failed)
     top = T + 36  # the NDCG area starts below it
     pw, bottom = W - L - R, H - B
     es = grid["runs"]
@@ -627,7 +634,7 @@ def svg(grid):
     o.append(f'<text transform="translate(16 {(top + bottom) / 2:.1f}) rotate(-90)" text-anchor="middle">'
              'test NDCG@10</text>')
     o.append(f'<line x1="{L}" y1="{row_y}" x2="{L + pw}" y2="{row_y}" stroke="#f3c0c0" stroke-width="14"/>')
-    o.append(f'<text x="{L - 6}" y="{row_y + 4}" text-anchor="end" font-size="10">does not fit</text>')
+    o.append(f'<text x="{L - 6}" y="{row_y + 4}" text-anchor="end" font-size="10">no result</text>')
 
     # Series: (method, batch); color by method, dash by batch.
     methods = series_methods(grid)
@@ -699,6 +706,14 @@ def main(argv=None):
         f.write(markdown(grid))
     with open(os.path.join(a.out_dir, "grid.svg"), "w") as f:
         f.write(svg(grid))
+    # The runs that fit, as `ccekit plan --check` reads them: measured peak against the planner (each run its own
+    # model: catalog and busiest step's fill); times are not compared (the grid's runs share the GPU).
+    fits = [e for e in grid["runs"] if e["status"] == "ok" and e.get("peak_mib") and e.get("planned_model")]
+    if fits:
+        write_json(os.path.join(a.out_dir, "plan-check.json"), {
+            "device": fits[0]["card"], "model": fits[0]["planned_model"],
+            "runs": [{"config": e["planned_config"], "model": e["planned_model"], "stepMs": None,
+                      "peakBytes": e["peak_mib"] * 2**20} for e in fits]})
     counts = {s: sum(e["status"] == s for e in grid["runs"]) for s in STATUSES}
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     print(f"grid.py: {summary}; wrote {os.path.join(a.out_dir, 'grid.md')}, grid.json, grid.svg", flush=True)

@@ -243,7 +243,8 @@ def apply_memory_budget(args, device):
 def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype, args, epoch, where=None,
                 step_ms=None):
     """One epoch; returns the mean loss. where (a dict): its "step" is kept at the running step (from 1), for an
-    out-of-memory report. step_ms (a list): each step's wall time in ms is appended, synchronized."""
+    out-of-memory report, and its "rows" list gets each step's loss rows. step_ms (a list): each step's wall time in
+    ms is appended, synchronized."""
     model.train()
     masked = args.objective == "masked"
     inputs, targets = (data.train_sequences, None) if masked else (data.train_inputs, data.train_targets)
@@ -268,10 +269,15 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
                 # BERT4Rec-style: masked items predicted from a bidirectional pass; the loss rows are the masked
                 # positions of the flattened hidden states (positions=, no [M, D] gather for cce-minus).
                 ids, pos, t = mask_batch(ids, args.mask_prob, raw_model.mask_id)
+                if where is not None:
+                    where.setdefault("rows", []).append(int(pos.numel()))
                 H = model(ids, causal=False)  # [B, L, D]
                 loss = loss_fn(H.reshape(-1, H.shape[-1]), C, t, positions=pos)
             else:
-                tg = targets[idx].to(device, non_blocking=True)
+                tg_cpu = targets[idx]
+                if where is not None:
+                    where.setdefault("rows", []).append(int((tg_cpu != IGNORE_INDEX).sum()))
+                tg = tg_cpu.to(device, non_blocking=True)
                 H = model(ids)  # [B, L, D]
                 mask = tg != IGNORE_INDEX
                 E = H[mask]  # [N, D] hidden states of the non-padding positions
@@ -452,6 +458,9 @@ def main(argv=None):
             "memory_budget_gib": args.memory_budget_gib,
             "peak_mem_mib": max(peaks) if peaks else None,
             "step_ms": step_summary(step_ms) if step_ms is not None else None,
+            # Loss rows a step: the busiest step sets the peak memory, the mean the time (ccekit plan's fill).
+            "rows_per_step": ({"mean": sum(where["rows"]) / len(where["rows"]), "max": max(where["rows"]),
+                               "steps": len(where["rows"])} if where.get("rows") else None),
             "torch_version": torch.__version__,
             "cuda_version": torch.version.cuda,
             "python_version": platform.python_version(),
