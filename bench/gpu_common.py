@@ -18,6 +18,17 @@ PACKAGE_CASES = [
 DTYPE_TOL = ((torch.float32, 1e-4), (torch.float16, 1e-3 + 2**-10), (torch.bfloat16, 1e-3 + 2**-8))
 
 
+def rank_device(rank, world, device="cuda"):
+    """(device, backend) of a torch.distributed rank: on CUDA its own GPU and NCCL where the host has at least
+    `world` GPUs, else GPU 0 for every rank and gloo (NCCL refuses two ranks on one GPU); on the CPU gloo."""
+    if device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu"), "gloo"
+    if torch.cuda.device_count() >= world:
+        torch.cuda.set_device(rank)
+        return torch.device("cuda", rank), "nccl"
+    return torch.device("cuda", 0), "gloo"
+
+
 def start(package_dir):
     """Make the emitted package importable, seed torch from the clock; returns (the CUDA device, its name)."""
     sys.path.insert(0, package_dir)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Vocabulary-parallel CCE- (ccekit_torch, process_group=) against the plain step, WORLD ranks spawned with
-torch.multiprocessing over gloo (on one GPU: NCCL refuses two ranks on one device).
+torch.multiprocessing: one GPU a rank over NCCL where the host has WORLD GPUs, else all on GPU 0 over gloo (NCCL
+refuses two ranks on one device), or the CPU over gloo.
 
     python3 bench/vocab_parallel.py --package out/torch --out DIR [--settings beauty,zvuk --dtype f16 --world 2]
 
@@ -25,8 +26,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-SETTINGS = {"beauty": (32768, 176450, 511, 256), "ml20m": (81920, 20000, 511, 256),
-            "zvuk": (131072, 893022, 2047, 256), "small-d": (32768, 100000, 511, 64)}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_common import SETTINGS, rank_device  # noqa: E402
+
 DT = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
 
 
@@ -58,8 +60,8 @@ def rank_main(rank, world, port, a, out_dir):
     from ccekit_torch import _vocab, cce_minus_loss
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=600))
-    dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev, backend = rank_device(rank, world, a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=600))
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     results = {}
     names = ["custom"] if a.sizes else a.settings.split(",")
@@ -127,14 +129,17 @@ def rank_main(rank, world, port, a, out_dir):
     if rank == 0:
         card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
         with open(os.path.join(out_dir, "r0.json"), "w") as f:
-            json.dump({"card": card, "torch": torch.__version__, "world": world, "dtype": a.dtype,
+            json.dump({"card": card, "torch": torch.__version__, "world": world, "dtype": a.dtype, "backend": backend,
+                       "gpus": torch.cuda.device_count() if dev.type == "cuda" else 0,
                        "results": results}, f)
     dist.barrier()
     dist.destroy_process_group()
 
 
 def table(rep):
-    lines = [f"Vocabulary-parallel CCE-, {rep['world']} ranks on one {rep['card']} over gloo, {rep['dtype']}, "
+    where = (f"{rep['world']} GPUs ({rep['card']})" if rep.get("backend") == "nccl" else f"one {rep['card']}")
+    lines = [f"Vocabulary-parallel CCE-, {rep['world']} ranks on {where} over {rep.get('backend', 'gloo')}, "
+             f"{rep['dtype']}, "
              f"torch {rep['torch']}", "",
              "| setting | plain step ms | stats kernel | exchange + merge | backward kernel | dE all-reduce | "
              "vocab step ms | merge / plain |", "|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -1,4 +1,4 @@
-"""torch.distributed checks of ccekit_torch (gloo, torch.multiprocessing.spawn), one line a check:
+"""torch.distributed checks of ccekit_torch (torch.multiprocessing.spawn), one line a check:
 
     python3 torch_dist_check.py PKG_DIR vocab WORLD [DEVICE]   vocab-parallel loss and gradients vs one process
     python3 torch_dist_check.py PKG_DIR ddp WORLD [DEVICE]     DDP gradients vs one process on the whole batch
@@ -7,7 +7,8 @@
 vocab: the table is cut into WORLD shards of unequal size; every rank computes cce_minus_loss(e, c_shard, targets,
 process_group=...) and its gradients, compared with the single-process float64 loss on the whole table (the
 package's PyTorch path) for index-tensor, item_probs and Philox negatives, mean / sum / none, ignored rows,
-collisions and targets in every shard. DEVICE cuda puts the tensors on the GPU (gloo with CUDA tensors)."""
+collisions and targets in every shard. DEVICE cuda puts the tensors on the GPUs: one a rank over NCCL where the
+host has WORLD of them, else all on GPU 0 over gloo with CUDA tensors."""
 import datetime
 import os
 import socket
@@ -21,6 +22,8 @@ import torch.multiprocessing as mp
 
 PKG = sys.argv[1]
 sys.path.insert(0, PKG)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from gpu_common import rank_device  # noqa: E402
 
 
 def free_port():
@@ -29,9 +32,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def init(rank, world, port, timeout=60):
+def init(rank, world, port, dev_name="cpu", timeout=60):
+    """Joins the group; returns the rank's device (its own GPU over NCCL where the host has `world` GPUs, else GPU 0
+    or the CPU over gloo: bench/gpu_common.py's rank_device)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout))
+    dev, backend = rank_device(rank, world, dev_name)
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout))
+    return dev
 
 
 def rel(a, b):
@@ -62,8 +69,7 @@ def finish(out_dir, name, rank, lines):
 def vocab_rank(rank, world, port, dev_name, out_dir):
     from ccekit_torch import cce_minus_loss
 
-    init(rank, world, port)
-    dev = torch.device(dev_name if dev_name == "cpu" else "cuda:0")
+    dev = init(rank, world, port, dev_name)
     lines = []
     n, d, v, k = 61, 7, 53, 9
     cuts = torch.randperm(v - 1, generator=torch.Generator().manual_seed(5))[:world - 1].add(1)
@@ -119,8 +125,7 @@ class Net(torch.nn.Module):
 def ddp_rank(rank, world, port, dev_name, out_dir):
     from ccekit_torch import cce_minus_loss
 
-    init(rank, world, port)
-    dev = torch.device(dev_name if dev_name == "cpu" else "cuda:0")
+    dev = init(rank, world, port, dev_name)
     torch.manual_seed(0)
     n, d, v, k, din = 24, 6, 40, 7, 5
     model = Net(din, d, v).to(dev)
