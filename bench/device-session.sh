@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist plan grid wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist multi plan grid wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -38,6 +38,18 @@ for step in "$@"; do
       CCEKIT_CACHE="$OUT" run plan --calibrate "$OUT/plan-fit.json" | tail -${PLAN_TAIL:-16}
       CCEKIT_CACHE="$OUT" run plan --check "$OUT/plan-check.json" --md "$OUT/plan-check.md" --json "$OUT/plan-check-cmp.json"
       CCEKIT_CACHE="$OUT" run plan --budget 40 --svg "$OUT/plan-40.svg" --json "$OUT/plan-40.json" | tail -14 ;;
+    multi) echo "== several GPUs (issue 18; needs nvidia-h200-x2 or -x4): DDP scaling, vocab-parallel over NCCL"
+      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      G=$(nvidia-smi -L | wc -l); echo "$G GPUs"; nvidia-smi topo -m > "$OUT/topo.txt" 2>&1
+      for P in 1 2 4; do [ $P -le $G ] || continue
+        torchrun --nproc_per_node=$P examples/sasrec/train.py --data .data/video.txt --loss cce-minus --ccekit-package out/torch \
+          --batch-size $((${DDP_GLOBAL:-512} / P)) --epochs ${DDP_EPOCHS:-5} --hidden 256 --maxlen 200 --amp bf16 --no-progress \
+          --out "$OUT/ddp-p$P.json" > "$OUT/ddp-p$P.log" 2>&1; echo "ddp P=$P: rc $?"; tail -2 "$OUT/ddp-p$P.log"; done
+      for P in 2 4; do [ $P -le $G ] || continue
+        python3 test/support/torch_dist_check.py out/torch vocab $P cuda > "$OUT/dist-vocab-$P.log" 2>&1; echo "vocab P=$P: $(grep -c '^ok' "$OUT/dist-vocab-$P.log") ok, $(grep -c '^FAIL' "$OUT/dist-vocab-$P.log") FAIL"
+        python3 bench/vocab_parallel.py --package out/torch --world $P --plain shard --settings beauty,zvuk --out "$OUT/vocab-p$P" > "$OUT/vocab-p$P.log" 2>&1; tail -4 "$OUT/vocab-p$P.log"; done
+      [ $G -ge 4 ] && python3 bench/vocab_parallel.py --package out/torch --world 4 --plain shard --adam --settings catalog-100m --repeats 5 \
+        --out "$OUT/vocab-100m" > "$OUT/vocab-100m.log" 2>&1; tail -3 "$OUT/vocab-100m.log" ;;
     grid) echo "== SASRec grid (batch x K under a ${GRID_BUDGET:-40} GiB budget): synthetic 1M items and Video Games"
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
       [ -f .data/syn-1m.txt ] || python3 examples/sasrec/synthetic.py --items 1000000 --users 80000 --mean-length 25 --seed 1 --out .data/syn-1m.txt
