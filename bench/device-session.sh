@@ -30,7 +30,7 @@ for step in "$@"; do
     plan) echo "== SASRec steps at V = 1M, D = 256, length 200: measured; the planner fitted on some, checked on the others"
       [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
       for set in fit check; do
-        [ $set = fit ] && cfg=${PLAN_FIT:-ce-minus:64:200:256,ce-minus:128:100:1024,ce:8:200:0,ce:16:200:0,cce-per-row:64:200:2048,cce-per-row:256:200:512,cce-shared:128:200:4096,cce-shared:512:200:1024,cce-in-batch:32:200:0,cce-in-batch:128:200:0,cce-mixed:32:200:512,cce-mixed:128:50:512} \
+        [ $set = fit ] && cfg=${PLAN_FIT:-ce-minus:64:200:256,ce-minus:128:100:1024,ce-minus:256:200:256,ce:4:200:0,ce:8:200:0,ce:16:200:0,cce-per-row:64:200:2048,cce-per-row:256:200:512,cce-per-row:128:200:8192,cce-shared:64:200:2048,cce-shared:128:200:4096,cce-shared:512:200:1024,cce-in-batch:32:200:0,cce-in-batch:64:100:0,cce-in-batch:128:200:0,cce-mixed:32:200:512,cce-mixed:128:50:512,cce-mixed:256:100:1024} \
           || cfg=${PLAN_CHECK:-ce-minus:164:200:512,cce-per-row:164:200:512,cce-shared:164:200:512,ce-minus:256:50:512,ce-minus:32:200:2048,cce-per-row:512:200:256,cce-per-row:128:100:4096,cce-per-row:1024:50:1024,cce-shared:256:100:8192,cce-in-batch:64:200:0,cce-mixed:64:200:512,ce:12:200:0}
         python3 examples/sasrec/calibrate.py --v 1000000 --d 256 --max-len 200 --blocks 2 --ccekit-package out/torch \
           --configs $cfg --out "$OUT/plan-$set.json" > "$OUT/plan-$set.log" 2>&1; echo "$set: rc $?"; tail -3 "$OUT/plan-$set.log"

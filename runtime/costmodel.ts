@@ -39,8 +39,10 @@ export interface CostModel {
 // row·candidate (logits, ids), row·element (copies of E, dE).
 const lossMem = (m: string): Term[] => [{ coef: `mem.${m}.pairs`, expr: 'N*cands*D' },
   { coef: `mem.${m}.cands`, expr: 'N*cands' }, { coef: `mem.${m}.rows`, expr: 'N*D' }];
+// Held while the gradients form: also copies of the table a loss makes (the bf16 C that a trainer under autocast
+// hands ccekit's kernels, and its gradient).
 const heldMem = (m: string): Term[] => [{ coef: `mem.${m}.held.cands`, expr: 'N*cands' },
-  { coef: `mem.${m}.held.rows`, expr: 'N*D' }];
+  { coef: `mem.${m}.held.rows`, expr: 'N*D' }, { coef: `mem.${m}.held.table`, expr: 'V*D' }];
 const byMethod = <T>(f: (m: PlanMethod) => T) =>
   Object.fromEntries(PLAN_METHODS.map((m) => [m, f(m)])) as Record<PlanMethod, T>;
 const lossMs = (m: string): Term[] => [{ coef: `ms.${m}.pairs`, expr: 'N*cands*D' },
@@ -77,7 +79,7 @@ export const COST_MODEL: CostModel = {
  * bench/results (ccekit per row 5.3 ms and PyTorch CE- 56 ms at N = 32768, K = 511, D = 256), in ms a
  * row·candidate·element; bytes a unit of each memory term by what each holds (PyTorch CE-: the gathered fp32 rows,
  * their bf16 copy and both gradients, 6 bytes an element below the 12 of fp32; full CE: fp32 logits and their
- * gradient; ccekit: fp32 dE).
+ * gradient; ccekit: fp32 dE, and the bf16 copy of C that a trainer under autocast hands it).
  */
 const CCE_MS = { 'cce-per-row': 1.24e-9, 'cce-shared': 4.5e-10, 'cce-in-batch': 1.2e-10, 'cce-mixed': 1.2e-10 };
 export const DEFAULT_COEFS: Record<string, number> = {
@@ -85,7 +87,7 @@ export const DEFAULT_COEFS: Record<string, number> = {
   'mem.act': 18, 'mem.attn': 2, 'mem.table': 4, 'mem.opt': 4,
   ...Object.fromEntries(PLAN_METHODS.flatMap((m) => [[`ms.${m}.table`, 0], [`mem.${m}.pairs`, 0],
     [`mem.${m}.cands`, 0], [`mem.${m}.rows`, 0], [`mem.${m}.held.cands`, 0],
-    [`mem.${m}.held.rows`, m.startsWith('cce') ? 4 : 0]])),
+    [`mem.${m}.held.rows`, m.startsWith('cce') ? 4 : 0], [`mem.${m}.held.table`, m.startsWith('cce') ? 2 : 0]])),
   ...Object.fromEntries(Object.entries(CCE_MS).map(([m, v]) => [`ms.${m}.pairs`, v])),
   'mem.ce-minus.pairs': 6, 'mem.ce-minus.cands': 16, 'mem.ce.cands': 8,
 };

@@ -51,6 +51,9 @@ export function checkCalibration(c: unknown, model: CostModel = COST_MODEL): Cal
     throw new CceInputError('calibration', 'calibration: no coefs object (an older or foreign file?)');
   for (const name of coefNames(model)) {
     const v = cal.coefs[name];
+    if (v === undefined)
+      throw new CceInputError('calibration', `calibration: coefficient ${name} is missing (made for an older cost ` +
+        'model? measure again and run ccekit plan --calibrate)');
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
       throw new CceInputError('calibration', `calibration: coefficient ${name} must be a number >= 0, got ${v}`);
   }

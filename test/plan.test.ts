@@ -39,7 +39,8 @@ describe('the cost model', () => {
     const act = k['mem.act']! * 40 * 8 * 2 + k['mem.attn']! * 4 * 2 * 100;
     const loss = k['mem.ce-minus.pairs']! * 40 * 7 * 8 + k['mem.ce-minus.cands']! * 40 * 7 +
       k['mem.ce-minus.rows']! * 40 * 8;
-    const held = k['mem.ce-minus.held.cands']! * 40 * 7 + k['mem.ce-minus.held.rows']! * 40 * 8;
+    const held = k['mem.ce-minus.held.cands']! * 40 * 7 + k['mem.ce-minus.held.rows']! * 40 * 8 +
+      k['mem.ce-minus.held.table']! * 1000 * 8;
     expect(e.parts.params).toBe(12 * P);
     expect(e.parts.grads).toBe(4 * P);
     expect(e.parts.activations).toBeCloseTo(act, 6);
@@ -51,7 +52,7 @@ describe('the cost model', () => {
     // ccekit holds fp32 dE while the gradients form; a large batch makes that phase the peak.
     const c = estimate(M, { method: 'cce-per-row', batch: 400, seqLen: 10, K: 7 });
     expect(c.peakBytes).toBeCloseTo(12 * P + 4 * P + c.parts.activations + c.parts.table +
-      k['mem.cce-per-row.held.rows']! * 4000 * 8, 6);
+      k['mem.cce-per-row.held.rows']! * 4000 * 8 + k['mem.cce-per-row.held.table']! * 8000, 6);
     const modelMs = k['ms.model']! * 40 * (6 * 64 + 10 * 8 + 8) + k['ms.params']! * P;
     expect(e.parts.modelMs).toBeCloseTo(modelMs, 12);
     expect(e.stepMs).toBeCloseTo(modelMs + k['ms.ce-minus.pairs']! * 40 * 7 * 8 + k['ms.ce-minus.table']! * 8000, 12);
@@ -72,6 +73,8 @@ describe('the cost model', () => {
     expect(() => estimate(M, { method: 'bogus' as 'ce', batch: 4, seqLen: 10, K: 7 })).toThrow(/^method: 'bogus'/);
     expect(() => checkCalibration({ coefs: { ...DEFAULT_COEFS, 'mem.act': -1 } })).toThrow(/mem\.act must be/);
     expect(() => checkCalibration({ ms: {} })).toThrow(/no coefs object/);
+    const { 'mem.table': _, ...old } = DEFAULT_COEFS;
+    expect(() => checkCalibration({ coefs: old })).toThrow(/mem\.table is missing .*ccekit plan --calibrate/);
   });
 
   it('keeps the non-dominated fitting configurations; recommends the most candidates near the best time a row', () => {

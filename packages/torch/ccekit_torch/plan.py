@@ -128,6 +128,9 @@ def load_calibration(path=None):
         raise PlanError(f"calibration: {path} has no coefs object (an older or foreign file?)")
     for name in _coef_names():
         v = coefs.get(name)
+        if v is None:
+            raise PlanError(f"calibration: coefficient {name} is missing in {path} (made for an older cost model? "
+                            "measure again and run ccekit plan --calibrate)")
         if not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
             raise PlanError(f"calibration: coefficient {name} in {path} must be a number >= 0, got {v}")
     return cal
