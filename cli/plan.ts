@@ -62,23 +62,37 @@ function calibrationFrom(given: string | undefined): Calibration {
 
 function svg(all: PlanEstimate[], front: PlanEstimate[], budget: number): string {
   const W = 720, H = 440, pad = 60;
-  const xs = all.map((e) => Math.log10(e.stepMs)), ys = all.map((e) => e.peakBytes / 2 ** 30);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs) + 1e-9];
-  const y1 = Math.max(budget / 2 ** 30, ...ys) * 1.05;
-  const px = (x: number) => pad + ((x - x0) / (x1 - x0)) * (W - 2 * pad);
-  const py = (y: number) => H - pad - (y / y1) * (H - 2 * pad);
+  // Both axes log10: step ms and peak GiB span decades (ccekit's flat peaks, PyTorch CE-'s growing ones).
+  const xs = all.map((e) => Math.log10(e.stepMs)), ys = all.map((e) => Math.log10(e.peakBytes / 2 ** 30));
+  const yb = Math.log10(budget / 2 ** 30);
+  const [x0, x1] = [Math.floor(Math.min(...xs)), Math.ceil(Math.max(...xs) + 1e-9)];
+  const [y0, y1] = [Math.floor(Math.min(yb, ...ys)), Math.ceil(Math.max(yb, ...ys) + 1e-9)];
+  const px = (x: number) => pad + ((x - x0) / Math.max(1, x1 - x0)) * (W - 2 * pad);
+  const py = (y: number) => H - pad - ((y - y0) / Math.max(1, y1 - y0)) * (H - 2 * pad);
   const color: Record<PlanMethod, string> = { 'ce-minus': '#d62728', ce: '#9467bd', 'cce-per-row': '#1f77b4',
     'cce-shared': '#2ca02c', 'cce-in-batch': '#ff7f0e', 'cce-mixed': '#8c564b' };
+  const ticks: string[] = [];
+  for (let x = x0; x <= x1; x++)
+    ticks.push(`<line x1="${px(x)}" y1="${H - pad}" x2="${px(x)}" y2="${H - pad + 4}" stroke="#333"/>`,
+      `<text x="${px(x)}" y="${H - pad + 16}" font-size="11" text-anchor="middle">${10 ** x}</text>`);
+  for (let y = y0; y <= y1; y++)
+    ticks.push(`<line x1="${pad - 4}" y1="${py(y)}" x2="${pad}" y2="${py(y)}" stroke="#333"/>`,
+      `<text x="${pad - 6}" y="${py(y) + 4}" font-size="11" text-anchor="end">${10 ** y}</text>`);
   const dots = all.map((e, i) => `<circle cx="${px(xs[i]!).toFixed(1)}" cy="${py(ys[i]!).toFixed(1)}" r="` +
-    `${front.includes(e) ? 5 : 3}" fill="${color[e.config.method]}"><title>${describe(e.config)}</title></circle>`);
+    `${front.includes(e) ? 5 : 3}" fill="${color[e.config.method]}"><title>${describe(e.config)}: ` +
+    `${gib(e.peakBytes)} GiB, ${e.stepMs.toFixed(2)} ms</title></circle>`);
   const legend = PLAN_METHODS.map((m, i) => `<text x="${W - pad - 110}" y="${pad + 14 * i}" fill="${color[m]}" ` +
     `font-size="12">${m}</text>`);
-  const by = py(budget / 2 ** 30).toFixed(1);
+  const by = py(yb).toFixed(1);
   return [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#333"/>`,
+    `<line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="#333"/>`, ...ticks,
     `<line x1="${pad}" y1="${by}" x2="${W - pad}" y2="${by}" stroke="#999" stroke-dasharray="4"/>`,
-    `<text x="${pad}" y="${Number(by) - 4}" font-size="12">budget ${gib(budget)} GiB</text>`,
-    `<text x="${W / 2}" y="${H - 15}" font-size="12" text-anchor="middle">step ms (log10)</text>`,
-    `<text x="15" y="${H / 2}" font-size="12" transform="rotate(-90 15 ${H / 2})">peak GiB</text>`,
+    `<text x="${pad + 4}" y="${Number(by) - 4}" font-size="12">budget ${gib(budget)} GiB</text>`,
+    `<text x="${W / 2}" y="${H - 15}" font-size="12" text-anchor="middle">step ms (log scale; larger dots: the ` +
+    'Pareto front)</text>',
+    `<text x="15" y="${H / 2}" font-size="12" transform="rotate(-90 15 ${H / 2})">peak GiB (log scale)</text>`,
     ...dots, ...legend, '</svg>'].join('\n') + '\n';
 }
 
