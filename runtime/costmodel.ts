@@ -1,13 +1,16 @@
 // The planner's cost model as data: every quantity of a SASRec training step is a sum of terms, a term a calibrated
 // coefficient times an expression over the step's sizes. `ccekit plan` (runtime/memplan.ts) and the PyTorch package
-// (ccekit_torch/plan.py, which reads this model as plan_model.json) evaluate the same data with the same small
-// expression language, so the model is written once; only `ccekit plan --calibrate` fits the coefficients.
+// (ccekit_torch/plan.py, which reads this model, its expressions parsed, as plan_model.json) evaluate the same data,
+// so the model is written once; only `ccekit plan --calibrate` fits the coefficients.
 //
 // Expressions: sums of products of numbers, names and parenthesised expressions, `^` with an integer exponent
 // (`B*L*(blocks*(6*D^2 + L*D) + D)`). Names are the inputs below and the derived quantities, in their order.
 
 export const PLAN_METHODS = ['ce-minus', 'ce', 'cce-per-row', 'cce-shared', 'cce-in-batch', 'cce-mixed'] as const;
 export type PlanMethod = (typeof PLAN_METHODS)[number];
+
+export type MemoryPart = 'grads' | 'activations' | 'table' | 'optimizer' | 'loss' | 'held';
+export type MemoryPhase = 'loss' | 'grads' | 'optimizer';
 
 /** A coefficient (a name of the calibration) times an expression. */
 export interface Term {
@@ -30,6 +33,8 @@ export interface CostModel {
   memory: {
     static: string; grads: string; activations: Term[]; table: Term[]; optimizer: Term[];
     loss: Record<PlanMethod, Term[]>; held: Record<PlanMethod, Term[]>;
+    /** Each phase as the memory parts it adds up (names above; loss and held: the method's). */
+    phases: Record<MemoryPhase, MemoryPart[]>;
   };
   /** Step milliseconds = model (forward, backward, Adam) + loss (forward and backward). */
   time: { model: Term[]; loss: Record<PlanMethod, Term[]> };
@@ -66,6 +71,8 @@ export const COST_MODEL: CostModel = {
     optimizer: [{ coef: 'mem.opt', expr: 'P' }],
     loss: byMethod(lossMem),
     held: byMethod(heldMem),
+    phases: { loss: ['activations', 'loss'], grads: ['grads', 'activations', 'table', 'held'],
+      optimizer: ['grads', 'optimizer'] },
   },
   time: {
     model: [{ coef: 'ms.model', expr: 'B*L*(blocks*(6*D^2 + L*D) + D)' }, { coef: 'ms.params', expr: 'P' }],
@@ -92,18 +99,30 @@ export const DEFAULT_COEFS: Record<string, number> = {
   'mem.ce-minus.pairs': 6, 'mem.ce-minus.cands': 16, 'mem.ce.cands': 8,
 };
 
+/** Every term of the model. */
+const allTerms = ({ memory: mem, time }: CostModel): Term[] => [...mem.activations, ...mem.table, ...mem.optimizer,
+  ...time.model, ...PLAN_METHODS.flatMap((m) => [...mem.loss[m], ...mem.held[m], ...time.loss[m]])];
+
+/** Every expression of the model (inputs to the parser). */
+const expressions = (model: CostModel): string[] => [...new Set([...model.derived.map(([, e]) => e),
+  ...Object.values(model.candidates), model.memory.static, model.memory.grads, ...allTerms(model).map((t) => t.expr)])];
+
+/**
+ * The model as the PyTorch package reads it (plan_model.json): the model, its expressions already parsed (so the
+ * package evaluates trees and needs no parser of its own) and its coefficient names.
+ */
+export const packagedModel = (model: CostModel = COST_MODEL) => ({
+  model, trees: Object.fromEntries(expressions(model).map((e) => [e, parseExpr(e)])), coefs: coefNames(model),
+});
+
 /** Every coefficient name the model uses. */
-export const coefNames = (model: CostModel = COST_MODEL): string[] => {
-  const terms = [...model.memory.activations, ...model.memory.table, ...model.memory.optimizer, ...model.time.model,
-    ...PLAN_METHODS.flatMap((m) => [...model.memory.loss[m], ...model.memory.held[m], ...model.time.loss[m]])];
-  return [...new Set(terms.map((t) => t.coef))];
-};
+export const coefNames = (model: CostModel = COST_MODEL): string[] => [...new Set(allTerms(model).map((t) => t.coef))];
 
 // ---------------------------------------------------------------------------------------------------------------
-// The expression language (ccekit_torch/plan.py has the same grammar: keep the two in step; test/plan.test.ts
-// evaluates both on the same inputs).
+// The expression language. ccekit_torch/plan.py evaluates the trees parseExpr makes (packagedModel); test/plan.test.ts
+// evaluates both on the same inputs.
 
-type Node = number | string | { op: '+' | '*' | '^'; a: Node; b: Node };
+export type Node = number | string | { op: '+' | '*' | '^'; a: Node; b: Node };
 
 export function parseExpr(text: string): Node {
   const toks = text.match(/\d+(\.\d+)?(e[-+]?\d+)?|[A-Za-z_][A-Za-z_0-9]*|[-+*^()]|\S/g) ?? [];

@@ -5,8 +5,8 @@
 // functions: the CLI prints and plots.
 import { CceInputError } from './problem.js';
 import {
-  COST_MODEL, type CostModel, DEFAULT_COEFS, PLAN_METHODS, type PlanMethod, type Term, coefNames, environment, expr,
-  sumTerms,
+  COST_MODEL, type CostModel, DEFAULT_COEFS, type MemoryPhase, PLAN_METHODS, type PlanMethod, type Term, coefNames,
+  environment, expr, sumTerms,
 } from './costmodel.js';
 
 export { PLAN_METHODS, type PlanMethod } from './costmodel.js';
@@ -117,8 +117,8 @@ export function estimate(m: PlanModel, c: PlanConfig, cal: Calibration = DEFAULT
     held: sumTerms(mem.held[c.method], k, env), optimizer: sumTerms(mem.optimizer, k, env),
     modelMs: sumTerms(model.time.model, k, env), lossMs: sumTerms(model.time.loss[c.method], k, env),
   };
-  const phases = { loss: parts.activations + parts.loss,
-    grads: parts.grads + parts.activations + parts.table + parts.held, optimizer: parts.grads + parts.optimizer };
+  const phase = (p: MemoryPhase) => mem.phases[p].reduce((s, part) => s + parts[part], 0);
+  const phases = { loss: phase('loss'), grads: phase('grads'), optimizer: phase('optimizer') };
   return {
     config: c, rows: Math.round(env.N!), candidates: Math.round(env.cands!),
     peakBytes: parts.params + Math.max(phases.loss, phases.grads, phases.optimizer),

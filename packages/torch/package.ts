@@ -20,7 +20,7 @@ import { COUNTER_SCHEDULE, reduceSchedule } from '../../codegen/schedule.js';
 import { BY_ITEM_PAIR_BYTES } from '../../runtime/byitem.js';
 import { passKernel } from '../../dsl/passes.js';
 import { STEP_RULES } from '../../runtime/step.js';
-import { COST_MODEL } from '../../runtime/costmodel.js';
+import { packagedModel } from '../../runtime/costmodel.js';
 import { DEFAULT_CALIBRATION } from '../../runtime/memplan.js';
 
 export interface TorchPackageOptions {
@@ -324,7 +324,7 @@ export function emitTorchPackage(o: TorchPackageOptions = {}): Map<string, strin
   const entries = Object.fromEntries((o.tuning ?? []).map((e, i) => [String(i), e]));
   files.set('ccekit_torch/tuning.json', JSON.stringify({ schema: 'ccekit-tuning/1', entries }, null, 1) + '\n');
   // The planner's cost model and default coefficients, for ccekit_torch/plan.py (runtime/costmodel.ts).
-  const plan = { model: COST_MODEL, default_calibration: DEFAULT_CALIBRATION };
+  const plan = { ...packagedModel(), default_calibration: DEFAULT_CALIBRATION };
   files.set('ccekit_torch/plan_model.json', JSON.stringify(plan, null, 1) + '\n');
   const src = sourceDir();
   for (const f of readdirSync(`${src}/ccekit_torch`).filter((f) => f.endsWith('.py')).sort())

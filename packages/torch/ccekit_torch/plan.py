@@ -7,15 +7,15 @@
     plan.plan(40 * 2**30, model, [config, ...])      # fitting, Pareto front, recommended
 
 The cost model is plan_model.json, written by `ccekit emit --target torch` from ccekit's runtime/costmodel.ts: the
-same data `ccekit plan` evaluates, in the same expression language. Its coefficients come from a calibration
-(`ccekit plan --calibrate runs.json` stores plan-calibration.json beside the tuning DB: $CCEKIT_CACHE, else
-~/.cache/ccekit); without one, the model's first-principles defaults (labelled "default", not measured).
+same data `ccekit plan` evaluates, with its expressions as the trees ccekit parsed, its coefficient names and its
+phases. Its coefficients come from a calibration (`ccekit plan --calibrate runs.json` stores plan-calibration.json
+beside the tuning DB: $CCEKIT_CACHE, else ~/.cache/ccekit); without one, the model's first-principles defaults
+(labelled "default", not measured).
 Methods: ce-minus (PyTorch CE-), ce (full CE), cce-per-row, cce-shared, cce-in-batch, cce-mixed.
 """
 import json
 import math
 import os
-import re
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(_HERE, "plan_model.json")) as _f:
@@ -29,81 +29,21 @@ class PlanError(ValueError):
     """A bad planner argument; the message starts with the argument's name."""
 
 
-# The expression language of runtime/costmodel.ts: sums of products of numbers, names and parenthesised
-# expressions, '^' with an integer exponent.
-_TOKEN = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?|[A-Za-z_][A-Za-z_0-9]*|[-+*^()]|\S")
-_parsed = {}
-
-
-def _parse(text):
-    toks = [m.group(0) for m in _TOKEN.finditer(text)]
-    pos = [0]
-
-    def take():
-        if pos[0] >= len(toks):
-            raise ValueError(f"cost model: unexpected end in {text!r}")
-        pos[0] += 1
-        return toks[pos[0] - 1]
-
-    def peek():
-        return toks[pos[0]] if pos[0] < len(toks) else None
-
-    def factor():
-        t = take()
-        if t == "(":
-            x = total()
-            if take() != ")":
-                raise ValueError(f"cost model: missing ')' in {text!r}")
-        elif t[0].isdigit():
-            x = float(t)
-        elif t[0].isalpha() or t[0] == "_":
-            x = t
-        else:
-            raise ValueError(f"cost model: unexpected {t!r} in {text!r}")
-        if peek() == "^":
-            take()
-            e = take()
-            if not e.isdigit():
-                raise ValueError(f"cost model: '^' needs an integer exponent in {text!r}")
-            x = ("^", x, int(e))
-        return x
-
-    def product():
-        x = factor()
-        while peek() == "*":
-            take()
-            x = ("*", x, factor())
-        return x
-
-    def total():
-        x = product()
-        while peek() == "+":
-            take()
-            x = ("+", x, product())
-        return x
-
-    node = total()
-    if pos[0] != len(toks):
-        raise ValueError(f"cost model: unexpected {toks[pos[0]]!r} in {text!r}")
-    return node
-
-
 def _eval(node, env):
+    """An expression tree of plan_model.json (runtime/costmodel.ts parses them): a number, a name, or
+    {"op": "+" | "*" | "^", "a": node, "b": node}."""
     if isinstance(node, (int, float)):
         return node
     if isinstance(node, str):
         if node not in env:
             raise ValueError(f"cost model: unknown name {node!r}")
         return env[node]
-    op, a, b = node
-    a, b = _eval(a, env), _eval(b, env)
-    return a + b if op == "+" else a * b if op == "*" else a ** b
+    a, b = _eval(node["a"], env), _eval(node["b"], env)
+    return a + b if node["op"] == "+" else a * b if node["op"] == "*" else a ** b
 
 
 def _expr(text, env):
-    if text not in _parsed:
-        _parsed[text] = _parse(text)
-    return float(_eval(_parsed[text], env))
+    return float(_eval(_PLAN["trees"][text], env))
 
 
 def _terms(terms, coefs, env):
@@ -126,7 +66,7 @@ def load_calibration(path=None):
     coefs = cal.get("coefs") if isinstance(cal, dict) else None
     if not isinstance(coefs, dict):
         raise PlanError(f"calibration: {path} has no coefs object (an older or foreign file?)")
-    for name in _coef_names():
+    for name in _PLAN["coefs"]:
         v = coefs.get(name)
         if v is None:
             raise PlanError(f"calibration: coefficient {name} is missing in {path} (made for an older cost model? "
@@ -134,14 +74,6 @@ def load_calibration(path=None):
         if not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
             raise PlanError(f"calibration: coefficient {name} in {path} must be a number >= 0, got {v}")
     return cal
-
-
-def _coef_names():
-    mem, tm = MODEL["memory"], MODEL["time"]
-    terms = mem["activations"] + mem["table"] + mem["optimizer"] + tm["model"]
-    for m in METHODS:
-        terms = terms + mem["loss"][m] + mem["held"][m] + tm["loss"][m]
-    return sorted({t["coef"] for t in terms})
 
 
 def _round(x):
@@ -183,10 +115,8 @@ def estimate(model, config, calibration=None):
              "loss": _terms(mem["loss"][method], k, env), "held": _terms(mem["held"][method], k, env),
              "optimizer": _terms(mem["optimizer"], k, env),
              "modelMs": _terms(tm["model"], k, env), "lossMs": _terms(tm["loss"][method], k, env)}
-    # runtime/costmodel.ts's phases: the loss's backward peak, the gradients forming, Adam's step.
-    phases = {"loss": parts["activations"] + parts["loss"],
-              "grads": parts["grads"] + parts["activations"] + parts["table"] + parts["held"],
-              "optimizer": parts["grads"] + parts["optimizer"]}
+    # The phases (the loss's backward peak, the gradients forming, Adam's step) as the parts each adds up.
+    phases = {p: sum(parts[part] for part in names) for p, names in mem["phases"].items()}
     return {"config": dict(config), "rows": _round(env["N"]), "candidates": _round(env["cands"]),
             "peakBytes": parts["params"] + max(phases["loss"], phases["grads"], phases["optimizer"]),
             "stepMs": parts["modelMs"] + parts["lossMs"], "parts": parts, "phases": phases}
