@@ -5,6 +5,8 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
 run() { bash scripts/device-run.sh "$@"; }
+# The PyTorch package in out/torch (every dtype, hidden sizes $DVALUES), unless one is there.
+package() { [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1; }
 # checks DEVICE "FLAGS" ...: one ccekit check per flag set, --quick except for CUDA with no flags (the full suite); a summary line each.
 checks() { local dev=$1; shift; for f in "$@"; do local q=$([ -z "$f" ] && [ "$dev" = cuda ] || echo --quick); run check --device "$dev" $q $f > "$OUT/check.log" 2>&1; echo "$dev $q $f: $(grep -E "passed" "$OUT/check.log")"; grep FAIL "$OUT/check.log" | head -3; done; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -17,18 +19,18 @@ for step in "$@"; do
       for m in "" "--fused" "--frozen-c" "--by-item"; do tag=webgpu$(echo "$m" | tr -d ' -'); run bench --device webgpu $m --repeats 5 --settings ${WGSETTINGS:-beauty,ml20m,megamarket,small-d} --out "$OUT/bench-$tag.json" > "$OUT/bench-$tag.log" 2>&1; echo "-- $tag"; grep -vE "^Warning|^\{|^wrote" "$OUT/bench-$tag.log" | tail -6; done
       timeout ${TUNE_S:-150} bash scripts/device-run.sh tune --device webgpu --settings small-d --repeats 3 --db "$OUT/tuning-webgpu.json" > "$OUT/tune-webgpu.log" 2>&1; echo "tune rc=$?"; grep -vE "^   \[|^Warning" "$OUT/tune-webgpu.log" | tail -8 ;;
     side) echo "== side by side: package, PyTorch CE-, Node runtime"
-      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      package
       PYTHONUNBUFFERED=1 python3 bench/side_by_side.py --package out/torch --node "bash scripts/device-run.sh" --out "$OUT/side" --merge ${SIDE_ARGS:-} > "$OUT/side.log" 2>&1; tail -${SIDE_TAIL:-40} "$OUT/side.log" ;;
     sources) echo "== candidate sources: the package's CUDA kernels vs its float64 path; in-batch vs PyTorch at N=32768"
-      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      package
       python3 bench/torch_sources_gpu.py out/torch "$OUT/torch-sources.json" > "$OUT/torch-sources.log" 2>&1; grep -E "FAIL|passed" "$OUT/torch-sources.log" | tail -8
       for dt in ${IB_DTYPES:-f16}; do python3 bench/in_batch.py --package out/torch --dtype $dt --out "$OUT/in-batch-$dt" > "$OUT/in-batch-$dt.log" 2>&1; tail -9 "$OUT/in-batch-$dt.log"; done ;;
     dist) echo "== torch.distributed on one GPU: 2 ranks over gloo with CUDA tensors (vocab-parallel, DDP), benchmark"
-      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      package
       for w in vocab ddp; do python3 test/support/torch_dist_check.py out/torch $w 2 cuda > "$OUT/dist-$w.log" 2>&1; echo "$w: $(grep -c '^ok' "$OUT/dist-$w.log") ok, $(grep -c '^FAIL' "$OUT/dist-$w.log") FAIL"; grep FAIL "$OUT/dist-$w.log" | head -3; done
       python3 bench/vocab_parallel.py --package out/torch --settings ${VP_SETTINGS:-beauty,zvuk} --out "$OUT/vocab" > "$OUT/vocab.log" 2>&1; tail -8 "$OUT/vocab.log" ;;
     plan) echo "== SASRec steps at V = 1M, D = 256, length 200: measured; the planner fitted on some, checked on the others"
-      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      package
       for set in fit check; do
         [ $set = fit ] && cfg=${PLAN_FIT:-ce-minus:64:200:256,ce-minus:128:100:1024,ce-minus:256:200:256,ce:4:200:0,ce:8:200:0,ce:16:200:0,cce-per-row:64:200:2048,cce-per-row:256:200:512,cce-per-row:128:200:8192,cce-shared:64:200:2048,cce-shared:128:200:4096,cce-shared:512:200:1024,cce-in-batch:32:200:0,cce-in-batch:64:100:0,cce-in-batch:128:200:0,cce-mixed:32:200:512,cce-mixed:128:50:512,cce-mixed:256:100:1024} \
           || cfg=${PLAN_CHECK:-ce-minus:164:200:512,cce-per-row:164:200:512,cce-shared:164:200:512,ce-minus:256:50:512,ce-minus:32:200:2048,cce-per-row:512:200:256,cce-per-row:128:100:4096,cce-per-row:1024:50:1024,cce-shared:256:100:8192,cce-in-batch:64:200:0,cce-mixed:64:200:512,ce:12:200:0}
@@ -39,7 +41,7 @@ for step in "$@"; do
       CCEKIT_CACHE="$OUT" run plan --check "$OUT/plan-check.json" --md "$OUT/plan-check.md" --json "$OUT/plan-check-cmp.json"
       CCEKIT_CACHE="$OUT" run plan --budget 40 --svg "$OUT/plan-40.svg" --json "$OUT/plan-40.json" | tail -14 ;;
     multi) echo "== several GPUs (issue 18; needs nvidia-h200-x2 or -x4): DDP scaling, vocab-parallel over NCCL"
-      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      package
       G=$(nvidia-smi -L | wc -l); echo "$G GPUs"; nvidia-smi topo -m > "$OUT/topo.txt" 2>&1
       for P in 1 2 4; do [ $P -le $G ] || continue
         torchrun --nproc_per_node=$P examples/sasrec/train.py --data .data/video.txt --loss cce-minus --ccekit-package out/torch \
@@ -51,7 +53,7 @@ for step in "$@"; do
       [ $G -ge 4 ] && python3 bench/vocab_parallel.py --package out/torch --world 4 --plain shard --adam --settings catalog-100m --repeats 5 \
         --out "$OUT/vocab-100m" > "$OUT/vocab-100m.log" 2>&1; tail -3 "$OUT/vocab-100m.log" ;;
     grid) echo "== SASRec grid (batch x K under a ${GRID_BUDGET:-40} GiB budget): synthetic 1M items and Video Games"
-      [ -d out/torch/ccekit_torch ] || run emit --target torch --dtype all --d-values ${DVALUES:-64,256} --out out/torch > "$OUT/emit.log" 2>&1
+      package
       [ -f .data/syn-1m.txt ] || python3 examples/sasrec/synthetic.py --items 1000000 --users 80000 --mean-length 25 --seed 1 --out .data/syn-1m.txt
       for g in ${GRIDS:-syn}; do
         case $g in syn) data=.data/syn-1m.txt; ep=${SYN_EPOCHS:-3};; video) data=.data/video.txt; ep=${VIDEO_EPOCHS:-8};; esac

@@ -85,11 +85,11 @@ def rank_main(rank, world, port, a, out_dir):
         bounds = [v * r // world for r in range(world + 1)]
         lo, hi = bounds[rank], bounds[rank + 1]
         # Every rank makes only its shard (a catalog no GPU holds whole stays out of every GPU).
-        table = lambda rows, seed: (torch.randn(rows, d, device=dev, generator=torch.Generator(dev).manual_seed(  # noqa
+        shard_of = lambda rows, seed: (torch.randn(rows, d, device=dev, generator=torch.Generator(dev).manual_seed(  # noqa
             seed)) / d ** 0.5).to(DT[a.dtype])
         row = {"N": n, "V": v, "K": k, "D": d, "plain_catalog": v if a.plain == "whole" else hi - lo}
         if rank == 0:
-            ee, cc = e.clone().requires_grad_(), table(row["plain_catalog"], 7).requires_grad_()
+            ee, cc = e.clone().requires_grad_(), shard_of(row["plain_catalog"], 7).requires_grad_()
             step = lambda: cce_minus_loss(ee, cc, t % cc.shape[0], num_negatives=k, seed=3).backward()  # noqa: E731
             plain = []
             for i in range(a.warmup + a.repeats):
@@ -104,7 +104,7 @@ def rank_main(rank, world, port, a, out_dir):
         if dev.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)
-        shard = table(hi - lo, 11 + rank)
+        shard = shard_of(hi - lo, 11 + rank)
         master = opt = None
         if a.adam:  # fp32 weights, gradient and Adam's moments; the kernels read a copy in the bench's dtype
             master = torch.nn.Parameter(shard.float())

@@ -23,11 +23,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from losses import make_loss  # noqa: E402
+from methods import METHODS  # noqa: E402
 from model import SASRec, make_adam  # noqa: E402
 
-MODES = {"ce-minus": ("ce-minus", "per-row"), "ce": ("ce", "per-row"), "cce-per-row": ("cce-minus", "per-row"),
-         "cce-shared": ("cce-minus", "shared"), "cce-in-batch": ("cce-minus", "in-batch"),
-         "cce-mixed": ("cce-minus", "mixed")}
 
 
 def args_of(argv=None):
@@ -49,8 +47,8 @@ def args_of(argv=None):
     a.parsed = []
     for text in a.configs.split(","):
         parts = text.split(":")
-        if len(parts) != 4 or parts[0] not in MODES or not all(x.isdigit() for x in parts[1:]):
-            p.error(f"--configs: {text!r} is not METHOD:BATCH:LENGTH:K with METHOD one of {', '.join(MODES)}")
+        if len(parts) != 4 or parts[0] not in METHODS or not all(x.isdigit() for x in parts[1:]):
+            p.error(f"--configs: {text!r} is not METHOD:BATCH:LENGTH:K with METHOD one of {', '.join(METHODS)}")
         a.parsed.append({"method": parts[0], "batch": int(parts[1]), "seqLen": int(parts[2]), "K": int(parts[3])})
     return a
 
@@ -65,7 +63,8 @@ def measure(a, config, dev, trivial):
         base = torch.cuda.memory_allocated(dev)
     model = SASRec(a.v, a.d, a.blocks, a.heads, a.max_len, a.dropout).to(dev)
     opt, _ = make_adam(model.parameters(), a.adam, dev, 1e-3)
-    name, mode = MODES[config["method"]]
+    name, mode, _ = METHODS[config["method"]]
+    mode = mode or "per-row"
     amp_dtype = torch.bfloat16 if cuda and a.amp == "bf16" else None
     # As train.py: under autocast the ccekit loss gets bf16 copies of E and C (make_loss's amp_dtype).
     loss_fn = None if trivial else make_loss(name, a.v, max(1, config["K"]), a.ccekit_package, amp_dtype,

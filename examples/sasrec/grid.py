@@ -39,18 +39,11 @@ import subprocess
 import sys
 import time
 
+from methods import METHODS  # examples/sasrec/methods.py: method -> (--loss, --negatives-mode, takes K)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN = os.path.join(HERE, "train.py")
 
-# method -> (train.py --loss, --negatives-mode or None, whether it draws K negatives)
-METHODS = {
-    "ce": ("ce", None, False),
-    "ce-minus": ("ce-minus", None, True),
-    "cce-per-row": ("cce-minus", None, True),
-    "cce-shared": ("cce-minus", "shared", True),
-    "cce-in-batch": ("cce-minus", "in-batch", False),
-    "cce-mixed": ("cce-minus", "mixed", True),
-}
 ALIASES = {"cce-minus": "cce-per-row"}
 GROUPED = ("cce-shared", "cce-mixed")  # draws shared by groups of --share-rows rows (default 128)
 DEFAULT_SHARE = 128
