@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: correctness (CUDA, WebGPU) and timings on the GPU machine; logs and JSON go to $OUT.
-# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist multi plan grid wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
+# Usage there, from the repo root: bash bench/device-session.sh STEP...   (steps: steps side sources dist multi plan grid tseeds wgsteps check webgpu tune bench philox fused shared tshared floors sass torch wgbench pkg triton det wgdet tdet wgfloors frozen validate byitem)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export CCEKIT_CACHE=${CCEKIT_CACHE:-/tmp/ccekit-cache}
@@ -35,7 +35,7 @@ for step in "$@"; do
         [ $set = fit ] && cfg=${PLAN_FIT:-ce-minus:64:200:256,ce-minus:128:100:1024,ce-minus:256:200:256,ce:4:200:0,ce:8:200:0,ce:16:200:0,cce-per-row:64:200:2048,cce-per-row:256:200:512,cce-per-row:128:200:8192,cce-shared:64:200:2048,cce-shared:128:200:4096,cce-shared:512:200:1024,cce-in-batch:32:200:0,cce-in-batch:64:100:0,cce-in-batch:128:200:0,cce-mixed:32:200:512,cce-mixed:128:50:512,cce-mixed:256:100:1024} \
           || cfg=${PLAN_CHECK:-ce-minus:164:200:512,cce-per-row:164:200:512,cce-shared:164:200:512,ce-minus:256:50:512,ce-minus:32:200:2048,cce-per-row:512:200:256,cce-per-row:128:100:4096,cce-per-row:1024:50:1024,cce-shared:256:100:8192,cce-in-batch:64:200:0,cce-mixed:64:200:512,ce:12:200:0}
         python3 examples/sasrec/calibrate.py --v 1000000 --d 256 --max-len 200 --blocks 2 --ccekit-package out/torch \
-          --configs $cfg --out "$OUT/plan-$set.json" > "$OUT/plan-$set.log" 2>&1; echo "$set: rc $?"; tail -3 "$OUT/plan-$set.log"
+          --configs $cfg ${CALIB_ARGS:-} --out "$OUT/plan-$set.json" > "$OUT/plan-$set.log" 2>&1; echo "$set: rc $?"; tail -3 "$OUT/plan-$set.log"
       done
       CCEKIT_CACHE="$OUT" run plan --calibrate "$OUT/plan-fit.json" | tail -${PLAN_TAIL:-16}
       CCEKIT_CACHE="$OUT" run plan --check "$OUT/plan-check.json" --md "$OUT/plan-check.md" --json "$OUT/plan-check-cmp.json"
@@ -52,6 +52,10 @@ for step in "$@"; do
         python3 bench/vocab_parallel.py --package out/torch --world $P --plain shard --settings beauty,zvuk --out "$OUT/vocab-p$P" > "$OUT/vocab-p$P.log" 2>&1; tail -4 "$OUT/vocab-p$P.log"; done
       [ $G -ge 4 ] && python3 bench/vocab_parallel.py --package out/torch --world 4 --plain shard --adam --settings catalog-100m --repeats 5 \
         --out "$OUT/vocab-100m" > "$OUT/vocab-100m.log" 2>&1; tail -3 "$OUT/vocab-100m.log" ;;
+    tseeds) echo "== the package's Triton tile kernels under many seeds: one compile, every later call fast, vs float64"
+      package
+      python3 bench/triton_seeds.py --package out/torch --calls ${TSEEDS_CALLS:-12} --out "$OUT/triton-seeds.json" \
+        > "$OUT/triton-seeds.log" 2>&1; echo "rc $?"; tail -3 "$OUT/triton-seeds.log" ;;
     grid) echo "== SASRec grid (batch x K under a ${GRID_BUDGET:-40} GiB budget): synthetic 1M items and Video Games"
       package
       [ -f .data/syn-1m.txt ] || python3 examples/sasrec/synthetic.py --items 1000000 --users 80000 --mean-length 25 --seed 1 --out .data/syn-1m.txt

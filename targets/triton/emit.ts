@@ -21,8 +21,18 @@ import triton.language as tl
 {{#if libdevice}}from triton.language.extra import libdevice
 {{/if}}
 
+# Triton types a Python int argument by its value (int32 below 2**31, int64 above) and specializes it on
+# divisibility by 16, so a uint32 word (a seed) would compile a variant of the kernel for each kind of value. These
+# pass as their int32 bit pattern (as_args) and are not specialized: one compile serves every value.
+U32_ARGS = ({{#each u32}}"{{this}}", {{/each}})
 
-@triton.jit
+
+def as_args(**kwargs):
+    """The kernel's keyword arguments with each uint32 scalar as its int32 bit pattern."""
+    return {k: (v - (1 << 32) if k in U32_ARGS and v >= 1 << 31 else v) for k, v in kwargs.items()}
+
+
+@triton.jit(do_not_specialize=U32_ARGS)
 def {{name}}(
 {{#each params}}    {{{this}}},
 {{/each}}    BLOCK_R: tl.constexpr,
@@ -43,6 +53,7 @@ def launch_{{name}}(grid_rows, **kwargs):
         raise ValueError(f"{{vecDim}} = {kwargs['{{vecDim}}']}: this kernel's schedule covers 1..{{blockD}} "
                          "(BLOCK_D = lanes·vec·dChunks); emit it with a schedule fitted to {{vecDim}}")
 {{/if}}    grid = (triton.cdiv(grid_rows, {{rows}}),)
+    kwargs = as_args(**kwargs)
     return {{name}}[grid](**kwargs, BLOCK_R={{rows}}, BLOCK_D={{blockD}}, {{#if cands}}BLOCK_C={{cands}}, {{/if}}\
 num_warps={{numWarps}}, num_stages={{stages}})
 `,
@@ -224,6 +235,7 @@ export function emitTriton(lk: LoweredKernel, version: string): Emitted {
     stages: s.stages,
     name: k.name,
     params,
+    u32: k.params.filter((p) => p.kind !== 'tensor' && p.type === 'u32').map((p) => p.name),
     rowDim: k.rowDim,
     rows: s.rows,
     blockD: lk.blockD,

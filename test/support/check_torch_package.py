@@ -101,7 +101,8 @@ def fake_launch(kernel, device, rows, tensors, scalars, any_d=False):
     assert str(tensors["E"].dtype) == str(tensors["C"].dtype) == {"f32": "torch.float32"}[o["dtype"]]
     if o.get("negatives") == "philox":
         seed = scalars["seed_lo"] | scalars["seed_hi"] << 32
-        neg = _reference.philox_uniform(scalars["G"], k, v, seed, torch.device("cpu"), stream=1 if share else 0)
+        groups = scalars.get("G", -(-n // share) if share else n)  # the tile kernels take no G
+        neg = _reference.philox_uniform(groups, k, v, seed, torch.device("cpu"), stream=1 if share else 0)
     logq = tensors.get("logq")
     ee = tensors["E"].double().requires_grad_()
     cc = tensors["C"].double().requires_grad_()
@@ -124,23 +125,40 @@ torch.cuda.get_device_name = lambda device=None: "the CPU (host code under test)
 _cuda.launch = _byitem.launch = fake_launch
 
 
-class FakeTile:
-    """An emitted Triton tile kernel's launcher (kernel[grid](**arguments)) that hands its arguments to
-    fake_launch; its launch meta-parameters are left out."""
+class StubKernel:
+    """What the stub triton.jit makes of an emitted tile kernel: kernel[grid](**arguments) checks that every uint32
+    scalar arrives as an int32 bit pattern and is not specialized (else Triton compiles a kernel for each kind of
+    seed value), then hands the arguments, less the launch meta-parameters, to fake_launch."""
 
-    def __init__(self, tile):
-        self.tile = tile
+    def __init__(self, fn, opts):
+        self.file, self.no_spec = os.path.basename(fn.__code__.co_filename), set(opts.get("do_not_specialize", ()))
 
     def __getitem__(self, grid):
         def call(**kw):
+            tile = next(t for t in _cuda._MANIFEST["tiles"] if t["file"] == self.file)
             for meta in ("BLOCK_R", "BLOCK_D", "BLOCK_C", "num_warps", "num_stages"):
                 kw.pop(meta)
+            for p in tile["parameters"]:
+                if p["kind"] == "scalar" and p["dtype"] == "u32":
+                    assert p["name"] in self.no_spec, f"{tile['file']}: {p['name']} is specialized"
+                    assert -2**31 <= kw[p["name"]] < 2**31, f"{tile['file']}: {p['name']} = {kw[p['name']]}"
+                    kw[p["name"]] &= 0xFFFFFFFF
             tensors = {k: x for k, x in kw.items() if x is None or isinstance(x, torch.Tensor)}
-            fake_launch(self.tile, None, grid[0], tensors, {k: x for k, x in kw.items() if k not in tensors})
+            fake_launch(tile, None, grid[0], tensors, {k: x for k, x in kw.items() if k not in tensors})
         return call
 
 
-_tile._entry = FakeTile
+def stub_triton():
+    """A triton module for loading the package's emitted tile modules on the CPU (only what they use at import)."""
+    import types
+
+    triton, tl, extra = (types.ModuleType(m) for m in ("triton", "triton.language", "triton.language.extra"))
+    tl.constexpr, extra.libdevice, triton.language, tl.extra = object, object(), tl, extra
+    triton.jit = lambda fn=None, **opts: StubKernel(fn, opts) if fn else (lambda f: StubKernel(f, opts))
+    sys.modules.update({"triton": triton, "triton.language": tl, "triton.language.extra": extra})
+
+
+stub_triton()
 _tile_available = _tile.available
 torch.cuda.device = lambda device: contextlib.nullcontext()
 
@@ -197,6 +215,9 @@ for fx in fixtures:
     if red != "none":
         runs += [("frozen items", dict(frozen=True)), ("int64 negatives, unit upstream gradient", dict(g_scale=unit))]
     if share:
+        if fx["itemProbs"] is None:
+            runs += [("Triton tiles, in-kernel sampler, seed words >= 2**31",
+                      dict(tiles=True, philox_seed=0xF0000003_9000000B))]
         runs += [("Triton tiles, int64 negatives", dict(tiles=True)),
                  ("Triton tiles, deterministic, int32 negatives", dict(tiles=True, det=True, int64=False))]
     if red != "none":

@@ -33,13 +33,14 @@ def available(device, share, dtype=torch.float16):
     return _ok[key]
 
 
-def _entry(tile):
+def _module(tile):
+    """The tile kernel's emitted module (its jit function under tile["entry"], and as_args)."""
     if tile["file"] not in _modules:
         path = os.path.join(_HERE, "triton", tile["file"])
         spec = importlib.util.spec_from_file_location("ccekit_tile_" + tile["file"][:-3], path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        _modules[tile["file"]] = getattr(mod, tile["entry"])
+        _modules[tile["file"]] = mod
     return _modules[tile["file"]]
 
 
@@ -79,14 +80,17 @@ def _launch_tile(pass_, e, negatives, logq, share, det, tensors, scalars, src=No
     block_d = max(16, 1 << (d - 1).bit_length())
     warps, stages = tile["launch"]["wide" if d >= 128 else "narrow"]
     s = tile["schedule"]
-    kwargs = {p["name"]: args.get(p["name"]) for p in tile["parameters"]}
+    mod = _module(tile)
+    kernel = getattr(mod, tile["entry"])
+    # as_args: the seed words as int32 bit patterns, or Triton compiles a kernel for each kind of seed value.
+    kwargs = mod.as_args(**{p["name"]: args.get(p["name"]) for p in tile["parameters"]})
     grid = (-(-n // s["rows"]),)
     with torch.cuda.device(e.device):
         # Large D: fewer pipeline stages when the tiles do not fit the device's shared memory.
         for st in range(stages, 0, -1):
             try:
-                _entry(tile)[grid](**kwargs, BLOCK_R=s["rows"], BLOCK_D=block_d, BLOCK_C=s["samplesPerStep"],
-                                   num_warps=warps, num_stages=st)
+                kernel[grid](**kwargs, BLOCK_R=s["rows"], BLOCK_D=block_d, BLOCK_C=s["samplesPerStep"],
+                             num_warps=warps, num_stages=st)
                 return
             except Exception as err:  # triton.runtime.errors.OutOfResources
                 if "out of resource" not in str(err) or st == 1:
