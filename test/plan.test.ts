@@ -214,6 +214,11 @@ describe('the cost model', () => {
       expect(r.stepMs).toBeGreaterThan(0);
       expect(r.modelMs).toBeGreaterThan(0);
       expect(r.peakBytes).toBeNull();
+      // The timed steps are recorded after a warm-up of two steps or more; stepMs is their median.
+      const st = (r as MeasuredRun & { steps: { warmupMs: number[]; stepsMs: number[] } }).steps;
+      expect(st.warmupMs.length).toBeGreaterThanOrEqual(2);
+      expect(st.stepsMs).toHaveLength(2);
+      expect(r.stepMs).toBeCloseTo((st.stepsMs[0] + st.stepsMs[1]) / 2, 2);
     }
     const env = { ...process.env, CCEKIT_CACHE: dir };
     const cli = (...a: string[]) => spawnSync('npx', ['tsx', 'cli/main.ts', 'plan', ...a], { encoding: 'utf8', env });

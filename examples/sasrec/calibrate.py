@@ -39,11 +39,15 @@ def args_of(argv=None):
     p.add_argument("--ccekit-package", default="out/torch")
     p.add_argument("--amp", choices=("bf16", "off"), default="bf16")
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--max-warmup", type=int, default=20, help="the warm-up's most steps (default 20)")
     p.add_argument("--adam", choices=("auto", "fused", "foreach"), default="auto",
                    help="auto: fused on CUDA where torch has it (as train.py)")
     p.add_argument("--device", default=None)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    for flag, v, low in (("--steps", a.steps, 1), ("--max-warmup", a.max_warmup, 2)):
+        if v < low:
+            p.error(f"{flag} must be >= {low}, got {v}")
     a.parsed = []
     for text in a.configs.split(","):
         parts = text.split(":")
@@ -54,8 +58,11 @@ def args_of(argv=None):
 
 
 def measure(a, config, dev, trivial):
-    """Median step time over a.steps steps after 2 warm-up steps, and the peaks (bytes above what the process held
-    before the model) of the whole step and of its phases: forward + backward, and Adam's step."""
+    """Median step time over a.steps steps after the warm-up, and the peaks (bytes above what the process held
+    before the model) of the whole step and of its phases: forward + backward, and Adam's step. The warm-up is 2
+    steps or more: it goes on until two steps in a row agree within 20 % (at most a.max_warmup steps), since a
+    kernel's first uses (compiles, caches) can span several steps. Also returns the warm-up's and the timed steps'
+    times."""
     torch.manual_seed(0)
     cuda = dev.type == "cuda"
     if cuda:
@@ -81,7 +88,7 @@ def measure(a, config, dev, trivial):
         torch.cuda.synchronize(dev)
         return torch.cuda.max_memory_allocated(dev) - base
 
-    for i in range(a.steps + 2):
+    def step():
         if cuda:
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
@@ -99,13 +106,20 @@ def measure(a, config, dev, trivial):
             torch.cuda.reset_peak_memory_stats(dev)
         opt.step()
         op = peak_since_reset()
-        times.append((time.perf_counter() - t0) * 1e3)
-        if i >= 2:
-            fb_peak, opt_peak = max(fb_peak, fb), max(opt_peak, op)
-    del model, opt, loss_fn, h, loss
+        return (time.perf_counter() - t0) * 1e3, fb, op
+
+    warm = []
+    while len(warm) < 2 or (len(warm) < a.max_warmup and abs(warm[-1] - warm[-2]) > 0.2 * min(warm[-2:])):
+        warm.append(step()[0])
+    for _ in range(a.steps):
+        ms, fb, op = step()
+        times.append(ms)
+        fb_peak, opt_peak = max(fb_peak, fb), max(opt_peak, op)
+    del model, opt, loss_fn
+    steps = {"warmupMs": [round(x, 3) for x in warm], "stepsMs": [round(x, 3) for x in times]}
     if not cuda:
-        return statistics.median(times[2:]), None, None, None
-    return statistics.median(times[2:]), max(fb_peak, opt_peak), fb_peak, opt_peak
+        return statistics.median(times), None, None, None, steps
+    return statistics.median(times), max(fb_peak, opt_peak), fb_peak, opt_peak, steps
 
 
 def main(argv=None):
@@ -113,13 +127,14 @@ def main(argv=None):
     dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     runs, model_only = [], {}
     for config in a.parsed:
-        ms, peak, fb, op = measure(a, config, dev, trivial=False)
+        ms, peak, fb, op, steps = measure(a, config, dev, trivial=False)
         key = (config["batch"], config["seqLen"])
         if key not in model_only:  # the model's share depends on the batch and length only
             model_only[key] = measure(a, config, dev, trivial=True)
-        model_ms, model_peak, model_fb, _ = model_only[key]
+        model_ms, model_peak, model_fb, _, model_steps = model_only[key]
         runs.append({"config": config, "stepMs": ms, "peakBytes": peak, "fbPeakBytes": fb, "optPeakBytes": op,
-                     "modelMs": model_ms, "modelPeakBytes": model_peak, "modelFbPeakBytes": model_fb})
+                     "modelMs": model_ms, "modelPeakBytes": model_peak, "modelFbPeakBytes": model_fb,
+                     "steps": steps, "modelSteps": model_steps})
         gib = (lambda x: "-" if x is None else f"{x / 2**30:.2f} GiB")
         print(f"{config}: step {ms:.2f} ms (model {model_ms:.2f}), peak {gib(peak)} (forward + backward {gib(fb)}, "
               f"Adam {gib(op)}; model alone {gib(model_peak)})", file=sys.stderr, flush=True)
