@@ -7,6 +7,9 @@
 #             all with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (CE-'s first K 4096 run ran out of the 40 GiB
 #             with 12.8 GiB reserved but unallocated: fragmentation, not its tensors; grid-syn/first-try-*)
 #   synextra  seed 1, batch 128: full CE, ccekit shared (K 4096, groups of 128), in-batch, mixed (K 1024)
+#   syn3      what syn2 and synextra left (their runs timed out sharing the GPU), in one call of 5 runs at once, all
+#             with expandable segments: batch 128, K {1024, 4096, 16384}, seeds 1 and 2, both methods (reports kept
+#             from earlier stages are not run again), and synextra's full CE, shared and mixed (seed 1)
 #   video     Video Games, seed 1: batch {128, 512} x K {256, 1024, 4096, 16384}, both methods, VIDEO_EPOCHS epochs
 # The syn stages share one folder, grid-syn, seeded with the runs committed in bench/results/h200-issue17/grid-syn
 # (a run whose report is there with status ok or oom is not run again; timeouts run again).
@@ -42,6 +45,11 @@ for stage in "$@"; do
     synextra) grid syn .data/syn-1m.txt 3 ${EXTRA_END:-560} grid-synextra --batches 128 --negatives 4096 \
       --losses cce-minus --seeds 1 --extra ce:128:0,cce-shared:128:4096,cce-in-batch:128:0,cce-mixed:128:1024 \
       --parallel 3 ;;
+    syn3) export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+      grid syn .data/syn-1m.txt 3 ${SYN3_END:-560} grid-syn3 --batches 128 --negatives 1024,4096,16384 \
+      --losses ce-minus,cce-minus --seeds 1,2 --extra ce:128:0,cce-shared:128:4096,cce-mixed:128:1024 --extra-seeds 1 \
+      --parallel 5
+      unset PYTORCH_CUDA_ALLOC_CONF ;;
     video) grid video .data/video.txt ${VIDEO_EPOCHS:-6} ${VIDEO_END:-545} grid-video --batches 128,512 \
       --negatives 256,1024,4096,16384 --losses ce-minus,cce-minus --seeds 1 --parallel 3 ;;
     *) echo "unknown stage $stage" ;;
