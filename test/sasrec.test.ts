@@ -105,6 +105,7 @@ describe('SASRec example', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ce-minus N=7 V=5 .* ok$/m);
     expect(r.stdout).toMatch(/^bce: .* ok$/m);
+    expect(r.stdout).toMatch(/^train step order .* ok$/m);
     if (hasPackage) expect(r.stdout).toMatch(/^cce-minus \(ccekit_torch, in-batch, positions\): .* ok$/m);
     expect(r.stdout).toContain('self-check ok');
   });

@@ -266,8 +266,10 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
         # The last step's gradients go before the forward, not after it: held through the forward they would add
         # 4 bytes a parameter to the step's peak (the planner's phases assume this order, as calibrate.py runs it).
         opt.zero_grad(set_to_none=True)
+        # C = item_emb.weight[1:V+1] is taken after the model's forward: autograd runs later nodes first, so the
+        # slice's backward then turns the loss's dC into the table's gradient before the model's backward, instead of
+        # holding it through that.
         with autocast_ctx(device, amp_dtype):
-            C = raw_model.catalog()  # [V, D] = item_emb.weight[1:V+1]
             if masked:
                 # BERT4Rec-style: masked items predicted from a bidirectional pass; the loss rows are the masked
                 # positions of the flattened hidden states (positions=, no [M, D] gather for cce-minus).
@@ -275,7 +277,7 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
                 if where is not None:
                     where.setdefault("rows", []).append(int(pos.numel()))
                 H = model(ids, causal=False)  # [B, L, D]
-                loss = loss_fn(H.reshape(-1, H.shape[-1]), C, t, positions=pos)
+                loss = loss_fn(H.reshape(-1, H.shape[-1]), raw_model.catalog(), t, positions=pos)
             else:
                 tg_cpu = targets[idx]
                 if where is not None:
@@ -285,7 +287,7 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
                 mask = tg != IGNORE_INDEX
                 E = H[mask]  # [N, D] hidden states of the non-padding positions
                 t = tg[mask]  # [N] rows of C: item id - 1
-                loss = loss_fn(E, C, t)
+                loss = loss_fn(E, raw_model.catalog(), t)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
@@ -301,11 +303,38 @@ def train_epoch(model, raw_model, data, loss_fn, opt, scaler, device, amp_dtype,
     return float(total) / max(1, count)
 
 
+def step_order_check():
+    """train_epoch's order on a tiny model (the planner's phases and calibrate.py assume it): no gradient is held
+    through the forward, and the loss's dC reaches the catalog slice before the model's backward starts."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    model = SASRec(30, 8, 1, 1, 6, 0.0)
+    opt = torch.optim.Adam(model.parameters())
+    seqs = torch.randint(1, 31, (4, 7))
+    data = SimpleNamespace(train_inputs=seqs[:, :-1], train_targets=seqs[:, 1:] - 1)
+    args = SimpleNamespace(objective="next", batch_size=2, no_progress=True)
+    events = []
+
+    def loss_fn(e, c, t):
+        events.append("forward" if model.item_emb.weight.grad is None else "forward with gradients held")
+        e.register_hook(lambda g: events.append("dE"))
+        c.register_hook(lambda g: events.append("dC"))
+        return (e @ c.t()).logsumexp(1).mean() - (e * c[t]).sum(1).mean()
+
+    train_epoch(model, model, data, loss_fn, opt, make_scaler(False), torch.device("cpu"), None, args, 1)
+    ok = events == ["forward", "dC", "dE"] * 2
+    return f"train step order (gradients cleared before the forward, dC before the model's backward): {events} " + \
+        ("ok" if ok else "FAIL")
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.self_check:
-        for line in self_check(args.ccekit_package):
+        for line in self_check(args.ccekit_package) + [step_order_check()]:
             print(line)
+            if line.endswith("FAIL"):
+                return 1
         print("self-check ok")
         return 0
 
