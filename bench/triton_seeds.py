@@ -13,6 +13,11 @@ import time
 import torch
 
 
+def rel(x, y):
+    """Largest error of x against y, relative to y's largest magnitude."""
+    return float((x.double() - y).abs().max() / y.abs().max())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--package", default="out/torch")
@@ -53,7 +58,6 @@ def main():
                 e2, c2 = (x.detach().double().requires_grad_() for x in (e0, c0))
                 want = cce_minus_loss(e2, c2, t, seed=seed, **opts)
                 want.backward()
-                rel = lambda x, y: float((x.double() - y).abs().max() / y.abs().max())  # noqa: E731
                 errs.append({"seed": hex(seed), "loss": rel(loss.detach(), want.detach()), "dE": rel(e.grad, e2.grad),
                              "dC": rel(c.grad, c2.grad)})
                 del e2, c2, want

@@ -147,22 +147,17 @@ export function parseExpr(text: string): Node {
     }
     return x;
   };
-  const product = (): Node => {
-    let x = factor();
-    while (toks[i] === '*') {
+  // A left-associative level of binary op over the next tighter level.
+  const level = (op: '+' | '*', next: () => Node) => (): Node => {
+    let x = next();
+    while (toks[i] === op) {
       i++;
-      x = { op: '*', a: x, b: factor() };
+      x = { op, a: x, b: next() };
     }
     return x;
   };
-  const sum = (): Node => {
-    let x = product();
-    while (toks[i] === '+') {
-      i++;
-      x = { op: '+', a: x, b: product() };
-    }
-    return x;
-  };
+  const product = level('*', factor);
+  const sum = level('+', product);
   const x = sum();
   if (i !== toks.length) fail(`unexpected '${toks[i]}'`);
   return x;

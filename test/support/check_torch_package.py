@@ -131,11 +131,14 @@ class StubKernel:
     seed value), then hands the arguments, less the launch meta-parameters, to fake_launch."""
 
     def __init__(self, fn, opts):
-        self.file, self.no_spec = os.path.basename(fn.__code__.co_filename), set(opts.get("do_not_specialize", ()))
+        file = os.path.basename(fn.__code__.co_filename)
+        self.tile = next(t for t in _cuda._MANIFEST["tiles"] if t["file"] == file)
+        self.no_spec = set(opts.get("do_not_specialize", ()))
 
     def __getitem__(self, grid):
+        tile = self.tile
+
         def call(**kw):
-            tile = next(t for t in _cuda._MANIFEST["tiles"] if t["file"] == self.file)
             for meta in ("BLOCK_R", "BLOCK_D", "BLOCK_C", "num_warps", "num_stages"):
                 kw.pop(meta)
             for p in tile["parameters"]:
